@@ -1,0 +1,359 @@
+//! The single entry point of every request: request id, routing, auth,
+//! role, parameters, handler, envelope, metrics and logs.
+
+use std::time::Instant;
+
+use actix_web::http::header::{
+    HeaderName, HeaderValue, AUTHORIZATION, CONTENT_LENGTH, RETRY_AFTER, WWW_AUTHENTICATE,
+};
+use actix_web::http::{Method as HttpMethod, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use serde_json::{Map, Value};
+
+use super::auth::AuthFailure;
+use super::catalogue::{status_of, survives_legacy_mode};
+use super::error::ApiError;
+use super::params::Params;
+use super::router::{Match, Route, RouteId};
+use super::views::Fields;
+use super::{admin, card, contact, ops, AppState, Ctx};
+use crate::domain::{policy::may_call, ErrorKey};
+use crate::metrics as m;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// What the logs and metrics need to know about a handled request.
+struct Outcome {
+    response: HttpResponse,
+    login: Option<String>,
+    error: Option<ApiError>,
+    request_body: Option<web::Bytes>,
+    response_body: Option<String>,
+}
+
+pub async fn dispatch(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let started = Instant::now();
+    let request_id = request_id(&req);
+    let method = method_label(req.method());
+    let (template, outcome) = match state.router.find(req.method(), req.path()) {
+        Match::NotFound => (
+            "unmatched",
+            render(
+                &state,
+                Err(ApiError::new(
+                    ErrorKey::NotFound,
+                    format!("no route {} {}", req.method(), req.path()),
+                )),
+            ),
+        ),
+        Match::WrongMethod(route) => (
+            route.template,
+            render(
+                &state,
+                Err(ApiError::new(
+                    ErrorKey::MethodNotAllowed,
+                    format!("{} does not answer {}", route.template, req.method()),
+                )),
+            ),
+        ),
+        Match::Found(route, captures) => (
+            route.template,
+            handle(&state, route, captures, &req, payload).await,
+        ),
+    };
+    let Outcome {
+        mut response,
+        login,
+        error,
+        request_body,
+        response_body,
+    } = outcome;
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, v);
+    }
+    let status = response.status().as_u16();
+    m::http_request(template, method, status, started.elapsed().as_secs_f64());
+    let login = login.as_deref().unwrap_or("-");
+    if let Some(e) = &error {
+        m::error(e.key.as_str());
+        // Integration errors are always logged; the message never carries
+        // credentials (they are not part of any error text).
+        if status >= 500 {
+            tracing::error!(%request_id, route = template, method, login, key = e.key.as_str(), status, message = %e.message, "request failed");
+        } else {
+            tracing::warn!(%request_id, route = template, method, login, key = e.key.as_str(), status, message = %e.message, "request refused");
+        }
+    }
+    if state.settings.log.requests {
+        let body = request_body.as_deref().map(redact).unwrap_or_default();
+        tracing::info!(
+            %request_id, method, path = req.path(), query = req.query_string(), login, status,
+            request = %body, response = %response_body.unwrap_or_default(), "request"
+        );
+    }
+    response
+}
+
+async fn handle(
+    state: &AppState,
+    route: &Route,
+    captures: Vec<String>,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Outcome {
+    let Some(permission) = route.permission else {
+        return match route.id {
+            RouteId::Metrics => Outcome {
+                response: ops::metrics(state),
+                login: None,
+                error: None,
+                request_body: None,
+                response_body: None,
+            },
+            RouteId::Ready => render(state, ops::ready(state).await),
+            _ => render(state, ops::health()),
+        };
+    };
+
+    let header = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|h| h.to_str().ok());
+    let actor = match state.auth.authenticate(header).await {
+        Ok(actor) => actor,
+        Err(AuthFailure::Throttled(secs)) => {
+            return render(
+                state,
+                Err(
+                    ApiError::new(ErrorKey::RateLimited, "too many failed logins; retry later")
+                        .retry_after(secs),
+                ),
+            )
+        }
+        Err(failure) => {
+            let why = match failure {
+                AuthFailure::Missing => "credentials are required (HTTP Basic)",
+                AuthFailure::Malformed => "the Authorization header is not valid HTTP Basic",
+                _ => "wrong login or password",
+            };
+            return render(state, Err(ApiError::new(ErrorKey::Unauthorized, why)));
+        }
+    };
+    if !may_call(actor.role, permission) {
+        let message = format!(
+            "the role {} may not call {}",
+            actor.role.as_str(),
+            route.template
+        );
+        return with_login(
+            render(state, Err(ApiError::new(ErrorKey::Forbidden, message))),
+            &actor.login,
+        );
+    }
+
+    let limit = if route.id == RouteId::AdminCards {
+        state.settings.http.admin_max_body_bytes
+    } else {
+        state.settings.http.max_body_bytes
+    };
+    let body = if req.method() == HttpMethod::POST {
+        match read_body(req, payload, limit).await {
+            Ok(b) => Some(b),
+            Err(e) => return with_login(render(state, Err(e)), &actor.login),
+        }
+    } else {
+        None
+    };
+    let params = match params_of(req, body.as_deref(), route.id) {
+        Ok(p) => p,
+        Err(e) => return with_login(render(state, Err(e)), &actor.login),
+    };
+    let login = actor.login.clone();
+    let ctx = Ctx {
+        state,
+        actor,
+        params,
+        captures,
+    };
+    let result = match route.id {
+        RouteId::BalanceByNumber => card::balance_by_number(&ctx).await,
+        RouteId::BalanceByPhone => card::balance_by_phone(&ctx).await,
+        RouteId::BalanceByCode => card::balance_by_code(&ctx).await,
+        RouteId::Issue => card::issue(&ctx).await,
+        RouteId::BindTo => card::bindto(&ctx).await,
+        RouteId::Active => card::active(&ctx).await,
+        RouteId::Block => card::block(&ctx).await,
+        RouteId::Unblock => card::unblock(&ctx).await,
+        RouteId::History => card::history(&ctx).await,
+        RouteId::ContactUpsert => contact::upsert(&ctx).await,
+        RouteId::ContactGet => contact::get(&ctx).await,
+        RouteId::AdminCards => admin::load_cards(&ctx, body.as_deref().unwrap_or_default()).await,
+        RouteId::Health | RouteId::Ready | RouteId::Metrics => ops::health(),
+    };
+    let mut outcome = with_login(render(state, result), &login);
+    outcome.request_body = body;
+    outcome
+}
+
+fn params_of(req: &HttpRequest, body: Option<&[u8]>, route: RouteId) -> Result<Params, ApiError> {
+    let query = Params::from_query(req.query_string())?;
+    match body {
+        // The admin loader parses its own (array) body.
+        Some(_) if route == RouteId::AdminCards => Ok(query),
+        Some(body) => Ok(Params::from_json(body)?.merge(query)),
+        None => Ok(query),
+    }
+}
+
+fn with_login(mut outcome: Outcome, login: &str) -> Outcome {
+    outcome.login = Some(login.to_owned());
+    outcome
+}
+
+/// Reads at most `limit` bytes; more is 413 without reading the rest.
+async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            ErrorKey::PayloadTooLarge,
+            format!("the body exceeds {limit} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(
+                ErrorKey::InvalidJson,
+                format!("the body could not be read: {e}"),
+            )
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Builds the envelope: `Status`, `Key`, `Value` first, then the fields.
+fn render(state: &AppState, result: Result<Fields, ApiError>) -> Outcome {
+    let (status, key, value, fields, error) = match result {
+        Ok(fields) => (StatusCode::OK, "OK", String::new(), fields, None),
+        Err(e) => (
+            status_of(e.key),
+            e.key.as_str(),
+            e.message.clone(),
+            Fields::new(),
+            Some(e),
+        ),
+    };
+    let mut body = Map::new();
+    body.insert("Status".into(), Value::Bool(error.is_none()));
+    body.insert("Key".into(), Value::String(key.into()));
+    body.insert("Value".into(), Value::String(value));
+    body.extend(fields);
+    let text = Value::Object(body).to_string();
+
+    let wire_status = if error.is_some()
+        && state.settings.http.business_errors_as_200
+        && !survives_legacy_mode(status)
+    {
+        StatusCode::OK
+    } else {
+        status
+    };
+    let mut builder = HttpResponse::build(wire_status);
+    builder.content_type("application/json");
+    if let Some(secs) = error.as_ref().and_then(|e| e.retry_after_secs) {
+        builder.insert_header((RETRY_AFTER, secs.to_string()));
+    }
+    if status == StatusCode::UNAUTHORIZED {
+        builder.insert_header((WWW_AUTHENTICATE, r#"Basic realm="loyalty""#));
+    }
+    let response_body = state.settings.log.requests.then(|| text.clone());
+    Outcome {
+        response: builder.body(text),
+        login: None,
+        error,
+        request_body: None,
+        response_body,
+    }
+}
+
+/// The caller's `X-Request-Id` when it is sane, else a new one.
+fn request_id(req: &HttpRequest) -> String {
+    req.headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| (1..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()))
+}
+
+fn method_label(method: &HttpMethod) -> &'static str {
+    match *method {
+        HttpMethod::GET => "GET",
+        HttpMethod::POST => "POST",
+        HttpMethod::PUT => "PUT",
+        HttpMethod::DELETE => "DELETE",
+        HttpMethod::HEAD => "HEAD",
+        HttpMethod::PATCH => "PATCH",
+        HttpMethod::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// Request bodies for the log, with any password-like field masked.
+fn redact(body: &[u8]) -> String {
+    fn mask(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                for (k, v) in map.iter_mut() {
+                    let k = k.to_ascii_lowercase();
+                    if k.contains("password") || k.contains("secret") || k.contains("token") {
+                        *v = Value::String("***".into());
+                    } else {
+                        mask(v);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(mask),
+            _ => {}
+        }
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(mut v) => {
+            mask(&mut v);
+            v.to_string()
+        }
+        Err(_) => format!("<{} bytes, not JSON>", body.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_masked_in_logged_bodies() {
+        let out = redact(br#"{"Login":"a","Password":"hunter2","Nested":[{"api_token":"t"}]}"#);
+        assert!(!out.contains("hunter2") && !out.contains("\"t\""), "{out}");
+        assert!(out.contains("\"Login\":\"a\""));
+    }
+}

@@ -1,0 +1,63 @@
+//! The API's error: a Key, its message, and what the response needs besides.
+
+use crate::domain::{ErrorKey, RuleError};
+use crate::engine::EngineError;
+use crate::store::StoreError;
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub key: ErrorKey,
+    pub message: String,
+    /// Seconds for a `Retry-After` header (429, 503 Overloaded).
+    pub retry_after_secs: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(key: ErrorKey, message: impl Into<String>) -> ApiError {
+        ApiError {
+            key,
+            message: message.into(),
+            retry_after_secs: None,
+        }
+    }
+
+    pub fn retry_after(mut self, secs: u64) -> ApiError {
+        self.retry_after_secs = Some(secs);
+        self
+    }
+
+    pub fn from_engine(err: EngineError, overload_retry_after_secs: u64) -> ApiError {
+        match err.clone() {
+            EngineError::Rule(rule) => rule.into(),
+            EngineError::Store(StoreError::Unavailable(reason)) => {
+                ApiError::new(ErrorKey::StoreUnavailable, format!("the store is unavailable: {reason}"))
+            }
+            EngineError::Store(StoreError::OutcomeUnknown(reason)) => ApiError::new(
+                ErrorKey::StoreUnavailable,
+                format!("the store did not confirm the write ({reason}); it may or may not have been applied, and retrying is safe"),
+            ),
+            EngineError::Store(StoreError::Corrupt { .. }) | EngineError::Internal(_) => {
+                // The detail is for operators, not for the caller.
+                tracing::error!(error = %err, "internal error");
+                ApiError::new(ErrorKey::InternalError, "internal error")
+            }
+            EngineError::Overloaded => {
+                ApiError::new(ErrorKey::Overloaded, "the engine is overloaded; retry later")
+                    .retry_after(overload_retry_after_secs)
+            }
+            EngineError::Contention(what) => ApiError::new(
+                ErrorKey::Overloaded,
+                format!("too many concurrent changes to {what}; retry later"),
+            )
+            .retry_after(overload_retry_after_secs),
+            EngineError::Stopped => ApiError::new(ErrorKey::Overloaded, "the server is shutting down")
+                .retry_after(overload_retry_after_secs),
+        }
+    }
+}
+
+impl From<RuleError> for ApiError {
+    fn from(e: RuleError) -> ApiError {
+        ApiError::new(e.key, e.message)
+    }
+}

@@ -1,0 +1,38 @@
+//! Unauthenticated operations routes (API.md §10).
+
+use actix_web::http::header::ContentType;
+use actix_web::HttpResponse;
+
+use super::error::ApiError;
+use super::views::Fields;
+use super::AppState;
+use crate::domain::ErrorKey;
+use crate::metrics as m;
+
+pub fn health() -> Result<Fields, ApiError> {
+    Ok(Fields::new())
+}
+
+pub async fn ready(state: &AppState) -> Result<Fields, ApiError> {
+    state.engine.ping_store().await.map_err(|e| {
+        ApiError::new(
+            ErrorKey::StoreUnavailable,
+            format!("the store does not answer: {e}"),
+        )
+    })?;
+    Ok(Fields::new())
+}
+
+pub fn metrics(state: &AppState) -> HttpResponse {
+    // Queue depths are sampled when scraped rather than on every command.
+    for (shard, depth) in state.engine.queue_depths().into_iter().enumerate() {
+        m::shard_queue_depth(shard, depth);
+    }
+    HttpResponse::Ok()
+        .content_type(ContentType(
+            "text/plain; version=0.0.4; charset=utf-8"
+                .parse()
+                .expect("a valid mime type"),
+        ))
+        .body(state.metrics.render())
+}

@@ -1,0 +1,201 @@
+//! Request parameters with case-insensitive names, from a query string or a
+//! JSON object body. Codes and numbers may come as strings or JSON integers.
+
+use serde_json::Value;
+
+use super::error::ApiError;
+use crate::domain::ErrorKey;
+
+#[derive(Debug, Default, Clone)]
+pub struct Params {
+    /// (lower-cased name, value); the first occurrence of a name wins.
+    entries: Vec<(String, Value)>,
+}
+
+impl Params {
+    pub fn from_query(query: &str) -> Result<Params, ApiError> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|_| {
+            ApiError::new(ErrorKey::InvalidParameter, "the query string is malformed")
+        })?;
+        let mut params = Params::default();
+        for (name, value) in pairs {
+            params.push(name, Value::String(value));
+        }
+        Ok(params)
+    }
+
+    /// An empty body is an empty object; anything else must be a JSON object.
+    pub fn from_json(body: &[u8]) -> Result<Params, ApiError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Params::default());
+        }
+        let value: Value = serde_json::from_slice(body).map_err(|e| {
+            ApiError::new(
+                ErrorKey::InvalidJson,
+                format!("the body is not valid JSON: {e}"),
+            )
+        })?;
+        let Value::Object(map) = value else {
+            return Err(ApiError::new(
+                ErrorKey::InvalidJson,
+                "the body must be a JSON object",
+            ));
+        };
+        Ok(Params::from_object(map))
+    }
+
+    pub fn from_object(map: serde_json::Map<String, Value>) -> Params {
+        let mut params = Params::default();
+        for (name, value) in map {
+            params.push(name, value);
+        }
+        params
+    }
+
+    /// Adds `other`'s entries whose names this one lacks.
+    pub fn merge(mut self, other: Params) -> Params {
+        for (name, value) in other.entries {
+            self.push(name, value);
+        }
+        self
+    }
+
+    fn push(&mut self, name: String, value: Value) {
+        let name = name.to_ascii_lowercase();
+        if !self.entries.iter().any(|(n, _)| *n == name) {
+            self.entries.push((name, value));
+        }
+    }
+
+    fn raw(&self, name: &str) -> Option<&Value> {
+        let name = name.to_ascii_lowercase();
+        self.entries
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v)
+    }
+
+    /// Present means: given, not null, and not an empty string.
+    pub fn is_present(&self, name: &str) -> bool {
+        match self.raw(name) {
+            None | Some(Value::Null) => false,
+            Some(Value::String(s)) => !s.trim().is_empty(),
+            Some(_) => true,
+        }
+    }
+
+    /// Fails with `RequiredParameterNotSpecified` naming every missing one.
+    pub fn require(&self, names: &[&str]) -> Result<(), ApiError> {
+        let missing: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| !self.is_present(n))
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(missing_error(&missing))
+        }
+    }
+
+    /// A scalar parameter as text: strings as they are, integers in decimal.
+    /// Arrays, objects, booleans and fractions are a type error.
+    pub fn text(&self, name: &str) -> Result<Option<String>, ApiError> {
+        match self.raw(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) if n.is_u64() || n.is_i64() => Ok(Some(n.to_string())),
+            Some(other) => Err(ApiError::new(
+                ErrorKey::InvalidJson,
+                format!(
+                    "the parameter {name} must be a string or an integer, not {}",
+                    kind(other)
+                ),
+            )),
+        }
+    }
+
+    /// A free-text parameter: strings only (an empty string clears a field).
+    pub fn string(&self, name: &str) -> Result<Option<String>, ApiError> {
+        match self.raw(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(other) => Err(ApiError::new(
+                ErrorKey::InvalidJson,
+                format!("the parameter {name} must be a string, not {}", kind(other)),
+            )),
+        }
+    }
+
+    /// An optional non-negative integer (`limit`, `cursor`).
+    pub fn unsigned(&self, name: &str) -> Result<Option<u64>, ApiError> {
+        match self.text(name)? {
+            None => Ok(None),
+            Some(s) => s.trim().parse::<u64>().map(Some).map_err(|_| {
+                ApiError::new(
+                    ErrorKey::InvalidParameter,
+                    format!("the parameter {name} must be a non-negative integer"),
+                )
+            }),
+        }
+    }
+}
+
+pub fn missing_error(missing: &[&str]) -> ApiError {
+    ApiError::new(ErrorKey::RequiredParameterNotSpecified, missing.join(", "))
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a fractional number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_case_insensitive() {
+        let p = Params::from_json(br#"{"NUMBER": "123456", "mobileNumber": 79161234567}"#).unwrap();
+        assert_eq!(p.text("Number").unwrap().as_deref(), Some("123456"));
+        assert_eq!(
+            p.text("MobileNumber").unwrap().as_deref(),
+            Some("79161234567")
+        );
+        let q = Params::from_query("nUmBeR=42&x=%2B7").unwrap();
+        assert_eq!(q.text("Number").unwrap().as_deref(), Some("42"));
+        assert_eq!(q.text("X").unwrap().as_deref(), Some("+7"));
+    }
+
+    #[test]
+    fn all_missing_parameters_are_named() {
+        let p =
+            Params::from_json(br#"{"Number": null, "Other": 1, "MobileNumber": "  "}"#).unwrap();
+        let err = p.require(&["Number", "MobileNumber"]).unwrap_err();
+        assert_eq!(err.key, ErrorKey::RequiredParameterNotSpecified);
+        assert_eq!(err.message, "Number, MobileNumber");
+    }
+
+    #[test]
+    fn wrong_types_and_bad_json() {
+        let p = Params::from_json(br#"{"Number": [1], "Code": 1.5, "B": true}"#).unwrap();
+        assert_eq!(p.text("Number").unwrap_err().key, ErrorKey::InvalidJson);
+        assert_eq!(p.text("Code").unwrap_err().key, ErrorKey::InvalidJson);
+        assert_eq!(p.text("B").unwrap_err().key, ErrorKey::InvalidJson);
+        for body in [&b"{"[..], b"[1]", b"\"x\"", b"{\"a\":}", b"\xff"] {
+            assert_eq!(
+                Params::from_json(body).unwrap_err().key,
+                ErrorKey::InvalidJson
+            );
+        }
+        assert!(Params::from_json(b"  ").is_ok());
+    }
+}

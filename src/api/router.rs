@@ -1,0 +1,245 @@
+//! Case-insensitive routing (API.md §1): literal path segments match in any
+//! case, captured segments keep their case (contact codes are
+//! case-sensitive). Each route carries its template for metrics labels.
+
+use actix_web::http::Method as HttpMethod;
+
+use crate::domain::Method;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteId {
+    BalanceByNumber,
+    BalanceByPhone,
+    BalanceByCode,
+    Issue,
+    BindTo,
+    Active,
+    Block,
+    Unblock,
+    History,
+    ContactUpsert,
+    ContactGet,
+    AdminCards,
+    Health,
+    Ready,
+    Metrics,
+}
+
+pub struct Route {
+    pub id: RouteId,
+    /// Label for metrics and logs.
+    pub template: &'static str,
+    segments: Vec<&'static str>,
+    pub methods: &'static [HttpMethod],
+    /// The role-table group; `None` for the unauthenticated ops routes.
+    pub permission: Option<Method>,
+}
+
+const GET: &[HttpMethod] = &[HttpMethod::GET];
+const POST: &[HttpMethod] = &[HttpMethod::POST];
+const GET_POST: &[HttpMethod] = &[HttpMethod::GET, HttpMethod::POST];
+
+fn route(
+    id: RouteId,
+    template: &'static str,
+    methods: &'static [HttpMethod],
+    permission: Option<Method>,
+) -> Route {
+    Route {
+        id,
+        template,
+        segments: template.trim_matches('/').split('/').collect(),
+        methods,
+        permission,
+    }
+}
+
+pub struct Router {
+    routes: Vec<Route>,
+}
+
+pub enum Match<'r> {
+    Found(&'r Route, Vec<String>),
+    /// The path exists, the method does not.
+    WrongMethod(&'r Route),
+    NotFound,
+}
+
+impl Default for Router {
+    fn default() -> Self {
+        Router::new()
+    }
+}
+
+impl Router {
+    pub fn new() -> Router {
+        use RouteId::*;
+        let m = Some;
+        Router {
+            routes: vec![
+                route(
+                    BalanceByNumber,
+                    "/api/card/balance/by/{number}",
+                    GET,
+                    m(Method::Balance),
+                ),
+                route(
+                    BalanceByNumber,
+                    "/api/card/balance/by/number/{number}",
+                    GET,
+                    m(Method::Balance),
+                ),
+                route(
+                    BalanceByPhone,
+                    "/api/card/balance/by/phone/{phone}",
+                    GET,
+                    m(Method::Balance),
+                ),
+                route(
+                    BalanceByCode,
+                    "/api/card/balance/by/code/{code}",
+                    GET,
+                    m(Method::Balance),
+                ),
+                route(Issue, "/api/card/issue", GET_POST, m(Method::Issue)),
+                route(BindTo, "/api/card/bindto", POST, m(Method::BindTo)),
+                // The seed's spelling; same method, same label.
+                Route {
+                    template: "/api/card/bindto",
+                    ..route(BindTo, "/api/card/binto", POST, m(Method::BindTo))
+                },
+                route(Active, "/api/card/active", GET_POST, m(Method::Active)),
+                route(Block, "/api/card/block", POST, m(Method::Block)),
+                route(Unblock, "/api/card/unblock", POST, m(Method::Unblock)),
+                route(
+                    History,
+                    "/api/card/history/{number}",
+                    GET,
+                    m(Method::History),
+                ),
+                route(ContactUpsert, "/api/contact", POST, m(Method::Contacts)),
+                route(ContactGet, "/api/contact/{code}", GET, m(Method::Contacts)),
+                route(AdminCards, "/api/admin/cards", POST, m(Method::DataLoading)),
+                route(Health, "/health", GET, None),
+                route(Ready, "/ready", GET, None),
+                route(Metrics, "/metrics", GET, None),
+            ],
+        }
+    }
+
+    /// `path` is the raw (still percent-encoded) request path.
+    pub fn find(&self, method: &HttpMethod, path: &str) -> Match<'_> {
+        let trimmed = path.trim_end_matches('/');
+        let parts: Vec<&str> = trimmed.trim_start_matches('/').split('/').collect();
+        let mut wrong_method = None;
+        for r in &self.routes {
+            let Some(captures) = match_segments(&r.segments, &parts) else {
+                continue;
+            };
+            if r.methods.contains(method) {
+                return Match::Found(r, captures);
+            }
+            wrong_method.get_or_insert(r);
+        }
+        match wrong_method {
+            Some(r) => Match::WrongMethod(r),
+            None => Match::NotFound,
+        }
+    }
+}
+
+fn match_segments(template: &[&str], parts: &[&str]) -> Option<Vec<String>> {
+    if template.len() != parts.len() {
+        return None;
+    }
+    let mut captures = Vec::new();
+    for (t, p) in template.iter().zip(parts) {
+        if t.starts_with('{') {
+            let decoded = percent_decode(p)?;
+            if decoded.is_empty() {
+                return None;
+            }
+            captures.push(decoded);
+        } else if !t.eq_ignore_ascii_case(p) {
+            return None;
+        }
+    }
+    Some(captures)
+}
+
+/// Decodes `%XX` escapes; `None` for a malformed escape or non-UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hi = (hex[0] as char).to_digit(16)?;
+            let lo = (hex[1] as char).to_digit(16)?;
+            out.push((hi * 16 + lo) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn find(method: HttpMethod, path: &str) -> Option<(RouteId, Vec<String>)> {
+        match Router::new().find(&method, path) {
+            Match::Found(r, c) => Some((r.id, c)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn literals_match_in_any_case_and_captures_keep_theirs() {
+        assert_eq!(
+            find(HttpMethod::GET, "/API/Card/Issue").unwrap().0,
+            RouteId::Issue
+        );
+        assert_eq!(
+            find(HttpMethod::GET, "/api/card/balance/BY/code/AbC-1").unwrap(),
+            (RouteId::BalanceByCode, vec!["AbC-1".to_owned()])
+        );
+        assert_eq!(
+            find(HttpMethod::GET, "/api/card/balance/by/phone/%2B7%20916")
+                .unwrap()
+                .1,
+            vec!["+7 916".to_owned()]
+        );
+        assert_eq!(
+            find(HttpMethod::POST, "/api/card/BinTo").unwrap().0,
+            RouteId::BindTo
+        );
+        assert_eq!(
+            find(HttpMethod::GET, "/api/card/balance/by/123456/")
+                .unwrap()
+                .0,
+            RouteId::BalanceByNumber
+        );
+    }
+
+    #[test]
+    fn wrong_method_and_unknown_paths() {
+        let r = Router::new();
+        assert!(matches!(
+            r.find(&HttpMethod::GET, "/api/card/block"),
+            Match::WrongMethod(_)
+        ));
+        assert!(matches!(
+            r.find(&HttpMethod::GET, "/api/card/nope"),
+            Match::NotFound
+        ));
+        assert!(matches!(
+            r.find(&HttpMethod::GET, "/api/card/balance/by/%zz"),
+            Match::NotFound
+        ));
+    }
+}

@@ -1,0 +1,190 @@
+//! Settings: `config/default.toml` (compiled in, so the binary always has
+//! its defaults), then each `--config FILE` in order, then environment
+//! variables `LOYALTY__<SECTION>__<KEY>`. Option names carry their units.
+
+use std::path::PathBuf;
+
+use config::{Config, Environment, File, FileFormat};
+use serde::{Deserialize, Deserializer};
+
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub http: HttpSettings,
+    pub store: StoreSettings,
+    pub auth: AuthSettings,
+    pub activation: ActivationSettings,
+    pub engine: EngineConfig,
+    pub card: CardSettings,
+    pub log: LogSettings,
+    pub demo: DemoSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpSettings {
+    pub bind: String,
+    /// 0: one per core.
+    pub workers: usize,
+    pub max_body_bytes: usize,
+    /// Data loading takes larger bodies than the card methods.
+    pub admin_max_body_bytes: usize,
+    /// Legacy clients treat any non-200 as a transport failure: answer
+    /// business errors with HTTP 200 and `Status: false`.
+    pub business_errors_as_200: bool,
+    pub shutdown_timeout_secs: u64,
+    pub keep_alive_secs: u64,
+    /// Demo users have published passwords: refuse them on a non-loopback
+    /// bind unless this is set.
+    pub allow_demo_credentials_on_public_bind: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StoreSettings {
+    /// `memory` or `redis`.
+    pub backend: String,
+    /// One URL (single node) or several seed URLs (cluster).
+    #[serde(deserialize_with = "one_or_many", default)]
+    pub url: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    pub users_file: PathBuf,
+    /// How long a verified login:password is trusted without re-hashing.
+    pub cache_ttl_secs: u64,
+    pub cache_capacity: usize,
+    /// Failed attempts per login within `failure_window_secs` before the
+    /// login is throttled for `lockout_secs`.
+    pub max_failures: u32,
+    pub failure_window_secs: u64,
+    pub lockout_secs: u64,
+    /// Argon2 verifications running at once; more wait their turn.
+    pub max_concurrent_verifications: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ActivationSettings {
+    #[serde(deserialize_with = "one_or_many")]
+    pub required_fields: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct EngineConfig {
+    /// 0: four per core.
+    pub shards: usize,
+    /// Threads the shards run on; 0: one per core.
+    pub threads: usize,
+    pub shard_queue_capacity: usize,
+    pub claim_lease_ms: i64,
+    pub overload_retry_after_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CardSettings {
+    pub number_pattern: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    /// A tracing filter directive, e.g. `info` or `loyalty=debug`.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+    /// Log full requests and responses (credentials are never logged).
+    pub requests: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DemoSettings {
+    /// JSON file of demo cards and contacts loaded at start; empty: none.
+    pub data_file: String,
+}
+
+/// A TOML string, a TOML array, or (from the environment) a comma list.
+fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        OneOrMany::Many(v) => v,
+    })
+}
+
+impl Settings {
+    /// Defaults, then `files` in order, then the environment.
+    pub fn load(files: &[PathBuf]) -> Result<Settings, config::ConfigError> {
+        Self::load_with_env(files, true)
+    }
+
+    pub fn load_with_env(files: &[PathBuf], env: bool) -> Result<Settings, config::ConfigError> {
+        let mut builder =
+            Config::builder().add_source(File::from_str(DEFAULT_TOML, FileFormat::Toml));
+        for f in files {
+            builder = builder.add_source(
+                File::from(f.as_path())
+                    .format(FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        if env {
+            builder = builder.add_source(
+                Environment::with_prefix("LOYALTY")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            );
+        }
+        builder.build()?.try_deserialize()
+    }
+
+    /// Settings for tests: the defaults without the environment, changed by `f`.
+    pub fn defaults() -> Settings {
+        Self::load_with_env(&[], false).expect("config/default.toml is valid")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse() {
+        let s = Settings::defaults();
+        assert_eq!(s.http.bind, "127.0.0.1:8080");
+        assert_eq!(s.store.backend, "memory");
+        assert_eq!(s.activation.required_fields, vec!["Name", "BirthDate"]);
+    }
+
+    #[test]
+    fn later_files_override_earlier_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.toml");
+        let b = dir.path().join("b.toml");
+        std::fs::write(
+            &a,
+            "[http]\nbind = \"127.0.0.1:1\"\n[store]\nurl = \"redis://x:1\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            &b,
+            "[http]\nbind = \"127.0.0.1:2\"\n[store]\nurl = [\"redis://a:1\", \"redis://b:2\"]\n",
+        )
+        .unwrap();
+        let s = Settings::load_with_env(std::slice::from_ref(&a), false).unwrap();
+        assert_eq!(s.http.bind, "127.0.0.1:1");
+        assert_eq!(s.store.url, vec!["redis://x:1"]);
+        let s = Settings::load_with_env(&[a, b], false).unwrap();
+        assert_eq!(s.http.bind, "127.0.0.1:2");
+        assert_eq!(s.store.url, vec!["redis://a:1", "redis://b:2"]);
+    }
+}

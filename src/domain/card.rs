@@ -1,0 +1,390 @@
+//! The card and its state machine (API.md §4). Every operation either
+//! refuses with the Key the contract names, leaves the card unchanged (the
+//! idempotent "already there" answers), or yields the new card together with
+//! the history entry that records the change.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::error::{ErrorKey, RuleError};
+use super::history::{HistoryEntry, Operation};
+use super::ids::{CardNumber, ContactCode};
+use super::policy::{may_block, may_unblock, Actor};
+use super::reference::{BlockReason, CardStatus, CardType, Category, Role, UnblockReason};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Card {
+    pub number: CardNumber,
+    pub status: CardStatus,
+    pub category: Category,
+    pub card_type: CardType,
+    /// The contact this card is bound to. For a card blocked for replacement
+    /// it stays set: the card was that contact's, and its history says so.
+    pub contact: Option<ContactCode>,
+    pub block: Option<BlockInfo>,
+    /// Set on a card blocked for replacement once a new card took its place.
+    pub replaced_by: Option<CardNumber>,
+    /// Set on the new card of a replacement: which card it took over from.
+    pub replaces: Option<CardNumber>,
+}
+
+/// Who blocked the card, why, when, and from which status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockInfo {
+    pub reason: BlockReason,
+    pub reason_name: Option<String>,
+    pub login: String,
+    pub role: Role,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub previous: CardStatus,
+}
+
+/// The result of an operation that the rules allowed.
+// Short-lived and moved once: boxing the card would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Already in the requested state: answer OK, write nothing.
+    Unchanged,
+    Changed {
+        card: Card,
+        entry: HistoryEntry,
+    },
+}
+
+/// What `bindto` needs to do for a card the rules let it bind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindCheck {
+    /// Bound to this very contact already: OK, nothing to do.
+    AlreadyBound,
+    /// Issued and unbound: may be bound once the contact is free.
+    Bindable,
+}
+
+impl Card {
+    /// A card as data loading creates it: New and unbound.
+    pub fn new(number: CardNumber, category: Category, card_type: CardType) -> Card {
+        Card {
+            number,
+            status: CardStatus::New,
+            category,
+            card_type,
+            contact: None,
+            block: None,
+            replaced_by: None,
+            replaces: None,
+        }
+    }
+
+    pub fn is_bound(&self) -> bool {
+        self.contact.is_some()
+    }
+
+    /// Blocked with reason 4: final, never unblocked, and it frees its
+    /// contact for a new card.
+    pub fn is_blocked_for_replacement(&self) -> bool {
+        self.status == CardStatus::Blocked
+            && self
+                .block
+                .as_ref()
+                .is_some_and(|b| b.reason == BlockReason::Replacement)
+    }
+
+    /// New → Issued; Issued → OK unchanged; Active or Blocked → StatusError.
+    pub fn issue(&self, actor: &Actor, now: OffsetDateTime) -> Result<Change, RuleError> {
+        match self.status {
+            CardStatus::New => {
+                Ok(self.transition(CardStatus::Issued, Operation::Issue, actor, now))
+            }
+            CardStatus::Issued => Ok(Change::Unchanged),
+            CardStatus::Active | CardStatus::Blocked => Err(status_error(format!(
+                "the card is {}: only a New card can be issued",
+                self.status.name()
+            ))),
+        }
+    }
+
+    /// May this card be bound to `contact`? (The contact's side — whether it
+    /// holds another card — is checked by the caller, which sees it.)
+    pub fn check_bind(&self, contact: &ContactCode) -> Result<BindCheck, RuleError> {
+        match self.status {
+            CardStatus::New => {
+                return Err(status_error(
+                    "the card is New: issue it before binding it to a contact",
+                ))
+            }
+            CardStatus::Blocked => {
+                return Err(status_error(
+                    "the card is Blocked: a blocked card cannot be bound to a contact",
+                ))
+            }
+            CardStatus::Issued | CardStatus::Active => {}
+        }
+        match &self.contact {
+            Some(bound) if bound == contact => Ok(BindCheck::AlreadyBound),
+            Some(_) => Err(RuleError::new(
+                ErrorKey::CardNumberBindToAnotherContact,
+                "the card is bound to another contact",
+            )),
+            // An Active card is always bound; Issued and unbound is the only
+            // bindable state left.
+            None => Ok(BindCheck::Bindable),
+        }
+    }
+
+    /// Binds a card that `check_bind` found `Bindable`. The status stays.
+    pub fn bind(
+        &self,
+        contact: &ContactCode,
+        replaces: Option<CardNumber>,
+        actor: &Actor,
+        now: OffsetDateTime,
+    ) -> Change {
+        let mut card = self.clone();
+        card.contact = Some(contact.clone());
+        card.replaces = replaces;
+        let entry = entry(
+            self,
+            card.status,
+            Operation::BindTo,
+            actor,
+            now,
+            None,
+            Some(contact.to_string()),
+        );
+        Change::Changed { card, entry }
+    }
+
+    /// Records on an old card, blocked for replacement, which card replaced it.
+    pub fn mark_replaced(&self, by: &CardNumber, actor: &Actor, now: OffsetDateTime) -> Change {
+        if self.replaced_by.as_ref() == Some(by) {
+            return Change::Unchanged;
+        }
+        let mut card = self.clone();
+        card.replaced_by = Some(by.clone());
+        let entry = entry(
+            self,
+            card.status,
+            Operation::Replaced,
+            actor,
+            now,
+            None,
+            Some(by.to_string()),
+        );
+        Change::Changed { card, entry }
+    }
+
+    /// Issued(bound) → Active when the contact's data is sufficient.
+    pub fn activate(
+        &self,
+        sufficient: bool,
+        actor: &Actor,
+        now: OffsetDateTime,
+    ) -> Result<Change, RuleError> {
+        match self.status {
+            CardStatus::Active => Ok(Change::Unchanged),
+            CardStatus::New => Err(status_error(
+                "the card is New: it must be issued and bound first",
+            )),
+            CardStatus::Blocked => Err(status_error("the card is Blocked: unblock it instead")),
+            CardStatus::Issued if !self.is_bound() => Err(status_error(
+                "the card is not bound to a contact: bind it first",
+            )),
+            CardStatus::Issued if !sufficient => Err(status_error(
+                "the contact's personal data is not sufficient to activate the card",
+            )),
+            CardStatus::Issued => {
+                Ok(self.transition(CardStatus::Active, Operation::Active, actor, now))
+            }
+        }
+    }
+
+    /// Issued(bound) or Active → Blocked. The reason code and the role ×
+    /// reason table are checked before the card's status (API.md §5).
+    pub fn block(
+        &self,
+        actor: &Actor,
+        reason_code: &str,
+        reason_name: Option<String>,
+        now: OffsetDateTime,
+    ) -> Result<Change, RuleError> {
+        let reason = BlockReason::parse_code(reason_code).ok_or_else(|| {
+            RuleError::new(
+                ErrorKey::BlockReasonError,
+                format!("unknown block reason code {reason_code:?}: expected 0, 1, 2, 3 or 4"),
+            )
+        })?;
+        if !may_block(actor.role, reason) {
+            return Err(RuleError::new(
+                ErrorKey::BlockReasonError,
+                format!(
+                    "the role {} may not block a card with the reason {} ({})",
+                    actor.role.as_str(),
+                    reason.code(),
+                    reason.name()
+                ),
+            ));
+        }
+        match self.status {
+            CardStatus::New => {
+                return Err(status_error(
+                    "the card is New: only a bound card can be blocked",
+                ))
+            }
+            CardStatus::Blocked => return Err(status_error("the card is already Blocked")),
+            CardStatus::Issued if !self.is_bound() => {
+                return Err(status_error(
+                    "the card is Issued but not bound to a contact: it cannot be blocked",
+                ))
+            }
+            CardStatus::Issued | CardStatus::Active => {}
+        }
+        let mut card = self.clone();
+        card.status = CardStatus::Blocked;
+        card.block = Some(BlockInfo {
+            reason,
+            reason_name: reason_name.clone(),
+            login: actor.login.clone(),
+            role: actor.role,
+            at: now,
+            previous: self.status,
+        });
+        let entry = entry(
+            self,
+            CardStatus::Blocked,
+            Operation::Block,
+            actor,
+            now,
+            Some((
+                reason.code(),
+                reason_name.unwrap_or_else(|| reason.name().to_owned()),
+            )),
+            None,
+        );
+        Ok(Change::Changed { card, entry })
+    }
+
+    /// Blocked → Active when the contact's data is sufficient, else Issued.
+    /// Status first, then the reason rules, which need the block reason.
+    pub fn unblock(
+        &self,
+        actor: &Actor,
+        reason_code: &str,
+        reason_name: Option<String>,
+        sufficient: bool,
+        now: OffsetDateTime,
+    ) -> Result<Change, RuleError> {
+        let block = match (&self.status, &self.block) {
+            (CardStatus::Blocked, Some(block)) => block,
+            _ => {
+                return Err(status_error(format!(
+                    "the card is {}: only a Blocked card can be unblocked",
+                    self.status.name()
+                )))
+            }
+        };
+        let refuse = |message: String| Err(RuleError::new(ErrorKey::UnBlockReasonError, message));
+        let Some(reason) = UnblockReason::parse_code(reason_code) else {
+            return refuse(format!(
+                "unknown unblock reason code {reason_code:?}: expected 0, 1, 2 or 3"
+            ));
+        };
+        if block.reason == BlockReason::Replacement {
+            return refuse(
+                "the card was blocked for replacement (4) and can never be unblocked".into(),
+            );
+        }
+        if block.role == Role::Administrator && actor.role != Role::Administrator {
+            return refuse(
+                "the card was blocked by an administrator: only an administrator may unblock it"
+                    .into(),
+            );
+        }
+        if reason.answers() != block.reason {
+            return refuse(format!(
+                "the unblock reason {} ({}) does not answer the block reason {} ({})",
+                reason.code(),
+                reason.name(),
+                block.reason.code(),
+                block.reason.name()
+            ));
+        }
+        if !may_unblock(actor.role, reason) {
+            return refuse(format!(
+                "the role {} may not unblock a card with the reason {} ({})",
+                actor.role.as_str(),
+                reason.code(),
+                reason.name()
+            ));
+        }
+        let target = if sufficient {
+            CardStatus::Active
+        } else {
+            CardStatus::Issued
+        };
+        let mut card = self.clone();
+        card.status = target;
+        card.block = None;
+        let entry = entry(
+            self,
+            target,
+            Operation::Unblock,
+            actor,
+            now,
+            Some((
+                reason.code(),
+                reason_name.unwrap_or_else(|| reason.name().to_owned()),
+            )),
+            None,
+        );
+        Ok(Change::Changed { card, entry })
+    }
+
+    fn transition(
+        &self,
+        to: CardStatus,
+        op: Operation,
+        actor: &Actor,
+        now: OffsetDateTime,
+    ) -> Change {
+        let mut card = self.clone();
+        card.status = to;
+        let entry = entry(self, to, op, actor, now, None, None);
+        Change::Changed { card, entry }
+    }
+}
+
+fn status_error(message: impl Into<String>) -> RuleError {
+    RuleError::new(ErrorKey::StatusError, message)
+}
+
+fn entry(
+    before: &Card,
+    to: CardStatus,
+    operation: Operation,
+    actor: &Actor,
+    at: OffsetDateTime,
+    reason: Option<(u8, String)>,
+    detail: Option<String>,
+) -> HistoryEntry {
+    let (reason_code, reason_name) = match reason {
+        Some((code, name)) => (Some(code), Some(name)),
+        None => (None, None),
+    };
+    HistoryEntry {
+        at,
+        login: actor.login.clone(),
+        role: actor.role,
+        operation,
+        from: before.status,
+        to,
+        reason_code,
+        reason_name,
+        detail,
+    }
+}
+
+#[cfg(test)]
+#[path = "card_tests.rs"]
+mod tests;

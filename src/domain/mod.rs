@@ -1,0 +1,19 @@
+//! Pure business rules: parsing newtypes, reference values, the card state
+//! machine and the role × reason tables. Nothing here performs IO or reads
+//! the clock; time is always passed in.
+
+pub mod card;
+pub mod contact;
+pub mod error;
+pub mod history;
+pub mod ids;
+pub mod policy;
+pub mod reference;
+
+pub use card::{BindCheck, BlockInfo, Card};
+pub use contact::{Contact, ContactField, ContactPatch};
+pub use error::{ErrorKey, RuleError};
+pub use history::{HistoryEntry, Operation};
+pub use ids::{CardNumber, CardNumberFormat, ContactCode, MobileNumber};
+pub use policy::{Actor, Method};
+pub use reference::{BlockReason, CardStatus, CardType, Category, Role, UnblockReason};

@@ -1,0 +1,100 @@
+//! The typed commands the API hands to the engine, and their replies.
+
+use crate::domain::{Actor, Card, CardNumber, Contact, ContactCode, ContactPatch, MobileNumber};
+use crate::store::HistoryPage;
+
+#[derive(Debug, Clone)]
+pub enum Command {
+    Balance {
+        number: CardNumber,
+    },
+    Issue {
+        actor: Actor,
+        number: CardNumber,
+    },
+    BindTo {
+        actor: Actor,
+        number: CardNumber,
+        mobile: MobileNumber,
+    },
+    Active {
+        actor: Actor,
+        number: CardNumber,
+    },
+    Block {
+        actor: Actor,
+        number: CardNumber,
+        /// Given with `ContactMobileNumber`: the card must be that contact's.
+        mobile: Option<MobileNumber>,
+        reason_code: String,
+        reason_name: Option<String>,
+    },
+    Unblock {
+        actor: Actor,
+        number: CardNumber,
+        mobile: Option<MobileNumber>,
+        reason_code: String,
+        reason_name: Option<String>,
+    },
+    UpsertContact {
+        code: ContactCode,
+        patch: ContactPatch,
+    },
+    History {
+        number: CardNumber,
+        before: Option<u64>,
+        limit: usize,
+    },
+}
+
+impl Command {
+    /// Commands with the same key run one after another, in arrival order.
+    pub fn ordering_key(&self) -> String {
+        match self {
+            Command::Balance { number }
+            | Command::Issue { number, .. }
+            | Command::BindTo { number, .. }
+            | Command::Active { number, .. }
+            | Command::Block { number, .. }
+            | Command::Unblock { number, .. }
+            | Command::History { number, .. } => format!("card:{number}"),
+            Command::UpsertContact { code, .. } => format!("contact:{code}"),
+        }
+    }
+
+    /// Low-cardinality name for metrics and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Balance { .. } => "balance",
+            Command::Issue { .. } => "issue",
+            Command::BindTo { .. } => "bindto",
+            Command::Active { .. } => "active",
+            Command::Block { .. } => "block",
+            Command::Unblock { .. } => "unblock",
+            Command::UpsertContact { .. } => "upsert_contact",
+            Command::History { .. } => "history",
+        }
+    }
+}
+
+/// A card as a balance read shows it: with its contact, if bound.
+#[derive(Debug, Clone)]
+pub struct BalanceView {
+    pub card: Card,
+    pub contact: Option<Contact>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ContactView {
+    pub contact: Contact,
+    pub card: Option<Card>,
+    pub created: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum Reply {
+    Balance(BalanceView),
+    Done,
+    Contact(ContactView),
+    History(HistoryPage),
+}

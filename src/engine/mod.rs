@@ -1,0 +1,195 @@
+//! The engine: routes each command to the shard actor that owns its card,
+//! bounds every shard's queue, and answers `Overloaded` at once when a queue
+//! is full. The API sees only [`Engine`]; actix stays inside `shard.rs`.
+
+mod binding;
+pub mod commands;
+mod contacts;
+mod error;
+pub mod ops;
+mod shard;
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use actix::{Actor, Addr, Arbiter};
+
+pub use commands::{BalanceView, Command, ContactView, Reply};
+pub use error::EngineError;
+pub use ops::{Ops, OpsSettings};
+
+use crate::domain::{Card, CardNumber, Contact, ContactCode, ErrorKey, MobileNumber, RuleError};
+use crate::metrics as m;
+use crate::store::{Store, Versioned};
+use shard::{Execute, Shard};
+
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub shards: usize,
+    /// Threads the shards are spread over.
+    pub threads: usize,
+    /// Commands a shard accepts (queued plus running) before it refuses.
+    pub shard_queue_capacity: usize,
+    pub ops: OpsSettings,
+}
+
+struct ShardHandle {
+    addr: Addr<Shard>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// Decrements a shard's in-flight count when a command's answer is in (or
+/// its caller went away).
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+pub struct Engine {
+    shards: Vec<ShardHandle>,
+    capacity: usize,
+    ops: Arc<Ops>,
+    _arbiters: Vec<Arbiter>,
+}
+
+impl Engine {
+    /// Starts the shard actors. Must run inside an actix system.
+    pub fn start(store: Arc<dyn Store>, settings: EngineSettings) -> Engine {
+        let ops = Arc::new(Ops::new(store, settings.ops.clone()));
+        let arbiters: Vec<Arbiter> = (0..settings.threads.max(1))
+            .map(|_| Arbiter::new())
+            .collect();
+        let capacity = settings.shard_queue_capacity.max(1);
+        let shards = (0..settings.shards.max(1))
+            .map(|id| {
+                let ops = ops.clone();
+                let arbiter = &arbiters[id % arbiters.len()];
+                let addr = Shard::start_in_arbiter(&arbiter.handle(), move |_| {
+                    Shard::new(id, capacity, ops)
+                });
+                ShardHandle {
+                    addr,
+                    in_flight: Arc::new(AtomicUsize::new(0)),
+                }
+            })
+            .collect();
+        Engine {
+            shards,
+            capacity,
+            ops,
+            _arbiters: arbiters,
+        }
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    fn shard_of(&self, key: &str) -> usize {
+        // DefaultHasher::new() has fixed keys: the same card always lands on
+        // the same shard, across restarts too.
+        let mut h = DefaultHasher::new();
+        key.hash(&mut h);
+        (h.finish() % self.shards.len() as u64) as usize
+    }
+
+    /// Sends a command to its shard, or refuses at once when that shard is
+    /// at capacity: a bounded queue, and `send` (which honours the bound).
+    pub async fn execute(&self, command: Command) -> Result<Reply, EngineError> {
+        let id = self.shard_of(&command.ordering_key());
+        let shard = &self.shards[id];
+        if shard.in_flight.fetch_add(1, Ordering::AcqRel) >= self.capacity {
+            shard.in_flight.fetch_sub(1, Ordering::AcqRel);
+            m::shard_rejected(id);
+            return Err(EngineError::Overloaded);
+        }
+        let _guard = InFlight(shard.in_flight.clone());
+        m::shard_pushed(id);
+        match shard.addr.send(Execute(command)).await {
+            Ok(result) => result,
+            Err(actix::MailboxError::Closed) | Err(actix::MailboxError::Timeout) => {
+                Err(EngineError::Stopped)
+            }
+        }
+    }
+
+    /// Queue depth per shard, for the saturation gauges.
+    pub fn queue_depths(&self) -> Vec<usize> {
+        self.shards
+            .iter()
+            .map(|s| s.in_flight.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    pub async fn balance(&self, number: CardNumber) -> Result<BalanceView, EngineError> {
+        match self.execute(Command::Balance { number }).await? {
+            Reply::Balance(view) => Ok(view),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The card of the contact owning `mobile`, for balance by phone.
+    pub async fn card_of_mobile(
+        &self,
+        mobile: &MobileNumber,
+    ) -> Result<Option<Versioned<Card>>, EngineError> {
+        match self.ops.contact_by_mobile(mobile).await? {
+            Some(contact) => self.ops.current_card(&contact.value.code).await,
+            None => Ok(None),
+        }
+    }
+
+    pub async fn card_of_contact(
+        &self,
+        code: &ContactCode,
+    ) -> Result<Option<Versioned<Card>>, EngineError> {
+        self.ops.current_card(code).await
+    }
+
+    /// Resolves `ContactMobileNumber` to the contact's current card for
+    /// block/unblock.
+    pub async fn card_for_block(&self, mobile: &MobileNumber) -> Result<CardNumber, EngineError> {
+        let contact = self
+            .ops
+            .contact_by_mobile(mobile)
+            .await?
+            .ok_or_else(|| ops::cannot_find_mobile(mobile))?;
+        match self.ops.current_card(&contact.value.code).await? {
+            Some(card) => Ok(card.value.number),
+            None => Err(RuleError::new(
+                ErrorKey::CannotFindCardNumber,
+                "the contact with this mobile number holds no card",
+            )
+            .into()),
+        }
+    }
+
+    pub async fn contact(
+        &self,
+        code: &ContactCode,
+    ) -> Result<Option<(Contact, Option<Card>)>, EngineError> {
+        let Some(contact) = self.ops.store.get_contact(code).await? else {
+            return Ok(None);
+        };
+        let card = self.ops.current_card(code).await?.map(|c| c.value);
+        Ok(Some((contact.value, card)))
+    }
+
+    /// Bulk creation of New cards goes straight to the store: creating a
+    /// card that does not exist yet cannot race a command on it.
+    pub async fn insert_cards(&self, cards: &[Card]) -> Result<Vec<bool>, EngineError> {
+        Ok(self.ops.store.insert_cards(cards).await?)
+    }
+
+    pub async fn ping_store(&self) -> Result<(), EngineError> {
+        Ok(self.ops.store.ping().await?)
+    }
+}
+
+fn unexpected(reply: Reply) -> EngineError {
+    EngineError::Internal(format!("unexpected reply {reply:?}"))
+}

@@ -1,0 +1,295 @@
+//! What each command does against the store. Runs inside a shard actor, so
+//! for one card at a time per server instance; correctness across instances
+//! comes from the store's conditional writes, which every step here uses.
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use super::commands::{BalanceView, Command, Reply};
+use super::error::EngineError;
+use crate::domain::{
+    card::Change, Actor, Card, CardNumber, Contact, ContactCode, ContactField, ErrorKey,
+    MobileNumber, RuleError,
+};
+use crate::metrics as m;
+use crate::store::{Cas, Index, Store, Versioned};
+
+/// How many times a command re-reads and retries after losing a
+/// conditional write to a concurrent writer before giving up.
+pub(crate) const MAX_ATTEMPTS: usize = 8;
+
+#[derive(Debug, Clone)]
+pub struct OpsSettings {
+    /// Contact fields that must be filled in for a card to become Active.
+    pub required_fields: Vec<ContactField>,
+    /// How long an index claim whose owner never completed its write is
+    /// respected before another writer may take it over.
+    pub claim_lease_ms: i64,
+}
+
+pub struct Ops {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) settings: OpsSettings,
+}
+
+pub(crate) fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+pub(crate) fn now_ms() -> i64 {
+    (now().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+pub(crate) fn not_found_card(number: &CardNumber) -> EngineError {
+    RuleError::new(
+        ErrorKey::CannotFindCardNumber,
+        format!("no card with the number {number}"),
+    )
+    .into()
+}
+
+impl Ops {
+    pub fn new(store: Arc<dyn Store>, settings: OpsSettings) -> Ops {
+        Ops { store, settings }
+    }
+
+    pub async fn execute(&self, command: Command) -> Result<Reply, EngineError> {
+        match command {
+            Command::Balance { number } => self.balance(&number).await.map(Reply::Balance),
+            Command::Issue { actor, number } => {
+                self.issue(&actor, &number).await.map(|_| Reply::Done)
+            }
+            Command::BindTo {
+                actor,
+                number,
+                mobile,
+            } => self
+                .bind(&actor, &number, &mobile)
+                .await
+                .map(|_| Reply::Done),
+            Command::Active { actor, number } => {
+                self.activate(&actor, &number).await.map(|_| Reply::Done)
+            }
+            Command::Block {
+                actor,
+                number,
+                mobile,
+                reason_code,
+                reason_name,
+            } => self
+                .block(&actor, &number, mobile.as_ref(), &reason_code, reason_name)
+                .await
+                .map(|_| Reply::Done),
+            Command::Unblock {
+                actor,
+                number,
+                mobile,
+                reason_code,
+                reason_name,
+            } => self
+                .unblock(&actor, &number, mobile.as_ref(), &reason_code, reason_name)
+                .await
+                .map(|_| Reply::Done),
+            Command::UpsertContact { code, patch } => {
+                self.upsert_contact(code, patch).await.map(Reply::Contact)
+            }
+            Command::History {
+                number,
+                before,
+                limit,
+            } => {
+                self.load_card(&number).await?;
+                Ok(Reply::History(
+                    self.store.card_history(&number, before, limit).await?,
+                ))
+            }
+        }
+    }
+
+    pub(crate) async fn load_card(
+        &self,
+        number: &CardNumber,
+    ) -> Result<Versioned<Card>, EngineError> {
+        self.store
+            .get_card(number)
+            .await?
+            .ok_or_else(|| not_found_card(number))
+    }
+
+    pub(crate) async fn balance(&self, number: &CardNumber) -> Result<BalanceView, EngineError> {
+        let card = self.load_card(number).await?.value;
+        let contact = match &card.contact {
+            Some(code) => self.store.get_contact(code).await?.map(|c| c.value),
+            None => None,
+        };
+        Ok(BalanceView { card, contact })
+    }
+
+    /// The contact that owns `mobile`, verified from both sides: the index
+    /// names the contact and the contact still has that number.
+    pub(crate) async fn contact_by_mobile(
+        &self,
+        mobile: &MobileNumber,
+    ) -> Result<Option<Versioned<Contact>>, EngineError> {
+        let Some(claim) = self.store.index_get(Index::Mobile, mobile.as_str()).await? else {
+            return Ok(None);
+        };
+        let code = ContactCode::from_trusted(claim.owner);
+        let contact = self.store.get_contact(&code).await?;
+        Ok(contact.filter(|c| c.value.mobile.as_ref() == Some(mobile)))
+    }
+
+    /// The contact's current card, verified from both sides: the index names
+    /// the card and the card names the contact. A claim whose card write
+    /// never happened is not a binding.
+    pub(crate) async fn current_card(
+        &self,
+        code: &ContactCode,
+    ) -> Result<Option<Versioned<Card>>, EngineError> {
+        let Some(claim) = self
+            .store
+            .index_get(Index::ContactCard, code.as_str())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let card = self
+            .store
+            .get_card(&CardNumber::from_trusted(claim.owner))
+            .await?;
+        Ok(card.filter(|c| c.value.contact.as_ref() == Some(code)))
+    }
+
+    pub(crate) async fn is_sufficient(&self, card: &Card) -> Result<bool, EngineError> {
+        let Some(code) = &card.contact else {
+            return Ok(false);
+        };
+        Ok(self
+            .store
+            .get_contact(code)
+            .await?
+            .is_some_and(|c| c.value.is_sufficient(&self.settings.required_fields)))
+    }
+
+    /// Reads the card, lets `decide` apply the rules, writes the result
+    /// conditionally; on a lost race, reads again and decides again.
+    /// `needs_contact`: whether the rules need the contact's data sufficiency
+    /// (activate, unblock); other operations skip that read.
+    pub(crate) async fn change_card<F>(
+        &self,
+        number: &CardNumber,
+        needs_contact: bool,
+        mut decide: F,
+    ) -> Result<(), EngineError>
+    where
+        F: for<'a> FnMut(&'a Card, bool) -> Result<Change, RuleError>,
+    {
+        for _ in 0..MAX_ATTEMPTS {
+            let current = self.load_card(number).await?;
+            let sufficient = needs_contact && self.is_sufficient(&current.value).await?;
+            match decide(&current.value, sufficient)? {
+                Change::Unchanged => return Ok(()),
+                Change::Changed { card, entry } => {
+                    if self
+                        .store
+                        .update_card(&card, current.version, &entry)
+                        .await?
+                        == Cas::Applied
+                    {
+                        m::card_transition(entry.operation.as_str(), entry.from, entry.to);
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Err(EngineError::Contention(format!("card {number}")))
+    }
+
+    pub(crate) async fn issue(
+        &self,
+        actor: &Actor,
+        number: &CardNumber,
+    ) -> Result<(), EngineError> {
+        let now = now();
+        self.change_card(number, false, |card, _| card.issue(actor, now))
+            .await
+    }
+
+    pub(crate) async fn activate(
+        &self,
+        actor: &Actor,
+        number: &CardNumber,
+    ) -> Result<(), EngineError> {
+        let now = now();
+        self.change_card(number, true, |card, sufficient| {
+            card.activate(sufficient, actor, now)
+        })
+        .await
+    }
+
+    /// With `ContactMobileNumber` given, the card must belong to that
+    /// contact; this is a lookup, checked before the block/unblock rules.
+    async fn check_owner(
+        &self,
+        number: &CardNumber,
+        mobile: Option<&MobileNumber>,
+    ) -> Result<(), EngineError> {
+        let card = self.load_card(number).await?;
+        let Some(mobile) = mobile else {
+            return Ok(());
+        };
+        let contact = self
+            .contact_by_mobile(mobile)
+            .await?
+            .ok_or_else(|| cannot_find_mobile(mobile))?;
+        if card.value.contact.as_ref() != Some(&contact.value.code) {
+            return Err(RuleError::new(
+                ErrorKey::CardNumberBindToAnotherContact,
+                "the card is not bound to the contact with this mobile number",
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn block(
+        &self,
+        actor: &Actor,
+        number: &CardNumber,
+        mobile: Option<&MobileNumber>,
+        reason_code: &str,
+        reason_name: Option<String>,
+    ) -> Result<(), EngineError> {
+        self.check_owner(number, mobile).await?;
+        let now = now();
+        self.change_card(number, false, |card, _| {
+            card.block(actor, reason_code, reason_name.clone(), now)
+        })
+        .await
+    }
+
+    pub(crate) async fn unblock(
+        &self,
+        actor: &Actor,
+        number: &CardNumber,
+        mobile: Option<&MobileNumber>,
+        reason_code: &str,
+        reason_name: Option<String>,
+    ) -> Result<(), EngineError> {
+        self.check_owner(number, mobile).await?;
+        let now = now();
+        self.change_card(number, true, |card, sufficient| {
+            card.unblock(actor, reason_code, reason_name.clone(), sufficient, now)
+        })
+        .await
+    }
+}
+
+pub(crate) fn cannot_find_mobile(mobile: &MobileNumber) -> EngineError {
+    RuleError::new(
+        ErrorKey::CannotFindMobile,
+        format!("no contact with the mobile number {mobile}"),
+    )
+    .into()
+}

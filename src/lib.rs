@@ -1,0 +1,16 @@
+//! Loyalty-card processing engine: cash registers call it over REST to read
+//! balances and move cards through their lifecycle.
+//!
+//! Layers (dependencies point down): `api` → `engine` → `store` → `domain`.
+
+pub mod api;
+pub mod config;
+pub mod demo;
+pub mod domain;
+pub mod engine;
+pub mod metrics;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+
+pub use startup::{Application, RunningApp};

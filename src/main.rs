@@ -1,0 +1,57 @@
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use loyalty::{config::Settings, telemetry, Application};
+
+/// Loyalty-card processing engine.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+    /// Configuration file over config/default.toml; repeat to layer more.
+    #[arg(long = "config", global = true)]
+    config: Vec<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the server (the default).
+    Serve,
+    /// Read a password on standard input and print its argon2id PHC hash.
+    HashPassword,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Cmd::Serve) {
+        Cmd::HashPassword => hash_password(),
+        Cmd::Serve => serve(cli.config),
+    }
+}
+
+fn hash_password() -> anyhow::Result<()> {
+    let mut input = String::new();
+    std::io::stdin().read_to_string(&mut input)?;
+    let password = input.strip_suffix('\n').unwrap_or(&input);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    anyhow::ensure!(!password.is_empty(), "an empty password cannot be hashed");
+    let hash = loyalty::api::auth::hash_password(password).map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("{hash}");
+    Ok(())
+}
+
+fn serve(config: Vec<PathBuf>) -> anyhow::Result<()> {
+    let settings = Settings::load(&config).context("loading the configuration")?;
+    telemetry::init(&settings.log);
+    actix_rt::System::new().block_on(async move {
+        let app = Application::build(settings).await?;
+        tracing::info!(port = app.port(), "listening");
+        app.run_until_stopped().await?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}

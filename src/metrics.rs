@@ -1,0 +1,103 @@
+//! Every metric the server emits, declared once: names follow
+//! `loyalty_<noun>_<unit>[_total]`, labels stay low-cardinality (route
+//! template, method, status, error key, shard — never a card or phone).
+
+use std::sync::OnceLock;
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::domain::CardStatus;
+
+pub const HTTP_REQUESTS: &str = "loyalty_http_requests_total";
+pub const HTTP_DURATION: &str = "loyalty_http_request_duration_seconds";
+pub const ERRORS: &str = "loyalty_errors_total";
+pub const AUTH_FAILURES: &str = "loyalty_auth_failures_total";
+pub const AUTH_CACHE: &str = "loyalty_auth_cache_lookups_total";
+pub const CARD_TRANSITIONS: &str = "loyalty_card_transitions_total";
+pub const SHARD_PUSHED: &str = "loyalty_shard_commands_pushed_total";
+pub const SHARD_POPPED: &str = "loyalty_shard_commands_popped_total";
+pub const SHARD_REJECTED: &str = "loyalty_shard_commands_rejected_total";
+pub const SHARD_QUEUE_DEPTH: &str = "loyalty_shard_queue_depth";
+pub const STORE_DURATION: &str = "loyalty_store_operation_duration_seconds";
+pub const STORE_ERRORS: &str = "loyalty_store_errors_total";
+pub const CARDS_LOADED: &str = "loyalty_cards_loaded_total";
+
+/// Explicit buckets: without them the exporter emits summaries, which
+/// cannot be aggregated across instances.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder once (tests start many servers in one
+/// process) and returns the handle that renders `/metrics`.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .expect("the bucket list is not empty");
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed by an embedding
+            // program; our handle still renders what we record through it.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+pub fn http_request(route: &'static str, method: &'static str, status: u16, seconds: f64) {
+    counter!(HTTP_REQUESTS, "route" => route, "method" => method, "status" => status.to_string())
+        .increment(1);
+    histogram!(HTTP_DURATION, "route" => route, "method" => method).record(seconds);
+}
+
+pub fn error(key: &'static str) {
+    counter!(ERRORS, "key" => key).increment(1);
+}
+
+/// `reason`: one of a fixed set (missing, malformed, unknown_user,
+/// wrong_password, throttled).
+pub fn auth_failure(reason: &'static str) {
+    counter!(AUTH_FAILURES, "reason" => reason).increment(1);
+}
+
+pub fn auth_cache(hit: bool) {
+    counter!(AUTH_CACHE, "result" => if hit { "hit" } else { "miss" }).increment(1);
+}
+
+pub fn card_transition(operation: &'static str, from: CardStatus, to: CardStatus) {
+    counter!(CARD_TRANSITIONS, "operation" => operation, "from" => from.name(), "to" => to.name())
+        .increment(1);
+}
+
+pub fn shard_pushed(shard: usize) {
+    counter!(SHARD_PUSHED, "shard" => shard.to_string()).increment(1);
+}
+
+pub fn shard_popped(shard: usize) {
+    counter!(SHARD_POPPED, "shard" => shard.to_string()).increment(1);
+}
+
+pub fn shard_rejected(shard: usize) {
+    counter!(SHARD_REJECTED, "shard" => shard.to_string()).increment(1);
+}
+
+pub fn shard_queue_depth(shard: usize, depth: usize) {
+    gauge!(SHARD_QUEUE_DEPTH, "shard" => shard.to_string()).set(depth as f64);
+}
+
+pub fn store_operation(operation: &'static str, seconds: f64, error: Option<&'static str>) {
+    histogram!(STORE_DURATION, "operation" => operation).record(seconds);
+    if let Some(kind) = error {
+        counter!(STORE_ERRORS, "operation" => operation, "error_type" => kind).increment(1);
+    }
+}
+
+pub fn cards_loaded(outcome: &'static str, n: u64) {
+    counter!(CARDS_LOADED, "outcome" => outcome).increment(n);
+}

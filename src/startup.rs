@@ -1,0 +1,221 @@
+//! Builds the whole server from settings: store, engine, auth, HTTP. Used by
+//! `main` and by the tests (which bind port 0).
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{web, App, HttpServer};
+use anyhow::{bail, Context};
+
+use crate::api::{auth::Authenticator, dispatch, router::Router, users, AppState};
+use crate::config::Settings;
+use crate::demo;
+use crate::domain::{CardNumberFormat, ContactField};
+use crate::engine::{Engine, EngineSettings, OpsSettings};
+use crate::metrics;
+use crate::store::{instrumented::Instrumented, memory::MemoryStore, Store};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Must run inside an actix system (the shard actors start on its arbiters).
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let metrics = metrics::install();
+        let users = users::load(&settings.auth.users_file)?;
+        refuse_public_demo_credentials(&settings, users.values().any(|u| u.demo))?;
+        let card_format = CardNumberFormat::new(&settings.card.number_pattern)
+            .with_context(|| format!("card.number_pattern {:?}", settings.card.number_pattern))?;
+        let required_fields = settings
+            .activation
+            .required_fields
+            .iter()
+            .map(|f| {
+                ContactField::parse(f)
+                    .with_context(|| format!("activation.required_fields: unknown field {f:?}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+
+        let store = open_store(&settings).await?;
+        let cores = num_cpus::get().max(1);
+        let engine = Arc::new(Engine::start(
+            store,
+            EngineSettings {
+                shards: if settings.engine.shards == 0 {
+                    4 * cores
+                } else {
+                    settings.engine.shards
+                },
+                threads: if settings.engine.threads == 0 {
+                    cores
+                } else {
+                    settings.engine.threads
+                },
+                shard_queue_capacity: settings.engine.shard_queue_capacity,
+                ops: OpsSettings {
+                    required_fields,
+                    claim_lease_ms: settings.engine.claim_lease_ms,
+                },
+            },
+        ));
+        if !settings.demo.data_file.is_empty() {
+            demo::load(&engine, &card_format, &settings.demo.data_file).await?;
+        }
+
+        let listener = TcpListener::bind(&settings.http.bind)
+            .with_context(|| format!("cannot listen on http.bind = {}", settings.http.bind))?;
+        let port = listener.local_addr()?.port();
+        let workers = if settings.http.workers == 0 {
+            cores
+        } else {
+            settings.http.workers
+        };
+        let http = settings.http.clone();
+        let state = web::Data::new(AppState {
+            engine,
+            auth: Arc::new(Authenticator::new(users, settings.auth.clone())),
+            router: Router::new(),
+            card_format,
+            settings,
+            metrics,
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .default_service(web::to(dispatch))
+        })
+        .listen(listener)?
+        .workers(workers)
+        .shutdown_timeout(http.shutdown_timeout_secs)
+        .keep_alive(Duration::from_secs(http.keep_alive_secs))
+        .run();
+        Ok(Application { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped (SIGTERM/SIGINT: stop accepting, finish what is
+    /// in flight, then return).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    let inner: Arc<dyn Store> = match settings.store.backend.as_str() {
+        "memory" => {
+            tracing::warn!("store.backend = memory: the embedded store keeps data in memory only; nothing survives a restart");
+            Arc::new(MemoryStore::new())
+        }
+        other => bail!("store.backend = {other:?} is not supported (expected \"memory\")"),
+    };
+    Ok(Arc::new(Instrumented(inner)))
+}
+
+/// Demo users have published passwords: never expose them beyond loopback
+/// unless the operator says so explicitly.
+fn refuse_public_demo_credentials(settings: &Settings, has_demo_users: bool) -> anyhow::Result<()> {
+    if !has_demo_users
+        || settings.http.allow_demo_credentials_on_public_bind
+        || is_loopback(&settings.http.bind)
+    {
+        return Ok(());
+    }
+    bail!(
+        "refusing to start: the users file {} holds demo users (published passwords) and http.bind = {} is not a loopback address; \
+         configure real users (loyalty hash-password) or set http.allow_demo_credentials_on_public_bind = true",
+        settings.auth.users_file.display(),
+        settings.http.bind
+    )
+}
+
+fn is_loopback(bind: &str) -> bool {
+    if let Ok(addr) = bind.parse::<SocketAddr>() {
+        return addr.ip().is_loopback();
+    }
+    bind.rsplit_once(':')
+        .is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost"))
+}
+
+/// A server running on its own thread and actix system: what the tests
+/// (and any embedding program) use. Dropping it stops the server.
+pub struct RunningApp {
+    pub port: u16,
+    handle: ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RunningApp {
+    pub fn spawn(settings: Settings) -> anyhow::Result<RunningApp> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("loyalty-server".into())
+            .spawn(move || {
+                let system = actix_rt::System::new();
+                system.block_on(async move {
+                    match Application::build(settings).await {
+                        Ok(app) => {
+                            let _ = tx.send(Ok((app.port(), app.handle())));
+                            let _ = app.run_until_stopped().await;
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                        }
+                    }
+                });
+            })?;
+        let (port, handle) = rx
+            .recv()
+            .context("the server thread died while starting")??;
+        Ok(RunningApp {
+            port,
+            handle,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the server gracefully and waits for its thread.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        // stop() sends the command at once; its future only waits for it.
+        drop(self.handle.stop(true));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for RunningApp {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback;
+
+    #[test]
+    fn loopback_binds() {
+        assert!(is_loopback("127.0.0.1:8080"));
+        assert!(is_loopback("127.1.2.3:0"));
+        assert!(is_loopback("[::1]:8080"));
+        assert!(is_loopback("localhost:8080"));
+        assert!(!is_loopback("0.0.0.0:8080"));
+        assert!(!is_loopback("[::]:8080"));
+        assert!(!is_loopback("10.0.0.1:80"));
+    }
+}

@@ -1,0 +1,104 @@
+//! Wraps any store to time each operation and count its errors, so every
+//! backend reports the same store metrics.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+
+use super::{Cas, Claim, HistoryPage, Index, Store, StoreError, Versioned};
+use crate::domain::{Card, CardNumber, Contact, ContactCode, HistoryEntry};
+use crate::metrics as m;
+
+pub struct Instrumented(pub Arc<dyn Store>);
+
+async fn timed<T>(
+    operation: &'static str,
+    f: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let started = Instant::now();
+    let result = f.await;
+    let error = result.as_ref().err().map(|e| match e {
+        StoreError::Unavailable(_) => "unavailable",
+        StoreError::OutcomeUnknown(_) => "outcome_unknown",
+        StoreError::Corrupt { .. } => "corrupt",
+    });
+    m::store_operation(operation, started.elapsed().as_secs_f64(), error);
+    result
+}
+
+#[async_trait]
+impl Store for Instrumented {
+    async fn ping(&self) -> Result<(), StoreError> {
+        timed("ping", self.0.ping()).await
+    }
+
+    async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError> {
+        timed("get_card", self.0.get_card(number)).await
+    }
+
+    async fn insert_cards(&self, cards: &[Card]) -> Result<Vec<bool>, StoreError> {
+        timed("insert_cards", self.0.insert_cards(cards)).await
+    }
+
+    async fn update_card(
+        &self,
+        card: &Card,
+        expected_version: u64,
+        entry: &HistoryEntry,
+    ) -> Result<Cas, StoreError> {
+        timed(
+            "update_card",
+            self.0.update_card(card, expected_version, entry),
+        )
+        .await
+    }
+
+    async fn card_history(
+        &self,
+        number: &CardNumber,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<HistoryPage, StoreError> {
+        timed("card_history", self.0.card_history(number, before, limit)).await
+    }
+
+    async fn get_contact(
+        &self,
+        code: &ContactCode,
+    ) -> Result<Option<Versioned<Contact>>, StoreError> {
+        timed("get_contact", self.0.get_contact(code)).await
+    }
+
+    async fn put_contact(
+        &self,
+        contact: &Contact,
+        expected_version: Option<u64>,
+    ) -> Result<Cas, StoreError> {
+        timed("put_contact", self.0.put_contact(contact, expected_version)).await
+    }
+
+    async fn index_get(&self, index: Index, key: &str) -> Result<Option<Claim>, StoreError> {
+        timed("index_get", self.0.index_get(index, key)).await
+    }
+
+    async fn index_claim(
+        &self,
+        index: Index,
+        key: &str,
+        expected: Option<&str>,
+        owner: &str,
+        now_ms: i64,
+    ) -> Result<Result<(), Option<Claim>>, StoreError> {
+        timed(
+            "index_claim",
+            self.0.index_claim(index, key, expected, owner, now_ms),
+        )
+        .await
+    }
+
+    async fn index_release(&self, index: Index, key: &str, owner: &str) -> Result<(), StoreError> {
+        timed("index_release", self.0.index_release(index, key, owner)).await
+    }
+}

@@ -1,0 +1,181 @@
+//! The embedded store: everything in process memory, nothing survives a
+//! restart. Each write takes the lock of the one map it touches, which makes
+//! every conditional write of the trait atomic.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use parking_lot::RwLock;
+
+use super::{Cas, Claim, HistoryPage, Index, Store, StoreError, Versioned};
+use crate::domain::{Card, CardNumber, Contact, ContactCode, HistoryEntry};
+
+struct CardRecord {
+    card: Card,
+    version: u64,
+    history: Vec<HistoryEntry>,
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    cards: RwLock<HashMap<CardNumber, CardRecord>>,
+    contacts: RwLock<HashMap<ContactCode, Versioned<Contact>>>,
+    mobiles: RwLock<HashMap<String, Claim>>,
+    contact_cards: RwLock<HashMap<String, Claim>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    fn index(&self, index: Index) -> &RwLock<HashMap<String, Claim>> {
+        match index {
+            Index::Mobile => &self.mobiles,
+            Index::ContactCard => &self.contact_cards,
+        }
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError> {
+        Ok(self.cards.read().get(number).map(|r| Versioned {
+            value: r.card.clone(),
+            version: r.version,
+        }))
+    }
+
+    async fn insert_cards(&self, cards: &[Card]) -> Result<Vec<bool>, StoreError> {
+        let mut map = self.cards.write();
+        Ok(cards
+            .iter()
+            .map(|card| {
+                if map.contains_key(&card.number) {
+                    false
+                } else {
+                    map.insert(
+                        card.number.clone(),
+                        CardRecord {
+                            card: card.clone(),
+                            version: 1,
+                            history: Vec::new(),
+                        },
+                    );
+                    true
+                }
+            })
+            .collect())
+    }
+
+    async fn update_card(
+        &self,
+        card: &Card,
+        expected_version: u64,
+        entry: &HistoryEntry,
+    ) -> Result<Cas, StoreError> {
+        let mut map = self.cards.write();
+        match map.get_mut(&card.number) {
+            Some(record) if record.version == expected_version => {
+                record.card = card.clone();
+                record.version += 1;
+                record.history.push(entry.clone());
+                Ok(Cas::Applied)
+            }
+            _ => Ok(Cas::Conflict),
+        }
+    }
+
+    async fn card_history(
+        &self,
+        number: &CardNumber,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<HistoryPage, StoreError> {
+        let map = self.cards.read();
+        let Some(record) = map.get(number) else {
+            return Ok(HistoryPage {
+                entries: Vec::new(),
+                next: None,
+            });
+        };
+        let end = before.map_or(record.history.len(), |b| {
+            (b as usize).min(record.history.len())
+        });
+        let start = end.saturating_sub(limit);
+        let entries = (start..end)
+            .rev()
+            .map(|i| (i as u64, record.history[i].clone()))
+            .collect();
+        Ok(HistoryPage {
+            entries,
+            next: (start > 0).then_some(start as u64),
+        })
+    }
+
+    async fn get_contact(
+        &self,
+        code: &ContactCode,
+    ) -> Result<Option<Versioned<Contact>>, StoreError> {
+        Ok(self.contacts.read().get(code).cloned())
+    }
+
+    async fn put_contact(
+        &self,
+        contact: &Contact,
+        expected_version: Option<u64>,
+    ) -> Result<Cas, StoreError> {
+        let mut map = self.contacts.write();
+        let current = map.get(&contact.code).map(|c| c.version);
+        if current != expected_version {
+            return Ok(Cas::Conflict);
+        }
+        map.insert(
+            contact.code.clone(),
+            Versioned {
+                value: contact.clone(),
+                version: expected_version.unwrap_or(0) + 1,
+            },
+        );
+        Ok(Cas::Applied)
+    }
+
+    async fn index_get(&self, index: Index, key: &str) -> Result<Option<Claim>, StoreError> {
+        Ok(self.index(index).read().get(key).cloned())
+    }
+
+    async fn index_claim(
+        &self,
+        index: Index,
+        key: &str,
+        expected: Option<&str>,
+        owner: &str,
+        now_ms: i64,
+    ) -> Result<Result<(), Option<Claim>>, StoreError> {
+        let mut map = self.index(index).write();
+        let current = map.get(key);
+        if current.map(|c| c.owner.as_str()) != expected {
+            return Ok(Err(current.cloned()));
+        }
+        map.insert(
+            key.to_owned(),
+            Claim {
+                owner: owner.to_owned(),
+                since_ms: now_ms,
+            },
+        );
+        Ok(Ok(()))
+    }
+
+    async fn index_release(&self, index: Index, key: &str, owner: &str) -> Result<(), StoreError> {
+        let mut map = self.index(index).write();
+        if map.get(key).is_some_and(|c| c.owner == owner) {
+            map.remove(key);
+        }
+        Ok(())
+    }
+}

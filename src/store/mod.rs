@@ -1,0 +1,126 @@
+//! The system of record. The trait speaks in atomic conditional writes
+//! (compare-and-set on a record's version, claim-if-absent on an index), so
+//! that every backend — the embedded memory store and Redis — gives the
+//! engine the same guarantees, and the engine's protocols stay correct with
+//! several server instances on one store.
+
+pub mod instrumented;
+pub mod memory;
+
+use async_trait::async_trait;
+
+use crate::domain::{Card, CardNumber, Contact, ContactCode, HistoryEntry};
+
+/// A record with the version that a conditional write must name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned<T> {
+    pub value: T,
+    pub version: u64,
+}
+
+/// Did a conditional write apply?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cas {
+    Applied,
+    /// Someone else wrote first (or the record is gone): re-read and decide again.
+    Conflict,
+}
+
+/// The two cross-record indexes whose uniqueness the contract guarantees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Index {
+    /// mobile number → contact code (a number belongs to one contact).
+    Mobile,
+    /// contact code → its current card (one usable card per contact).
+    ContactCard,
+}
+
+/// Who holds an index entry, and since when (ms since the epoch): a claim
+/// whose owner never completed its write can be recognised as stale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub owner: String,
+    pub since_ms: i64,
+}
+
+/// A page of a card's history, newest first. Entries carry their sequence
+/// number; `next` is the cursor for the following (older) page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPage {
+    pub entries: Vec<(u64, HistoryEntry)>,
+    pub next: Option<u64>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The store could not be reached or did not answer in time; nothing
+    /// was written.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A write was sent but its answer never came: it may or may not have
+    /// been applied. Retrying the request is safe.
+    #[error("store outcome unknown: {0}")]
+    OutcomeUnknown(String),
+    /// A record that cannot be decoded: a bug or foreign data, not a
+    /// transient fault.
+    #[error("corrupt record {key}: {reason}")]
+    Corrupt { key: String, reason: String },
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Does the store answer? (`/ready`)
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError>;
+
+    /// Creates each card that does not exist yet (existing cards keep their
+    /// state); returns, per card, whether it was created.
+    async fn insert_cards(&self, cards: &[Card]) -> Result<Vec<bool>, StoreError>;
+
+    /// Writes `card` and appends `entry` to its history, atomically, if the
+    /// stored version is still `expected_version`.
+    async fn update_card(
+        &self,
+        card: &Card,
+        expected_version: u64,
+        entry: &HistoryEntry,
+    ) -> Result<Cas, StoreError>;
+
+    /// History entries older than `before` (all when `None`), newest first.
+    async fn card_history(
+        &self,
+        number: &CardNumber,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<HistoryPage, StoreError>;
+
+    async fn get_contact(
+        &self,
+        code: &ContactCode,
+    ) -> Result<Option<Versioned<Contact>>, StoreError>;
+
+    /// Creates (`expected_version` = `None`, only if absent) or updates (only
+    /// if the version still matches) a contact.
+    async fn put_contact(
+        &self,
+        contact: &Contact,
+        expected_version: Option<u64>,
+    ) -> Result<Cas, StoreError>;
+
+    async fn index_get(&self, index: Index, key: &str) -> Result<Option<Claim>, StoreError>;
+
+    /// Sets `key` to `owner` if its current owner is `expected` (`None`:
+    /// absent). On refusal returns the current claim.
+    async fn index_claim(
+        &self,
+        index: Index,
+        key: &str,
+        expected: Option<&str>,
+        owner: &str,
+        now_ms: i64,
+    ) -> Result<Result<(), Option<Claim>>, StoreError>;
+
+    /// Removes `key` if `owner` still holds it.
+    async fn index_release(&self, index: Index, key: &str, owner: &str) -> Result<(), StoreError>;
+}

@@ -1,0 +1,20 @@
+//! Log output: a tracing subscriber configured from `[log]`; `RUST_LOG`
+//! overrides the level.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogSettings;
+
+pub fn init(settings: &LogSettings) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    // A second init (tests start many servers) is not an error.
+    let _ = if settings.format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
