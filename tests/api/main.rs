@@ -4,4 +4,5 @@
 mod helpers;
 
 mod ops;
+mod process;
 mod requests;

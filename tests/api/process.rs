@@ -1,0 +1,130 @@
+//! The `loyalty` binary as operators run it: start, refuse, stop.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_loyalty");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn serve_prints_the_memory_warning_answers_and_exits_0_on_sigterm() {
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .current_dir(ROOT)
+        .env("LOYALTY__HTTP__BIND", format!("127.0.0.1:{port}"))
+        .env("LOYALTY__HTTP__WORKERS", "1")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let mut seen_warning = false;
+    // Read until the server says it listens (bounded by the child's output).
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen_warning |= line.contains("nothing survives a restart");
+        if line.contains("listening") {
+            break;
+        }
+    }
+    assert!(
+        seen_warning,
+        "the embedded store must warn that data is not kept"
+    );
+
+    // The README's first curl, in Rust: the demo data is there.
+    let body = http_get(
+        port,
+        "/api/card/balance/by/7000000000001",
+        Some("pos:pos-demo"),
+    );
+    assert!(body.contains(r#""Key":"OK""#), "{body}");
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            assert_eq!(exit.code(), Some(0), "SIGTERM must drain and exit 0");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn demo_credentials_are_refused_on_a_public_bind_unless_allowed() {
+    let out = Command::new(BIN)
+        .current_dir(ROOT)
+        .env("LOYALTY__HTTP__BIND", "0.0.0.0:0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("demo users"), "{err}");
+}
+
+#[test]
+fn hash_password_prints_an_argon2id_phc_string_that_verifies() {
+    let mut child = Command::new(BIN)
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let hash = String::from_utf8(out.stdout).unwrap();
+    assert!(hash.starts_with("$argon2id$v=19$"), "{hash}");
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    let parsed = PasswordHash::new(hash.trim()).unwrap();
+    assert!(argon2::Argon2::default()
+        .verify_password(b"s3cret", &parsed)
+        .is_ok());
+    assert!(argon2::Argon2::default()
+        .verify_password(b"s3cret\n", &parsed)
+        .is_err());
+}
+
+/// A minimal HTTP/1.1 GET, so this test needs no runtime.
+fn http_get(port: u16, path: &str, basic: Option<&str>) -> String {
+    use base64::Engine as _;
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let auth = basic
+        .map(|b| {
+            format!(
+                "Authorization: Basic {}\r\n",
+                base64::engine::general_purpose::STANDARD.encode(b)
+            )
+        })
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
