@@ -53,7 +53,7 @@ pub struct Engine {
     shards: Vec<ShardHandle>,
     capacity: usize,
     ops: Arc<Ops>,
-    _arbiters: Vec<Arbiter>,
+    arbiters: Vec<Arbiter>,
 }
 
 impl Engine {
@@ -81,7 +81,7 @@ impl Engine {
             shards,
             capacity,
             ops,
-            _arbiters: arbiters,
+            arbiters: arbiters,
         }
     }
 
@@ -187,6 +187,16 @@ impl Engine {
 
     pub async fn ping_store(&self) -> Result<(), EngineError> {
         Ok(self.ops.store.ping().await?)
+    }
+}
+
+impl Drop for Engine {
+    /// The shard threads belong to the engine: stop them with it (a test
+    /// process starts many servers).
+    fn drop(&mut self) {
+        for arbiter in &self.arbiters {
+            arbiter.stop();
+        }
     }
 }
 
