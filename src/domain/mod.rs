@@ -7,6 +7,8 @@ pub mod contact;
 pub mod error;
 pub mod history;
 pub mod ids;
+pub mod ledger;
+pub mod money;
 pub mod policy;
 pub mod reference;
 
@@ -15,5 +17,9 @@ pub use contact::{Contact, ContactField, ContactPatch};
 pub use error::{ErrorKey, RuleError};
 pub use history::{HistoryEntry, Operation};
 pub use ids::{CardNumber, CardNumberFormat, ContactCode, MobileNumber};
+pub use ledger::{Allocation, Bucket, Ledger, Lot};
+pub use money::Amount;
 pub use policy::{Actor, Method};
-pub use reference::{BlockReason, CardStatus, CardType, Category, Role, UnblockReason};
+pub use reference::{
+    BlockReason, BonusStatus, BonusType, CardStatus, CardType, Category, Role, UnblockReason,
+};

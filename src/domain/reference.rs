@@ -68,6 +68,25 @@ reference!(
 );
 
 reference!(
+    /// Kind of bonus.
+    BonusType {
+        Cash = 0, "Cash";
+        Status = 1, "Status";
+    }
+);
+
+reference!(
+    /// A bonus amount's state in a balance (§5.1).
+    BonusStatus {
+        Active = 0, "Active";
+        Inactive = 1, "Inactive";
+        Burnt = 2, "Burnt";
+        Frozen = 3, "Frozen";
+        NearestExpiring = 4, "Nearest expiring";
+    }
+);
+
+reference!(
     /// Why a card was blocked.
     BlockReason {
         Lost = 0, "Card lost";

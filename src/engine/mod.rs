@@ -81,7 +81,7 @@ impl Engine {
             shards,
             capacity,
             ops,
-            arbiters: arbiters,
+            arbiters,
         }
     }
 

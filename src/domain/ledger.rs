@@ -1,0 +1,305 @@
+//! The bonus ledger of one card: lots of bonuses, each with its amount,
+//! type, activation date and expiry date. Pure: `today` is always passed in.
+//!
+//! A lot is Inactive before `active_from`, Active from then through its
+//! `expires` date (the last usable day), Burnt after it. Write-offs take the
+//! nearest-expiring Active lots first. Expired lots are compacted into a
+//! per-type Burnt total so that years of history stay small.
+
+use serde::{Deserialize, Serialize};
+use time::Date;
+
+use super::error::{ErrorKey, RuleError};
+use super::money::Amount;
+use super::reference::{BonusStatus, BonusType};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lot {
+    pub id: u64,
+    pub bonus_type: BonusType,
+    /// What is left of the lot.
+    pub amount: Amount,
+    pub active_from: Date,
+    /// Last day the lot is usable; `None`: never expires.
+    pub expires: Option<Date>,
+    /// The operation that created the lot (purchase, manual accrual, transfer).
+    pub source: String,
+}
+
+impl Lot {
+    fn is_active(&self, today: Date) -> bool {
+        self.active_from <= today && !self.is_expired(today)
+    }
+
+    fn is_expired(&self, today: Date) -> bool {
+        self.expires.is_some_and(|e| e < today)
+    }
+
+    /// Nearest expiry first, never-expiring last; then oldest first.
+    fn spend_order(&self) -> (bool, Option<Date>, Date, u64) {
+        (
+            self.expires.is_none(),
+            self.expires,
+            self.active_from,
+            self.id,
+        )
+    }
+}
+
+/// A part of a lot taken by a write-off: enough to give it back later with
+/// its original dates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Allocation {
+    pub lot: u64,
+    pub amount: Amount,
+    pub bonus_type: BonusType,
+    pub active_from: Date,
+    pub expires: Option<Date>,
+}
+
+/// One line of a balance's `Bonuses`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bucket {
+    pub status: BonusStatus,
+    pub bonus_type: BonusType,
+    pub amount: Amount,
+    /// Only for NearestExpiring.
+    pub expire_date: Option<Date>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ledger {
+    pub lots: Vec<Lot>,
+    /// Expired amounts of compacted lots: [cash, status].
+    pub burnt: [Amount; 2],
+    pub next_lot: u64,
+}
+
+fn type_index(t: BonusType) -> usize {
+    match t {
+        BonusType::Cash => 0,
+        BonusType::Status => 1,
+    }
+}
+
+fn sum(amounts: impl Iterator<Item = Amount>) -> Amount {
+    Amount::from_hundredths(amounts.map(Amount::hundredths).sum()).unwrap_or(Amount::MAX)
+}
+
+impl Ledger {
+    /// Adds a lot; returns its id.
+    pub fn accrue(
+        &mut self,
+        amount: Amount,
+        bonus_type: BonusType,
+        active_from: Date,
+        expires: Option<Date>,
+        source: &str,
+    ) -> u64 {
+        let id = self.next_lot;
+        self.next_lot += 1;
+        if amount > Amount::ZERO {
+            self.lots.push(Lot {
+                id,
+                bonus_type,
+                amount,
+                active_from,
+                expires,
+                source: source.to_owned(),
+            });
+        }
+        id
+    }
+
+    /// What can be written off today.
+    pub fn usable(&self, today: Date) -> Amount {
+        sum(self
+            .lots
+            .iter()
+            .filter(|l| l.is_active(today))
+            .map(|l| l.amount))
+    }
+
+    /// Everything not yet burnt (Active and Inactive).
+    pub fn unburnt(&self, today: Date) -> Amount {
+        sum(self
+            .lots
+            .iter()
+            .filter(|l| !l.is_expired(today))
+            .map(|l| l.amount))
+    }
+
+    pub fn burnt_total(&self, today: Date) -> Amount {
+        let expired = sum(self
+            .lots
+            .iter()
+            .filter(|l| l.is_expired(today))
+            .map(|l| l.amount));
+        sum([self.burnt[0], self.burnt[1], expired].into_iter())
+    }
+
+    /// Takes `amount` from the Active lots, nearest expiry first. All or
+    /// nothing: more than is usable → `InsufficientBonuses`, ledger unchanged.
+    pub fn write_off(&mut self, amount: Amount, today: Date) -> Result<Vec<Allocation>, RuleError> {
+        let usable = self.usable(today);
+        if amount > usable {
+            return Err(RuleError::new(
+                ErrorKey::InsufficientBonuses,
+                format!("{amount} bonuses requested, {usable} usable"),
+            ));
+        }
+        Ok(self.take(amount, today, |l, today| l.is_active(today)))
+    }
+
+    /// Takes up to `amount` from unburnt lots (Active first, then Inactive,
+    /// each nearest expiry first) — for reversing an accrual whose bonuses
+    /// were partly spent. Returns what it could take.
+    pub fn take_back(&mut self, amount: Amount, today: Date) -> Vec<Allocation> {
+        let mut taken = self.take(amount, today, |l, today| l.is_active(today));
+        let got = sum(taken.iter().map(|a| a.amount));
+        taken.extend(self.take(amount.saturating_sub(got), today, |l, today| {
+            !l.is_expired(today) && !l.is_active(today)
+        }));
+        taken
+    }
+
+    fn take(
+        &mut self,
+        amount: Amount,
+        today: Date,
+        eligible: impl Fn(&Lot, Date) -> bool,
+    ) -> Vec<Allocation> {
+        let mut order: Vec<usize> = (0..self.lots.len())
+            .filter(|&i| eligible(&self.lots[i], today))
+            .collect();
+        order.sort_by_key(|&i| self.lots[i].spend_order());
+        let mut left = amount;
+        let mut taken = Vec::new();
+        for i in order {
+            if left == Amount::ZERO {
+                break;
+            }
+            let lot = &mut self.lots[i];
+            let part = left.min(lot.amount);
+            lot.amount = lot.amount.saturating_sub(part);
+            left = left.saturating_sub(part);
+            taken.push(Allocation {
+                lot: lot.id,
+                amount: part,
+                bonus_type: lot.bonus_type,
+                active_from: lot.active_from,
+                expires: lot.expires,
+            });
+        }
+        self.lots.retain(|l| l.amount > Amount::ZERO);
+        taken
+    }
+
+    /// Removes up to `amount` from one lot (reversing its accrual); returns
+    /// what was removed (less when part of the lot was already spent).
+    pub fn remove_from_lot(&mut self, lot: u64, amount: Amount) -> Amount {
+        let Some(l) = self.lots.iter_mut().find(|l| l.id == lot) else {
+            return Amount::ZERO;
+        };
+        let part = amount.min(l.amount);
+        l.amount = l.amount.saturating_sub(part);
+        self.lots.retain(|l| l.amount > Amount::ZERO);
+        part
+    }
+
+    /// Gives written-off bonuses back with their original dates (an expired
+    /// one comes back Burnt).
+    pub fn restore(&mut self, allocations: &[Allocation], source: &str) {
+        for a in allocations {
+            self.accrue(a.amount, a.bonus_type, a.active_from, a.expires, source);
+        }
+    }
+
+    /// Moves every unburnt lot out (card replacement); dates are kept.
+    pub fn take_all_unburnt(&mut self, today: Date) -> Vec<Lot> {
+        self.compact(today);
+        std::mem::take(&mut self.lots)
+    }
+
+    /// Receives lots moved from another card, under new ids.
+    pub fn receive(&mut self, lots: Vec<Lot>) {
+        for lot in lots {
+            self.accrue(
+                lot.amount,
+                lot.bonus_type,
+                lot.active_from,
+                lot.expires,
+                &lot.source,
+            );
+        }
+    }
+
+    /// Folds expired lots into the Burnt totals.
+    pub fn compact(&mut self, today: Date) {
+        let mut burnt = self.burnt;
+        self.lots.retain(|l| {
+            if l.is_expired(today) {
+                let t = type_index(l.bonus_type);
+                burnt[t] = burnt[t].checked_add(l.amount).unwrap_or(Amount::MAX);
+                false
+            } else {
+                l.amount > Amount::ZERO
+            }
+        });
+        self.burnt = burnt;
+    }
+
+    /// The balance of §5.1 as of `today`. `frozen`: the card is Blocked, so
+    /// what would be Active or Inactive is reported as Frozen.
+    pub fn buckets(&self, today: Date, frozen: bool) -> Vec<Bucket> {
+        let mut out = Vec::new();
+        for bonus_type in BonusType::ALL.iter().copied() {
+            let of_type = || self.lots.iter().filter(move |l| l.bonus_type == bonus_type);
+            let active = sum(of_type().filter(|l| l.is_active(today)).map(|l| l.amount));
+            let inactive = sum(of_type()
+                .filter(|l| l.active_from > today && !l.is_expired(today))
+                .map(|l| l.amount));
+            let burnt = sum([self.burnt[type_index(bonus_type)]]
+                .into_iter()
+                .chain(of_type().filter(|l| l.is_expired(today)).map(|l| l.amount)));
+            let mut push = |status, amount: Amount, expire_date| {
+                if amount > Amount::ZERO {
+                    out.push(Bucket {
+                        status,
+                        bonus_type,
+                        amount,
+                        expire_date,
+                    });
+                }
+            };
+            if frozen {
+                push(
+                    BonusStatus::Frozen,
+                    active.checked_add(inactive).unwrap_or(Amount::MAX),
+                    None,
+                );
+            } else {
+                push(BonusStatus::Active, active, None);
+                push(BonusStatus::Inactive, inactive, None);
+            }
+            push(BonusStatus::Burnt, burnt, None);
+            if !frozen {
+                let nearest = of_type()
+                    .filter(|l| l.is_active(today))
+                    .filter_map(|l| l.expires)
+                    .min();
+                if let Some(date) = nearest {
+                    let amount = sum(of_type()
+                        .filter(|l| l.is_active(today) && l.expires == Some(date))
+                        .map(|l| l.amount));
+                    push(BonusStatus::NearestExpiring, amount, Some(date));
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+#[path = "ledger_tests.rs"]
+mod tests;

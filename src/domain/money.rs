@@ -1,0 +1,143 @@
+//! Exact money: hundredths in an `i64`, parsed from the decimal text of a
+//! JSON number. No floating point ever touches an amount.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{ErrorKey, RuleError};
+
+/// A non-negative amount in hundredths (of a currency unit or a bonus point).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Amount(i64);
+
+impl Amount {
+    pub const ZERO: Amount = Amount(0);
+    /// A billion units: far above any purchase or balance, far below overflow
+    /// even when multiplied by a percentage in basis points.
+    pub const MAX: Amount = Amount(100_000_000_000);
+
+    pub fn from_hundredths(h: i64) -> Option<Amount> {
+        (0..=Self::MAX.0).contains(&h).then_some(Amount(h))
+    }
+
+    pub fn hundredths(self) -> i64 {
+        self.0
+    }
+
+    /// Parses `123`, `123.4`, `123.45` (what a JSON number's text looks
+    /// like); more than two decimals, a sign, an exponent, or more than
+    /// [`Amount::MAX`] → `InvalidAmount`.
+    pub fn parse(raw: &str) -> Result<Amount, RuleError> {
+        let invalid = || {
+            RuleError::new(
+                ErrorKey::InvalidAmount,
+                format!("{raw:?} is not an amount: a non-negative number with at most 2 decimals"),
+            )
+        };
+        let raw_trimmed = raw.trim();
+        let (int, frac) = raw_trimmed.split_once('.').unwrap_or((raw_trimmed, ""));
+        if int.is_empty()
+            || int.len() > 12
+            || frac.len() > 2
+            || (raw_trimmed.contains('.') && frac.is_empty())
+            || !int.bytes().all(|b| b.is_ascii_digit())
+            || !frac.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(invalid());
+        }
+        let int: i64 = int.parse().map_err(|_| invalid())?;
+        let frac: i64 = format!("{frac:0<2}").parse().map_err(|_| invalid())?;
+        int.checked_mul(100)
+            .and_then(|h| h.checked_add(frac))
+            .and_then(Amount::from_hundredths)
+            .ok_or_else(invalid)
+    }
+
+    pub fn checked_add(self, other: Amount) -> Option<Amount> {
+        self.0
+            .checked_add(other.0)
+            .and_then(Amount::from_hundredths)
+    }
+
+    pub fn saturating_sub(self, other: Amount) -> Amount {
+        Amount((self.0 - other.0).max(0))
+    }
+
+    /// `self × percent / 100`, rounded down to the hundredth; `percent` is
+    /// itself in hundredths of a percent (basis points: 5% = 500).
+    pub fn percent_bp(self, basis_points: i64) -> Amount {
+        Amount((i128::from(self.0) * i128::from(basis_points) / 10_000) as i64)
+    }
+
+    /// `self × num / den`, rounded down (proportional refunds).
+    pub fn ratio(self, num: Amount, den: Amount) -> Amount {
+        if den.0 == 0 {
+            return Amount::ZERO;
+        }
+        Amount((i128::from(self.0) * i128::from(num.0) / i128::from(den.0)) as i64)
+    }
+}
+
+impl fmt::Display for Amount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:02}", self.0 / 100, self.0 % 100)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn parses_at_most_two_decimals() {
+        assert_eq!(Amount::parse("123").unwrap().hundredths(), 12300);
+        assert_eq!(Amount::parse("123.4").unwrap().hundredths(), 12340);
+        assert_eq!(Amount::parse("0.05").unwrap().hundredths(), 5);
+        for bad in [
+            "",
+            "-1",
+            "1.234",
+            "1.",
+            ".5",
+            "1e5",
+            "NaN",
+            "inf",
+            "1,5",
+            "+1",
+            "1000000000.01",
+            "99999999999999",
+        ] {
+            assert_eq!(
+                Amount::parse(bad).unwrap_err().key,
+                ErrorKey::InvalidAmount,
+                "{bad:?}"
+            );
+        }
+        assert_eq!(Amount::parse("1000000000").unwrap(), Amount::MAX);
+    }
+
+    #[test]
+    fn percentages_round_down_to_the_hundredth() {
+        let a = Amount::parse("99.99").unwrap();
+        assert_eq!(a.percent_bp(500).to_string(), "4.99");
+        assert_eq!(Amount::MAX.percent_bp(10_000), Amount::MAX);
+    }
+
+    proptest! {
+        #[test]
+        fn display_and_parse_round_trip(h in 0i64..=100_000_000_000) {
+            let a = Amount::from_hundredths(h).unwrap();
+            prop_assert_eq!(Amount::parse(&a.to_string()).unwrap(), a);
+        }
+
+        #[test]
+        fn parse_never_panics(s in ".{0,30}") {
+            let _ = Amount::parse(&s);
+        }
+    }
+}
