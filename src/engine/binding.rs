@@ -1,15 +1,19 @@
 //! `bindto` across two records that may live on different store nodes: the
 //! contact → card index and the card itself. The protocol:
 //!
-//! 1. claim the contact's index entry for this card (claim-if-absent, or
+//! 1. claim the contact's index entry for this attempt (claim-if-absent, or
 //!    take it over from a card blocked for replacement, or from a claim whose
 //!    owner never completed within the lease);
 //! 2. write the binding on the card, conditional on the card's version;
-//! 3. if step 2 loses a race, give the claim back and start again.
+//! 3. if step 2 loses a race, give the claim back (unless the card turned
+//!    out bound to this contact after all) and start again.
 //!
-//! Readers only believe a binding that both sides confirm (`current_card`),
-//! so a half-done bind is never visible as one.
+//! Only the attempt holding the claim writes the binding, so a claim is
+//! never given back while a binding relies on it. Readers only believe a
+//! binding that both sides confirm (`current_card`), so a half-done bind is
+//! never visible as one.
 
+use super::claims::{new_owner, record_of, IN_PROGRESS_BACKOFF};
 use super::error::EngineError;
 use super::ops::{cannot_find_mobile, now, now_ms, Ops, MAX_ATTEMPTS};
 use crate::domain::{
@@ -24,6 +28,23 @@ fn contact_taken() -> EngineError {
         "the contact already holds another card; a new card can be bound only when that card is blocked for replacement",
     )
     .into()
+}
+
+/// What this attempt found in the contact's index entry.
+struct Takeover {
+    /// The owner string to replace (`None`: the entry is free).
+    expected: Option<String>,
+    /// The card blocked for replacement that the new card replaces.
+    replaces: Option<CardNumber>,
+}
+
+impl Takeover {
+    /// Whose claim to put back when this attempt gives up: the replaced
+    /// card's (it stays the contact's card); a dead attempt's is not worth
+    /// restoring.
+    fn restorable(&self) -> Option<&str> {
+        self.replaces.as_ref().and(self.expected.as_deref())
+    }
 }
 
 impl Ops {
@@ -51,99 +72,135 @@ impl Ops {
             }
 
             let started = now_ms();
-            let claim = self
-                .store
-                .index_get(Index::ContactCard, code.as_str())
-                .await?;
-            let (expected, replaces) = match claim {
-                None => (None, None),
-                Some(c) if c.owner == number.as_str() => (Some(c.owner), None),
-                Some(c) => {
-                    let holder = self
-                        .store
-                        .get_card(&CardNumber::from_trusted(c.owner.clone()))
-                        .await?;
-                    match holder {
-                        Some(h) if h.value.contact.as_ref() == Some(code) => {
-                            if !h.value.is_blocked_for_replacement() {
-                                return Err(contact_taken());
-                            }
-                            (Some(c.owner), Some(h.value.number))
-                        }
-                        // The claimed card never got its binding written: a
-                        // bind in progress (respect it) or one that died
-                        // (take over once the lease has run out).
-                        _ if started - c.since_ms > lease => (Some(c.owner), None),
-                        _ => return Err(contact_taken()),
-                    }
-                }
+            let Some(takeover) = self.inspect_claim(code, number, started).await? else {
+                // Another attempt for this very card and contact holds the
+                // claim and has not finished: look again shortly.
+                tokio::time::sleep(IN_PROGRESS_BACKOFF).await;
+                continue;
             };
-
-            if expected.as_deref() != Some(number.as_str()) {
-                let claimed = self
-                    .store
-                    .index_claim(
-                        Index::ContactCard,
-                        code.as_str(),
-                        expected.as_deref(),
-                        number.as_str(),
-                        started,
-                    )
-                    .await?;
-                if claimed.is_err() {
-                    continue;
-                }
+            let owner = new_owner(number.as_str());
+            let claimed = self
+                .store
+                .index_claim(
+                    Index::ContactCard,
+                    code.as_str(),
+                    takeover.expected.as_deref(),
+                    &owner,
+                    started,
+                )
+                .await?;
+            if claimed.is_err() {
+                continue;
             }
             // Past half the lease another writer may soon judge our claim
             // stale; give it back rather than race that writer.
             if now_ms() - started > lease / 2 {
-                self.undo_claim(code, number, expected.as_deref()).await?;
+                self.undo_claim(code, &owner, takeover.restorable()).await?;
                 return Err(EngineError::Contention(format!("binding card {number}")));
             }
 
             let Change::Changed { card: bound, entry } =
-                card.value.bind(code, replaces.clone(), actor, now())
+                card.value
+                    .bind(code, takeover.replaces.clone(), actor, now())
             else {
                 unreachable!("binding a bindable card always changes it")
             };
             match self.store.update_card(&bound, card.version, &entry).await? {
                 Cas::Applied => {
                     m::card_transition(entry.operation.as_str(), entry.from, entry.to);
-                    if let Some(old) = replaces {
+                    if let Some(old) = takeover.replaces {
                         self.mark_replaced(&old, number, actor).await?;
                     }
                     return Ok(());
                 }
-                Cas::Conflict => self.undo_claim(code, number, expected.as_deref()).await?,
+                Cas::Conflict => {
+                    let now_bound =
+                        self.load_card(number).await?.value.contact.as_ref() == Some(code);
+                    if !now_bound {
+                        self.undo_claim(code, &owner, takeover.restorable()).await?;
+                    }
+                }
             }
         }
         Err(EngineError::Contention(format!("binding card {number}")))
     }
 
-    /// Gives a contact's claim back to whoever held it before us.
-    async fn undo_claim(
+    /// Decides whose claim on the contact this attempt may replace. `None`:
+    /// another attempt for the same card holds it and is still in progress.
+    async fn inspect_claim(
         &self,
         code: &ContactCode,
         number: &CardNumber,
+        now: i64,
+    ) -> Result<Option<Takeover>, EngineError> {
+        let lease = self.settings.claim_lease_ms;
+        let Some(claim) = self
+            .store
+            .index_get(Index::ContactCard, code.as_str())
+            .await?
+        else {
+            return Ok(Some(Takeover {
+                expected: None,
+                replaces: None,
+            }));
+        };
+        let stale = now - claim.since_ms > lease;
+        let holder_number = CardNumber::from_trusted(record_of(&claim.owner).to_owned());
+        if holder_number == *number {
+            // Our card, but not our attempt: our card is unbound (the caller
+            // checked), so that attempt is unfinished or dead.
+            return Ok(stale.then_some(Takeover {
+                expected: Some(claim.owner),
+                replaces: None,
+            }));
+        }
+        let holder = self.store.get_card(&holder_number).await?;
+        match holder {
+            Some(h) if h.value.contact.as_ref() == Some(code) => {
+                if h.value.is_blocked_for_replacement() {
+                    Ok(Some(Takeover {
+                        expected: Some(claim.owner),
+                        replaces: Some(h.value.number),
+                    }))
+                } else {
+                    Err(contact_taken())
+                }
+            }
+            // The claimed card never got its binding written: a bind in
+            // progress (respect it) or one that died (take over once the
+            // lease has run out).
+            _ if stale => Ok(Some(Takeover {
+                expected: Some(claim.owner),
+                replaces: None,
+            })),
+            _ => Err(contact_taken()),
+        }
+    }
+
+    /// Gives up this attempt's claim: back to `previous`, or released.
+    async fn undo_claim(
+        &self,
+        code: &ContactCode,
+        owner: &str,
         previous: Option<&str>,
     ) -> Result<(), EngineError> {
         match previous {
-            Some(prev) if prev != number.as_str() => {
-                // If this fails, someone else already moved the claim on.
+            Some(prev) => {
+                // Refused when someone else already moved the claim on: fine.
                 let _ = self
                     .store
                     .index_claim(
                         Index::ContactCard,
                         code.as_str(),
-                        Some(number.as_str()),
+                        Some(owner),
                         prev,
                         now_ms(),
                     )
                     .await?;
             }
-            _ => {
+            None => {
                 self.store
-                    .index_release(Index::ContactCard, code.as_str(), number.as_str())
+                    .index_release(Index::ContactCard, code.as_str(), owner)
                     .await?
             }
         }

@@ -1,11 +1,13 @@
 //! Contact create-or-update. A mobile number belongs to at most one contact:
-//! the number's index entry is claimed before the contact record is written,
-//! and given back if that write loses a race.
+//! the number's index entry is claimed (by this attempt) before the contact
+//! record is written, and given back if that write loses a race — unless
+//! the contact turned out to carry the number after all.
 
+use super::claims::{new_owner, record_of, IN_PROGRESS_BACKOFF};
 use super::commands::ContactView;
 use super::error::EngineError;
 use super::ops::{now_ms, Ops, MAX_ATTEMPTS};
-use crate::domain::{Contact, ContactCode, ContactPatch, ErrorKey, RuleError};
+use crate::domain::{Contact, ContactCode, ContactPatch, ErrorKey, MobileNumber, RuleError};
 use crate::store::{Cas, Index};
 
 fn number_taken() -> EngineError {
@@ -16,13 +18,22 @@ fn number_taken() -> EngineError {
     .into()
 }
 
+/// The outcome of looking at a mobile number's index entry.
+enum MobileClaim {
+    /// This attempt now holds the entry under `owner`.
+    Taken { owner: String },
+    /// Another attempt for the same contact holds it, unfinished: retry.
+    InProgress,
+    /// The entry changed under us: retry.
+    Raced,
+}
+
 impl Ops {
     pub(crate) async fn upsert_contact(
         &self,
         code: ContactCode,
         patch: ContactPatch,
     ) -> Result<ContactView, EngineError> {
-        let lease = self.settings.claim_lease_ms;
         for _ in 0..MAX_ATTEMPTS {
             let existing = self.store.get_contact(&code).await?;
             let (mut contact, expected) = match &existing {
@@ -43,52 +54,22 @@ impl Ops {
                 .clone()
                 .filter(|m| Some(m) != old_mobile.as_ref());
 
-            // (number, previous owner) when this attempt took the number's claim.
-            let mut claimed: Option<(String, Option<String>)> = None;
+            let mut owner = None;
             if let Some(mobile) = &new_mobile {
-                let started = now_ms();
-                match self
-                    .store
-                    .index_claim(Index::Mobile, mobile.as_str(), None, code.as_str(), started)
-                    .await?
-                {
-                    Ok(()) => claimed = Some((mobile.as_str().to_owned(), None)),
-                    Err(Some(holder)) if holder.owner == code.as_str() => {}
-                    Err(Some(holder)) => {
-                        let other = self
-                            .store
-                            .get_contact(&ContactCode::from_trusted(holder.owner.clone()))
-                            .await?;
-                        let really_theirs =
-                            other.is_some_and(|o| o.value.mobile.as_ref() == Some(mobile));
-                        if really_theirs || started - holder.since_ms <= lease {
-                            return Err(number_taken());
-                        }
-                        let took = self
-                            .store
-                            .index_claim(
-                                Index::Mobile,
-                                mobile.as_str(),
-                                Some(&holder.owner),
-                                code.as_str(),
-                                started,
-                            )
-                            .await?;
-                        if took.is_err() {
-                            continue;
-                        }
-                        claimed = Some((mobile.as_str().to_owned(), Some(holder.owner)));
+                match self.claim_mobile(mobile, &code).await? {
+                    MobileClaim::Taken { owner: o } => owner = Some(o),
+                    MobileClaim::InProgress => {
+                        tokio::time::sleep(IN_PROGRESS_BACKOFF).await;
+                        continue;
                     }
-                    Err(None) => continue,
+                    MobileClaim::Raced => continue,
                 }
             }
 
             match self.store.put_contact(&contact, expected).await? {
                 Cas::Applied => {
                     if let (Some(old), Some(_)) = (&old_mobile, &new_mobile) {
-                        self.store
-                            .index_release(Index::Mobile, old.as_str(), code.as_str())
-                            .await?;
+                        self.release_mobile(old, &code).await?;
                     }
                     let card = self.current_card(&code).await?.map(|c| c.value);
                     return Ok(ContactView {
@@ -98,30 +79,85 @@ impl Ops {
                     });
                 }
                 Cas::Conflict => {
-                    if let Some((mobile, previous)) = claimed {
-                        match previous {
-                            Some(prev) => {
-                                let _ = self
-                                    .store
-                                    .index_claim(
-                                        Index::Mobile,
-                                        &mobile,
-                                        Some(code.as_str()),
-                                        &prev,
-                                        now_ms(),
-                                    )
-                                    .await?;
-                            }
-                            None => {
-                                self.store
-                                    .index_release(Index::Mobile, &mobile, code.as_str())
-                                    .await?
-                            }
+                    if let (Some(mobile), Some(owner)) = (&new_mobile, &owner) {
+                        let now_ours = self
+                            .store
+                            .get_contact(&code)
+                            .await?
+                            .is_some_and(|c| c.value.mobile.as_ref() == Some(mobile));
+                        if !now_ours {
+                            self.store
+                                .index_release(Index::Mobile, mobile.as_str(), owner)
+                                .await?;
                         }
                     }
                 }
             }
         }
         Err(EngineError::Contention(format!("contact {code}")))
+    }
+
+    async fn claim_mobile(
+        &self,
+        mobile: &MobileNumber,
+        code: &ContactCode,
+    ) -> Result<MobileClaim, EngineError> {
+        let started = now_ms();
+        let owner = new_owner(code.as_str());
+        let current = self.store.index_get(Index::Mobile, mobile.as_str()).await?;
+        let expected = match current {
+            None => None,
+            Some(holder) => {
+                let stale = started - holder.since_ms > self.settings.claim_lease_ms;
+                let holder_code = ContactCode::from_trusted(record_of(&holder.owner).to_owned());
+                if holder_code == *code {
+                    // Our contact, another attempt: it does not carry the
+                    // number yet (or we would not be claiming it).
+                    if !stale {
+                        return Ok(MobileClaim::InProgress);
+                    }
+                } else {
+                    let theirs = self
+                        .store
+                        .get_contact(&holder_code)
+                        .await?
+                        .is_some_and(|o| o.value.mobile.as_ref() == Some(mobile));
+                    if theirs || !stale {
+                        return Err(number_taken());
+                    }
+                }
+                Some(holder.owner)
+            }
+        };
+        let claimed = self
+            .store
+            .index_claim(
+                Index::Mobile,
+                mobile.as_str(),
+                expected.as_deref(),
+                &owner,
+                started,
+            )
+            .await?;
+        Ok(match claimed {
+            Ok(()) => MobileClaim::Taken { owner },
+            Err(_) => MobileClaim::Raced,
+        })
+    }
+
+    /// Frees a number the contact no longer carries.
+    async fn release_mobile(
+        &self,
+        mobile: &MobileNumber,
+        code: &ContactCode,
+    ) -> Result<(), EngineError> {
+        if let Some(claim) = self.store.index_get(Index::Mobile, mobile.as_str()).await? {
+            if record_of(&claim.owner) == code.as_str() {
+                self.store
+                    .index_release(Index::Mobile, mobile.as_str(), &claim.owner)
+                    .await?;
+            }
+        }
+        Ok(())
     }
 }

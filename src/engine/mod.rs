@@ -3,6 +3,7 @@
 //! is full. The API sees only [`Engine`]; actix stays inside `shard.rs`.
 
 mod binding;
+mod claims;
 pub mod commands;
 mod contacts;
 mod error;

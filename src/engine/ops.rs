@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
+use super::claims::record_of;
 use super::commands::{BalanceView, Command, Reply};
 use super::error::EngineError;
 use crate::domain::{
@@ -135,7 +136,7 @@ impl Ops {
         let Some(claim) = self.store.index_get(Index::Mobile, mobile.as_str()).await? else {
             return Ok(None);
         };
-        let code = ContactCode::from_trusted(claim.owner);
+        let code = ContactCode::from_trusted(record_of(&claim.owner).to_owned());
         let contact = self.store.get_contact(&code).await?;
         Ok(contact.filter(|c| c.value.mobile.as_ref() == Some(mobile)))
     }
@@ -156,7 +157,9 @@ impl Ops {
         };
         let card = self
             .store
-            .get_card(&CardNumber::from_trusted(claim.owner))
+            .get_card(&CardNumber::from_trusted(
+                record_of(&claim.owner).to_owned(),
+            ))
             .await?;
         Ok(card.filter(|c| c.value.contact.as_ref() == Some(code)))
     }
