@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use super::error::{ErrorKey, RuleError};
 use super::history::{HistoryEntry, Operation};
 use super::ids::{CardNumber, ContactCode};
+use super::ledger::Ledger;
 use super::policy::{may_block, may_unblock, Actor};
 use super::reference::{BlockReason, CardStatus, CardType, Category, Role, UnblockReason};
 
@@ -26,6 +27,9 @@ pub struct Card {
     pub replaced_by: Option<CardNumber>,
     /// Set on the new card of a replacement: which card it took over from.
     pub replaces: Option<CardNumber>,
+    /// The card's bonuses.
+    #[serde(default)]
+    pub ledger: Ledger,
 }
 
 /// Who blocked the card, why, when, and from which status.
@@ -74,6 +78,7 @@ impl Card {
             block: None,
             replaced_by: None,
             replaces: None,
+            ledger: Ledger::default(),
         }
     }
 

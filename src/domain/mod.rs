@@ -10,6 +10,7 @@ pub mod ids;
 pub mod ledger;
 pub mod money;
 pub mod policy;
+pub mod purchase;
 pub mod reference;
 
 pub use card::{BindCheck, BlockInfo, Card};

@@ -1,0 +1,300 @@
+//! Purchases against a card's ledger (API.md §7): what a purchase earns and
+//! may write off, and how confirm, cancel and refund change the ledger.
+//! Pure: dates and rules come in as parameters.
+
+use serde::{Deserialize, Serialize};
+use time::{Date, Duration};
+
+use super::card::Card;
+use super::error::{ErrorKey, RuleError};
+use super::ledger::Allocation;
+use super::money::Amount;
+use super::reference::{BonusType, CardStatus, CardType};
+
+/// The configured purchase rules; percentages in basis points (5% = 500).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BonusRules {
+    pub accrual_bp: i64,
+    pub activation_delay_days: i64,
+    pub expiry_days: i64,
+    pub max_writeoff_bp: i64,
+    pub discount_bp: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Calculation {
+    pub accrual: Amount,
+    pub max_bonus_to_pay: Amount,
+    pub discount_bp: i64,
+}
+
+/// What the engine keeps about a confirmed purchase, to answer replays and
+/// to cancel or refund it later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurchaseRecord {
+    pub amount: Amount,
+    pub bonus_paid: Amount,
+    pub accrual: Amount,
+    pub accrual_lot: Option<u64>,
+    pub writeoffs: Vec<Allocation>,
+    /// Cumulative money refunded, bonuses of the accrual taken back, and
+    /// written-off bonuses given back.
+    pub refunded: Amount,
+    pub accrual_reversed: Amount,
+    pub bonus_returned: Amount,
+    pub cancelled: bool,
+}
+
+/// The ledger effect of a cancel or refund.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Reversal {
+    /// Bonuses of the purchase's accrual taken back.
+    pub accrual_reversed: Amount,
+    /// Written-off bonuses given back (with their original dates).
+    pub bonus_returned: Amount,
+    /// Part of the accrual already spent that the balance could not cover.
+    pub uncovered: Amount,
+}
+
+fn accrues(card: &Card) -> bool {
+    matches!(card.card_type, CardType::Bonus | CardType::BonusDiscount)
+}
+
+fn discounts(card: &Card) -> bool {
+    matches!(card.card_type, CardType::Discount | CardType::BonusDiscount)
+}
+
+/// What a purchase of `amount` paying `bonus_to_pay` with bonuses would
+/// earn, and what may be written off at most.
+pub fn calculate(
+    rules: &BonusRules,
+    card: &Card,
+    amount: Amount,
+    bonus_to_pay: Amount,
+    today: Date,
+) -> Calculation {
+    let max_bonus_to_pay = if card.status == CardStatus::Active {
+        card.ledger
+            .usable(today)
+            .min(amount.percent_bp(rules.max_writeoff_bp))
+    } else {
+        Amount::ZERO
+    };
+    let accrual = if accrues(card) {
+        amount
+            .saturating_sub(bonus_to_pay)
+            .percent_bp(rules.accrual_bp)
+    } else {
+        Amount::ZERO
+    };
+    Calculation {
+        accrual,
+        max_bonus_to_pay,
+        discount_bp: if discounts(card) {
+            rules.discount_bp
+        } else {
+            0
+        },
+    }
+}
+
+/// Status rules of a purchase: accrual needs Issued or Active, a write-off
+/// needs Active.
+pub fn check_status(card: &Card, bonus_to_pay: Amount) -> Result<(), RuleError> {
+    let refuse = |m: &str| Err(RuleError::new(ErrorKey::StatusError, m));
+    match card.status {
+        CardStatus::New => refuse("the card is New: purchases need an issued card"),
+        CardStatus::Blocked => refuse("the card is Blocked: no purchases on a blocked card"),
+        CardStatus::Issued if bonus_to_pay > Amount::ZERO => {
+            refuse("the card is not Active: bonuses can be written off only from an Active card")
+        }
+        CardStatus::Issued | CardStatus::Active => Ok(()),
+    }
+}
+
+/// Applies a purchase to the card's ledger: writes off `bonus_to_pay`
+/// (nearest-expiring first) and accrues a new lot, Inactive for the
+/// activation delay, then Active until its expiry.
+pub fn confirm(
+    rules: &BonusRules,
+    card: &mut Card,
+    reference: &str,
+    amount: Amount,
+    bonus_to_pay: Amount,
+    date: Date,
+    today: Date,
+) -> Result<PurchaseRecord, RuleError> {
+    check_status(card, bonus_to_pay)?;
+    if bonus_to_pay > amount {
+        return Err(RuleError::new(
+            ErrorKey::InvalidAmount,
+            "BonusToPay exceeds Amount",
+        ));
+    }
+    let calc = calculate(rules, card, amount, bonus_to_pay, today);
+    if bonus_to_pay > calc.max_bonus_to_pay {
+        return Err(RuleError::new(
+            ErrorKey::InsufficientBonuses,
+            format!(
+                "{bonus_to_pay} bonuses requested, at most {} may be written off",
+                calc.max_bonus_to_pay
+            ),
+        ));
+    }
+    let writeoffs = card.ledger.write_off(bonus_to_pay, today)?;
+    let (active_from, expires) = accrual_dates(rules, date);
+    let accrual_lot = (calc.accrual > Amount::ZERO).then(|| {
+        card.ledger.accrue(
+            calc.accrual,
+            BonusType::Cash,
+            active_from,
+            Some(expires),
+            reference,
+        )
+    });
+    Ok(PurchaseRecord {
+        amount,
+        bonus_paid: bonus_to_pay,
+        accrual: calc.accrual,
+        accrual_lot,
+        writeoffs,
+        refunded: Amount::ZERO,
+        accrual_reversed: Amount::ZERO,
+        bonus_returned: Amount::ZERO,
+        cancelled: false,
+    })
+}
+
+/// First usable day and last usable day of a purchase's accrual.
+pub fn accrual_dates(rules: &BonusRules, date: Date) -> (Date, Date) {
+    let active_from = date.saturating_add(Duration::days(rules.activation_delay_days));
+    let expires = active_from.saturating_add(Duration::days(rules.expiry_days));
+    (active_from, expires)
+}
+
+/// Reverses what is left of the purchase: gives back the written-off
+/// bonuses not yet returned and takes back the accrual not yet reversed
+/// (what was already spent of it comes out of the balance).
+pub fn cancel(
+    card: &mut Card,
+    record: &mut PurchaseRecord,
+    reference: &str,
+    today: Date,
+) -> Reversal {
+    let reversal = reverse(
+        card,
+        record,
+        record.accrual.saturating_sub(record.accrual_reversed),
+        record.bonus_paid.saturating_sub(record.bonus_returned),
+        reference,
+        today,
+    );
+    record.cancelled = true;
+    reversal
+}
+
+/// A partial return of `amount` of the purchase: accrual and write-off are
+/// reversed in proportion. Cumulative refunds never exceed the purchase;
+/// the refund that completes it reverses exactly what is left.
+pub fn refund(
+    card: &mut Card,
+    record: &mut PurchaseRecord,
+    amount: Amount,
+    reference: &str,
+    today: Date,
+) -> Result<Reversal, RuleError> {
+    if record.cancelled {
+        return Err(RuleError::new(
+            ErrorKey::InvalidAmount,
+            "the purchase was cancelled: nothing is left to refund",
+        ));
+    }
+    let left = record.amount.saturating_sub(record.refunded);
+    if amount == Amount::ZERO || amount > left {
+        return Err(RuleError::new(
+            ErrorKey::InvalidAmount,
+            format!("a refund must be above 0 and at most what is left of the purchase ({left})"),
+        ));
+    }
+    let refunded = record.refunded.checked_add(amount).unwrap_or(record.amount);
+    let (accrual_target, bonus_target) = if refunded == record.amount {
+        (record.accrual, record.bonus_paid)
+    } else {
+        (
+            record.accrual.ratio(refunded, record.amount),
+            record.bonus_paid.ratio(refunded, record.amount),
+        )
+    };
+    let reversal = reverse(
+        card,
+        record,
+        accrual_target.saturating_sub(record.accrual_reversed),
+        bonus_target.saturating_sub(record.bonus_returned),
+        reference,
+        today,
+    );
+    record.refunded = refunded;
+    Ok(reversal)
+}
+
+fn reverse(
+    card: &mut Card,
+    record: &mut PurchaseRecord,
+    accrual: Amount,
+    bonus: Amount,
+    reference: &str,
+    today: Date,
+) -> Reversal {
+    let give_back = slice(&record.writeoffs, record.bonus_returned, bonus);
+    card.ledger.restore(&give_back, reference);
+    let removed = record.accrual_lot.map_or(Amount::ZERO, |lot| {
+        card.ledger.remove_from_lot(lot, accrual)
+    });
+    let spent = accrual.saturating_sub(removed);
+    let covered = sum(card.ledger.take_back(spent, today).iter().map(|a| a.amount));
+    record.accrual_reversed = record
+        .accrual_reversed
+        .checked_add(accrual)
+        .unwrap_or(record.accrual);
+    record.bonus_returned = record
+        .bonus_returned
+        .checked_add(bonus)
+        .unwrap_or(record.bonus_paid);
+    Reversal {
+        accrual_reversed: accrual,
+        bonus_returned: bonus,
+        uncovered: spent.saturating_sub(covered),
+    }
+}
+
+fn sum(amounts: impl Iterator<Item = Amount>) -> Amount {
+    Amount::from_hundredths(amounts.map(Amount::hundredths).sum()).unwrap_or(Amount::MAX)
+}
+
+/// The allocations covering `[skip, skip + take)` of the written-off
+/// amount, in write-off order.
+fn slice(allocations: &[Allocation], skip: Amount, take: Amount) -> Vec<Allocation> {
+    let mut skip = skip;
+    let mut take = take;
+    let mut out = Vec::new();
+    for a in allocations {
+        if take == Amount::ZERO {
+            break;
+        }
+        let available = a.amount.saturating_sub(skip);
+        skip = skip.saturating_sub(a.amount);
+        let part = available.min(take);
+        if part > Amount::ZERO {
+            out.push(Allocation {
+                amount: part,
+                ..a.clone()
+            });
+            take = take.saturating_sub(part);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "purchase_tests.rs"]
+mod tests;

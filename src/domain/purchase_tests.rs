@@ -1,0 +1,182 @@
+use super::*;
+use crate::domain::ids::CardNumber;
+use crate::domain::reference::Category;
+use proptest::prelude::*;
+use time::macros::date;
+
+const TODAY: Date = date!(2026 - 11 - 28);
+
+fn amt(h: i64) -> Amount {
+    Amount::from_hundredths(h).unwrap()
+}
+
+fn rules() -> BonusRules {
+    BonusRules {
+        accrual_bp: 500,
+        activation_delay_days: 14,
+        expiry_days: 365,
+        max_writeoff_bp: 5000,
+        discount_bp: 300,
+    }
+}
+
+fn active_card(bonus: i64) -> Card {
+    let mut card = Card::new(
+        CardNumber::from_trusted("4000000000001".into()),
+        Category::Plastic,
+        CardType::Bonus,
+    );
+    card.status = CardStatus::Active;
+    card.ledger.accrue(
+        amt(bonus),
+        BonusType::Cash,
+        TODAY - Duration::days(30),
+        Some(TODAY + Duration::days(60)),
+        "seed",
+    );
+    card
+}
+
+#[test]
+fn calculate_limits_the_write_off_by_balance_and_share() {
+    let card = active_card(10_000);
+    let c = calculate(&rules(), &card, amt(5_000), Amount::ZERO, TODAY);
+    assert_eq!(c.max_bonus_to_pay, amt(2_500)); // 50% of 50.00
+    assert_eq!(c.accrual, amt(250)); // 5% of 50.00
+    assert_eq!(c.discount_bp, 0);
+    let c = calculate(&rules(), &card, amt(100_000), amt(1_000), TODAY);
+    assert_eq!(c.max_bonus_to_pay, amt(10_000)); // the balance
+    assert_eq!(c.accrual, amt(4_950)); // 5% of what was paid in money
+    let mut discount = card.clone();
+    discount.card_type = CardType::Discount;
+    let c = calculate(&rules(), &discount, amt(5_000), Amount::ZERO, TODAY);
+    assert_eq!((c.accrual, c.discount_bp), (Amount::ZERO, 300));
+}
+
+#[test]
+fn confirm_writes_off_and_accrues_an_inactive_lot() {
+    let mut card = active_card(10_000);
+    let rec = confirm(
+        &rules(),
+        &mut card,
+        "purchase:p1",
+        amt(10_000),
+        amt(3_000),
+        TODAY,
+        TODAY,
+    )
+    .unwrap();
+    assert_eq!(rec.accrual, amt(350));
+    assert_eq!(card.ledger.usable(TODAY), amt(7_000));
+    assert_eq!(card.ledger.unburnt(TODAY), amt(7_350));
+    assert_eq!(card.ledger.usable(TODAY + Duration::days(14)), amt(7_350));
+    let err = confirm(
+        &rules(),
+        &mut card,
+        "p2",
+        amt(100_000),
+        amt(7_001),
+        TODAY,
+        TODAY,
+    )
+    .unwrap_err();
+    assert_eq!(err.key, ErrorKey::InsufficientBonuses);
+}
+
+#[test]
+fn status_rules() {
+    let mut card = active_card(10_000);
+    card.status = CardStatus::Issued;
+    assert_eq!(
+        check_status(&card, amt(1)).unwrap_err().key,
+        ErrorKey::StatusError
+    );
+    assert!(check_status(&card, Amount::ZERO).is_ok());
+    for s in [CardStatus::New, CardStatus::Blocked] {
+        card.status = s;
+        assert_eq!(
+            check_status(&card, Amount::ZERO).unwrap_err().key,
+            ErrorKey::StatusError
+        );
+    }
+}
+
+#[test]
+fn cancel_takes_back_a_spent_accrual_from_the_balance() {
+    let mut card = active_card(1_000);
+    let mut rec = confirm(
+        &rules(),
+        &mut card,
+        "p",
+        amt(100_000),
+        Amount::ZERO,
+        TODAY - Duration::days(20),
+        TODAY,
+    )
+    .unwrap();
+    assert_eq!(rec.accrual, amt(5_000));
+    // The accrual is active now (20 days > 14) and 5 800 of 6 000 get spent.
+    card.ledger.write_off(amt(5_800), TODAY).unwrap();
+    let r = cancel(&mut card, &mut rec, "cancel:p", TODAY);
+    assert_eq!(r.accrual_reversed, amt(5_000));
+    assert_eq!(r.uncovered, amt(4_800));
+    assert_eq!(card.ledger.unburnt(TODAY), Amount::ZERO);
+    assert!(rec.cancelled);
+}
+
+proptest! {
+    /// Any sequence of refunds: cumulative refunds never exceed the
+    /// purchase; the reversed accrual and returned bonuses never exceed
+    /// what the purchase accrued and wrote off, and a full refund reverses
+    /// both exactly — leaving the ledger as it was before the purchase.
+    #[test]
+    fn refund_sequences_never_exceed_the_purchase(
+        amount in 1i64..1_000_000,
+        pay_share in 0i64..=100,
+        refunds in proptest::collection::vec(1i64..1_000_000, 1..8),
+    ) {
+        let mut card = active_card(1_000_000);
+        let before = card.ledger.buckets(TODAY, false);
+        let pay = amt(amount).percent_bp(pay_share * 50); // up to 50%
+        let mut rec = confirm(&rules(), &mut card, "p", amt(amount), pay, TODAY, TODAY).unwrap();
+        for r in refunds {
+            let left = rec.amount.saturating_sub(rec.refunded);
+            let result = refund(&mut card, &mut rec, amt(r), "r", TODAY);
+            if amt(r) > left {
+                prop_assert_eq!(result.unwrap_err().key, ErrorKey::InvalidAmount);
+            } else {
+                prop_assert!(result.is_ok());
+            }
+            prop_assert!(rec.refunded <= rec.amount);
+            prop_assert!(rec.accrual_reversed <= rec.accrual);
+            prop_assert!(rec.bonus_returned <= rec.bonus_paid);
+        }
+        let left = rec.amount.saturating_sub(rec.refunded);
+        if left > Amount::ZERO {
+            refund(&mut card, &mut rec, left, "last", TODAY).unwrap();
+        }
+        prop_assert_eq!(rec.accrual_reversed, rec.accrual);
+        prop_assert_eq!(rec.bonus_returned, rec.bonus_paid);
+        let mut after = card.ledger.clone();
+        after.compact(TODAY);
+        prop_assert_eq!(after.buckets(TODAY, false), before);
+    }
+
+    /// Cancel after any partial refunds restores the ledger exactly.
+    #[test]
+    fn cancel_after_refunds_restores_the_ledger(
+        amount in 1i64..1_000_000,
+        pay_share in 0i64..=100,
+        partial in 0i64..1_000_000,
+    ) {
+        let mut card = active_card(1_000_000);
+        let before = card.ledger.buckets(TODAY, false);
+        let pay = amt(amount).percent_bp(pay_share * 50);
+        let mut rec = confirm(&rules(), &mut card, "p", amt(amount), pay, TODAY, TODAY).unwrap();
+        let _ = refund(&mut card, &mut rec, amt(partial.min(amount - 1).max(0)), "r", TODAY);
+        let r = cancel(&mut card, &mut rec, "c", TODAY);
+        prop_assert_eq!(r.uncovered, Amount::ZERO);
+        prop_assert_eq!(card.ledger.buckets(TODAY, false), before);
+        prop_assert_eq!(refund(&mut card, &mut rec, amt(1), "x", TODAY).unwrap_err().key, ErrorKey::InvalidAmount);
+    }
+}
