@@ -19,6 +19,55 @@ pub struct Settings {
     pub card: CardSettings,
     pub log: LogSettings,
     pub demo: DemoSettings,
+    pub bonus: BonusSettings,
+}
+
+/// Purchase rules (API.md §7). Percentages may have up to two decimals
+/// (`2.5`); they are kept as exact basis points.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BonusSettings {
+    #[serde(deserialize_with = "basis_points")]
+    pub accrual_percent: i64,
+    pub activation_delay_days: i64,
+    pub expiry_days: i64,
+    #[serde(deserialize_with = "basis_points")]
+    pub max_writeoff_percent: i64,
+    #[serde(deserialize_with = "basis_points")]
+    pub discount_percent: i64,
+    /// How long PurchaseId/RefundId/OperationId outcomes are kept (and so
+    /// how long a purchase can be cancelled or refunded).
+    pub idempotency_retention_secs: u64,
+}
+
+/// A percentage 0–100 with at most two decimals → basis points.
+fn basis_points<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Num {
+        Int(i64),
+        Float(f64),
+        Text(String),
+    }
+    let text = match Num::deserialize(d)? {
+        Num::Int(i) => i.to_string(),
+        // The shortest text that reads back as the same float: "2.5", not
+        // "2.4999999"; a value with more than two decimals is refused below.
+        Num::Float(f) => f.to_string(),
+        Num::Text(t) => t,
+    };
+    let bp = crate::domain::Amount::parse(&text)
+        .map_err(|_| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not a percentage with at most 2 decimals"
+            ))
+        })?
+        .hundredths();
+    if bp > 10_000 {
+        return Err(serde::de::Error::custom(format!(
+            "{text} is more than 100 percent"
+        )));
+    }
+    Ok(bp)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -163,6 +212,7 @@ mod tests {
         assert_eq!(s.http.bind, "127.0.0.1:8080");
         assert_eq!(s.store.backend, "memory");
         assert_eq!(s.activation.required_fields, vec!["Name", "BirthDate"]);
+        assert_eq!(s.bonus.accrual_percent, 500);
     }
 
     #[test]
@@ -177,7 +227,7 @@ mod tests {
         .unwrap();
         std::fs::write(
             &b,
-            "[http]\nbind = \"127.0.0.1:2\"\n[store]\nurl = [\"redis://a:1\", \"redis://b:2\"]\n",
+            "[bonus]\naccrual_percent = 2.5\n[http]\nbind = \"127.0.0.1:2\"\n[store]\nurl = [\"redis://a:1\", \"redis://b:2\"]\n",
         )
         .unwrap();
         let s = Settings::load_with_env(std::slice::from_ref(&a), false).unwrap();
@@ -185,6 +235,7 @@ mod tests {
         assert_eq!(s.store.url, vec!["redis://x:1"]);
         let s = Settings::load_with_env(&[a, b], false).unwrap();
         assert_eq!(s.http.bind, "127.0.0.1:2");
+        assert_eq!(s.bonus.accrual_percent, 250);
         assert_eq!(s.store.url, vec!["redis://a:1", "redis://b:2"]);
     }
 }

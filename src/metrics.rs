@@ -22,6 +22,8 @@ pub const SHARD_QUEUE_DEPTH: &str = "loyalty_shard_queue_depth";
 pub const STORE_DURATION: &str = "loyalty_store_operation_duration_seconds";
 pub const STORE_ERRORS: &str = "loyalty_store_errors_total";
 pub const CARDS_LOADED: &str = "loyalty_cards_loaded_total";
+/// In hundredths of a bonus point: counters are integers and amounts are exact.
+pub const BONUS_AMOUNT: &str = "loyalty_bonus_amount_hundredths_total";
 
 /// Explicit buckets: without them the exporter emits summaries, which
 /// cannot be aggregated across instances.
@@ -100,4 +102,10 @@ pub fn store_operation(operation: &'static str, seconds: f64, error: Option<&'st
 
 pub fn cards_loaded(outcome: &'static str, n: u64) {
     counter!(CARDS_LOADED, "outcome" => outcome).increment(n);
+}
+
+/// `operation`: accrual, write_off, accrual_reversed, write_off_returned,
+/// manual_accrual, transfer.
+pub fn bonus_amount(operation: &'static str, amount: crate::domain::Amount) {
+    counter!(BONUS_AMOUNT, "operation" => operation).increment(amount.hundredths().max(0) as u64);
 }

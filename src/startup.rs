@@ -12,8 +12,9 @@ use anyhow::{bail, Context};
 use crate::api::{auth::Authenticator, dispatch, router::Router, users, AppState};
 use crate::config::Settings;
 use crate::demo;
+use crate::domain::purchase::BonusRules;
 use crate::domain::{CardNumberFormat, ContactField};
-use crate::engine::{Engine, EngineSettings, OpsSettings};
+use crate::engine::{Engine, EngineSettings, OpsSettings, PurchaseSettings};
 use crate::metrics;
 use crate::store::{instrumented::Instrumented, memory::MemoryStore, Store};
 
@@ -59,6 +60,16 @@ impl Application {
                 ops: OpsSettings {
                     required_fields,
                     claim_lease_ms: settings.engine.claim_lease_ms,
+                    purchases: PurchaseSettings {
+                        rules: BonusRules {
+                            accrual_bp: settings.bonus.accrual_percent,
+                            activation_delay_days: settings.bonus.activation_delay_days,
+                            expiry_days: settings.bonus.expiry_days,
+                            max_writeoff_bp: settings.bonus.max_writeoff_percent,
+                            discount_bp: settings.bonus.discount_percent,
+                        },
+                        retention_secs: settings.bonus.idempotency_retention_secs,
+                    },
                 },
             },
         ));

@@ -9,6 +9,10 @@ use super::Ctx;
 use crate::domain::{CardNumber, ContactCode, ErrorKey, MobileNumber};
 use crate::engine::{Command, Reply};
 
+fn today() -> time::Date {
+    time::OffsetDateTime::now_utc().date()
+}
+
 fn ok() -> Fields {
     Fields::new()
 }
@@ -41,7 +45,7 @@ pub async fn balance_by_number(ctx: &Ctx<'_>) -> Result<Fields, ApiError> {
         .balance(number)
         .await
         .map_err(|e| ctx.engine_error(e))?;
-    Ok(views::balance(&view))
+    Ok(views::balance(&view, today()))
 }
 
 pub async fn balance_by_phone(ctx: &Ctx<'_>) -> Result<Fields, ApiError> {
@@ -64,7 +68,7 @@ pub async fn balance_by_phone(ctx: &Ctx<'_>) -> Result<Fields, ApiError> {
         .balance(card.value.number)
         .await
         .map_err(|e| ctx.engine_error(e))?;
-    Ok(views::balance(&view))
+    Ok(views::balance(&view, today()))
 }
 
 pub async fn balance_by_code(ctx: &Ctx<'_>) -> Result<Fields, ApiError> {
@@ -87,7 +91,7 @@ pub async fn balance_by_code(ctx: &Ctx<'_>) -> Result<Fields, ApiError> {
         .balance(card.value.number)
         .await
         .map_err(|e| ctx.engine_error(e))?;
-    Ok(views::balance(&view))
+    Ok(views::balance(&view, today()))
 }
 
 pub async fn issue(ctx: &Ctx<'_>) -> Result<Fields, ApiError> {

@@ -17,7 +17,7 @@ use super::error::ApiError;
 use super::params::Params;
 use super::router::{Match, Route, RouteId};
 use super::views::Fields;
-use super::{admin, card, contact, ops, AppState, Ctx};
+use super::{admin, card, contact, ops, purchase, AppState, Ctx};
 use crate::domain::{policy::may_call, ErrorKey};
 use crate::metrics as m;
 
@@ -193,6 +193,12 @@ async fn handle(
         RouteId::ContactUpsert => contact::upsert(&ctx).await,
         RouteId::ContactGet => contact::get(&ctx).await,
         RouteId::AdminCards => admin::load_cards(&ctx, body.as_deref().unwrap_or_default()).await,
+        RouteId::Calculate => purchase::calculate(&ctx).await,
+        RouteId::Confirm => purchase::confirm(&ctx).await,
+        RouteId::Cancel => purchase::cancel(&ctx).await,
+        RouteId::Refund => purchase::refund(&ctx).await,
+        RouteId::ManualBonus => purchase::manual_bonus(&ctx).await,
+        RouteId::Transactions => purchase::transactions(&ctx).await,
         RouteId::Health | RouteId::Ready | RouteId::Metrics => ops::health(),
     };
     let mut outcome = with_login(render(state, result), &login);

@@ -11,6 +11,7 @@ mod dispatch;
 pub mod error;
 mod ops;
 pub mod params;
+mod purchase;
 pub mod router;
 pub mod users;
 mod views;

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::error::ApiError;
-use crate::domain::ErrorKey;
+use crate::domain::{Amount, ErrorKey};
 
 #[derive(Debug, Default, Clone)]
 pub struct Params {
@@ -125,6 +125,59 @@ impl Params {
             Some(other) => Err(ApiError::new(
                 ErrorKey::InvalidJson,
                 format!("the parameter {name} must be a string, not {}", kind(other)),
+            )),
+        }
+    }
+
+    /// An amount: a JSON number (or its text) with at most two decimals.
+    pub fn amount(&self, name: &str) -> Result<Option<Amount>, ApiError> {
+        let raw = match self.raw(name) {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::Number(n)) => n.to_string(),
+            Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => {
+                return Err(ApiError::new(
+                    ErrorKey::InvalidAmount,
+                    format!("{name} must be a number, not {}", kind(other)),
+                ))
+            }
+        };
+        Amount::parse(&raw)
+            .map(Some)
+            .map_err(|e| ApiError::new(ErrorKey::InvalidAmount, format!("{name}: {}", e.message)))
+    }
+
+    /// An optional `YYYY-MM-DD` date.
+    pub fn date(&self, name: &str) -> Result<Option<time::Date>, ApiError> {
+        match self.string(name)? {
+            None => Ok(None),
+            Some(s) if s.trim().is_empty() => Ok(None),
+            Some(s) => time::Date::parse(
+                s.trim(),
+                time::macros::format_description!("[year]-[month]-[day]"),
+            )
+            .map(Some)
+            .map_err(|_| {
+                ApiError::new(
+                    ErrorKey::InvalidParameter,
+                    format!("{name} must be a date YYYY-MM-DD"),
+                )
+            }),
+        }
+    }
+
+    /// An identifier chosen by the caller (PurchaseId, RefundId,
+    /// OperationId): 1–128 visible ASCII characters.
+    pub fn id(&self, name: &str) -> Result<Option<String>, ApiError> {
+        match self.text(name)? {
+            None => Ok(None),
+            Some(s) if (1..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic()) => {
+                Ok(Some(s))
+            }
+            Some(_) => Err(ApiError::new(
+                ErrorKey::InvalidParameter,
+                format!("{name} must be 1-128 visible ASCII characters"),
             )),
         }
     }

@@ -2,13 +2,15 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::domain::{Card, Contact, HistoryEntry};
+use time::Date;
+
+use crate::domain::{Amount, Bucket, Card, CardStatus, Contact, HistoryEntry};
 use crate::engine::BalanceView;
 
 pub type Fields = Map<String, Value>;
 
 /// The balance answer of API.md §5.1.
-pub fn balance(view: &BalanceView) -> Fields {
+pub fn balance(view: &BalanceView, today: Date) -> Fields {
     let card = &view.card;
     let contact = view.contact.as_ref();
     let mut f = Fields::new();
@@ -33,8 +35,18 @@ pub fn balance(view: &BalanceView) -> Fields {
     f.insert("CategoryName".into(), json!(card.category.name()));
     f.insert("TypeCode".into(), json!(card.card_type.code_str()));
     f.insert("TypeName".into(), json!(card.card_type.name()));
-    // No ledger yet: a card holds no bonuses until accruals exist.
-    f.insert("Bonuses".into(), Value::Array(Vec::new()));
+    // A replaced card's bonuses moved to its successor: it shows none.
+    let bonuses = if card.replaced_by.is_some() {
+        Vec::new()
+    } else {
+        let frozen = card.status == CardStatus::Blocked;
+        card.ledger
+            .buckets(today, frozen)
+            .iter()
+            .map(bucket)
+            .collect()
+    };
+    f.insert("Bonuses".into(), Value::Array(bonuses));
     if let Some(block) = &card.block {
         f.insert("BlockReasonCode".into(), json!(block.reason.code_str()));
         f.insert("BlockReasonName".into(), json!(block.reason.name()));
@@ -90,5 +102,49 @@ pub fn history_entry(seq: u64, e: &HistoryEntry) -> Value {
         "ReasonCode": e.reason_code.map(|c| c.to_string()),
         "ReasonName": e.reason_name,
         "Detail": e.detail,
+    })
+}
+
+/// An exact amount as a JSON number with at most two decimals.
+pub fn money(a: Amount) -> Value {
+    // Hundredths below 2^53 print exactly as the shortest decimal.
+    serde_json::Number::from_f64(a.hundredths() as f64 / 100.0).map_or(Value::Null, Value::Number)
+}
+
+pub fn percent(basis_points: i64) -> Value {
+    money(Amount::from_hundredths(basis_points).unwrap_or(Amount::ZERO))
+}
+
+pub fn date(d: Date) -> Value {
+    Value::String(d.to_string())
+}
+
+fn bucket(b: &Bucket) -> Value {
+    json!({
+        "Amount": money(b.amount),
+        "StatusCode": b.status.code_str(),
+        "StatusName": b.status.name(),
+        "ExpireDate": b.expire_date.map_or(Value::Null, date),
+        "TypeCode": b.bonus_type.code_str(),
+        "TypeName": b.bonus_type.name(),
+    })
+}
+
+pub fn transaction(seq: u64, e: &HistoryEntry) -> Value {
+    let time =
+        e.at.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+    let b = e.bonus.clone().unwrap_or_default();
+    json!({
+        "Sequence": seq,
+        "Time": time,
+        "Login": e.login,
+        "Role": e.role.as_str(),
+        "Operation": e.operation.as_str(),
+        "Reference": b.reference,
+        "Credited": money(b.credited),
+        "Debited": money(b.debited),
+        "Amount": b.money.map_or(Value::Null, money),
+        "Comment": b.comment,
     })
 }

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use super::error::{ErrorKey, RuleError};
 use super::history::{HistoryEntry, Operation};
 use super::ids::{CardNumber, ContactCode};
-use super::ledger::Ledger;
+use super::ledger::{Ledger, Lot};
 use super::policy::{may_block, may_unblock, Actor};
 use super::reference::{BlockReason, CardStatus, CardType, Category, Role, UnblockReason};
 
@@ -30,6 +30,14 @@ pub struct Card {
     /// The card's bonuses.
     #[serde(default)]
     pub ledger: Ledger,
+    /// Lots taken off this (replaced) card and not yet delivered to the
+    /// card that replaced it: an outbox, so that a cut-short transfer can be
+    /// completed exactly once.
+    #[serde(default)]
+    pub transfer_out: Vec<Lot>,
+    /// Cards whose lots this card has received (replacement transfers).
+    #[serde(default)]
+    pub received_from: Vec<CardNumber>,
 }
 
 /// Who blocked the card, why, when, and from which status.
@@ -79,6 +87,8 @@ impl Card {
             replaced_by: None,
             replaces: None,
             ledger: Ledger::default(),
+            transfer_out: Vec::new(),
+            received_from: Vec::new(),
         }
     }
 
@@ -387,6 +397,7 @@ fn entry(
         reason_code,
         reason_name,
         detail,
+        bonus: None,
     }
 }
 

@@ -16,7 +16,7 @@ pub mod reference;
 pub use card::{BindCheck, BlockInfo, Card};
 pub use contact::{Contact, ContactField, ContactPatch};
 pub use error::{ErrorKey, RuleError};
-pub use history::{HistoryEntry, Operation};
+pub use history::{BonusMovement, HistoryEntry, Operation};
 pub use ids::{CardNumber, CardNumberFormat, ContactCode, MobileNumber};
 pub use ledger::{Allocation, Bucket, Ledger, Lot};
 pub use money::Amount;

@@ -16,8 +16,11 @@
 use super::claims::{new_owner, record_of, IN_PROGRESS_BACKOFF};
 use super::error::EngineError;
 use super::ops::{cannot_find_mobile, now, now_ms, Ops, MAX_ATTEMPTS};
+use time::OffsetDateTime;
+
 use crate::domain::{
-    card::Change, Actor, BindCheck, CardNumber, ContactCode, ErrorKey, MobileNumber, RuleError,
+    card::Change, Actor, Amount, BindCheck, BonusMovement, Card, CardNumber, ContactCode, ErrorKey,
+    HistoryEntry, MobileNumber, Operation, RuleError,
 };
 use crate::metrics as m;
 use crate::store::{Cas, Index};
@@ -66,7 +69,7 @@ impl Ops {
                 // A replacement whose last step was cut short is completed by
                 // the retry that finds the card already bound.
                 if let Some(old) = &card.value.replaces {
-                    self.mark_replaced(old, number, actor).await?;
+                    self.complete_replacement(old, number, actor).await?;
                 }
                 return Ok(());
             }
@@ -109,7 +112,7 @@ impl Ops {
                 Cas::Applied => {
                     m::card_transition(entry.operation.as_str(), entry.from, entry.to);
                     if let Some(old) = takeover.replaces {
-                        self.mark_replaced(&old, number, actor).await?;
+                        self.complete_replacement(&old, number, actor).await?;
                     }
                     return Ok(());
                 }
@@ -207,15 +210,100 @@ impl Ops {
         Ok(())
     }
 
-    /// Records on the old card of a replacement which card replaced it.
-    async fn mark_replaced(
+    /// Completes a replacement, each step idempotent so that a retry after
+    /// a cut-short attempt finishes it exactly once: mark the old card
+    /// replaced and move its unburnt lots into its outbox; deliver the
+    /// outbox to the new card (which remembers whom it received from); clear
+    /// the outbox.
+    async fn complete_replacement(
         &self,
         old: &CardNumber,
-        by: &CardNumber,
+        new: &CardNumber,
         actor: &Actor,
     ) -> Result<(), EngineError> {
-        let now = now();
-        self.change_card(old, false, |card, _| Ok(card.mark_replaced(by, actor, now)))
-            .await
+        let at = now();
+        let today = at.date();
+        self.change_card(old, false, |card, _| {
+            if card.replaced_by.as_ref() == Some(new) {
+                return Ok(Change::Unchanged);
+            }
+            let Change::Changed {
+                card: mut marked,
+                entry,
+            } = card.mark_replaced(new, actor, at)
+            else {
+                return Ok(Change::Unchanged);
+            };
+            let lots = marked.ledger.take_all_unburnt(today);
+            marked.transfer_out.extend(lots);
+            Ok(Change::Changed {
+                card: marked,
+                entry,
+            })
+        })
+        .await?;
+
+        let outbox = self.load_card(old).await?.value.transfer_out;
+        if outbox.is_empty() {
+            return Ok(());
+        }
+        let moved = Amount::from_hundredths(outbox.iter().map(|l| l.amount.hundredths()).sum())
+            .unwrap_or(Amount::MAX);
+        self.change_card(new, false, |card, _| {
+            if card.received_from.contains(old) {
+                return Ok(Change::Unchanged);
+            }
+            let mut next = card.clone();
+            next.ledger.receive(outbox.clone());
+            next.received_from.push(old.clone());
+            let entry = transfer_entry(card, actor, at, Operation::TransferIn, old, moved);
+            Ok(Change::Changed { card: next, entry })
+        })
+        .await?;
+        m::bonus_amount("transfer", moved);
+
+        self.change_card(old, false, |card, _| {
+            if card.transfer_out.is_empty() {
+                return Ok(Change::Unchanged);
+            }
+            let mut next = card.clone();
+            next.transfer_out.clear();
+            let entry = transfer_entry(card, actor, at, Operation::TransferOut, new, moved);
+            Ok(Change::Changed { card: next, entry })
+        })
+        .await
+    }
+}
+
+fn transfer_entry(
+    card: &Card,
+    actor: &Actor,
+    at: OffsetDateTime,
+    operation: Operation,
+    other: &CardNumber,
+    amount: Amount,
+) -> HistoryEntry {
+    let (credited, debited) = if operation == Operation::TransferIn {
+        (amount, Amount::ZERO)
+    } else {
+        (Amount::ZERO, amount)
+    };
+    HistoryEntry {
+        at,
+        login: actor.login.clone(),
+        role: actor.role,
+        operation,
+        from: card.status,
+        to: card.status,
+        reason_code: None,
+        reason_name: None,
+        detail: Some(other.to_string()),
+        bonus: Some(BonusMovement {
+            reference: other.to_string(),
+            credited,
+            debited,
+            money: None,
+            comment: None,
+        }),
     }
 }

@@ -1,6 +1,11 @@
 //! The typed commands the API hands to the engine, and their replies.
 
-use crate::domain::{Actor, Card, CardNumber, Contact, ContactCode, ContactPatch, MobileNumber};
+use super::purchases::{
+    Accrued, Calculated, ConfirmRequest, Confirmed, ManualBonusRequest, Reversed,
+};
+use crate::domain::{
+    Actor, Amount, Card, CardNumber, Contact, ContactCode, ContactPatch, MobileNumber,
+};
 use crate::store::HistoryPage;
 
 #[derive(Debug, Clone)]
@@ -45,6 +50,31 @@ pub enum Command {
         before: Option<u64>,
         limit: usize,
     },
+    /// The bonus operations of the card's history.
+    Transactions {
+        number: CardNumber,
+        before: Option<u64>,
+        limit: usize,
+    },
+    Calculate {
+        number: CardNumber,
+        amount: Amount,
+        bonus_to_pay: Amount,
+    },
+    Confirm(ConfirmRequest),
+    Cancel {
+        actor: Actor,
+        number: CardNumber,
+        purchase_id: String,
+    },
+    Refund {
+        actor: Actor,
+        number: CardNumber,
+        purchase_id: String,
+        refund_id: String,
+        amount: Amount,
+    },
+    ManualBonus(ManualBonusRequest),
 }
 
 impl Command {
@@ -57,7 +87,13 @@ impl Command {
             | Command::Active { number, .. }
             | Command::Block { number, .. }
             | Command::Unblock { number, .. }
-            | Command::History { number, .. } => format!("card:{number}"),
+            | Command::History { number, .. }
+            | Command::Transactions { number, .. }
+            | Command::Calculate { number, .. }
+            | Command::Confirm(ConfirmRequest { number, .. })
+            | Command::Cancel { number, .. }
+            | Command::Refund { number, .. }
+            | Command::ManualBonus(ManualBonusRequest { number, .. }) => format!("card:{number}"),
             Command::UpsertContact { code, .. } => format!("contact:{code}"),
         }
     }
@@ -73,6 +109,12 @@ impl Command {
             Command::Unblock { .. } => "unblock",
             Command::UpsertContact { .. } => "upsert_contact",
             Command::History { .. } => "history",
+            Command::Transactions { .. } => "transactions",
+            Command::Calculate { .. } => "calculate",
+            Command::Confirm(_) => "confirm",
+            Command::Cancel { .. } => "cancel",
+            Command::Refund { .. } => "refund",
+            Command::ManualBonus(_) => "manual_bonus",
         }
     }
 }
@@ -97,4 +139,8 @@ pub enum Reply {
     Done,
     Contact(ContactView),
     History(HistoryPage),
+    Calculated(Calculated),
+    Confirmed(Confirmed),
+    Reversed(Reversed),
+    Accrued(Accrued),
 }

@@ -8,6 +8,7 @@ pub mod commands;
 mod contacts;
 mod error;
 pub mod ops;
+pub mod purchases;
 mod shard;
 
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -19,10 +20,13 @@ use actix::{Actor, Addr, Arbiter};
 pub use commands::{BalanceView, Command, ContactView, Reply};
 pub use error::EngineError;
 pub use ops::{Ops, OpsSettings};
+pub use purchases::{
+    Accrued, Calculated, ConfirmRequest, Confirmed, ManualBonusRequest, PurchaseSettings, Reversed,
+};
 
 use crate::domain::{Card, CardNumber, Contact, ContactCode, ErrorKey, MobileNumber, RuleError};
 use crate::metrics as m;
-use crate::store::{Store, Versioned};
+use crate::store::{Index, Store, Versioned};
 use shard::{Execute, Shard};
 
 #[derive(Debug, Clone)]
@@ -184,6 +188,63 @@ impl Engine {
     /// card that does not exist yet cannot race a command on it.
     pub async fn insert_cards(&self, cards: &[Card]) -> Result<Vec<bool>, EngineError> {
         Ok(self.ops.store.insert_cards(cards).await?)
+    }
+
+    /// Binds a PurchaseId to its card, once and for good: cancel and refund
+    /// name only the purchase. The same id on another card is a conflict.
+    pub async fn claim_purchase(
+        &self,
+        purchase_id: &str,
+        number: &CardNumber,
+    ) -> Result<(), EngineError> {
+        for _ in 0..ops::MAX_ATTEMPTS {
+            match self
+                .ops
+                .store
+                .index_get(Index::Purchase, purchase_id)
+                .await?
+            {
+                Some(claim) if claims::record_of(&claim.owner) == number.as_str() => return Ok(()),
+                Some(_) => {
+                    return Err(RuleError::new(
+                        ErrorKey::IdempotencyConflict,
+                        "PurchaseId was already used with another card",
+                    )
+                    .into())
+                }
+                None => {
+                    let owner = claims::new_owner(number.as_str());
+                    let claimed = self
+                        .ops
+                        .store
+                        .index_claim(Index::Purchase, purchase_id, None, &owner, ops::now_ms())
+                        .await?;
+                    if claimed.is_ok() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Err(EngineError::Contention(format!("purchase {purchase_id}")))
+    }
+
+    /// The card a purchase was confirmed on.
+    pub async fn purchase_card(&self, purchase_id: &str) -> Result<CardNumber, EngineError> {
+        match self
+            .ops
+            .store
+            .index_get(Index::Purchase, purchase_id)
+            .await?
+        {
+            Some(claim) => Ok(CardNumber::from_trusted(
+                claims::record_of(&claim.owner).to_owned(),
+            )),
+            None => Err(RuleError::new(
+                ErrorKey::PurchaseNotFound,
+                format!("no purchase with the id {purchase_id:?}"),
+            )
+            .into()),
+        }
     }
 
     pub async fn ping_store(&self) -> Result<(), EngineError> {

@@ -9,16 +9,20 @@ use time::OffsetDateTime;
 use super::claims::record_of;
 use super::commands::{BalanceView, Command, Reply};
 use super::error::EngineError;
+use super::purchases::PurchaseSettings;
 use crate::domain::{
     card::Change, Actor, Card, CardNumber, Contact, ContactCode, ContactField, ErrorKey,
     MobileNumber, RuleError,
 };
 use crate::metrics as m;
-use crate::store::{Cas, Index, Store, Versioned};
+use crate::store::{Cas, HistoryPage, Index, Store, Versioned};
 
 /// How many times a command re-reads and retries after losing a
 /// conditional write to a concurrent writer before giving up.
 pub(crate) const MAX_ATTEMPTS: usize = 8;
+
+/// History entries read per round trip when listing transactions.
+const TRANSACTIONS_SCAN: usize = 200;
 
 #[derive(Debug, Clone)]
 pub struct OpsSettings {
@@ -27,6 +31,7 @@ pub struct OpsSettings {
     /// How long an index claim whose owner never completed its write is
     /// respected before another writer may take it over.
     pub claim_lease_ms: i64,
+    pub purchases: PurchaseSettings,
 }
 
 pub struct Ops {
@@ -104,6 +109,80 @@ impl Ops {
                 Ok(Reply::History(
                     self.store.card_history(&number, before, limit).await?,
                 ))
+            }
+            Command::Transactions {
+                number,
+                before,
+                limit,
+            } => self
+                .transactions(&number, before, limit)
+                .await
+                .map(Reply::History),
+            Command::Calculate {
+                number,
+                amount,
+                bonus_to_pay,
+            } => self
+                .calculate(&number, amount, bonus_to_pay)
+                .await
+                .map(Reply::Calculated),
+            Command::Confirm(request) => self.confirm(&request).await.map(Reply::Confirmed),
+            Command::Cancel {
+                actor,
+                number,
+                purchase_id,
+            } => self
+                .cancel(&actor, &number, &purchase_id)
+                .await
+                .map(Reply::Reversed),
+            Command::Refund {
+                actor,
+                number,
+                purchase_id,
+                refund_id,
+                amount,
+            } => self
+                .refund(&actor, &number, &purchase_id, &refund_id, amount)
+                .await
+                .map(Reply::Reversed),
+            Command::ManualBonus(request) => self.manual_bonus(&request).await.map(Reply::Accrued),
+        }
+    }
+
+    /// Pages back through the history, keeping the bonus operations.
+    async fn transactions(
+        &self,
+        number: &CardNumber,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<HistoryPage, EngineError> {
+        self.load_card(number).await?;
+        let mut cursor = before;
+        let mut entries = Vec::new();
+        loop {
+            let page = self
+                .store
+                .card_history(number, cursor, TRANSACTIONS_SCAN)
+                .await?;
+            for (seq, entry) in page.entries {
+                if entries.len() == limit {
+                    return Ok(HistoryPage {
+                        entries,
+                        next: Some(seq + 1),
+                    });
+                }
+                if entry.bonus.is_some() {
+                    entries.push((seq, entry));
+                }
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => {
+                    return Ok(HistoryPage {
+                        entries,
+                        next: None,
+                    })
+                }
             }
         }
     }

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::{Cas, Claim, HistoryPage, Index, Store, StoreError, Versioned};
+use super::{CardRecordWrite, Cas, Claim, HistoryPage, Index, Store, StoreError, Versioned};
 use crate::domain::{Card, CardNumber, Contact, ContactCode, HistoryEntry};
 use crate::metrics as m;
 
@@ -53,6 +53,30 @@ impl Store for Instrumented {
             self.0.update_card(card, expected_version, entry),
         )
         .await
+    }
+
+    async fn update_card_with(
+        &self,
+        card: &Card,
+        expected_version: u64,
+        entry: &HistoryEntry,
+        records: &[CardRecordWrite],
+        ttl_secs: u64,
+    ) -> Result<Cas, StoreError> {
+        timed(
+            "update_card_with",
+            self.0
+                .update_card_with(card, expected_version, entry, records, ttl_secs),
+        )
+        .await
+    }
+
+    async fn get_card_record(
+        &self,
+        number: &CardNumber,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        timed("get_card_record", self.0.get_card_record(number, key)).await
     }
 
     async fn card_history(

@@ -3,17 +3,20 @@
 //! every conditional write of the trait atomic.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use parking_lot::RwLock;
 
-use super::{Cas, Claim, HistoryPage, Index, Store, StoreError, Versioned};
+use super::{CardRecordWrite, Cas, Claim, HistoryPage, Index, Store, StoreError, Versioned};
 use crate::domain::{Card, CardNumber, Contact, ContactCode, HistoryEntry};
 
 struct CardRecord {
     card: Card,
     version: u64,
     history: Vec<HistoryEntry>,
+    /// key → (value, expires at)
+    records: HashMap<String, (String, Instant)>,
 }
 
 #[derive(Default)]
@@ -22,6 +25,7 @@ pub struct MemoryStore {
     contacts: RwLock<HashMap<ContactCode, Versioned<Contact>>>,
     mobiles: RwLock<HashMap<String, Claim>>,
     contact_cards: RwLock<HashMap<String, Claim>>,
+    purchases: RwLock<HashMap<String, Claim>>,
 }
 
 impl MemoryStore {
@@ -33,6 +37,7 @@ impl MemoryStore {
         match index {
             Index::Mobile => &self.mobiles,
             Index::ContactCard => &self.contact_cards,
+            Index::Purchase => &self.purchases,
         }
     }
 }
@@ -64,6 +69,7 @@ impl Store for MemoryStore {
                             card: card.clone(),
                             version: 1,
                             history: Vec::new(),
+                            records: HashMap::new(),
                         },
                     );
                     true
@@ -78,16 +84,49 @@ impl Store for MemoryStore {
         expected_version: u64,
         entry: &HistoryEntry,
     ) -> Result<Cas, StoreError> {
+        self.update_card_with(card, expected_version, entry, &[], 0)
+            .await
+    }
+
+    async fn update_card_with(
+        &self,
+        card: &Card,
+        expected_version: u64,
+        entry: &HistoryEntry,
+        records: &[CardRecordWrite],
+        ttl_secs: u64,
+    ) -> Result<Cas, StoreError> {
         let mut map = self.cards.write();
         match map.get_mut(&card.number) {
             Some(record) if record.version == expected_version => {
                 record.card = card.clone();
                 record.version += 1;
                 record.history.push(entry.clone());
+                let now = Instant::now();
+                record.records.retain(|_, (_, until)| *until > now);
+                let until = now + Duration::from_secs(ttl_secs);
+                for w in records {
+                    record
+                        .records
+                        .insert(w.key.clone(), (w.value.clone(), until));
+                }
                 Ok(Cas::Applied)
             }
             _ => Ok(Cas::Conflict),
         }
+    }
+
+    async fn get_card_record(
+        &self,
+        number: &CardNumber,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let map = self.cards.read();
+        Ok(map
+            .get(number)
+            .and_then(|r| r.records.get(key))
+            .filter(|(_, until)| *until > Instant::now())
+            .map(|(value, _)| value.clone()))
     }
 
     async fn card_history(

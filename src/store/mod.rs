@@ -33,6 +33,9 @@ pub enum Index {
     Mobile,
     /// contact code → its current card (one usable card per contact).
     ContactCard,
+    /// purchase id → the card it was confirmed on (cancel and refund name
+    /// only the purchase).
+    Purchase,
 }
 
 /// Who holds an index entry, and since when (ms since the epoch): a claim
@@ -49,6 +52,14 @@ pub struct Claim {
 pub struct HistoryPage {
     pub entries: Vec<(u64, HistoryEntry)>,
     pub next: Option<u64>,
+}
+
+/// A record kept in the card's own key space (same hash tag), written in the
+/// same atomic step as a card update: idempotency records and purchases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardRecordWrite {
+    pub key: String,
+    pub value: String,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -86,6 +97,25 @@ pub trait Store: Send + Sync + 'static {
         expected_version: u64,
         entry: &HistoryEntry,
     ) -> Result<Cas, StoreError>;
+
+    /// Like `update_card`, and in the same atomic write sets each of
+    /// `records` (kept for `ttl_secs`): the stored outcome of an operation
+    /// and its balance change are written together or not at all.
+    async fn update_card_with(
+        &self,
+        card: &Card,
+        expected_version: u64,
+        entry: &HistoryEntry,
+        records: &[CardRecordWrite],
+        ttl_secs: u64,
+    ) -> Result<Cas, StoreError>;
+
+    /// A record written by `update_card_with`, unless expired.
+    async fn get_card_record(
+        &self,
+        number: &CardNumber,
+        key: &str,
+    ) -> Result<Option<String>, StoreError>;
 
     /// History entries older than `before` (all when `None`), newest first.
     async fn card_history(

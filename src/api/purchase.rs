@@ -1,0 +1,258 @@
+//! Purchases and manual bonuses (API.md §7).
+
+use serde_json::json;
+
+use super::error::ApiError;
+use super::views::{self, Fields};
+use super::Ctx;
+use crate::domain::{Amount, BonusType, ErrorKey};
+use crate::engine::{
+    Accrued, Command, ConfirmRequest, Confirmed, ManualBonusRequest, Reply, Reversed,
+};
+
+impl Ctx<'_> {
+    fn number_param(&self) -> Result<crate::domain::CardNumber, ApiError> {
+        let raw = self.params.text("Number")?.unwrap_or_default();
+        Ok(self.state.card_format.parse(&raw)?)
+    }
+
+    fn amount_param(&self, name: &str) -> Result<Amount, ApiError> {
+        Ok(self.params.amount(name)?.unwrap_or(Amount::ZERO))
+    }
+
+    async fn execute(&self, command: Command) -> Result<Reply, ApiError> {
+        self.state
+            .engine
+            .execute(command)
+            .await
+            .map_err(|e| self.engine_error(e))
+    }
+}
+
+fn internal() -> ApiError {
+    ApiError::new(ErrorKey::InternalError, "internal error")
+}
+
+pub async fn calculate(ctx: &Ctx<'_>) -> Result<Fields, ApiError> {
+    ctx.params.require(&["Number", "Amount"])?;
+    let number = ctx.number_param()?;
+    let amount = ctx.amount_param("Amount")?;
+    let bonus_to_pay = ctx.amount_param("BonusToPay")?;
+    let Reply::Calculated(c) = ctx
+        .execute(Command::Calculate {
+            number: number.clone(),
+            amount,
+            bonus_to_pay,
+        })
+        .await?
+    else {
+        return Err(internal());
+    };
+    let mut f = Fields::new();
+    f.insert("Number".into(), json!(number.as_str()));
+    f.insert("Amount".into(), views::money(amount));
+    f.insert("BonusToPay".into(), views::money(bonus_to_pay));
+    f.insert("Accrual".into(), views::money(c.accrual));
+    f.insert("MaxBonusToPay".into(), views::money(c.max_bonus_to_pay));
+    f.insert("DiscountPercent".into(), views::percent(c.discount_bp));
+    Ok(f)
+}
+
+pub async fn confirm(ctx: &Ctx<'_>) -> Result<Fields, ApiError> {
+    ctx.params.require(&["Number", "PurchaseId", "Amount"])?;
+    let number = ctx.number_param()?;
+    let purchase_id = ctx.params.id("PurchaseId")?.unwrap_or_default();
+    let amount = ctx.amount_param("Amount")?;
+    let bonus_to_pay = ctx.amount_param("BonusToPay")?;
+    let date = ctx.params.date("Date")?;
+    ctx.state
+        .engine
+        .claim_purchase(&purchase_id, &number)
+        .await
+        .map_err(|e| ctx.engine_error(e))?;
+    let Reply::Confirmed(c) = ctx
+        .execute(Command::Confirm(ConfirmRequest {
+            actor: ctx.actor.clone(),
+            number,
+            purchase_id,
+            amount,
+            bonus_to_pay,
+            date,
+        }))
+        .await?
+    else {
+        return Err(internal());
+    };
+    Ok(confirmed(&c))
+}
+
+fn confirmed(c: &Confirmed) -> Fields {
+    let mut f = Fields::new();
+    f.insert("Number".into(), json!(c.number.as_str()));
+    f.insert("PurchaseId".into(), json!(c.purchase_id));
+    f.insert("Amount".into(), views::money(c.amount));
+    f.insert("BonusToPay".into(), views::money(c.bonus_to_pay));
+    f.insert("Accrual".into(), views::money(c.accrual));
+    f.insert(
+        "AccrualActiveFrom".into(),
+        views::date(c.accrual_active_from),
+    );
+    f.insert(
+        "AccrualExpireDate".into(),
+        views::date(c.accrual_expire_date),
+    );
+    f.insert("DiscountPercent".into(), views::percent(c.discount_bp));
+    f
+}
+
+pub async fn cancel(ctx: &Ctx<'_>) -> Result<Fields, ApiError> {
+    ctx.params.require(&["PurchaseId"])?;
+    let purchase_id = ctx.params.id("PurchaseId")?.unwrap_or_default();
+    let number = ctx
+        .state
+        .engine
+        .purchase_card(&purchase_id)
+        .await
+        .map_err(|e| ctx.engine_error(e))?;
+    let Reply::Reversed(r) = ctx
+        .execute(Command::Cancel {
+            actor: ctx.actor.clone(),
+            number,
+            purchase_id,
+        })
+        .await?
+    else {
+        return Err(internal());
+    };
+    Ok(reversed(&r))
+}
+
+pub async fn refund(ctx: &Ctx<'_>) -> Result<Fields, ApiError> {
+    ctx.params.require(&["PurchaseId", "RefundId", "Amount"])?;
+    let purchase_id = ctx.params.id("PurchaseId")?.unwrap_or_default();
+    let refund_id = ctx.params.id("RefundId")?.unwrap_or_default();
+    let amount = ctx.amount_param("Amount")?;
+    let number = ctx
+        .state
+        .engine
+        .purchase_card(&purchase_id)
+        .await
+        .map_err(|e| ctx.engine_error(e))?;
+    let Reply::Reversed(r) = ctx
+        .execute(Command::Refund {
+            actor: ctx.actor.clone(),
+            number,
+            purchase_id,
+            refund_id,
+            amount,
+        })
+        .await?
+    else {
+        return Err(internal());
+    };
+    Ok(reversed(&r))
+}
+
+fn reversed(r: &Reversed) -> Fields {
+    let mut f = Fields::new();
+    f.insert("Number".into(), json!(r.number.as_str()));
+    f.insert("PurchaseId".into(), json!(r.purchase_id));
+    if let Some(id) = &r.refund_id {
+        f.insert("RefundId".into(), json!(id));
+    }
+    f.insert("Amount".into(), views::money(r.amount));
+    f.insert("AccrualReversed".into(), views::money(r.accrual_reversed));
+    f.insert("BonusReturned".into(), views::money(r.bonus_returned));
+    f.insert("Uncovered".into(), views::money(r.uncovered));
+    f.insert("RefundedTotal".into(), views::money(r.refunded_total));
+    f
+}
+
+pub async fn manual_bonus(ctx: &Ctx<'_>) -> Result<Fields, ApiError> {
+    ctx.params
+        .require(&["Number", "OperationId", "Amount", "TypeCode"])?;
+    let number = ctx.number_param()?;
+    let operation_id = ctx.params.id("OperationId")?.unwrap_or_default();
+    let amount = ctx.amount_param("Amount")?;
+    if amount == Amount::ZERO {
+        return Err(ApiError::new(
+            ErrorKey::InvalidAmount,
+            "Amount must be above 0",
+        ));
+    }
+    let type_code = ctx.params.text("TypeCode")?.unwrap_or_default();
+    let bonus_type = BonusType::parse_code(type_code.trim()).ok_or_else(|| {
+        ApiError::new(
+            ErrorKey::InvalidParameter,
+            format!("unknown TypeCode {type_code:?}: expected 0 or 1"),
+        )
+    })?;
+    let active_from = ctx.params.date("ActiveFrom")?;
+    let expire_date = ctx.params.date("ExpireDate")?;
+    let comment = ctx
+        .params
+        .string("Comment")?
+        .map(|c| crate::domain::contact::parse_text("Comment", &c))
+        .transpose()?;
+    let Reply::Accrued(a) = ctx
+        .execute(Command::ManualBonus(ManualBonusRequest {
+            actor: ctx.actor.clone(),
+            number,
+            operation_id,
+            amount,
+            bonus_type,
+            active_from,
+            expire_date,
+            comment,
+        }))
+        .await?
+    else {
+        return Err(internal());
+    };
+    Ok(accrued(&a))
+}
+
+fn accrued(a: &Accrued) -> Fields {
+    let mut f = Fields::new();
+    f.insert("Number".into(), json!(a.number.as_str()));
+    f.insert("OperationId".into(), json!(a.operation_id));
+    f.insert("Amount".into(), views::money(a.amount));
+    f.insert("TypeCode".into(), json!(a.bonus_type.code_str()));
+    f.insert("TypeName".into(), json!(a.bonus_type.name()));
+    f.insert("ActiveFrom".into(), views::date(a.active_from));
+    f.insert(
+        "ExpireDate".into(),
+        a.expire_date.map_or(serde_json::Value::Null, views::date),
+    );
+    f
+}
+
+pub async fn transactions(ctx: &Ctx<'_>) -> Result<Fields, ApiError> {
+    let number = ctx.state.card_format.parse(&ctx.captures[0])?;
+    let limit = ctx.params.unsigned("limit")?.unwrap_or(50).clamp(1, 500) as usize;
+    let before = ctx.params.unsigned("cursor")?;
+    let Reply::History(page) = ctx
+        .execute(Command::Transactions {
+            number,
+            before,
+            limit,
+        })
+        .await?
+    else {
+        return Err(internal());
+    };
+    let mut f = Fields::new();
+    f.insert(
+        "Items".into(),
+        page.entries
+            .iter()
+            .map(|(seq, e)| views::transaction(*seq, e))
+            .collect(),
+    );
+    f.insert(
+        "NextCursor".into(),
+        page.next
+            .map_or(serde_json::Value::Null, |n| n.to_string().into()),
+    );
+    Ok(f)
+}

@@ -1,0 +1,532 @@
+//! Purchases and manual accruals, exactly once. Each operation's outcome is
+//! stored under its idempotency key in the card's own key space, written in
+//! the same atomic step as the ledger change: a crash loses both or neither,
+//! and a replay finds the stored outcome instead of applying twice.
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use time::{Date, OffsetDateTime};
+
+use super::error::EngineError;
+use super::ops::{Ops, MAX_ATTEMPTS};
+use crate::domain::purchase::{self, BonusRules, PurchaseRecord, Reversal};
+use crate::domain::{
+    Actor, Amount, BonusMovement, BonusType, Card, CardNumber, ErrorKey, HistoryEntry, Operation,
+    RuleError,
+};
+use crate::metrics as m;
+use crate::store::{CardRecordWrite, Cas};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurchaseSettings {
+    pub rules: BonusRules,
+    /// How long idempotency records (and so purchases, for cancel and
+    /// refund) are kept.
+    pub retention_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Calculated {
+    pub accrual: Amount,
+    pub max_bonus_to_pay: Amount,
+    pub discount_bp: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmed {
+    pub number: CardNumber,
+    pub purchase_id: String,
+    pub amount: Amount,
+    pub bonus_to_pay: Amount,
+    pub accrual: Amount,
+    pub accrual_active_from: Date,
+    pub accrual_expire_date: Date,
+    pub discount_bp: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reversed {
+    pub number: CardNumber,
+    pub purchase_id: String,
+    pub refund_id: Option<String>,
+    /// Money refunded by this operation (the whole purchase for a cancel).
+    pub amount: Amount,
+    pub accrual_reversed: Amount,
+    pub bonus_returned: Amount,
+    pub uncovered: Amount,
+    pub refunded_total: Amount,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accrued {
+    pub number: CardNumber,
+    pub operation_id: String,
+    pub amount: Amount,
+    pub bonus_type: BonusType,
+    pub active_from: Date,
+    pub expire_date: Option<Date>,
+}
+
+/// What is kept under an idempotency key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Stored<T> {
+    /// The request's meaningful fields: a replay must match them.
+    fingerprint: String,
+    outcome: T,
+    #[serde(default)]
+    purchase: Option<PurchaseRecord>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConfirmRequest {
+    pub actor: Actor,
+    pub number: CardNumber,
+    pub purchase_id: String,
+    pub amount: Amount,
+    pub bonus_to_pay: Amount,
+    pub date: Option<Date>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ManualBonusRequest {
+    pub actor: Actor,
+    pub number: CardNumber,
+    pub operation_id: String,
+    pub amount: Amount,
+    pub bonus_type: BonusType,
+    pub active_from: Option<Date>,
+    pub expire_date: Option<Date>,
+    pub comment: Option<String>,
+}
+
+pub(crate) fn purchase_key(purchase_id: &str) -> String {
+    format!("purchase:{purchase_id}")
+}
+
+fn today() -> Date {
+    OffsetDateTime::now_utc().date()
+}
+
+fn conflict(what: &str) -> EngineError {
+    RuleError::new(
+        ErrorKey::IdempotencyConflict,
+        format!("{what} was already used with a different request"),
+    )
+    .into()
+}
+
+fn purchase_not_found(purchase_id: &str) -> EngineError {
+    RuleError::new(
+        ErrorKey::PurchaseNotFound,
+        format!("no purchase with the id {purchase_id:?}"),
+    )
+    .into()
+}
+
+fn bonus_entry(
+    card: &Card,
+    actor: &Actor,
+    operation: Operation,
+    movement: BonusMovement,
+) -> HistoryEntry {
+    HistoryEntry {
+        at: OffsetDateTime::now_utc(),
+        login: actor.login.clone(),
+        role: actor.role,
+        operation,
+        from: card.status,
+        to: card.status,
+        reason_code: None,
+        reason_name: None,
+        detail: None,
+        bonus: Some(movement),
+    }
+}
+
+impl Ops {
+    async fn stored<T: DeserializeOwned>(
+        &self,
+        number: &CardNumber,
+        key: &str,
+    ) -> Result<Option<Stored<T>>, EngineError> {
+        let Some(raw) = self.store.get_card_record(number, key).await? else {
+            return Ok(None);
+        };
+        serde_json::from_str(&raw).map(Some).map_err(|e| {
+            EngineError::Store(crate::store::StoreError::Corrupt {
+                key: key.to_owned(),
+                reason: e.to_string(),
+            })
+        })
+    }
+
+    /// Writes the card and the records, or reports that a concurrent writer
+    /// came first (the caller then reads again and finds its outcome).
+    async fn commit(
+        &self,
+        next: &Card,
+        version: u64,
+        entry: &HistoryEntry,
+        records: Vec<(String, String)>,
+    ) -> Result<Cas, EngineError> {
+        let records: Vec<CardRecordWrite> = records
+            .into_iter()
+            .map(|(key, value)| CardRecordWrite { key, value })
+            .collect();
+        Ok(self
+            .store
+            .update_card_with(
+                next,
+                version,
+                entry,
+                &records,
+                self.settings.purchases.retention_secs,
+            )
+            .await?)
+    }
+
+    pub(crate) async fn calculate(
+        &self,
+        number: &CardNumber,
+        amount: Amount,
+        bonus_to_pay: Amount,
+    ) -> Result<Calculated, EngineError> {
+        let card = self.load_card(number).await?.value;
+        purchase::check_status(&card, Amount::ZERO)?;
+        let c = purchase::calculate(
+            &self.settings.purchases.rules,
+            &card,
+            amount,
+            bonus_to_pay,
+            today(),
+        );
+        Ok(Calculated {
+            accrual: c.accrual,
+            max_bonus_to_pay: c.max_bonus_to_pay,
+            discount_bp: c.discount_bp,
+        })
+    }
+
+    pub(crate) async fn confirm(&self, r: &ConfirmRequest) -> Result<Confirmed, EngineError> {
+        let key = purchase_key(&r.purchase_id);
+        let fingerprint = format!(
+            "{}|{}|{}|{}",
+            r.number,
+            r.amount,
+            r.bonus_to_pay,
+            r.date.map(|d| d.to_string()).unwrap_or_default()
+        );
+        let rules = &self.settings.purchases.rules;
+        for _ in 0..MAX_ATTEMPTS {
+            let card = self.load_card(&r.number).await?;
+            if let Some(stored) = self.stored::<Confirmed>(&r.number, &key).await? {
+                return replay(stored, &fingerprint, "PurchaseId");
+            }
+            let today = today();
+            let date = r.date.unwrap_or(today);
+            let mut next = card.value.clone();
+            next.ledger.compact(today);
+            let record = purchase::confirm(
+                rules,
+                &mut next,
+                &key,
+                r.amount,
+                r.bonus_to_pay,
+                date,
+                today,
+            )?;
+            let (active_from, expires) = purchase::accrual_dates(rules, date);
+            let outcome = Confirmed {
+                number: r.number.clone(),
+                purchase_id: r.purchase_id.clone(),
+                amount: r.amount,
+                bonus_to_pay: r.bonus_to_pay,
+                accrual: record.accrual,
+                accrual_active_from: active_from,
+                accrual_expire_date: expires,
+                discount_bp: purchase::calculate(
+                    rules,
+                    &card.value,
+                    r.amount,
+                    r.bonus_to_pay,
+                    today,
+                )
+                .discount_bp,
+            };
+            let movement = BonusMovement {
+                reference: r.purchase_id.clone(),
+                credited: record.accrual,
+                debited: record.bonus_paid,
+                money: Some(r.amount),
+                comment: None,
+            };
+            let entry = bonus_entry(&next, &r.actor, Operation::Purchase, movement);
+            let stored = Stored {
+                fingerprint: fingerprint.clone(),
+                outcome: outcome.clone(),
+                purchase: Some(record),
+            };
+            if self
+                .commit(
+                    &next,
+                    card.version,
+                    &entry,
+                    vec![(key.clone(), to_json(&stored))],
+                )
+                .await?
+                == Cas::Applied
+            {
+                m::bonus_amount("accrual", outcome.accrual);
+                m::bonus_amount("write_off", outcome.bonus_to_pay);
+                return Ok(outcome);
+            }
+        }
+        Err(EngineError::Contention(format!("card {}", r.number)))
+    }
+
+    /// Cancels the whole purchase; a second cancel answers like the first.
+    pub(crate) async fn cancel(
+        &self,
+        actor: &Actor,
+        number: &CardNumber,
+        purchase_id: &str,
+    ) -> Result<Reversed, EngineError> {
+        let key = purchase_key(purchase_id);
+        let cancel_key = format!("cancel:{purchase_id}");
+        for _ in 0..MAX_ATTEMPTS {
+            let card = self.load_card(number).await?;
+            if let Some(stored) = self.stored::<Reversed>(number, &cancel_key).await? {
+                return Ok(stored.outcome);
+            }
+            let stored = self
+                .stored::<Confirmed>(number, &key)
+                .await?
+                .ok_or_else(|| purchase_not_found(purchase_id))?;
+            let Some(mut record) = stored.purchase.clone() else {
+                return Err(purchase_not_found(purchase_id));
+            };
+            let mut next = card.value.clone();
+            let refunded_before = record.refunded;
+            let reversal = purchase::cancel(&mut next, &mut record, &cancel_key, today());
+            let outcome = reversed(
+                number,
+                purchase_id,
+                None,
+                record.amount.saturating_sub(refunded_before),
+                &reversal,
+                record.amount,
+            );
+            let entry = bonus_entry(
+                &next,
+                actor,
+                Operation::Cancel,
+                movement(purchase_id, &reversal, outcome.amount),
+            );
+            let records = vec![
+                (
+                    key.clone(),
+                    to_json(&Stored {
+                        purchase: Some(record),
+                        ..stored
+                    }),
+                ),
+                (
+                    cancel_key.clone(),
+                    to_json(&Stored {
+                        fingerprint: String::new(),
+                        outcome: outcome.clone(),
+                        purchase: None,
+                    }),
+                ),
+            ];
+            if self.commit(&next, card.version, &entry, records).await? == Cas::Applied {
+                m::bonus_amount("accrual_reversed", outcome.accrual_reversed);
+                m::bonus_amount("write_off_returned", outcome.bonus_returned);
+                return Ok(outcome);
+            }
+        }
+        Err(EngineError::Contention(format!("card {number}")))
+    }
+
+    pub(crate) async fn refund(
+        &self,
+        actor: &Actor,
+        number: &CardNumber,
+        purchase_id: &str,
+        refund_id: &str,
+        amount: Amount,
+    ) -> Result<Reversed, EngineError> {
+        let key = purchase_key(purchase_id);
+        let refund_key = format!("refund:{purchase_id}:{refund_id}");
+        let fingerprint = amount.to_string();
+        for _ in 0..MAX_ATTEMPTS {
+            let card = self.load_card(number).await?;
+            if let Some(stored) = self.stored::<Reversed>(number, &refund_key).await? {
+                return replay(stored, &fingerprint, "RefundId");
+            }
+            let stored = self
+                .stored::<Confirmed>(number, &key)
+                .await?
+                .ok_or_else(|| purchase_not_found(purchase_id))?;
+            let Some(mut record) = stored.purchase.clone() else {
+                return Err(purchase_not_found(purchase_id));
+            };
+            let mut next = card.value.clone();
+            let reversal = purchase::refund(&mut next, &mut record, amount, &refund_key, today())?;
+            let outcome = reversed(
+                number,
+                purchase_id,
+                Some(refund_id),
+                amount,
+                &reversal,
+                record.refunded,
+            );
+            let entry = bonus_entry(
+                &next,
+                actor,
+                Operation::Refund,
+                movement(refund_id, &reversal, amount),
+            );
+            let records = vec![
+                (
+                    key.clone(),
+                    to_json(&Stored {
+                        purchase: Some(record),
+                        ..stored
+                    }),
+                ),
+                (
+                    refund_key.clone(),
+                    to_json(&Stored {
+                        fingerprint: fingerprint.clone(),
+                        outcome: outcome.clone(),
+                        purchase: None,
+                    }),
+                ),
+            ];
+            if self.commit(&next, card.version, &entry, records).await? == Cas::Applied {
+                m::bonus_amount("accrual_reversed", outcome.accrual_reversed);
+                m::bonus_amount("write_off_returned", outcome.bonus_returned);
+                return Ok(outcome);
+            }
+        }
+        Err(EngineError::Contention(format!("card {number}")))
+    }
+
+    pub(crate) async fn manual_bonus(
+        &self,
+        r: &ManualBonusRequest,
+    ) -> Result<Accrued, EngineError> {
+        let key = format!("bonus:{}", r.operation_id);
+        let today = today();
+        let active_from = r.active_from.unwrap_or(today);
+        let expire_date = r.expire_date.or_else(|| {
+            Some(active_from.saturating_add(time::Duration::days(
+                self.settings.purchases.rules.expiry_days,
+            )))
+        });
+        if expire_date.is_some_and(|e| e < active_from) {
+            return Err(RuleError::new(
+                ErrorKey::InvalidParameter,
+                "ExpireDate is before ActiveFrom",
+            )
+            .into());
+        }
+        let fingerprint = format!(
+            "{}|{}|{}|{:?}|{:?}|{:?}",
+            r.number,
+            r.amount,
+            r.bonus_type.code(),
+            r.active_from,
+            r.expire_date,
+            r.comment
+        );
+        for _ in 0..MAX_ATTEMPTS {
+            let card = self.load_card(&r.number).await?;
+            if let Some(stored) = self.stored::<Accrued>(&r.number, &key).await? {
+                return replay(stored, &fingerprint, "OperationId");
+            }
+            purchase::check_status(&card.value, Amount::ZERO)?;
+            let mut next = card.value.clone();
+            next.ledger.compact(today);
+            next.ledger
+                .accrue(r.amount, r.bonus_type, active_from, expire_date, &key);
+            let outcome = Accrued {
+                number: r.number.clone(),
+                operation_id: r.operation_id.clone(),
+                amount: r.amount,
+                bonus_type: r.bonus_type,
+                active_from,
+                expire_date,
+            };
+            let movement = BonusMovement {
+                reference: r.operation_id.clone(),
+                credited: r.amount,
+                debited: Amount::ZERO,
+                money: None,
+                comment: r.comment.clone(),
+            };
+            let entry = bonus_entry(&next, &r.actor, Operation::Bonus, movement);
+            let stored = Stored {
+                fingerprint: fingerprint.clone(),
+                outcome: outcome.clone(),
+                purchase: None,
+            };
+            if self
+                .commit(
+                    &next,
+                    card.version,
+                    &entry,
+                    vec![(key.clone(), to_json(&stored))],
+                )
+                .await?
+                == Cas::Applied
+            {
+                m::bonus_amount("manual_accrual", r.amount);
+                return Ok(outcome);
+            }
+        }
+        Err(EngineError::Contention(format!("card {}", r.number)))
+    }
+}
+
+fn replay<T>(stored: Stored<T>, fingerprint: &str, what: &str) -> Result<T, EngineError> {
+    if stored.fingerprint == fingerprint {
+        Ok(stored.outcome)
+    } else {
+        Err(conflict(what))
+    }
+}
+
+fn reversed(
+    number: &CardNumber,
+    purchase_id: &str,
+    refund_id: Option<&str>,
+    amount: Amount,
+    r: &Reversal,
+    refunded_total: Amount,
+) -> Reversed {
+    Reversed {
+        number: number.clone(),
+        purchase_id: purchase_id.to_owned(),
+        refund_id: refund_id.map(str::to_owned),
+        amount,
+        accrual_reversed: r.accrual_reversed,
+        bonus_returned: r.bonus_returned,
+        uncovered: r.uncovered,
+        refunded_total,
+    }
+}
+
+fn movement(reference: &str, r: &Reversal, money: Amount) -> BonusMovement {
+    BonusMovement {
+        reference: reference.to_owned(),
+        credited: r.bonus_returned,
+        debited: r.accrual_reversed.saturating_sub(r.uncovered),
+        money: Some(money),
+        comment: None,
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("plain data (strings, integers, dates) always serializes")
+}
