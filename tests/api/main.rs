@@ -5,4 +5,5 @@ mod helpers;
 
 mod ops;
 mod process;
+mod purchases;
 mod requests;
