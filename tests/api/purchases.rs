@@ -387,7 +387,7 @@ async fn manual_accrual_is_idempotent_and_checked() {
 async fn twelve_parallel_confirms_of_30_on_100_exactly_three_succeed() {
     let app = spawn_app().await;
     let number = app.card_with_bonuses(100).await;
-    let outcomes = race_confirms(&[app.address.clone()], &number, 12).await;
+    let outcomes = race_confirms(std::slice::from_ref(&app.address), &number, 12).await;
     assert_eq!(
         outcomes.iter().filter(|k| *k == "OK").count(),
         3,
