@@ -65,11 +65,6 @@ pub async fn confirm(ctx: &Ctx<'_>) -> Result<Fields, ApiError> {
     let amount = ctx.amount_param("Amount")?;
     let bonus_to_pay = ctx.amount_param("BonusToPay")?;
     let date = ctx.params.date("Date")?;
-    ctx.state
-        .engine
-        .claim_purchase(&purchase_id, &number)
-        .await
-        .map_err(|e| ctx.engine_error(e))?;
     let Reply::Confirmed(c) = ctx
         .execute(Command::Confirm(ConfirmRequest {
             actor: ctx.actor.clone(),

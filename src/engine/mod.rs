@@ -190,44 +190,6 @@ impl Engine {
         Ok(self.ops.store.insert_cards(cards).await?)
     }
 
-    /// Binds a PurchaseId to its card, once and for good: cancel and refund
-    /// name only the purchase. The same id on another card is a conflict.
-    pub async fn claim_purchase(
-        &self,
-        purchase_id: &str,
-        number: &CardNumber,
-    ) -> Result<(), EngineError> {
-        for _ in 0..ops::MAX_ATTEMPTS {
-            match self
-                .ops
-                .store
-                .index_get(Index::Purchase, purchase_id)
-                .await?
-            {
-                Some(claim) if claims::record_of(&claim.owner) == number.as_str() => return Ok(()),
-                Some(_) => {
-                    return Err(RuleError::new(
-                        ErrorKey::IdempotencyConflict,
-                        "PurchaseId was already used with another card",
-                    )
-                    .into())
-                }
-                None => {
-                    let owner = claims::new_owner(number.as_str());
-                    let claimed = self
-                        .ops
-                        .store
-                        .index_claim(Index::Purchase, purchase_id, None, &owner, ops::now_ms())
-                        .await?;
-                    if claimed.is_ok() {
-                        return Ok(());
-                    }
-                }
-            }
-        }
-        Err(EngineError::Contention(format!("purchase {purchase_id}")))
-    }
-
     /// The card a purchase was confirmed on.
     pub async fn purchase_card(&self, purchase_id: &str) -> Result<CardNumber, EngineError> {
         match self

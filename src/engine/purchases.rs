@@ -6,6 +6,7 @@
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
 
+use super::claims::{new_owner, record_of};
 use super::error::EngineError;
 use super::ops::{Ops, MAX_ATTEMPTS};
 use crate::domain::purchase::{self, BonusRules, PurchaseRecord, Reversal};
@@ -14,7 +15,7 @@ use crate::domain::{
     RuleError,
 };
 use crate::metrics as m;
-use crate::store::{CardRecordWrite, Cas};
+use crate::store::{CardRecordWrite, Cas, Index};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PurchaseSettings {
@@ -143,6 +144,44 @@ fn bonus_entry(
 }
 
 impl Ops {
+    /// Binds a PurchaseId to its card, once and for good: cancel and refund
+    /// name only the purchase. The same id on another card is a conflict.
+    pub async fn claim_purchase(
+        &self,
+        purchase_id: &str,
+        number: &CardNumber,
+    ) -> Result<(), EngineError> {
+        for _ in 0..MAX_ATTEMPTS {
+            match self.store.index_get(Index::Purchase, purchase_id).await? {
+                Some(claim) if record_of(&claim.owner) == number.as_str() => return Ok(()),
+                Some(_) => {
+                    return Err(RuleError::new(
+                        ErrorKey::IdempotencyConflict,
+                        "PurchaseId was already used with another card",
+                    )
+                    .into())
+                }
+                None => {
+                    let owner = new_owner(number.as_str());
+                    let claimed = self
+                        .store
+                        .index_claim(
+                            Index::Purchase,
+                            purchase_id,
+                            None,
+                            &owner,
+                            super::ops::now_ms(),
+                        )
+                        .await?;
+                    if claimed.is_ok() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Err(EngineError::Contention(format!("purchase {purchase_id}")))
+    }
+
     async fn stored<T: DeserializeOwned>(
         &self,
         number: &CardNumber,
@@ -216,6 +255,9 @@ impl Ops {
             r.date.map(|d| d.to_string()).unwrap_or_default()
         );
         let rules = &self.settings.purchases.rules;
+        // Only a card that exists gets the PurchaseId bound to it.
+        self.load_card(&r.number).await?;
+        self.claim_purchase(&r.purchase_id, &r.number).await?;
         for _ in 0..MAX_ATTEMPTS {
             let card = self.load_card(&r.number).await?;
             if let Some(stored) = self.stored::<Confirmed>(&r.number, &key).await? {
