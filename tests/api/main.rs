@@ -3,5 +3,10 @@
 
 mod helpers;
 
+mod admin;
+mod concurrency;
+mod contacts;
+mod history;
 mod ops;
 mod requests;
+mod roles;
