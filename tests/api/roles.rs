@@ -55,6 +55,17 @@ fn check(failures: &mut Vec<String>, cell: String, r: &Resp, status: u16, key: &
     }
 }
 
+/// §6: "Every refusal names the rule in `Value`" — checked loosely, by a
+/// word the rule cannot be named without.
+fn check_names_rule(failures: &mut Vec<String>, cell: &str, r: &Resp, word: &str) {
+    if r.status != 200 && r.key() != "Forbidden" && !r.value().to_lowercase().contains(word) {
+        failures.push(format!(
+            "{cell}: Value does not name the rule ({word}): {}",
+            r.body
+        ));
+    }
+}
+
 fn report(failures: &[String]) {
     assert!(
         failures.is_empty(),
@@ -99,6 +110,7 @@ async fn block_role_by_reason_table_every_cell() {
                 (403, "BlockReasonError")
             };
             check(&mut failures, cell.clone(), &r, want_status, want_key);
+            check_names_rule(&mut failures, &cell, &r, role);
             let state = state_of(&app, &number).await;
             let want_state = if *allowed {
                 ("3".to_owned(), Some(reason.clone()))
@@ -131,6 +143,45 @@ async fn unknown_block_and_unblock_reason_codes_are_reason_errors() {
 }
 
 #[tokio::test]
+async fn block_checks_the_reason_before_the_status_and_unblock_the_status_first() {
+    // §5: block checks the reason code and the role × reason table before
+    // the card's status; unblock checks that the card is Blocked first.
+    let app = spawn_app().await;
+    let (blocked, _) = app.card_in(State::Blocked).await;
+    app.block(CLIENT, &blocked, "2")
+        .await
+        .expect(403, "BlockReasonError");
+    app.block(ADMIN, &blocked, "7")
+        .await
+        .expect(403, "BlockReasonError");
+    app.block(ADMIN, &blocked, "2")
+        .await
+        .expect(409, "StatusError");
+    let (new, _) = app.card_in(State::New).await;
+    app.block(CLIENT, &new, "3")
+        .await
+        .expect(403, "BlockReasonError");
+    app.block(CLIENT, &new, "0")
+        .await
+        .expect(409, "StatusError");
+    let (unbound, _) = app.card_in(State::IssuedUnbound).await;
+    app.block(ADMIN, &unbound, "0")
+        .await
+        .expect(409, "StatusError");
+    let (active, _) = app.card_in(State::Active).await;
+    for reason in ["0", "2", "4", "9"] {
+        app.unblock(CLIENT, &active, reason)
+            .await
+            .expect(409, "StatusError");
+    }
+    assert_eq!(app.status_of(&active).await, "2");
+    // Issued and bound may be blocked too.
+    let (bound, _) = app.card_in(State::IssuedBound).await;
+    app.block(CLIENT, &bound, "0").await.ok();
+    assert_eq!(app.status_of(&bound).await, "3");
+}
+
+#[tokio::test]
 async fn unblock_role_by_reason_table_every_cell_with_the_matching_block_reason() {
     let app = spawn_app().await;
     let mut failures = Vec::new();
@@ -152,6 +203,7 @@ async fn unblock_role_by_reason_table_every_cell_with_the_matching_block_reason(
                 (403, "UnBlockReasonError")
             };
             check(&mut failures, cell.clone(), &r, want_status, want_key);
+            check_names_rule(&mut failures, &cell, &r, role);
             // The contact's data is sufficient: unblocked → Active.
             let state = state_of(&app, &number).await;
             let want_state = if *allowed {
@@ -192,6 +244,7 @@ async fn an_unblock_reason_must_answer_the_block_reason() {
                 } else {
                     (403, "UnBlockReasonError")
                 };
+                check_names_rule(&mut failures, &cell, &r, "reason");
                 check(&mut failures, cell, &r, status, key);
             }
         }
@@ -238,6 +291,7 @@ async fn a_card_blocked_by_an_administrator_is_unblocked_only_by_an_administrato
             } else {
                 (403, "UnBlockReasonError")
             };
+            check_names_rule(&mut failures, &cell, &r, "administrator");
             check(&mut failures, cell, &r, status, key);
         }
         let state = state_of(&app, &number).await;
@@ -283,6 +337,7 @@ async fn a_card_blocked_for_replacement_is_never_unblocked() {
                 } else {
                     (403, "UnBlockReasonError")
                 };
+                check_names_rule(&mut failures, &cell, &r, "replacement");
                 check(&mut failures, cell, &r, status, key);
             }
         }
