@@ -373,3 +373,62 @@ async fn unblock_with_insufficient_contact_data_returns_to_issued_bound() {
     assert_eq!(r.body["Code"], json!(contact.code), "{}", r.body);
     assert!(r.body.get("BlockReasonCode").is_none(), "{}", r.body);
 }
+
+#[tokio::test]
+async fn block_and_unblock_by_contact_mobile_act_on_the_current_card() {
+    let app = spawn_app().await;
+    let by_mobile = |mobile: &str, reason: &str| json!({"ContactMobileNumber": mobile, "BlockReasonCode": reason});
+    let (number, contact) = app.card_in(State::Active).await;
+    let contact = contact.unwrap();
+    app.post(CLIENT, "/api/card/block", by_mobile(&contact.mobile, "0"))
+        .await
+        .ok();
+    assert_eq!(app.status_of(&number).await, "3");
+    app.post(
+        CLIENT,
+        "/api/card/unblock",
+        json!({"ContactMobileNumber": contact.mobile, "UnBlockReasonCode": "0"}),
+    )
+    .await
+    .ok();
+    assert_eq!(app.status_of(&number).await, "2");
+
+    // Both given: the card must be that contact's.
+    let other = app.new_contact(true).await;
+    app.post(
+        ADMIN,
+        "/api/card/block",
+        json!({"Number": number, "ContactMobileNumber": other.mobile, "BlockReasonCode": "0"}),
+    )
+    .await
+    .expect(409, "CardNumberBindToAnotherContact");
+    app.post(ADMIN, "/api/card/block", by_mobile(&unique_mobile(), "0"))
+        .await
+        .expect(404, "CannotFindMobile");
+    assert_eq!(app.status_of(&number).await, "2");
+
+    // Blocked for replacement, no new card yet: the contact has no current
+    // card ("the one not blocked for replacement", §5).
+    app.block(CC_OPERATOR, &number, "4").await.ok();
+    app.post(ADMIN, "/api/card/block", by_mobile(&contact.mobile, "0"))
+        .await
+        .expect(404, "CannotFindCardNumber");
+    app.post(
+        ADMIN,
+        "/api/card/unblock",
+        json!({"ContactMobileNumber": contact.mobile, "UnBlockReasonCode": "0"}),
+    )
+    .await
+    .expect(404, "CannotFindCardNumber");
+
+    // Once the new card is bound, it is the current card.
+    let (new, _) = app.card_in(State::IssuedUnbound).await;
+    app.bindto(POS, &new, &contact.mobile).await.ok();
+    app.post(CLIENT, "/api/card/block", by_mobile(&contact.mobile, "0"))
+        .await
+        .ok();
+    assert_eq!(app.status_of(&new).await, "3");
+    let r = app.balance(&number).await;
+    assert_eq!(r.body["BlockReasonCode"], json!("4"), "{}", r.body);
+    assert_eq!(r.body["ReplacedBy"], json!(new), "{}", r.body);
+}
