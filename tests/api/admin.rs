@@ -176,3 +176,24 @@ async fn only_the_administrator_loads_cards() {
         .await
         .expect(404, "CannotFindCardNumber");
 }
+
+#[tokio::test]
+async fn a_number_twice_in_one_load_is_created_once_then_existing() {
+    let app = spawn_app().await;
+    let number = unique_card();
+    let r = load(
+        &app,
+        json!([
+            {"number": number, "categorycode": "1", "TYPECODE": "1"},
+            {"Number": number, "CategoryCode": "0", "TypeCode": "0"},
+        ]),
+    )
+    .await;
+    counts(&r, 1, 1, 0);
+    assert_eq!(r.body["RejectedLines"], json!([]));
+    // The first line won; the second did not overwrite it.
+    let b = app.balance(&number).await;
+    b.ok();
+    assert_eq!(b.body["CategoryCode"], json!("1"), "{}", b.body);
+    assert_eq!(b.body["TypeCode"], json!("1"), "{}", b.body);
+}
