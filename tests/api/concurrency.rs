@@ -218,3 +218,37 @@ async fn sixteen_blocks_of_one_card_at_once_one_wins() {
     assert_eq!(items[0]["FromStatusCode"], json!("2"), "{}", r.body);
     assert_eq!(items[0]["ToStatusCode"], json!("3"), "{}", r.body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixteen_new_contacts_with_one_mobile_at_once_one_wins() {
+    let app = spawn_app().await;
+    let mobile = unique_mobile();
+    let codes: Vec<String> = (0..RACERS).map(|_| unique_code()).collect();
+    let answers = race(&app.client, &one_server(&app), RACERS, |i, c, url| {
+        post_as(
+            c,
+            url,
+            POS,
+            "/api/contact",
+            json!({"Code": codes[i], "MobileNumber": mobile, "Name": "Racer"}),
+        )
+    })
+    .await;
+    let winner = exactly_one_winner(&answers, 409, "MobileNumberBelongsToAnotherContact");
+    for (i, code) in codes.iter().enumerate() {
+        let r = app.get(POS, &format!("/api/contact/{code}")).await;
+        if i == winner {
+            r.ok();
+            assert_eq!(r.body["MobileNumber"], json!(mobile), "{}", r.body);
+        } else {
+            r.expect(404, "CannotFindContactCode");
+        }
+    }
+    // Binding by the number reaches the winner.
+    let (number, _) = app.card_in(State::IssuedUnbound).await;
+    app.bindto(POS, &number, &mobile).await.ok();
+    assert_eq!(
+        app.balance(&number).await.body["Code"],
+        json!(codes[winner])
+    );
+}
