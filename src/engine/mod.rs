@@ -156,14 +156,16 @@ impl Engine {
     }
 
     /// Resolves `ContactMobileNumber` to the contact's current card for
-    /// block/unblock.
+    /// block/unblock: the one not blocked for replacement (API.md §5). A
+    /// contact whose only card awaits its replacement holds none.
     pub async fn card_for_block(&self, mobile: &MobileNumber) -> Result<CardNumber, EngineError> {
         let contact = self
             .ops
             .contact_by_mobile(mobile)
             .await?
             .ok_or_else(|| ops::cannot_find_mobile(mobile))?;
-        match self.ops.current_card(&contact.value.code).await? {
+        let current = self.ops.current_card(&contact.value.code).await?;
+        match current.filter(|c| !c.value.is_blocked_for_replacement()) {
             Some(card) => Ok(card.value.number),
             None => Err(RuleError::new(
                 ErrorKey::CannotFindCardNumber,

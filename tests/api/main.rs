@@ -3,7 +3,12 @@
 
 mod helpers;
 
+mod admin;
+mod concurrency;
+mod contacts;
+mod history;
 mod ops;
 mod process;
 mod purchases;
 mod requests;
+mod roles;
