@@ -1,7 +1,9 @@
 //! The API integration suite: real HTTP against the real server (port 0).
 //! The store backend is chosen by LOYALTY_TEST_BACKEND (memory by default).
 
+mod card_support;
 mod helpers;
 
+mod balance;
 mod ops;
 mod requests;
