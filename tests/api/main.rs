@@ -4,6 +4,9 @@
 mod card_support;
 mod helpers;
 
+mod active;
 mod balance;
+mod bindto;
+mod issue;
 mod ops;
 mod requests;
