@@ -7,6 +7,8 @@ mod helpers;
 mod active;
 mod balance;
 mod bindto;
+mod block;
 mod issue;
 mod ops;
 mod requests;
+mod unblock;
