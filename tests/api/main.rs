@@ -11,4 +11,5 @@ mod block;
 mod issue;
 mod ops;
 mod requests;
+mod state_machine;
 mod unblock;
