@@ -10,6 +10,7 @@ mod bindto;
 mod block;
 mod issue;
 mod ops;
+mod replacement;
 mod requests;
 mod state_machine;
 mod unblock;
