@@ -8,6 +8,7 @@ mod active;
 mod balance;
 mod bindto;
 mod block;
+mod history;
 mod issue;
 mod ops;
 mod replacement;
