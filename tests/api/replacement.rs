@@ -187,3 +187,28 @@ async fn the_replacement_card_unblocks_to_active_or_issued_by_the_contacts_data(
     assert_eq!(old_view["StatusCode"], json!("3"));
     assert_eq!(old_view["ReplacedBy"], json!(new));
 }
+
+#[tokio::test]
+async fn by_contact_mobile_a_card_blocked_for_replacement_is_not_the_contacts_card() {
+    // API.md §5: block/unblock by ContactMobileNumber act on the contact's
+    // current card, "the one not blocked for replacement". Before a new card
+    // is bound, the contact has none: the same answer as for a contact
+    // without any card.
+    let app = spawn_app().await;
+    let (old, contact) = app.card_in(State::BlockedForReplacement).await;
+    let contact = contact.unwrap();
+    let before = app.history(&old).await;
+    app.block_by_mobile(ADMIN, &contact.mobile, "0")
+        .await
+        .expect(404, "CannotFindCardNumber");
+    app.unblock_by_mobile(ADMIN, &contact.mobile, "0")
+        .await
+        .expect(404, "CannotFindCardNumber");
+    assert_eq!(app.history(&old).await, before);
+    // Once the new card is bound, the phone names it.
+    let (new, _) = app.card_in(State::IssuedUnbound).await;
+    app.bindto(POS, &new, &contact.mobile).await.ok();
+    app.block_by_mobile(CLIENT, &contact.mobile, "0").await.ok();
+    assert_card(&app.card_view(&new).await, "3", Some(&contact));
+    assert_eq!(app.card_view(&old).await["BlockReasonCode"], json!("4"));
+}
