@@ -109,7 +109,11 @@ async fn balance_by_code_refuses_a_malformed_code() {
             .expect(400, "InvalidContactCode");
     }
     // 64 characters is still a valid format (and unknown).
-    app.balance_by_code(&"b".repeat(64))
+    let mut longest = unique_code();
+    while longest.len() < 64 {
+        longest.push('b');
+    }
+    app.balance_by_code(&longest)
         .await
         .expect(404, "CannotFindContactCode");
 }

@@ -26,6 +26,12 @@ async fn bindto_names_every_missing_parameter() {
         .await;
     r.expect(400, "RequiredParameterNotSpecified");
     assert_eq!(r.value(), "Number");
+    // Required parameters come before formats.
+    let r = app
+        .post(POS, "/api/card/bindto", json!({"MobileNumber": "12"}))
+        .await;
+    r.expect(400, "RequiredParameterNotSpecified");
+    assert_eq!(r.value(), "Number");
 }
 
 #[tokio::test]

@@ -42,6 +42,27 @@ async fn block_names_every_missing_parameter() {
 }
 
 #[tokio::test]
+async fn block_checks_required_parameters_before_formats_and_lookups_before_rules() {
+    let app = spawn_app().await;
+    let r = app
+        .post(
+            CLIENT,
+            "/api/card/block",
+            json!({"Number": "12", "ContactMobileNumber": "x"}),
+        )
+        .await;
+    r.expect(400, "RequiredParameterNotSpecified");
+    assert_eq!(r.value(), "BlockReasonCode");
+    // An unknown phone with a reason the role may not use: the lookup answers.
+    app.block_by_mobile(CLIENT, &unique_mobile(), "2")
+        .await
+        .expect(404, "CannotFindMobile");
+    app.block_by_mobile(CLIENT, &unique_mobile(), "x")
+        .await
+        .expect(404, "CannotFindMobile");
+}
+
+#[tokio::test]
 async fn block_refuses_a_malformed_card_number_before_any_lookup() {
     let app = spawn_app().await;
     app.block(CLIENT, "12345", "0")
