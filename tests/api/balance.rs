@@ -145,3 +145,34 @@ async fn balance_by_code_answers_the_contacts_card() {
     assert_eq!(r.body["Number"], json!(number));
     assert_card(&r.body, "2", Some(&contact));
 }
+
+#[tokio::test]
+async fn a_contact_that_changes_its_mobile_is_found_by_the_new_one_only() {
+    let app = spawn_app().await;
+    let (number, contact) = app.card_in(State::Active).await;
+    let contact = contact.unwrap();
+    let new_mobile = unique_mobile();
+    app.post(
+        POS,
+        "/api/contact",
+        json!({"Code": contact.code, "MobileNumber": new_mobile}),
+    )
+    .await
+    .ok();
+    app.balance_by_phone(&contact.mobile)
+        .await
+        .expect(404, "CannotFindMobileNumber");
+    let r = app.balance_by_phone(&new_mobile).await;
+    r.ok();
+    assert_eq!(r.body["Number"], json!(number));
+    assert_eq!(r.body["MobileNumber"], json!(new_mobile));
+    // The old number names no contact for bindto/block either.
+    let (other, _) = app.card_in(State::IssuedUnbound).await;
+    app.bindto(POS, &other, &contact.mobile)
+        .await
+        .expect(404, "CannotFindMobile");
+    app.block_by_mobile(CLIENT, &contact.mobile, "0")
+        .await
+        .expect(404, "CannotFindMobile");
+    assert_eq!(app.status_of(&number).await, "2");
+}

@@ -41,6 +41,11 @@ async fn a_card_blocked_for_replacement_lets_a_new_card_take_its_contact() {
     let r = app.balance_by_code(&contact.code).await;
     r.ok();
     assert_eq!(r.body["Number"], json!(new), "{}", r.body);
+    let r = app
+        .get(POS, &format!("/api/contact/{}", contact.code))
+        .await;
+    r.ok();
+    assert_eq!(r.body["Card"]["Number"], json!(new), "{}", r.body);
 
     // The new card activates with the contact's data.
     app.active(POS, &new).await.ok();
