@@ -217,3 +217,74 @@ async fn by_contact_mobile_a_card_blocked_for_replacement_is_not_the_contacts_ca
     assert_card(&app.card_view(&new).await, "3", Some(&contact));
     assert_eq!(app.card_view(&old).await["BlockReasonCode"], json!("4"));
 }
+
+/// Several new cards racing for one contact: exactly one is bound, both for a
+/// free contact and for one whose card was just blocked for replacement.
+#[tokio::test]
+async fn concurrent_binds_to_one_contact_bind_exactly_one_card() {
+    let app = spawn_app().await;
+    let (old, contact) = app.card_in(State::Active).await;
+    let contact = contact.unwrap();
+    let fresh = app.new_contact(true).await;
+    app.block(CC_OPERATOR, &old, "4").await.ok();
+    for target in [&fresh, &contact] {
+        let mut cards = Vec::new();
+        for _ in 0..6 {
+            cards.push(app.card_in(State::IssuedUnbound).await.0);
+        }
+        let answers = bind_all_at_once(&app, &cards, &target.mobile).await;
+        let winners: Vec<&String> = cards
+            .iter()
+            .zip(&answers)
+            .filter(|(_, (s, k))| (*s, k.as_str()) == (200, "OK"))
+            .map(|(c, _)| c)
+            .collect();
+        assert_eq!(winners.len(), 1, "{answers:?}");
+        for (s, k) in &answers {
+            assert!(
+                (*s, k.as_str()) == (200, "OK")
+                    || (*s, k.as_str()) == (409, "ContactBindToAnotherCardNumber"),
+                "{answers:?}"
+            );
+        }
+        let r = app.balance_by_phone(&target.mobile).await;
+        r.ok();
+        assert_eq!(r.body["Number"], json!(winners[0]));
+        for card in &cards {
+            let view = app.card_view(card).await;
+            let bound = view["MobileNumber"] != json!("");
+            assert_eq!(bound, card == winners[0], "{view}");
+        }
+    }
+    assert_eq!(
+        app.card_view(&old).await["ReplacedBy"],
+        json!(app.balance_by_phone(&contact.mobile).await.body["Number"])
+    );
+}
+
+/// Sends one bindto per card at once; (HTTP status, Key) in card order.
+async fn bind_all_at_once(app: &TestApp, cards: &[String], mobile: &str) -> Vec<(u16, String)> {
+    let mut tasks = Vec::new();
+    for card in cards {
+        let client = app.client.clone();
+        let url = app.url("/api/card/bindto");
+        let body = json!({"Number": card, "MobileNumber": mobile});
+        tasks.push(tokio::spawn(async move {
+            let resp = client
+                .post(url)
+                .basic_auth(POS, Some(password(POS)))
+                .json(&body)
+                .send()
+                .await
+                .expect("answered");
+            let status = resp.status().as_u16();
+            let body: serde_json::Value = resp.json().await.expect("JSON");
+            (status, body["Key"].as_str().unwrap_or("").to_owned())
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
