@@ -164,12 +164,13 @@ impl Engine {
             .contact_by_mobile(mobile)
             .await?
             .ok_or_else(|| ops::cannot_find_mobile(mobile))?;
-        let current = self.ops.current_card(&contact.value.code).await?;
-        match current.filter(|c| !c.value.is_blocked_for_replacement()) {
-            Some(card) => Ok(card.value.number),
-            None => Err(RuleError::new(
+        // A card blocked for replacement is no longer the contact's current
+        // card (API.md §5), even before a new card takes its place.
+        match self.ops.current_card(&contact.value.code).await? {
+            Some(card) if !card.value.is_blocked_for_replacement() => Ok(card.value.number),
+            _ => Err(RuleError::new(
                 ErrorKey::CannotFindCardNumber,
-                "the contact with this mobile number holds no card",
+                "the contact with this mobile number holds no card (other than one blocked for replacement)",
             )
             .into()),
         }

@@ -1,14 +1,24 @@
 //! The API integration suite: real HTTP against the real server (port 0).
 //! The store backend is chosen by LOYALTY_TEST_BACKEND (memory by default).
 
+mod card_support;
 mod helpers;
 
+mod active;
 mod admin;
+mod balance;
+mod bindto;
+mod block;
 mod concurrency;
 mod contacts;
 mod history;
+mod history_effects;
+mod issue;
 mod ops;
 mod process;
 mod purchases;
+mod replacement;
 mod requests;
 mod roles;
+mod state_machine;
+mod unblock;
