@@ -193,6 +193,8 @@ impl Authenticator {
     }
 }
 
+const MAX_LOGIN_LEN: usize = 128;
+
 /// `Basic base64(login:password)`; the scheme name is case-insensitive.
 fn parse_basic(header: &str) -> Option<(String, String)> {
     let (scheme, data) = header.trim().split_once(' ')?;
@@ -204,7 +206,9 @@ fn parse_basic(header: &str) -> Option<(String, String)> {
         .ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (login, password) = text.split_once(':')?;
-    if login.is_empty() {
+    // Logins key the failure map: an unbounded one would let anyone fill
+    // memory without valid credentials.
+    if login.is_empty() || login.len() > MAX_LOGIN_LEN {
         return None;
     }
     Some((login.to_owned(), password.to_owned()))

@@ -29,29 +29,41 @@ impl ApiError {
     pub fn from_engine(err: EngineError, overload_retry_after_secs: u64) -> ApiError {
         match err.clone() {
             EngineError::Rule(rule) => rule.into(),
+            // The store's own words (addresses, perhaps credentials in a URL)
+            // go to the log, not to the caller.
             EngineError::Store(StoreError::Unavailable(reason)) => {
-                ApiError::new(ErrorKey::StoreUnavailable, format!("the store is unavailable: {reason}"))
+                tracing::warn!(%reason, "store unavailable");
+                ApiError::new(
+                    ErrorKey::StoreUnavailable,
+                    "the store is unavailable; retry later",
+                )
             }
-            EngineError::Store(StoreError::OutcomeUnknown(reason)) => ApiError::new(
-                ErrorKey::StoreUnavailable,
-                format!("the store did not confirm the write ({reason}); it may or may not have been applied, and retrying is safe"),
-            ),
+            EngineError::Store(StoreError::OutcomeUnknown(reason)) => {
+                tracing::warn!(%reason, "store outcome unknown");
+                ApiError::new(
+                    ErrorKey::StoreUnavailable,
+                    "the store did not confirm the write: it may or may not have been applied, and retrying the same request is safe",
+                )
+            }
             EngineError::Store(StoreError::Corrupt { .. }) | EngineError::Internal(_) => {
                 // The detail is for operators, not for the caller.
                 tracing::error!(error = %err, "internal error");
                 ApiError::new(ErrorKey::InternalError, "internal error")
             }
-            EngineError::Overloaded => {
-                ApiError::new(ErrorKey::Overloaded, "the engine is overloaded; retry later")
-                    .retry_after(overload_retry_after_secs)
-            }
+            EngineError::Overloaded => ApiError::new(
+                ErrorKey::Overloaded,
+                "the engine is overloaded; retry later",
+            )
+            .retry_after(overload_retry_after_secs),
             EngineError::Contention(what) => ApiError::new(
                 ErrorKey::Overloaded,
                 format!("too many concurrent changes to {what}; retry later"),
             )
             .retry_after(overload_retry_after_secs),
-            EngineError::Stopped => ApiError::new(ErrorKey::Overloaded, "the server is shutting down")
-                .retry_after(overload_retry_after_secs),
+            EngineError::Stopped => {
+                ApiError::new(ErrorKey::Overloaded, "the server is shutting down")
+                    .retry_after(overload_retry_after_secs)
+            }
         }
     }
 }

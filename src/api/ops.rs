@@ -15,10 +15,9 @@ pub fn health() -> Result<Fields, ApiError> {
 
 pub async fn ready(state: &AppState) -> Result<Fields, ApiError> {
     state.engine.ping_store().await.map_err(|e| {
-        ApiError::new(
-            ErrorKey::StoreUnavailable,
-            format!("the store does not answer: {e}"),
-        )
+        // The store's own words go to the log, not to the caller.
+        tracing::warn!(error = %e, "readiness check failed");
+        ApiError::new(ErrorKey::StoreUnavailable, "the store does not answer")
     })?;
     Ok(Fields::new())
 }

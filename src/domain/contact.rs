@@ -20,6 +20,11 @@ pub struct Contact {
     pub birth_date: String,
     pub gender: String,
     pub city: String,
+    /// The owner string under which this contact holds its mobile number's
+    /// index entry: releasing exactly it never frees a claim that a later
+    /// attempt for the same contact made.
+    #[serde(default)]
+    pub mobile_claim: Option<String>,
 }
 
 /// Contact fields that `activation.required_fields` may name.
@@ -72,6 +77,7 @@ impl Contact {
             birth_date: String::new(),
             gender: String::new(),
             city: String::new(),
+            mobile_claim: None,
         }
     }
 

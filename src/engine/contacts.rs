@@ -48,6 +48,7 @@ impl Ops {
                 .into());
             }
             let old_mobile = contact.mobile.clone();
+            let old_claim = contact.mobile_claim.clone();
             contact.apply(patch.clone());
             let new_mobile = contact
                 .mobile
@@ -55,9 +56,13 @@ impl Ops {
                 .filter(|m| Some(m) != old_mobile.as_ref());
 
             let mut owner = None;
+            let started = now_ms();
             if let Some(mobile) = &new_mobile {
                 match self.claim_mobile(mobile, &code).await? {
-                    MobileClaim::Taken { owner: o } => owner = Some(o),
+                    MobileClaim::Taken { owner: o } => {
+                        contact.mobile_claim = Some(o.clone());
+                        owner = Some(o);
+                    }
                     MobileClaim::InProgress => {
                         tokio::time::sleep(IN_PROGRESS_BACKOFF).await;
                         continue;
@@ -66,10 +71,21 @@ impl Ops {
                 }
             }
 
+            // Past half the lease another writer may soon judge our claim
+            // stale; give it back rather than race that writer.
+            if let (Some(mobile), Some(o)) = (&new_mobile, &owner) {
+                if now_ms() - started > self.settings.claim_lease_ms / 2 {
+                    self.store
+                        .index_release(Index::Mobile, mobile.as_str(), o)
+                        .await?;
+                    return Err(EngineError::Contention(format!("contact {code}")));
+                }
+            }
             match self.store.put_contact(&contact, expected).await? {
                 Cas::Applied => {
                     if let (Some(old), Some(_)) = (&old_mobile, &new_mobile) {
-                        self.release_mobile(old, &code).await?;
+                        self.release_mobile(old, &code, old_claim.as_deref())
+                            .await?;
                     }
                     let card = self.current_card(&code).await?.map(|c| c.value);
                     return Ok(ContactView {
@@ -145,17 +161,30 @@ impl Ops {
         })
     }
 
-    /// Frees a number the contact no longer carries.
+    /// Frees a number the contact no longer carries: exactly the claim the
+    /// contact held it under, so that a newer claim of the same contact on
+    /// the same number (it may have changed back meanwhile) stays.
     async fn release_mobile(
         &self,
         mobile: &MobileNumber,
         code: &ContactCode,
+        held_as: Option<&str>,
     ) -> Result<(), EngineError> {
-        if let Some(claim) = self.store.index_get(Index::Mobile, mobile.as_str()).await? {
-            if record_of(&claim.owner) == code.as_str() {
+        match held_as {
+            Some(owner) => {
                 self.store
-                    .index_release(Index::Mobile, mobile.as_str(), &claim.owner)
-                    .await?;
+                    .index_release(Index::Mobile, mobile.as_str(), owner)
+                    .await?
+            }
+            // A contact written before claims were recorded on contacts.
+            None => {
+                if let Some(claim) = self.store.index_get(Index::Mobile, mobile.as_str()).await? {
+                    if record_of(&claim.owner) == code.as_str() {
+                        self.store
+                            .index_release(Index::Mobile, mobile.as_str(), &claim.owner)
+                            .await?;
+                    }
+                }
             }
         }
         Ok(())

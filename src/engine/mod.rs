@@ -46,7 +46,7 @@ struct ShardHandle {
 
 /// Decrements a shard's in-flight count when a command's answer is in (or
 /// its caller went away).
-struct InFlight(Arc<AtomicUsize>);
+pub(crate) struct InFlight(Arc<AtomicUsize>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
@@ -112,9 +112,11 @@ impl Engine {
             m::shard_rejected(id);
             return Err(EngineError::Overloaded);
         }
-        let _guard = InFlight(shard.in_flight.clone());
+        // The guard travels with the command and is dropped when the shard
+        // has finished it, even if the caller has gone away meanwhile.
+        let guard = InFlight(shard.in_flight.clone());
         m::shard_pushed(id);
-        match shard.addr.send(Execute(command)).await {
+        match shard.addr.send(Execute(command, guard)).await {
             Ok(result) => result,
             Err(actix::MailboxError::Closed) | Err(actix::MailboxError::Timeout) => {
                 Err(EngineError::Stopped)

@@ -146,14 +146,28 @@ fn bonus_entry(
 impl Ops {
     /// Binds a PurchaseId to its card, once and for good: cancel and refund
     /// name only the purchase. The same id on another card is a conflict.
-    pub async fn claim_purchase(
+    /// An id bound longer ago than the retention whose outcome is gone has
+    /// expired: applying it again would count the purchase twice.
+    async fn claim_purchase(
         &self,
         purchase_id: &str,
         number: &CardNumber,
     ) -> Result<(), EngineError> {
+        let retention_ms =
+            i64::try_from(self.settings.purchases.retention_secs.saturating_mul(1000))
+                .unwrap_or(i64::MAX);
         for _ in 0..MAX_ATTEMPTS {
             match self.store.index_get(Index::Purchase, purchase_id).await? {
-                Some(claim) if record_of(&claim.owner) == number.as_str() => return Ok(()),
+                Some(claim) if record_of(&claim.owner) == number.as_str() => {
+                    if super::ops::now_ms().saturating_sub(claim.since_ms) > retention_ms {
+                        return Err(RuleError::new(
+                            ErrorKey::IdempotencyConflict,
+                            "PurchaseId was used longer ago than its outcome is kept: it cannot be applied again",
+                        )
+                        .into());
+                    }
+                    return Ok(());
+                }
                 Some(_) => {
                     return Err(RuleError::new(
                         ErrorKey::IdempotencyConflict,
@@ -255,9 +269,9 @@ impl Ops {
             r.date.map(|d| d.to_string()).unwrap_or_default()
         );
         let rules = &self.settings.purchases.rules;
-        // Only a card that exists gets the PurchaseId bound to it.
-        self.load_card(&r.number).await?;
-        self.claim_purchase(&r.purchase_id, &r.number).await?;
+        // The PurchaseId is bound to the card only once the rules accepted
+        // the purchase: a refused confirm leaves it free for another card.
+        let mut claimed = false;
         for _ in 0..MAX_ATTEMPTS {
             let card = self.load_card(&r.number).await?;
             if let Some(stored) = self.stored::<Confirmed>(&r.number, &key).await? {
@@ -276,6 +290,10 @@ impl Ops {
                 date,
                 today,
             )?;
+            if !claimed {
+                self.claim_purchase(&r.purchase_id, &r.number).await?;
+                claimed = true;
+            }
             let (active_from, expires) = purchase::accrual_dates(rules, date);
             let outcome = Confirmed {
                 number: r.number.clone(),
@@ -398,7 +416,8 @@ impl Ops {
         amount: Amount,
     ) -> Result<Reversed, EngineError> {
         let key = purchase_key(purchase_id);
-        let refund_key = format!("refund:{purchase_id}:{refund_id}");
+        // Length-prefixed: ids may contain ':' and must not collide.
+        let refund_key = format!("refund:{}:{purchase_id}:{refund_id}", purchase_id.len());
         let fingerprint = amount.to_string();
         for _ in 0..MAX_ATTEMPTS {
             let card = self.load_card(number).await?;

@@ -12,6 +12,7 @@ use tokio::sync::oneshot;
 use super::commands::{Command, Reply};
 use super::error::EngineError;
 use super::ops::Ops;
+use super::InFlight;
 use crate::metrics as m;
 
 pub struct Shard {
@@ -58,12 +59,16 @@ impl Actor for Shard {
 
 #[derive(Message)]
 #[rtype(result = "Result<Reply, EngineError>")]
-pub struct Execute(pub Command);
+pub struct Execute(pub Command, pub InFlight);
 
 impl Handler<Execute> for Shard {
     type Result = ResponseActFuture<Self, Result<Reply, EngineError>>;
 
-    fn handle(&mut self, Execute(command): Execute, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(
+        &mut self,
+        Execute(command, in_flight): Execute,
+        _ctx: &mut Self::Context,
+    ) -> Self::Result {
         m::shard_popped(self.id);
         let key = command.ordering_key();
         let gate = match self.busy.get_mut(&key) {
@@ -84,7 +89,9 @@ impl Handler<Execute> for Shard {
                 // dropped without being fired.
                 let _ = gate.await;
             }
-            ops.execute(command).await
+            let result = ops.execute(command).await;
+            drop(in_flight);
+            result
         };
         Box::pin(work.into_actor(self).map(move |result, shard, _ctx| {
             shard.release(&key);

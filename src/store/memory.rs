@@ -104,7 +104,10 @@ impl Store for MemoryStore {
                 record.history.push(entry.clone());
                 let now = Instant::now();
                 record.records.retain(|_, (_, until)| *until > now);
-                let until = now + Duration::from_secs(ttl_secs);
+                // A retention too large to represent means "keep".
+                let until = now
+                    .checked_add(Duration::from_secs(ttl_secs))
+                    .unwrap_or(now + Duration::from_secs(100 * 365 * 86_400));
                 for w in records {
                     record
                         .records

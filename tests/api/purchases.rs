@@ -495,3 +495,23 @@ async fn transactions_list_bonus_operations_newest_first_with_pages() {
     assert_eq!(seen[0], format!("T-4-{number}"));
     assert_eq!(seen[4], format!("T-0-{number}"));
 }
+
+#[tokio::test]
+async fn a_refused_confirm_leaves_the_purchase_id_free() {
+    let app = spawn_app().await;
+    let (blocked, _) = app.card_in(State::Blocked).await;
+    let id = format!("receipt-{}", unique_code());
+    app.confirm(&blocked, &id, json!(100), json!(0))
+        .await
+        .expect(409, "StatusError");
+    // The customer hands over another card; the till retries the receipt.
+    let other = app.card_with_bonuses(10).await;
+    app.confirm(&other, &id, json!(100), json!(0)).await.ok();
+    app.confirm(&blocked, &id, json!(100), json!(0))
+        .await
+        .expect(409, "StatusError");
+    let (active, _) = app.card_in(State::Active).await;
+    app.confirm(&active, &id, json!(100), json!(0))
+        .await
+        .expect(409, "IdempotencyConflict");
+}
