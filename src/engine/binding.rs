@@ -13,7 +13,7 @@
 //! binding that both sides confirm (`current_card`), so a half-done bind is
 //! never visible as one.
 
-use super::claims::{new_owner, record_of, IN_PROGRESS_BACKOFF};
+use super::claims::{new_owner_replacing, record_of, replaced_of, IN_PROGRESS_BACKOFF};
 use super::error::EngineError;
 use super::ops::{cannot_find_mobile, now, now_ms, Ops, MAX_ATTEMPTS};
 use time::OffsetDateTime;
@@ -23,7 +23,7 @@ use crate::domain::{
     HistoryEntry, MobileNumber, Operation, RuleError,
 };
 use crate::metrics as m;
-use crate::store::{Cas, Index};
+use crate::store::{Cas, Index, StoreError};
 
 fn contact_taken() -> EngineError {
     RuleError::new(
@@ -81,7 +81,10 @@ impl Ops {
                 tokio::time::sleep(IN_PROGRESS_BACKOFF).await;
                 continue;
             };
-            let owner = new_owner(number.as_str());
+            let owner = new_owner_replacing(
+                number.as_str(),
+                takeover.replaces.as_ref().map(CardNumber::as_str),
+            );
             let claimed = self
                 .store
                 .index_claim(
@@ -108,7 +111,18 @@ impl Ops {
             else {
                 unreachable!("binding a bindable card always changes it")
             };
-            match self.store.update_card(&bound, card.version, &entry).await? {
+            let written = match self.store.update_card(&bound, card.version, &entry).await {
+                Ok(cas) => cas,
+                // Nothing was written: give the claim back now rather than
+                // leave the contact blocked for a lease. (With an unknown
+                // outcome the binding may exist: the claim must stay.)
+                Err(e @ StoreError::Unavailable(_)) => {
+                    let _ = self.undo_claim(code, &owner, takeover.restorable()).await;
+                    return Err(e.into());
+                }
+                Err(e) => return Err(e.into()),
+            };
+            match written {
                 Cas::Applied => {
                     m::card_transition(entry.operation.as_str(), entry.from, entry.to);
                     if let Some(old) = takeover.replaces {
@@ -148,13 +162,18 @@ impl Ops {
             }));
         };
         let stale = now - claim.since_ms > lease;
+        let inherited = if stale {
+            self.pending_replacement(code, &claim.owner).await?
+        } else {
+            None
+        };
         let holder_number = CardNumber::from_trusted(record_of(&claim.owner).to_owned());
         if holder_number == *number {
             // Our card, but not our attempt: our card is unbound (the caller
             // checked), so that attempt is unfinished or dead.
             return Ok(stale.then_some(Takeover {
                 expected: Some(claim.owner),
-                replaces: None,
+                replaces: inherited,
             }));
         }
         let holder = self.store.get_card(&holder_number).await?;
@@ -174,10 +193,30 @@ impl Ops {
             // lease has run out).
             _ if stale => Ok(Some(Takeover {
                 expected: Some(claim.owner),
-                replaces: None,
+                replaces: inherited,
             })),
             _ => Err(contact_taken()),
         }
+    }
+
+    /// The replacement a dead attempt (its stale claim `owner`) was making,
+    /// if that old card is still waiting for it: bound to this contact,
+    /// blocked for replacement, not yet replaced.
+    async fn pending_replacement(
+        &self,
+        code: &ContactCode,
+        owner: &str,
+    ) -> Result<Option<CardNumber>, EngineError> {
+        let Some(old) = replaced_of(owner) else {
+            return Ok(None);
+        };
+        let old = CardNumber::from_trusted(old.to_owned());
+        let waiting = self.store.get_card(&old).await?.is_some_and(|c| {
+            c.value.contact.as_ref() == Some(code)
+                && c.value.is_blocked_for_replacement()
+                && c.value.replaced_by.is_none()
+        });
+        Ok(waiting.then_some(old))
     }
 
     /// Gives up this attempt's claim: back to `previous`, or released.

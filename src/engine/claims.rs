@@ -11,9 +11,24 @@ pub(crate) fn new_owner(record: &str) -> String {
     format!("{record}#{:016x}", rand::random::<u64>())
 }
 
+/// An owner string that also names the record this attempt takes over
+/// from (a card blocked for replacement): if the attempt dies, whoever
+/// takes its stale claim over inherits the replacement to complete.
+pub(crate) fn new_owner_replacing(record: &str, replaces: Option<&str>) -> String {
+    match replaces {
+        Some(old) => format!("{}#{old}", new_owner(record)),
+        None => new_owner(record),
+    }
+}
+
 /// The record an owner string names.
 pub(crate) fn record_of(owner: &str) -> &str {
     owner.split_once('#').map_or(owner, |(record, _)| record)
+}
+
+/// The record an owner string says it replaces, if any.
+pub(crate) fn replaced_of(owner: &str) -> Option<&str> {
+    owner.splitn(3, '#').nth(2).filter(|s| !s.is_empty())
 }
 
 /// How long to wait before looking again at a claim that another attempt
@@ -31,5 +46,9 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(record_of(&a), "4000000000001");
         assert_eq!(record_of("legacy"), "legacy");
+        assert_eq!(replaced_of(&a), None);
+        let r = new_owner_replacing("4000000000002", Some("4000000000001"));
+        assert_eq!(record_of(&r), "4000000000002");
+        assert_eq!(replaced_of(&r), Some("4000000000001"));
     }
 }
