@@ -195,16 +195,19 @@ impl Ledger {
         taken
     }
 
-    /// Removes up to `amount` from one lot (reversing its accrual); returns
-    /// what was removed (less when part of the lot was already spent).
-    pub fn remove_from_lot(&mut self, lot: u64, amount: Amount) -> Amount {
-        let Some(l) = self.lots.iter_mut().find(|l| l.id == lot) else {
-            return Amount::ZERO;
-        };
-        let part = amount.min(l.amount);
-        l.amount = l.amount.saturating_sub(part);
+    /// Removes up to `amount` from the lots an operation created (reversing
+    /// its accrual), found by their `source` — which, unlike lot ids,
+    /// survives a move to a replacement card. Returns what was removed (less
+    /// when part was already spent).
+    pub fn remove_from_source(&mut self, source: &str, amount: Amount) -> Amount {
+        let mut left = amount;
+        for l in self.lots.iter_mut().filter(|l| l.source == source) {
+            let part = left.min(l.amount);
+            l.amount = l.amount.saturating_sub(part);
+            left = left.saturating_sub(part);
+        }
         self.lots.retain(|l| l.amount > Amount::ZERO);
-        part
+        amount.saturating_sub(left)
     }
 
     /// Gives written-off bonuses back with their original dates (an expired

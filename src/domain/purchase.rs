@@ -35,7 +35,9 @@ pub struct PurchaseRecord {
     pub amount: Amount,
     pub bonus_paid: Amount,
     pub accrual: Amount,
-    pub accrual_lot: Option<u64>,
+    /// The `source` of the accrual's lot (it keeps it when moved to a
+    /// replacement card, where it gets a new id).
+    pub accrual_source: String,
     pub writeoffs: Vec<Allocation>,
     /// Cumulative money refunded, bonuses of the accrual taken back, and
     /// written-off bonuses given back.
@@ -143,20 +145,18 @@ pub fn confirm(
     }
     let writeoffs = card.ledger.write_off(bonus_to_pay, today)?;
     let (active_from, expires) = accrual_dates(rules, date);
-    let accrual_lot = (calc.accrual > Amount::ZERO).then(|| {
-        card.ledger.accrue(
-            calc.accrual,
-            BonusType::Cash,
-            active_from,
-            Some(expires),
-            reference,
-        )
-    });
+    card.ledger.accrue(
+        calc.accrual,
+        BonusType::Cash,
+        active_from,
+        Some(expires),
+        reference,
+    );
     Ok(PurchaseRecord {
         amount,
         bonus_paid: bonus_to_pay,
         accrual: calc.accrual,
-        accrual_lot,
+        accrual_source: reference.to_owned(),
         writeoffs,
         refunded: Amount::ZERO,
         accrual_reversed: Amount::ZERO,
@@ -247,9 +247,9 @@ fn reverse(
 ) -> Reversal {
     let give_back = slice(&record.writeoffs, record.bonus_returned, bonus);
     card.ledger.restore(&give_back, reference);
-    let removed = record.accrual_lot.map_or(Amount::ZERO, |lot| {
-        card.ledger.remove_from_lot(lot, accrual)
-    });
+    let removed = card
+        .ledger
+        .remove_from_source(&record.accrual_source, accrual);
     let spent = accrual.saturating_sub(removed);
     let covered = sum(card.ledger.take_back(spent, today).iter().map(|a| a.amount));
     record.accrual_reversed = record

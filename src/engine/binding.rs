@@ -254,7 +254,7 @@ impl Ops {
     /// replaced and move its unburnt lots into its outbox; deliver the
     /// outbox to the new card (which remembers whom it received from); clear
     /// the outbox.
-    async fn complete_replacement(
+    pub(crate) async fn complete_replacement(
         &self,
         old: &CardNumber,
         new: &CardNumber,

@@ -15,7 +15,7 @@ use crate::domain::{
     RuleError,
 };
 use crate::metrics as m;
-use crate::store::{CardRecordWrite, Cas, Index};
+use crate::store::{CardRecordWrite, Cas, Index, Versioned};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PurchaseSettings {
@@ -98,6 +98,9 @@ pub struct ManualBonusRequest {
     pub expire_date: Option<Date>,
     pub comment: Option<String>,
 }
+
+/// Replacements followed from a purchase's card to the current one.
+const MAX_REPLACEMENT_CHAIN: usize = 16;
 
 pub(crate) fn purchase_key(purchase_id: &str) -> String {
     format!("purchase:{purchase_id}")
@@ -218,7 +221,7 @@ impl Ops {
         &self,
         next: &Card,
         version: u64,
-        entry: &HistoryEntry,
+        entry: Option<&HistoryEntry>,
         records: Vec<(String, String)>,
     ) -> Result<Cas, EngineError> {
         let records: Vec<CardRecordWrite> = records
@@ -329,7 +332,7 @@ impl Ops {
                 .commit(
                     &next,
                     card.version,
-                    &entry,
+                    Some(&entry),
                     vec![(key.clone(), to_json(&stored))],
                 )
                 .await?
@@ -353,22 +356,20 @@ impl Ops {
         let key = purchase_key(purchase_id);
         let cancel_key = format!("cancel:{purchase_id}");
         for _ in 0..MAX_ATTEMPTS {
-            let card = self.load_card(number).await?;
-            if let Some(stored) = self.stored::<Reversed>(number, &cancel_key).await? {
+            let chain = self.replacement_chain(number, actor).await?;
+            if let Some(stored) = self.find_outcome::<Reversed>(&chain, &cancel_key).await? {
                 return Ok(stored.outcome);
             }
-            let stored = self
-                .stored::<Confirmed>(number, &key)
-                .await?
-                .ok_or_else(|| purchase_not_found(purchase_id))?;
-            let Some(mut record) = stored.purchase.clone() else {
-                return Err(purchase_not_found(purchase_id));
+            let Some((home, card, stored, mut record)) =
+                self.purchase_at_home(&chain, &key, purchase_id).await?
+            else {
+                continue;
             };
             let mut next = card.value.clone();
             let refunded_before = record.refunded;
             let reversal = purchase::cancel(&mut next, &mut record, &cancel_key, today());
             let outcome = reversed(
-                number,
+                &home,
                 purchase_id,
                 None,
                 record.amount.saturating_sub(refunded_before),
@@ -398,13 +399,101 @@ impl Ops {
                     }),
                 ),
             ];
-            if self.commit(&next, card.version, &entry, records).await? == Cas::Applied {
+            if self
+                .commit(&next, card.version, Some(&entry), records)
+                .await?
+                == Cas::Applied
+            {
                 m::bonus_amount("accrual_reversed", outcome.accrual_reversed);
                 m::bonus_amount("write_off_returned", outcome.bonus_returned);
                 return Ok(outcome);
             }
         }
         Err(EngineError::Contention(format!("card {number}")))
+    }
+
+    /// The cards from `first` along `replaced_by` to the current one, with
+    /// every replacement on the way completed (its lots delivered), so that
+    /// the current card's ledger holds whatever the purchase left.
+    async fn replacement_chain(
+        &self,
+        first: &CardNumber,
+        actor: &Actor,
+    ) -> Result<Vec<CardNumber>, EngineError> {
+        let mut chain = vec![first.clone()];
+        loop {
+            let card = self.load_card(&chain[chain.len() - 1]).await?.value;
+            let Some(next) = card.replaced_by.clone() else {
+                return Ok(chain);
+            };
+            if !card.transfer_out.is_empty() {
+                self.complete_replacement(&card.number, &next, actor)
+                    .await?;
+            }
+            if chain.len() >= MAX_REPLACEMENT_CHAIN || chain.contains(&next) {
+                return Err(EngineError::Internal(format!(
+                    "replacement chain of card {first} is too long or cyclic"
+                )));
+            }
+            chain.push(next);
+        }
+    }
+
+    /// An operation's stored outcome on any card of the chain (it was
+    /// recorded on the card that was current then).
+    async fn find_outcome<T: DeserializeOwned>(
+        &self,
+        chain: &[CardNumber],
+        key: &str,
+    ) -> Result<Option<Stored<T>>, EngineError> {
+        for number in chain.iter().rev() {
+            if let Some(stored) = self.stored(number, key).await? {
+                return Ok(Some(stored));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The purchase's record on the current card of the chain, copied there
+    /// (newest copy first) when the purchase's card has been replaced since:
+    /// its reversal must change the ledger that now holds its bonuses.
+    /// `None`: the copy lost a race; read again.
+    async fn purchase_at_home(
+        &self,
+        chain: &[CardNumber],
+        key: &str,
+        purchase_id: &str,
+    ) -> Result<
+        Option<(
+            CardNumber,
+            Versioned<Card>,
+            Stored<Confirmed>,
+            PurchaseRecord,
+        )>,
+        EngineError,
+    > {
+        let home = chain[chain.len() - 1].clone();
+        let card = self.load_card(&home).await?;
+        if let Some(stored) = self.stored::<Confirmed>(&home, key).await? {
+            let record = stored
+                .purchase
+                .clone()
+                .ok_or_else(|| purchase_not_found(purchase_id))?;
+            return Ok(Some((home, card, stored, record)));
+        }
+        for number in chain.iter().rev().skip(1) {
+            if let Some(stored) = self.stored::<Confirmed>(number, key).await? {
+                self.commit(
+                    &card.value,
+                    card.version,
+                    None,
+                    vec![(key.to_owned(), to_json(&stored))],
+                )
+                .await?;
+                return Ok(None);
+            }
+        }
+        Err(purchase_not_found(purchase_id))
     }
 
     pub(crate) async fn refund(
@@ -420,21 +509,19 @@ impl Ops {
         let refund_key = format!("refund:{}:{purchase_id}:{refund_id}", purchase_id.len());
         let fingerprint = amount.to_string();
         for _ in 0..MAX_ATTEMPTS {
-            let card = self.load_card(number).await?;
-            if let Some(stored) = self.stored::<Reversed>(number, &refund_key).await? {
+            let chain = self.replacement_chain(number, actor).await?;
+            if let Some(stored) = self.find_outcome::<Reversed>(&chain, &refund_key).await? {
                 return replay(stored, &fingerprint, "RefundId");
             }
-            let stored = self
-                .stored::<Confirmed>(number, &key)
-                .await?
-                .ok_or_else(|| purchase_not_found(purchase_id))?;
-            let Some(mut record) = stored.purchase.clone() else {
-                return Err(purchase_not_found(purchase_id));
+            let Some((home, card, stored, mut record)) =
+                self.purchase_at_home(&chain, &key, purchase_id).await?
+            else {
+                continue;
             };
             let mut next = card.value.clone();
             let reversal = purchase::refund(&mut next, &mut record, amount, &refund_key, today())?;
             let outcome = reversed(
-                number,
+                &home,
                 purchase_id,
                 Some(refund_id),
                 amount,
@@ -464,7 +551,11 @@ impl Ops {
                     }),
                 ),
             ];
-            if self.commit(&next, card.version, &entry, records).await? == Cas::Applied {
+            if self
+                .commit(&next, card.version, Some(&entry), records)
+                .await?
+                == Cas::Applied
+            {
                 m::bonus_amount("accrual_reversed", outcome.accrual_reversed);
                 m::bonus_amount("write_off_returned", outcome.bonus_returned);
                 return Ok(outcome);
@@ -536,7 +627,7 @@ impl Ops {
                 .commit(
                     &next,
                     card.version,
-                    &entry,
+                    Some(&entry),
                     vec![(key.clone(), to_json(&stored))],
                 )
                 .await?

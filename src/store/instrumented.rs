@@ -59,7 +59,7 @@ impl Store for Instrumented {
         &self,
         card: &Card,
         expected_version: u64,
-        entry: &HistoryEntry,
+        entry: Option<&HistoryEntry>,
         records: &[CardRecordWrite],
         ttl_secs: u64,
     ) -> Result<Cas, StoreError> {

@@ -84,7 +84,7 @@ impl Store for MemoryStore {
         expected_version: u64,
         entry: &HistoryEntry,
     ) -> Result<Cas, StoreError> {
-        self.update_card_with(card, expected_version, entry, &[], 0)
+        self.update_card_with(card, expected_version, Some(entry), &[], 0)
             .await
     }
 
@@ -92,7 +92,7 @@ impl Store for MemoryStore {
         &self,
         card: &Card,
         expected_version: u64,
-        entry: &HistoryEntry,
+        entry: Option<&HistoryEntry>,
         records: &[CardRecordWrite],
         ttl_secs: u64,
     ) -> Result<Cas, StoreError> {
@@ -101,7 +101,9 @@ impl Store for MemoryStore {
             Some(record) if record.version == expected_version => {
                 record.card = card.clone();
                 record.version += 1;
-                record.history.push(entry.clone());
+                if let Some(entry) = entry {
+                    record.history.push(entry.clone());
+                }
                 let now = Instant::now();
                 record.records.retain(|_, (_, until)| *until > now);
                 // A retention too large to represent means "keep".

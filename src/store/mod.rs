@@ -98,14 +98,16 @@ pub trait Store: Send + Sync + 'static {
         entry: &HistoryEntry,
     ) -> Result<Cas, StoreError>;
 
-    /// Like `update_card`, and in the same atomic write sets each of
-    /// `records` (kept for `ttl_secs`): the stored outcome of an operation
-    /// and its balance change are written together or not at all.
+    /// Like `update_card` (the history entry is optional here: moving a
+    /// record between cards is no event of the card), and in the same
+    /// atomic write sets each of `records` (kept for `ttl_secs`): the stored
+    /// outcome of an operation and its balance change are written together
+    /// or not at all.
     async fn update_card_with(
         &self,
         card: &Card,
         expected_version: u64,
-        entry: &HistoryEntry,
+        entry: Option<&HistoryEntry>,
         records: &[CardRecordWrite],
         ttl_secs: u64,
     ) -> Result<Cas, StoreError>;

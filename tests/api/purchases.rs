@@ -515,3 +515,62 @@ async fn a_refused_confirm_leaves_the_purchase_id_free() {
         .await
         .expect(409, "IdempotencyConflict");
 }
+
+#[tokio::test]
+async fn cancel_and_refund_after_a_replacement_change_the_new_card() {
+    let app = spawn_app().await;
+    let (old, contact) = app.card_in(State::Active).await;
+    let contact = contact.unwrap();
+    app.accrue(&old, &unique_code(), json!(100), json!({}))
+        .await
+        .ok();
+    let before = app.balance(&old).await.body["Bonuses"].clone();
+    app.confirm(&old, "RP-1", json!(200), json!(30)).await.ok(); // accrual 8.5
+    app.confirm(&old, "RP-2", json!(100), json!(10)).await.ok(); // accrual 4.5
+    app.block(CC_OPERATOR, &old, "4").await.ok();
+    let new = app.new_card().await;
+    app.issue(POS, &new).await.ok();
+    app.bindto(POS, &new, &contact.mobile).await.ok();
+    app.active(POS, &new).await.ok();
+
+    let c = app
+        .post(POS, "/api/purchase/cancel", json!({"PurchaseId": "RP-1"}))
+        .await;
+    c.ok();
+    assert_eq!(
+        (
+            c.body["BonusReturned"].clone(),
+            c.body["AccrualReversed"].clone()
+        ),
+        (json!(30.0), json!(8.5))
+    );
+    assert_eq!(c.body["Uncovered"], json!(0.0));
+    let r = app
+        .post(
+            POS,
+            "/api/purchase/refund",
+            json!({"PurchaseId": "RP-2", "RefundId": "all", "Amount": 100}),
+        )
+        .await;
+    r.ok();
+    assert_eq!(r.body["Uncovered"], json!(0.0));
+    // Both purchases undone on the card that holds the bonuses now.
+    assert_eq!(app.balance(&new).await.body["Bonuses"], before);
+    assert_eq!(app.balance(&old).await.body["Bonuses"], json!([]));
+    // Replays answer as before and change nothing.
+    assert_eq!(
+        app.post(POS, "/api/purchase/cancel", json!({"PurchaseId": "RP-1"}))
+            .await
+            .body,
+        c.body
+    );
+    let again = app
+        .post(
+            POS,
+            "/api/purchase/refund",
+            json!({"PurchaseId": "RP-2", "RefundId": "all", "Amount": 100}),
+        )
+        .await;
+    assert_eq!(again.body, r.body);
+    assert_eq!(app.balance(&new).await.body["Bonuses"], before);
+}
