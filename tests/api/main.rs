@@ -4,4 +4,5 @@
 mod helpers;
 
 mod ops;
+mod redis_races;
 mod requests;
