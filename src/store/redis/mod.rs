@@ -136,7 +136,18 @@ impl RedisStore {
         cmd: Cmd,
     ) -> Result<T, StoreError> {
         let mut conn = self.conn();
-        match tokio::time::timeout(self.timeout, conn.query::<T>(&cmd)).await {
+        let run = async {
+            match conn.query::<T>(&cmd).await {
+                // The first command on a connection that died while Redis
+                // was away fails and starts a reconnection; a read is safe
+                // to send again, on the new connection.
+                Err(e) if e.is_io_error() || e.is_connection_dropped() => {
+                    conn.query::<T>(&cmd).await
+                }
+                other => other,
+            }
+        };
+        match tokio::time::timeout(self.timeout, run).await {
             Err(_) => Err(errors::read_timeout(what, self.timeout_ms())),
             Ok(Err(e)) if is_corrupt(&e) => Err(errors::corrupt(key, e.to_string())),
             Ok(Err(e)) => Err(errors::read(what, e)),
@@ -250,8 +261,28 @@ fn flag(key: &str, reply: &Value) -> Result<bool, StoreError> {
 
 #[async_trait]
 impl Store for RedisStore {
+    /// Pings over every pooled connection: ready only when all of them
+    /// work, and a connection that died during an outage is re-established
+    /// here rather than by failing a request.
     async fn ping(&self) -> Result<(), StoreError> {
-        let _: String = self.read("ping", "", redis::cmd("PING")).await?;
+        let pings = self.conns.iter().map(|conn| async move {
+            let mut conn = conn.clone();
+            let cmd = redis::cmd("PING");
+            let run = async {
+                match conn.query::<String>(&cmd).await {
+                    Err(e) if e.is_io_error() || e.is_connection_dropped() => {
+                        conn.query::<String>(&cmd).await
+                    }
+                    other => other,
+                }
+            };
+            match tokio::time::timeout(self.timeout, run).await {
+                Err(_) => Err(errors::read_timeout("ping", self.timeout_ms())),
+                Ok(Err(e)) => Err(errors::read("ping", e)),
+                Ok(Ok(_)) => Ok(()),
+            }
+        });
+        try_join_all(pings).await?;
         Ok(())
     }
 
