@@ -10,4 +10,5 @@ mod redis_server;
 
 mod durability;
 mod faults;
+mod store_semantics;
 mod support;
