@@ -172,6 +172,8 @@ mod tests {
         let s = Settings::defaults();
         assert_eq!(s.http.bind, "127.0.0.1:8080");
         assert_eq!(s.store.backend, "memory");
+        assert_eq!(s.store.key_prefix, "loyalty");
+        assert!(s.store.pool_size >= 1 && s.store.command_timeout_ms > 0);
         assert_eq!(s.activation.required_fields, vec!["Name", "BirthDate"]);
     }
 
