@@ -69,7 +69,14 @@ curl -sf -u pos:pos-demo "http://127.0.0.1:$HPORT/api/card/balance/by/$FIRST" >/
 
 echo "== /health"
 wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$HPORT/health"
+stat() { redis-cli -p "$RPORT" info stats | tr -d '\r' | awk -F: -v k="$1" '$1 == k { print $2 }'; }
 echo "== balance by number (random over $CARDS cards)"
+C0=$(stat total_commands_processed); R0=$(stat total_reads_processed)
 BENCH_FIRST=$FIRST BENCH_CARDS=$CARDS wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
     -s scripts/bench-balance.lua "http://127.0.0.1:$HPORT"
+C1=$(stat total_commands_processed); R1=$(stat total_reads_processed)
+# Commands per socket read on the Redis side: above 1 means the requests
+# of different cards reached Redis pipelined, several per round trip.
+echo "== redis: $((C1 - C0)) commands in $((R1 - R0)) socket reads" \
+     "($(python3 -c "print(round(($C1-$C0)/max(1,$R1-$R0), 2))") commands per read)"
 echo "== server errors logged: $(grep -ci error "$TMP/server.log" || true)"
