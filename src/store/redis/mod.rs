@@ -23,6 +23,7 @@ use futures_util::future::try_join_all;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, RedisResult, Value};
 use serde::de::DeserializeOwned;
 
@@ -56,6 +57,56 @@ impl Conn {
         match self {
             Conn::Single(c) => cmd.query_async(c).await,
             Conn::Cluster(c) => cmd.query_async(c).await,
+        }
+    }
+
+    /// PING; on a cluster, `CLUSTER INFO` from the master of every slot
+    /// range instead: ready only when each is reachable and says
+    /// `cluster_state:ok`. (A plain PING reaches one random node, and
+    /// redis-rs' all-masters routing silently skips masters it has no
+    /// connection to; routing by slot makes it connect to each one.)
+    async fn ping(&mut self) -> RedisResult<()> {
+        match self {
+            Conn::Single(c) => redis::cmd("PING").query_async::<()>(c).await,
+            Conn::Cluster(c) => {
+                let slots = c
+                    .route_command(
+                        redis::cmd("CLUSTER").arg("SLOTS"),
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
+                    )
+                    .await?;
+                let masters = slot_masters(&slots).map_err(not_ready)?;
+                let checks = masters.into_iter().map(|(slot, id)| {
+                    let mut c = c.clone();
+                    async move {
+                        let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                            Route::new(slot, SlotAddr::Master),
+                        ));
+                        // redis-rs answers from a random node when it cannot
+                        // reach the slot's master: check who answered.
+                        let me = c
+                            .route_command(redis::cmd("CLUSTER").arg("MYID"), route.clone())
+                            .await?;
+                        if text(&me).as_deref() != Some(id.as_str()) {
+                            return Err(not_ready(format!(
+                                "the master of slot {slot} is unreachable"
+                            )));
+                        }
+                        let info = c
+                            .route_command(redis::cmd("CLUSTER").arg("INFO"), route)
+                            .await?;
+                        let info = text(&info).unwrap_or_default();
+                        if info.lines().any(|l| l.trim() == "cluster_state:ok") {
+                            Ok(())
+                        } else {
+                            Err(not_ready(format!(
+                                "the master of slot {slot} reports the cluster not ok"
+                            )))
+                        }
+                    }
+                });
+                try_join_all(checks).await.map(|_| ())
+            }
         }
     }
 }
@@ -214,6 +265,40 @@ impl RedisStore {
     }
 }
 
+/// The first slot and the master's node id of every range in a
+/// `CLUSTER SLOTS` reply (`[start, end, [ip, port, id], replicas...]`).
+fn slot_masters(reply: &Value) -> Result<Vec<(u16, String)>, String> {
+    let Value::Array(ranges) = reply else {
+        return Err(format!("unexpected CLUSTER SLOTS reply {reply:?}"));
+    };
+    let mut masters = Vec::new();
+    for range in ranges {
+        let Value::Array(items) = range else {
+            return Err(format!("unexpected CLUSTER SLOTS range {range:?}"));
+        };
+        let start = items
+            .first()
+            .and_then(int)
+            .and_then(|s| u16::try_from(s).ok());
+        let id = match items.get(2) {
+            Some(Value::Array(node)) => node.get(2).and_then(text),
+            _ => None,
+        };
+        match (start, id) {
+            (Some(start), Some(id)) => masters.push((start, id)),
+            _ => return Err(format!("unexpected CLUSTER SLOTS range {range:?}")),
+        }
+    }
+    if masters.is_empty() {
+        return Err("the cluster serves no slots".into());
+    }
+    Ok(masters)
+}
+
+fn not_ready(why: String) -> RedisError {
+    RedisError::from((ErrorKind::ClusterDown, "cluster not ready", why))
+}
+
 /// A reply that says the data is not what we wrote (a foreign value under
 /// our key, or a script that found a malformed field).
 fn is_corrupt(e: &RedisError) -> bool {
@@ -267,12 +352,9 @@ impl Store for RedisStore {
     async fn ping(&self) -> Result<(), StoreError> {
         let pings = self.conns.iter().map(|conn| async move {
             let mut conn = conn.clone();
-            let cmd = redis::cmd("PING");
             let run = async {
-                match conn.query::<String>(&cmd).await {
-                    Err(e) if e.is_io_error() || e.is_connection_dropped() => {
-                        conn.query::<String>(&cmd).await
-                    }
+                match conn.ping().await {
+                    Err(e) if e.is_io_error() || e.is_connection_dropped() => conn.ping().await,
                     other => other,
                 }
             };
