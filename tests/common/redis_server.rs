@@ -157,20 +157,27 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     pub fn start(base: &Path, cleanup: bool) -> RedisCluster {
+        Self::start_with(base, cleanup, &[])
+    }
+
+    /// With extra config arguments for every node (e.g. AOF settings).
+    pub fn start_with(base: &Path, cleanup: bool, extra: &[&str]) -> RedisCluster {
+        let mut args = vec![
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            "2000",
+        ];
+        args.extend_from_slice(extra);
         let nodes: Vec<RedisServer> = (0..3)
             .map(|i| {
                 let port = free_port(true);
                 RedisServer::start(
                     &base.join(format!("node{i}")),
                     port,
-                    &[
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-config-file",
-                        "nodes.conf",
-                        "--cluster-node-timeout",
-                        "2000",
-                    ],
+                    &args,
                     cleanup.then_some(base),
                 )
             })
