@@ -95,6 +95,16 @@ pub struct StoreSettings {
     /// One URL (single node) or several seed URLs (cluster).
     #[serde(deserialize_with = "one_or_many", default)]
     pub url: Vec<String>,
+    /// Prefix of every Redis key (outside the hash tag): lets several
+    /// deployments or test runs share one Redis.
+    pub key_prefix: String,
+    /// Multiplexed Redis connections (per node on a cluster); each carries
+    /// many pipelined commands at once.
+    pub pool_size: usize,
+    pub connect_timeout_ms: u64,
+    /// Bound on every store command: past it a request answers 503
+    /// `StoreUnavailable`.
+    pub command_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -211,6 +221,8 @@ mod tests {
         let s = Settings::defaults();
         assert_eq!(s.http.bind, "127.0.0.1:8080");
         assert_eq!(s.store.backend, "memory");
+        assert_eq!(s.store.key_prefix, "loyalty");
+        assert!(s.store.pool_size >= 1 && s.store.command_timeout_ms > 0);
         assert_eq!(s.activation.required_fields, vec!["Name", "BirthDate"]);
         assert_eq!(s.bonus.accrual_percent, 500);
     }

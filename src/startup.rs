@@ -16,6 +16,7 @@ use crate::domain::purchase::BonusRules;
 use crate::domain::{CardNumberFormat, ContactField};
 use crate::engine::{Engine, EngineSettings, OpsSettings, PurchaseSettings};
 use crate::metrics;
+use crate::store::redis::{RedisSettings, RedisStore};
 use crate::store::{instrumented::Instrumented, memory::MemoryStore, Store};
 
 pub struct Application {
@@ -128,7 +129,22 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
             tracing::warn!("store.backend = memory: the embedded store keeps data in memory only; nothing survives a restart");
             Arc::new(MemoryStore::new())
         }
-        other => bail!("store.backend = {other:?} is not supported (expected \"memory\")"),
+        "redis" => {
+            let store = &settings.store;
+            let redis = RedisStore::connect(RedisSettings {
+                urls: store.url.clone(),
+                key_prefix: store.key_prefix.clone(),
+                pool_size: store.pool_size,
+                connect_timeout: Duration::from_millis(store.connect_timeout_ms),
+                command_timeout: Duration::from_millis(store.command_timeout_ms),
+            })
+            .await
+            .with_context(|| format!("cannot connect to Redis at {:?}", store.url))?;
+            Arc::new(redis)
+        }
+        other => {
+            bail!("store.backend = {other:?} is not supported (expected \"memory\" or \"redis\")")
+        }
     };
     Ok(Arc::new(Instrumented(inner)))
 }

@@ -13,7 +13,7 @@
 //! binding that both sides confirm (`current_card`), so a half-done bind is
 //! never visible as one.
 
-use super::claims::{new_owner_replacing, record_of, replaced_of, IN_PROGRESS_BACKOFF};
+use super::claims::{made_by, new_owner_replacing, record_of, replaced_of, IN_PROGRESS_BACKOFF};
 use super::error::EngineError;
 use super::ops::{cannot_find_mobile, now, now_ms, Ops, MAX_ATTEMPTS};
 use time::OffsetDateTime;
@@ -82,6 +82,7 @@ impl Ops {
                 continue;
             };
             let owner = new_owner_replacing(
+                self.instance,
                 number.as_str(),
                 takeover.replaces.as_ref().map(CardNumber::as_str),
             );
@@ -161,13 +162,17 @@ impl Ops {
                 replaces: None,
             }));
         };
-        let stale = now - claim.since_ms > lease;
+        let holder_number = CardNumber::from_trusted(record_of(&claim.owner).to_owned());
+        // Another attempt for our own card made by this instance has ended
+        // (the shard runs one command per card at a time): it is as good as
+        // stale.
+        let ended = holder_number == *number && made_by(&claim.owner, self.instance);
+        let stale = now - claim.since_ms > lease || ended;
         let inherited = if stale {
             self.pending_replacement(code, &claim.owner).await?
         } else {
             None
         };
-        let holder_number = CardNumber::from_trusted(record_of(&claim.owner).to_owned());
         if holder_number == *number {
             // Our card, but not our attempt: our card is unbound (the caller
             // checked), so that attempt is unfinished or dead.

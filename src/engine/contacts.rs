@@ -3,12 +3,12 @@
 //! record is written, and given back if that write loses a race — unless
 //! the contact turned out to carry the number after all.
 
-use super::claims::{new_owner, record_of, IN_PROGRESS_BACKOFF};
+use super::claims::{made_by, new_owner, record_of, IN_PROGRESS_BACKOFF};
 use super::commands::ContactView;
 use super::error::EngineError;
 use super::ops::{now_ms, Ops, MAX_ATTEMPTS};
 use crate::domain::{Contact, ContactCode, ContactPatch, ErrorKey, MobileNumber, RuleError};
-use crate::store::{Cas, Index};
+use crate::store::{Cas, Index, StoreError};
 
 fn number_taken() -> EngineError {
     RuleError::new(
@@ -81,7 +81,22 @@ impl Ops {
                     return Err(EngineError::Contention(format!("contact {code}")));
                 }
             }
-            match self.store.put_contact(&contact, expected).await? {
+            let written = match self.store.put_contact(&contact, expected).await {
+                Ok(cas) => cas,
+                // Nothing was written: give the number back now. (With an
+                // unknown outcome the contact may carry it: keep the claim.)
+                Err(e @ StoreError::Unavailable(_)) => {
+                    if let (Some(mobile), Some(o)) = (&new_mobile, &owner) {
+                        let _ = self
+                            .store
+                            .index_release(Index::Mobile, mobile.as_str(), o)
+                            .await;
+                    }
+                    return Err(e.into());
+                }
+                Err(e) => return Err(e.into()),
+            };
+            match written {
                 Cas::Applied => {
                     if let (Some(old), Some(_)) = (&old_mobile, &new_mobile) {
                         self.release_mobile(old, &code, old_claim.as_deref())
@@ -119,7 +134,7 @@ impl Ops {
         code: &ContactCode,
     ) -> Result<MobileClaim, EngineError> {
         let started = now_ms();
-        let owner = new_owner(code.as_str());
+        let owner = new_owner(self.instance, code.as_str());
         let current = self.store.index_get(Index::Mobile, mobile.as_str()).await?;
         let expected = match current {
             None => None,
@@ -128,8 +143,10 @@ impl Ops {
                 let holder_code = ContactCode::from_trusted(record_of(&holder.owner).to_owned());
                 if holder_code == *code {
                     // Our contact, another attempt: it does not carry the
-                    // number yet (or we would not be claiming it).
-                    if !stale {
+                    // number yet (or we would not be claiming it). Made by
+                    // this instance, that attempt has ended (the shard runs
+                    // one command per contact at a time): take it over.
+                    if !stale && !made_by(&holder.owner, self.instance) {
                         return Ok(MobileClaim::InProgress);
                     }
                 } else {

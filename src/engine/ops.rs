@@ -37,6 +37,8 @@ pub struct OpsSettings {
 pub struct Ops {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) settings: OpsSettings,
+    /// This server instance, as index claims name it (see `claims`).
+    pub(crate) instance: u32,
 }
 
 pub(crate) fn now() -> OffsetDateTime {
@@ -57,7 +59,11 @@ pub(crate) fn not_found_card(number: &CardNumber) -> EngineError {
 
 impl Ops {
     pub fn new(store: Arc<dyn Store>, settings: OpsSettings) -> Ops {
-        Ops { store, settings }
+        Ops {
+            store,
+            settings,
+            instance: rand::random(),
+        }
     }
 
     pub async fn execute(&self, command: Command) -> Result<Reply, EngineError> {

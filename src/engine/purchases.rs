@@ -179,7 +179,7 @@ impl Ops {
                     .into())
                 }
                 None => {
-                    let owner = new_owner(number.as_str());
+                    let owner = new_owner(self.instance, number.as_str());
                     let claimed = self
                         .store
                         .index_claim(

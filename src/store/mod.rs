@@ -6,6 +6,7 @@
 
 pub mod instrumented;
 pub mod memory;
+pub mod redis;
 
 use async_trait::async_trait;
 

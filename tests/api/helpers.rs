@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Once;
+use std::sync::{Once, OnceLock};
 
 use loyalty::config::Settings;
 use loyalty::RunningApp;
@@ -88,6 +88,82 @@ pub fn test_settings() -> Settings {
     s
 }
 
+#[path = "../common/redis_server.rs"]
+pub mod redis_server;
+
+/// The store backend of this test run: LOYALTY_TEST_BACKEND = memory
+/// (default) | redis (one real redis-server) | cluster (a real 3-master
+/// Redis Cluster). The Redis servers are started once per test process and
+/// die with it.
+pub enum Backend {
+    Memory,
+    Redis {
+        urls: Vec<String>,
+        _single: Option<redis_server::RedisServer>,
+        _cluster: Option<redis_server::RedisCluster>,
+    },
+}
+
+pub fn backend() -> &'static Backend {
+    static BACKEND: OnceLock<Backend> = OnceLock::new();
+    BACKEND.get_or_init(|| {
+        let chosen = std::env::var("LOYALTY_TEST_BACKEND").unwrap_or_default();
+        let dir = || {
+            tempfile::Builder::new()
+                .prefix("loyalty-test-redis-")
+                .tempdir()
+                .expect("a temp dir")
+                // Removed by the servers' watchdog when this process ends.
+                .keep()
+        };
+        match chosen.as_str() {
+            "" | "memory" => Backend::Memory,
+            "redis" => {
+                let dir = dir();
+                let port = redis_server::free_port(false);
+                let server = redis_server::RedisServer::start(&dir, port, &[], Some(&dir));
+                Backend::Redis {
+                    urls: vec![server.url()],
+                    _single: Some(server),
+                    _cluster: None,
+                }
+            }
+            "cluster" => {
+                let cluster = redis_server::RedisCluster::start(&dir(), true);
+                Backend::Redis {
+                    urls: cluster.urls(),
+                    _single: None,
+                    _cluster: Some(cluster),
+                }
+            }
+            other => panic!("LOYALTY_TEST_BACKEND = {other:?}: expected memory, redis or cluster"),
+        }
+    })
+}
+
+/// A key prefix no other app of any test run uses.
+pub fn unique_prefix() -> String {
+    format!(
+        "t{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Points `settings` at the test run's store, under `prefix`.
+pub fn use_backend(settings: &mut Settings, prefix: &str) {
+    if let Backend::Redis { urls, .. } = backend() {
+        settings.store.backend = "redis".into();
+        settings.store.url = urls.clone();
+        settings.store.key_prefix = prefix.to_owned();
+    }
+}
+
+/// Does the backend let two server instances share one store?
+pub fn shared_store() -> bool {
+    matches!(backend(), Backend::Redis { .. })
+}
+
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
@@ -146,6 +222,9 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_with(change: impl FnOnce(&mut Settings)) -> TestApp {
     init_logs();
     let mut settings = test_settings();
+    // Starting the servers blocks; keep it off the async test runtime.
+    tokio::task::spawn_blocking(backend).await.unwrap();
+    use_backend(&mut settings, &unique_prefix());
     change(&mut settings);
     let server = tokio::task::spawn_blocking(move || RunningApp::spawn(settings))
         .await

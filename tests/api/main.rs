@@ -17,6 +17,7 @@ mod issue;
 mod ops;
 mod process;
 mod purchases;
+mod redis_races;
 mod replacement;
 mod requests;
 mod roles;

@@ -1,0 +1,59 @@
+//! Maps redis-rs errors onto the store's three failure kinds. What matters
+//! is honesty about writes: a write whose reply never came may have been
+//! applied, and the caller must be told so (`OutcomeUnknown`), while a write
+//! that provably never left (no connection) is `Unavailable`.
+
+use redis::{ErrorKind, RedisError};
+
+use crate::store::StoreError;
+
+/// Was the request certainly not executed by the server?
+fn not_executed(e: &RedisError) -> bool {
+    if e.is_connection_refusal() {
+        return true;
+    }
+    // The server answered with an error before running anything: not
+    // reachable as a master for this slot, loading, or (our scripts carry a
+    // shebang, so OOM is refused before they start) out of memory.
+    matches!(
+        e.kind(),
+        ErrorKind::ClusterDown
+            | ErrorKind::BusyLoadingError
+            | ErrorKind::ReadOnly
+            | ErrorKind::MasterDown
+            | ErrorKind::TryAgain
+            | ErrorKind::NoScriptError
+            | ErrorKind::CrossSlot
+            | ErrorKind::ClusterConnectionNotFound
+            | ErrorKind::AuthenticationFailed
+    ) || e.code() == Some("OOM")
+}
+
+pub fn read(what: &str, e: RedisError) -> StoreError {
+    StoreError::Unavailable(format!("{what}: {e}"))
+}
+
+pub fn write(what: &str, e: RedisError) -> StoreError {
+    if not_executed(&e) {
+        StoreError::Unavailable(format!("{what}: {e}"))
+    } else {
+        StoreError::OutcomeUnknown(format!("{what}: {e}"))
+    }
+}
+
+pub fn read_timeout(what: &str, ms: u64) -> StoreError {
+    StoreError::Unavailable(format!("{what}: no answer within {ms} ms"))
+}
+
+pub fn write_timeout(what: &str, ms: u64) -> StoreError {
+    StoreError::OutcomeUnknown(format!(
+        "{what}: no answer within {ms} ms; the write may or may not have been applied"
+    ))
+}
+
+pub fn corrupt(key: &str, reason: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        key: key.to_owned(),
+        reason: reason.into(),
+    }
+}

@@ -1,0 +1,88 @@
+//! The key schema (docs/redis.md). A configurable prefix sits outside the
+//! hash tag so that several applications (or test runs) share one Redis;
+//! the hash tag holds the record's identity, so all keys of one card land in
+//! one cluster slot and a script may touch them together.
+
+use crate::store::Index;
+
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(prefix: &str) -> Keys {
+        Keys {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    /// Hash: `v` (version), `d` (the card as JSON).
+    pub fn card(&self, number: &str) -> String {
+        format!("{}:card:{{{number}}}", self.prefix)
+    }
+
+    /// List of history entries (JSON), oldest first: the index is the
+    /// entry's sequence number.
+    pub fn history(&self, number: &str) -> String {
+        format!("{}:card:{{{number}}}:history", self.prefix)
+    }
+
+    /// A record kept with the card (an idempotency outcome, a purchase):
+    /// a string with a TTL, in the card's slot so that one script writes it
+    /// together with the card.
+    pub fn card_record(&self, number: &str, record: &str) -> String {
+        format!("{}:card:{{{number}}}:rec:{record}", self.prefix)
+    }
+
+    /// Hash: `v` (version), `d` (the contact as JSON).
+    pub fn contact(&self, code: &str) -> String {
+        format!("{}:contact:{{{code}}}", self.prefix)
+    }
+
+    /// Hash: `owner`, `since` (ms since the epoch).
+    pub fn index(&self, index: Index, key: &str) -> String {
+        match index {
+            Index::Mobile => format!("{}:mobile:{{{key}}}", self.prefix),
+            Index::ContactCard => format!("{}:contact-card:{{{key}}}", self.prefix),
+            Index::Purchase => format!("{}:purchase:{{{key}}}", self.prefix),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The slot is computed from the text between the first `{` and the
+    /// next `}`: both keys of a card must yield the same tag.
+    fn tag(key: &str) -> &str {
+        let open = key.find('{').expect("a hash tag");
+        let close = key[open..].find('}').expect("a closing brace") + open;
+        &key[open + 1..close]
+    }
+
+    #[test]
+    fn card_keys_share_their_hash_tag() {
+        let k = Keys::new("loyalty");
+        assert_eq!(k.card("4000000000001"), "loyalty:card:{4000000000001}");
+        assert_eq!(
+            k.history("4000000000001"),
+            "loyalty:card:{4000000000001}:history"
+        );
+        assert_eq!(tag(&k.card("42")), tag(&k.history("42")));
+        assert_eq!(
+            tag(&k.card("42")),
+            tag(&k.card_record("42", "purchase:{x}"))
+        );
+        assert_eq!(
+            k.index(Index::Mobile, "79001234567"),
+            "loyalty:mobile:{79001234567}"
+        );
+        assert_eq!(
+            k.index(Index::ContactCard, "C-1"),
+            "loyalty:contact-card:{C-1}"
+        );
+        assert_eq!(k.contact("C-1"), "loyalty:contact:{C-1}");
+    }
+}

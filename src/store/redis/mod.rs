@@ -1,0 +1,587 @@
+//! The Redis store: one node or a Redis Cluster, through the same code.
+//!
+//! Every mutation is one Lua script (`lua/*.lua`) that checks its
+//! precondition before its first write. Connections are multiplexed
+//! (`ConnectionManager` on one node, `ClusterConnection` on a cluster): a
+//! command does not hold a connection while it waits, so the commands that
+//! the shard actors run concurrently for different cards share one socket
+//! and go out pipelined, many per round trip, instead of one round trip each
+//! in turn. `store.pool_size` such connections are used round-robin, so a
+//! single socket is not the bottleneck either. Both kinds reconnect by
+//! themselves when Redis comes back. Every command is bounded by
+//! `store.command_timeout_ms`.
+
+mod errors;
+mod keys;
+mod scripts;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::future::try_join_all;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, RedisResult, Value};
+use serde::de::DeserializeOwned;
+
+use super::{CardRecordWrite, Cas, Claim, HistoryPage, Index, Store, StoreError, Versioned};
+use crate::domain::{Card, CardNumber, Contact, ContactCode, HistoryEntry};
+pub use keys::Keys;
+use scripts::{Lua, Scripts};
+
+/// Card creations in flight at once during a bulk load: enough to fill the
+/// pipeline, few enough not to flood the server's input buffer.
+const INSERT_CONCURRENCY: usize = 256;
+
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// One URL: a single node; several: seed nodes of a cluster.
+    pub urls: Vec<String>,
+    pub key_prefix: String,
+    pub pool_size: usize,
+    pub connect_timeout: Duration,
+    pub command_timeout: Duration,
+}
+
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl Conn {
+    async fn query<T: FromRedisValue>(&mut self, cmd: &Cmd) -> RedisResult<T> {
+        match self {
+            Conn::Single(c) => cmd.query_async(c).await,
+            Conn::Cluster(c) => cmd.query_async(c).await,
+        }
+    }
+
+    /// PING; on a cluster, `CLUSTER INFO` from the master of every slot
+    /// range instead: ready only when each is reachable and says
+    /// `cluster_state:ok`. (A plain PING reaches one random node, and
+    /// redis-rs' all-masters routing silently skips masters it has no
+    /// connection to; routing by slot makes it connect to each one.)
+    async fn ping(&mut self) -> RedisResult<()> {
+        match self {
+            Conn::Single(c) => redis::cmd("PING").query_async::<()>(c).await,
+            Conn::Cluster(c) => {
+                let slots = c
+                    .route_command(
+                        redis::cmd("CLUSTER").arg("SLOTS"),
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
+                    )
+                    .await?;
+                let masters = slot_masters(&slots).map_err(not_ready)?;
+                let checks = masters.into_iter().map(|(slot, id)| {
+                    let mut c = c.clone();
+                    async move {
+                        let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                            Route::new(slot, SlotAddr::Master),
+                        ));
+                        // redis-rs answers from a random node when it cannot
+                        // reach the slot's master: check who answered.
+                        let me = c
+                            .route_command(redis::cmd("CLUSTER").arg("MYID"), route.clone())
+                            .await?;
+                        if text(&me).as_deref() != Some(id.as_str()) {
+                            return Err(not_ready(format!(
+                                "the master of slot {slot} is unreachable"
+                            )));
+                        }
+                        let info = c
+                            .route_command(redis::cmd("CLUSTER").arg("INFO"), route)
+                            .await?;
+                        let info = text(&info).unwrap_or_default();
+                        if info.lines().any(|l| l.trim() == "cluster_state:ok") {
+                            Ok(())
+                        } else {
+                            Err(not_ready(format!(
+                                "the master of slot {slot} reports the cluster not ok"
+                            )))
+                        }
+                    }
+                });
+                try_join_all(checks).await.map(|_| ())
+            }
+        }
+    }
+}
+
+pub struct RedisStore {
+    conns: Vec<Conn>,
+    next: AtomicUsize,
+    keys: Keys,
+    scripts: Scripts,
+    timeout: Duration,
+}
+
+impl RedisStore {
+    /// Connects (fails if Redis cannot be reached now; once connected, the
+    /// store reconnects by itself after any outage).
+    pub async fn connect(settings: RedisSettings) -> Result<RedisStore, RedisError> {
+        let pool_size = settings.pool_size.max(1);
+        let mut conns = Vec::with_capacity(pool_size);
+        match settings.urls.as_slice() {
+            [] => {
+                return Err(RedisError::from((
+                    ErrorKind::InvalidClientConfig,
+                    "store.url is empty",
+                )))
+            }
+            [url] => {
+                let client = redis::Client::open(url.as_str())?;
+                // Few, quick reconnection attempts: while Redis is away a
+                // request should fail within its timeout, and the next
+                // request starts a new attempt anyway.
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(settings.connect_timeout)
+                    .set_response_timeout(settings.command_timeout)
+                    .set_number_of_retries(1)
+                    .set_max_delay(100);
+                for _ in 0..pool_size {
+                    let manager =
+                        ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
+                    conns.push(Conn::Single(manager));
+                }
+            }
+            seeds => {
+                let client = ClusterClientBuilder::new(seeds.to_vec())
+                    .connection_timeout(settings.connect_timeout)
+                    .response_timeout(settings.command_timeout)
+                    .retries(2)
+                    .min_retry_wait(10)
+                    .max_retry_wait(100)
+                    .build()?;
+                for _ in 0..pool_size {
+                    conns.push(Conn::Cluster(client.get_async_connection().await?));
+                }
+            }
+        }
+        Ok(RedisStore {
+            conns,
+            next: AtomicUsize::new(0),
+            keys: Keys::new(&settings.key_prefix),
+            scripts: Scripts::new(),
+            timeout: settings.command_timeout,
+        })
+    }
+
+    fn conn(&self) -> Conn {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
+        self.conns[i].clone()
+    }
+
+    fn timeout_ms(&self) -> u64 {
+        self.timeout.as_millis() as u64
+    }
+
+    /// A read command, bounded by the command timeout.
+    async fn read<T: FromRedisValue>(
+        &self,
+        what: &str,
+        key: &str,
+        cmd: Cmd,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn();
+        let run = async {
+            match conn.query::<T>(&cmd).await {
+                // The first command on a connection that died while Redis
+                // was away fails and starts a reconnection; a read is safe
+                // to send again, on the new connection.
+                Err(e) if e.is_io_error() || e.is_connection_dropped() => {
+                    conn.query::<T>(&cmd).await
+                }
+                other => other,
+            }
+        };
+        match tokio::time::timeout(self.timeout, run).await {
+            Err(_) => Err(errors::read_timeout(what, self.timeout_ms())),
+            Ok(Err(e)) if is_corrupt(&e) => Err(errors::corrupt(key, e.to_string())),
+            Ok(Err(e)) => Err(errors::read(what, e)),
+            Ok(Ok(v)) => Ok(v),
+        }
+    }
+
+    /// Runs a script (EVALSHA, and EVAL if the server does not know it),
+    /// bounded by the command timeout.
+    async fn script(&self, lua: &Lua, keys: &[&str], args: &[&[u8]]) -> Result<Value, StoreError> {
+        let mut conn = self.conn();
+        let run = async {
+            match conn.query::<Value>(&lua.command(false, keys, args)).await {
+                Err(e) if e.kind() == ErrorKind::NoScriptError => {
+                    conn.query::<Value>(&lua.command(true, keys, args)).await
+                }
+                other => other,
+            }
+        };
+        let key = keys.first().copied().unwrap_or_default();
+        match tokio::time::timeout(self.timeout, run).await {
+            Err(_) if lua.read_only => Err(errors::read_timeout(lua.name, self.timeout_ms())),
+            Err(_) => Err(errors::write_timeout(lua.name, self.timeout_ms())),
+            Ok(Err(e)) if is_corrupt(&e) => Err(errors::corrupt(key, e.to_string())),
+            Ok(Err(e)) if lua.read_only => Err(errors::read(lua.name, e)),
+            Ok(Err(e)) => Err(errors::write(lua.name, e)),
+            Ok(Ok(v)) => Ok(v),
+        }
+    }
+
+    /// A versioned JSON record (hash fields `v`, `d`).
+    async fn get_versioned<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        key: &str,
+    ) -> Result<Option<Versioned<T>>, StoreError> {
+        let mut cmd = redis::cmd("HMGET");
+        cmd.arg(key).arg("v").arg("d");
+        let (v, d): (Option<String>, Option<Vec<u8>>) = self.read(what, key, cmd).await?;
+        match (v, d) {
+            (None, None) => Ok(None),
+            (Some(v), Some(d)) => {
+                let version = v
+                    .parse::<u64>()
+                    .map_err(|_| errors::corrupt(key, format!("version {v:?}")))?;
+                let value =
+                    serde_json::from_slice(&d).map_err(|e| errors::corrupt(key, e.to_string()))?;
+                Ok(Some(Versioned { value, version }))
+            }
+            _ => Err(errors::corrupt(
+                key,
+                "a version without data or data without a version",
+            )),
+        }
+    }
+
+    async fn insert_card(&self, card: &Card) -> Result<bool, StoreError> {
+        let key = self.keys.card(card.number.as_str());
+        let json = to_json(card)?;
+        let reply = self
+            .script(&self.scripts.insert_card, &[&key], &[&json])
+            .await?;
+        flag(&key, &reply)
+    }
+}
+
+/// The first slot and the master's node id of every range in a
+/// `CLUSTER SLOTS` reply (`[start, end, [ip, port, id], replicas...]`).
+fn slot_masters(reply: &Value) -> Result<Vec<(u16, String)>, String> {
+    let Value::Array(ranges) = reply else {
+        return Err(format!("unexpected CLUSTER SLOTS reply {reply:?}"));
+    };
+    let mut masters = Vec::new();
+    for range in ranges {
+        let Value::Array(items) = range else {
+            return Err(format!("unexpected CLUSTER SLOTS range {range:?}"));
+        };
+        let start = items
+            .first()
+            .and_then(int)
+            .and_then(|s| u16::try_from(s).ok());
+        let id = match items.get(2) {
+            Some(Value::Array(node)) => node.get(2).and_then(text),
+            _ => None,
+        };
+        match (start, id) {
+            (Some(start), Some(id)) => masters.push((start, id)),
+            _ => return Err(format!("unexpected CLUSTER SLOTS range {range:?}")),
+        }
+    }
+    if masters.is_empty() {
+        return Err("the cluster serves no slots".into());
+    }
+    Ok(masters)
+}
+
+fn not_ready(why: String) -> RedisError {
+    RedisError::from((ErrorKind::ClusterDown, "cluster not ready", why))
+}
+
+/// A reply that says the data is not what we wrote (a foreign value under
+/// our key, or a script that found a malformed field).
+fn is_corrupt(e: &RedisError) -> bool {
+    e.kind() == ErrorKind::TypeError || matches!(e.code(), Some("WRONGTYPE" | "CORRUPT"))
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    // Our own domain types always serialise; this is only the type's
+    // signature, not a case that happens.
+    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt {
+        key: String::new(),
+        reason: format!("cannot encode: {e}"),
+    })
+}
+
+fn int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(i) => Some(*i),
+        Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        Value::SimpleString(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+/// A script's 0/1 answer.
+fn flag(key: &str, reply: &Value) -> Result<bool, StoreError> {
+    match int(reply) {
+        Some(1) => Ok(true),
+        Some(0) => Ok(false),
+        _ => Err(errors::corrupt(
+            key,
+            format!("unexpected script reply {reply:?}"),
+        )),
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    /// Pings over every pooled connection: ready only when all of them
+    /// work, and a connection that died during an outage is re-established
+    /// here rather than by failing a request.
+    async fn ping(&self) -> Result<(), StoreError> {
+        let pings = self.conns.iter().map(|conn| async move {
+            let mut conn = conn.clone();
+            let run = async {
+                match conn.ping().await {
+                    Err(e) if e.is_io_error() || e.is_connection_dropped() => conn.ping().await,
+                    other => other,
+                }
+            };
+            match tokio::time::timeout(self.timeout, run).await {
+                Err(_) => Err(errors::read_timeout("ping", self.timeout_ms())),
+                Ok(Err(e)) => Err(errors::read("ping", e)),
+                Ok(Ok(_)) => Ok(()),
+            }
+        });
+        try_join_all(pings).await?;
+        Ok(())
+    }
+
+    async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError> {
+        let key = self.keys.card(number.as_str());
+        self.get_versioned("get_card", &key).await
+    }
+
+    async fn insert_cards(&self, cards: &[Card]) -> Result<Vec<bool>, StoreError> {
+        // Each card is its own script (cards live in different slots); run
+        // concurrently, they share the pipelined connections.
+        let mut created = Vec::with_capacity(cards.len());
+        for chunk in cards.chunks(INSERT_CONCURRENCY) {
+            let futures: Vec<_> = chunk.iter().map(|card| self.insert_card(card)).collect();
+            created.extend(try_join_all(futures).await?);
+        }
+        Ok(created)
+    }
+
+    async fn update_card(
+        &self,
+        card: &Card,
+        expected_version: u64,
+        entry: &HistoryEntry,
+    ) -> Result<Cas, StoreError> {
+        self.update_card_with(card, expected_version, Some(entry), &[], 0)
+            .await
+    }
+
+    async fn update_card_with(
+        &self,
+        card: &Card,
+        expected_version: u64,
+        entry: Option<&HistoryEntry>,
+        records: &[CardRecordWrite],
+        ttl_secs: u64,
+    ) -> Result<Cas, StoreError> {
+        let number = card.number.as_str();
+        let key = self.keys.card(number);
+        let history = self.keys.history(number);
+        let record_keys: Vec<String> = records
+            .iter()
+            .map(|r| self.keys.card_record(number, &r.key))
+            .collect();
+        let mut keys: Vec<&str> = vec![&key, &history];
+        keys.extend(record_keys.iter().map(String::as_str));
+        let version = expected_version.to_string();
+        let ttl = ttl_secs.to_string();
+        let card_json = to_json(card)?;
+        let entry_json = match entry {
+            Some(e) => to_json(e)?,
+            None => Vec::new(),
+        };
+        let mut args: Vec<&[u8]> =
+            vec![version.as_bytes(), &card_json, &entry_json, ttl.as_bytes()];
+        args.extend(records.iter().map(|r| r.value.as_bytes()));
+        let reply = self.script(&self.scripts.update_card, &keys, &args).await?;
+        Ok(if flag(&key, &reply)? {
+            Cas::Applied
+        } else {
+            Cas::Conflict
+        })
+    }
+
+    async fn get_card_record(
+        &self,
+        number: &CardNumber,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let record = self.keys.card_record(number.as_str(), key);
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(&record);
+        self.read::<Option<String>>("get_card_record", &record, cmd)
+            .await
+    }
+
+    async fn card_history(
+        &self,
+        number: &CardNumber,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<HistoryPage, StoreError> {
+        let key = self.keys.history(number.as_str());
+        let before = before.map(|b| b.to_string()).unwrap_or_default();
+        let limit = limit.to_string();
+        let reply = self
+            .script(
+                &self.scripts.card_history,
+                &[&key],
+                &[before.as_bytes(), limit.as_bytes()],
+            )
+            .await?;
+        let Value::Array(items) = reply else {
+            return Err(errors::corrupt(&key, format!("unexpected reply {reply:?}")));
+        };
+        let (first, rest) = items
+            .split_first()
+            .ok_or_else(|| errors::corrupt(&key, "empty reply"))?;
+        let start = int(first)
+            .and_then(|s| u64::try_from(s).ok())
+            .ok_or_else(|| errors::corrupt(&key, "no start index"))?;
+        let mut entries = Vec::with_capacity(rest.len());
+        for (i, item) in rest.iter().enumerate().rev() {
+            let Value::BulkString(bytes) = item else {
+                return Err(errors::corrupt(
+                    &key,
+                    "a history entry that is not a string",
+                ));
+            };
+            let entry: HistoryEntry =
+                serde_json::from_slice(bytes).map_err(|e| errors::corrupt(&key, e.to_string()))?;
+            entries.push((start + i as u64, entry));
+        }
+        Ok(HistoryPage {
+            entries,
+            next: (start > 0).then_some(start),
+        })
+    }
+
+    async fn get_contact(
+        &self,
+        code: &ContactCode,
+    ) -> Result<Option<Versioned<Contact>>, StoreError> {
+        let key = self.keys.contact(code.as_str());
+        self.get_versioned("get_contact", &key).await
+    }
+
+    async fn put_contact(
+        &self,
+        contact: &Contact,
+        expected_version: Option<u64>,
+    ) -> Result<Cas, StoreError> {
+        let key = self.keys.contact(contact.code.as_str());
+        let (mode, version) = match expected_version {
+            None => ("0", String::new()),
+            Some(v) => ("1", v.to_string()),
+        };
+        let reply = self
+            .script(
+                &self.scripts.put_contact,
+                &[&key],
+                &[mode.as_bytes(), version.as_bytes(), &to_json(contact)?],
+            )
+            .await?;
+        Ok(if flag(&key, &reply)? {
+            Cas::Applied
+        } else {
+            Cas::Conflict
+        })
+    }
+
+    async fn index_get(&self, index: Index, key: &str) -> Result<Option<Claim>, StoreError> {
+        let key = self.keys.index(index, key);
+        let mut cmd = redis::cmd("HMGET");
+        cmd.arg(&key).arg("owner").arg("since");
+        let (owner, since): (Option<String>, Option<String>) =
+            self.read("index_get", &key, cmd).await?;
+        match owner {
+            None => Ok(None),
+            Some(owner) => Ok(Some(claim(&key, owner, since.as_deref())?)),
+        }
+    }
+
+    async fn index_claim(
+        &self,
+        index: Index,
+        key: &str,
+        expected: Option<&str>,
+        owner: &str,
+        now_ms: i64,
+    ) -> Result<Result<(), Option<Claim>>, StoreError> {
+        let key = self.keys.index(index, key);
+        let (mode, expected) = match expected {
+            None => ("0", ""),
+            Some(e) => ("1", e),
+        };
+        let now = now_ms.to_string();
+        let reply = self
+            .script(
+                &self.scripts.index_claim,
+                &[&key],
+                &[
+                    mode.as_bytes(),
+                    expected.as_bytes(),
+                    owner.as_bytes(),
+                    now.as_bytes(),
+                ],
+            )
+            .await?;
+        let bad = || errors::corrupt(&key, format!("unexpected script reply {reply:?}"));
+        let Value::Array(items) = &reply else {
+            return Err(bad());
+        };
+        match items.as_slice() {
+            [ok] if int(ok) == Some(1) => Ok(Ok(())),
+            [no] if int(no) == Some(0) => Ok(Err(None)),
+            [no, owner, since] if int(no) == Some(0) => {
+                let owner = text(owner).ok_or_else(bad)?;
+                let since = text(since);
+                Ok(Err(Some(claim(&key, owner, since.as_deref())?)))
+            }
+            _ => Err(bad()),
+        }
+    }
+
+    async fn index_release(&self, index: Index, key: &str, owner: &str) -> Result<(), StoreError> {
+        let key = self.keys.index(index, key);
+        self.script(&self.scripts.index_release, &[&key], &[owner.as_bytes()])
+            .await?;
+        Ok(())
+    }
+}
+
+fn claim(key: &str, owner: String, since: Option<&str>) -> Result<Claim, StoreError> {
+    let since_ms = since
+        .unwrap_or("0")
+        .parse::<i64>()
+        .map_err(|_| errors::corrupt(key, format!("claim time {since:?}")))?;
+    Ok(Claim { owner, since_ms })
+}

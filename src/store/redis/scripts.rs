@@ -1,0 +1,69 @@
+//! The Lua scripts, compiled in. Each is invoked with EVALSHA; a server that
+//! does not know it (restart, failover, SCRIPT FLUSH, a new cluster node)
+//! answers NOSCRIPT and gets the full EVAL, routed by the same keys, which
+//! also caches it on that node. So no NOSCRIPT failure is ever permanent, on
+//! one node or on a cluster (where a SCRIPT LOAD would reach a random node).
+
+use redis::Cmd;
+
+pub struct Lua {
+    pub name: &'static str,
+    code: &'static str,
+    hash: String,
+    /// A read-only script: a failure cannot have written anything.
+    pub read_only: bool,
+}
+
+impl Lua {
+    fn new(name: &'static str, code: &'static str) -> Lua {
+        Lua {
+            name,
+            code,
+            hash: redis::Script::new(code).get_hash().to_owned(),
+            read_only: code.starts_with("#!lua flags=no-writes"),
+        }
+    }
+
+    /// `EVALSHA` (or, with `full`, `EVAL`) of this script.
+    pub fn command(&self, full: bool, keys: &[&str], args: &[&[u8]]) -> Cmd {
+        let mut cmd = if full {
+            let mut c = redis::cmd("EVAL");
+            c.arg(self.code);
+            c
+        } else {
+            let mut c = redis::cmd("EVALSHA");
+            c.arg(&self.hash);
+            c
+        };
+        cmd.arg(keys.len());
+        for k in keys {
+            cmd.arg(*k);
+        }
+        for a in args {
+            cmd.arg(*a);
+        }
+        cmd
+    }
+}
+
+pub struct Scripts {
+    pub insert_card: Lua,
+    pub update_card: Lua,
+    pub put_contact: Lua,
+    pub index_claim: Lua,
+    pub index_release: Lua,
+    pub card_history: Lua,
+}
+
+impl Scripts {
+    pub fn new() -> Scripts {
+        Scripts {
+            insert_card: Lua::new("insert_card", include_str!("lua/insert_card.lua")),
+            update_card: Lua::new("update_card", include_str!("lua/update_card.lua")),
+            put_contact: Lua::new("put_contact", include_str!("lua/put_contact.lua")),
+            index_claim: Lua::new("index_claim", include_str!("lua/index_claim.lua")),
+            index_release: Lua::new("index_release", include_str!("lua/index_release.lua")),
+            card_history: Lua::new("card_history", include_str!("lua/card_history.lua")),
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! The concurrency races of API.md §4, spread over two server instances
+//! sharing one store (on the Redis backends; on memory, where a store cannot
+//! be shared, both "instances" are the same server, which still races the
+//! shard actors). Whatever the interleaving, exactly one request wins.
+
+use futures_util::future::join_all;
+use serde_json::json;
+
+use crate::helpers::*;
+
+/// Two servers on one store (or one server twice on memory).
+async fn spawn_pair() -> Vec<TestApp> {
+    if !shared_store() {
+        return vec![spawn_app().await];
+    }
+    let prefix = unique_prefix();
+    let first = {
+        let p = prefix.clone();
+        spawn_with(move |s| use_backend(s, &p)).await
+    };
+    let second = spawn_with(move |s| use_backend(s, &prefix)).await;
+    vec![first, second]
+}
+
+/// Exactly one OK; every other answer one of the `losing` keys (never a
+/// 5xx: a lost race is a business answer, not a fault).
+#[track_caller]
+fn one_winner(answers: &[Resp], losing: &[&str]) -> usize {
+    let winners: Vec<usize> = answers
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.key() == "OK")
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one winner expected: {:?}",
+        answers
+            .iter()
+            .map(|r| r.body.to_string())
+            .collect::<Vec<_>>()
+    );
+    for r in answers {
+        assert!(r.status < 500, "a race answered {}: {}", r.status, r.body);
+        assert!(
+            r.key() == "OK" || losing.contains(&r.key()),
+            "unexpected loser: {}",
+            r.body
+        );
+    }
+    winners[0]
+}
+
+#[tokio::test]
+async fn sixteen_cards_bound_in_parallel_to_one_contact_one_wins() {
+    let apps = spawn_pair().await;
+    let app = &apps[0];
+    let contact = app.new_contact(true).await;
+    let mut cards = Vec::new();
+    for _ in 0..16 {
+        let (number, _) = app.card_in(State::IssuedUnbound).await;
+        cards.push(number);
+    }
+    let answers = join_all(
+        cards
+            .iter()
+            .enumerate()
+            .map(|(i, number)| apps[i % apps.len()].bindto(ADMIN, number, &contact.mobile)),
+    )
+    .await;
+    let winner = one_winner(&answers, &["ContactBindToAnotherCardNumber"]);
+    // Both instances see the same single binding.
+    for a in &apps {
+        let r = a.balance_by_phone(&contact.mobile).await;
+        r.ok();
+        assert_eq!(r.body["Number"], json!(cards[winner]), "{}", r.body);
+    }
+}
+
+#[tokio::test]
+async fn one_card_bound_in_parallel_to_sixteen_contacts_one_wins() {
+    let apps = spawn_pair().await;
+    let app = &apps[0];
+    let (number, _) = app.card_in(State::IssuedUnbound).await;
+    let mut contacts = Vec::new();
+    for _ in 0..16 {
+        contacts.push(app.new_contact(true).await);
+    }
+    let answers = join_all(
+        contacts
+            .iter()
+            .enumerate()
+            .map(|(i, c)| apps[i % apps.len()].bindto(ADMIN, &number, &c.mobile)),
+    )
+    .await;
+    let winner = one_winner(&answers, &["CardNumberBindToAnotherContact"]);
+    for a in &apps {
+        let r = a.balance_by_phone(&contacts[winner].mobile).await;
+        r.ok();
+        assert_eq!(r.body["Number"], json!(number), "{}", r.body);
+        // The card can still be bound again to its own contact (idempotent)
+        // and to no one else.
+        a.bindto(ADMIN, &number, &contacts[winner].mobile)
+            .await
+            .ok();
+        let loser = &contacts[(winner + 1) % contacts.len()];
+        let r = a.bindto(ADMIN, &number, &loser.mobile).await;
+        assert_eq!(r.key(), "CardNumberBindToAnotherContact", "{}", r.body);
+    }
+}
+
+#[tokio::test]
+async fn sixteen_parallel_blocks_of_one_card_one_wins() {
+    let apps = spawn_pair().await;
+    let app = &apps[0];
+    let (number, _) = app.card_in(State::Active).await;
+    let answers = join_all((0..16).map(|i| apps[i % apps.len()].block(CLIENT, &number, "0"))).await;
+    one_winner(&answers, &["StatusError"]);
+    for a in &apps {
+        assert_eq!(a.status_of(&number).await, app.status_of(&number).await);
+    }
+}

@@ -1,0 +1,14 @@
+//! Process-level tests of the Redis backend: durability across `kill -9`
+//! (of redis-server and of the `loyalty` binary) and behaviour while Redis
+//! is down. A separate test binary from `tests/api`, because each test here
+//! owns and kills its own redis-server (the API suite shares one per
+//! process, which these tests must not disturb), and because they always
+//! need Redis whatever LOYALTY_TEST_BACKEND says.
+
+#[path = "../common/redis_server.rs"]
+mod redis_server;
+
+mod durability;
+mod faults;
+mod store_semantics;
+mod support;

@@ -1,0 +1,225 @@
+//! A small HTTP client for the card service and key-level inspection.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+pub const ADMIN: &str = "admin";
+pub const POS: &str = "pos";
+pub const CLIENT: &str = "client";
+
+pub struct Http {
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Answer {
+    pub fn key(&self) -> &str {
+        self.body["Key"].as_str().unwrap_or("<no Key>")
+    }
+
+    #[track_caller]
+    pub fn ok(&self) -> &Self {
+        assert_eq!((self.status, self.key()), (200, "OK"), "{}", self.body);
+        self
+    }
+}
+
+impl Http {
+    pub fn new(port: u16) -> Http {
+        Http {
+            base: format!("http://127.0.0.1:{port}"),
+            // Not a timing assertion: a guard so that a hang fails the test
+            // instead of blocking it forever.
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("a client"),
+        }
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Answer {
+        let resp = req.send().await.expect("answered (no hang, no reset)");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("a body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Answer { status, body }
+    }
+
+    pub async fn get(&self, login: &str, path: &str) -> Answer {
+        let pw = format!("{login}-demo");
+        self.send(
+            self.client
+                .get(format!("{}{path}", self.base))
+                .basic_auth(login, Some(pw)),
+        )
+        .await
+    }
+
+    pub async fn post(&self, login: &str, path: &str, body: Value) -> Answer {
+        let pw = format!("{login}-demo");
+        self.send(
+            self.client
+                .post(format!("{}{path}", self.base))
+                .basic_auth(login, Some(pw))
+                .json(&body),
+        )
+        .await
+    }
+
+    pub async fn ready(&self) -> u16 {
+        match self.client.get(format!("{}/ready", self.base)).send().await {
+            Ok(r) => r.status().as_u16(),
+            Err(_) => 0,
+        }
+    }
+
+    /// Polls `/ready` until it answers 200 (bounded, not a timing assertion).
+    pub async fn wait_ready(&self) {
+        for _ in 0..600 {
+            if self.ready().await == 200 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{} never became ready", self.base);
+    }
+
+    pub async fn load_cards(&self, numbers: &[String]) {
+        let cards: Vec<Value> = numbers
+            .iter()
+            .map(|n| json!({"Number": n, "CategoryCode": "0", "TypeCode": "0"}))
+            .collect();
+        self.post(ADMIN, "/api/admin/cards", Value::Array(cards))
+            .await
+            .ok();
+    }
+
+    pub async fn balance(&self, number: &str) -> Answer {
+        self.get(POS, &format!("/api/card/balance/by/{number}"))
+            .await
+    }
+
+    pub async fn balance_by_phone(&self, phone: &str) -> Answer {
+        self.get(POS, &format!("/api/card/balance/by/phone/{phone}"))
+            .await
+    }
+
+    pub async fn issue(&self, number: &str) -> Answer {
+        self.get(ADMIN, &format!("/api/card/issue?Number={number}"))
+            .await
+    }
+
+    pub async fn active(&self, number: &str) -> Answer {
+        self.get(ADMIN, &format!("/api/card/active?Number={number}"))
+            .await
+    }
+
+    pub async fn bindto(&self, number: &str, mobile: &str) -> Answer {
+        self.post(
+            ADMIN,
+            "/api/card/bindto",
+            json!({"Number": number, "MobileNumber": mobile}),
+        )
+        .await
+    }
+
+    pub async fn block(&self, number: &str) -> Answer {
+        self.post(
+            CLIENT,
+            "/api/card/block",
+            json!({"Number": number, "BlockReasonCode": "0"}),
+        )
+        .await
+    }
+
+    pub async fn unblock(&self, number: &str) -> Answer {
+        self.post(
+            ADMIN,
+            "/api/card/unblock",
+            json!({"Number": number, "UnBlockReasonCode": "0"}),
+        )
+        .await
+    }
+
+    pub async fn create_contact(&self, code: &str, mobile: &str) -> Answer {
+        self.post(
+            POS,
+            "/api/contact",
+            json!({"Code": code, "MobileNumber": mobile, "Name": "Test Person", "BirthDate": "1990-01-31"}),
+        )
+        .await
+    }
+}
+
+/// Numbers unique to this test process.
+pub fn card_number(i: u64) -> String {
+    format!(
+        "{:013}",
+        5_000_000_000_000u64 + u64::from(std::process::id()) * 10_000 + i
+    )
+}
+
+pub fn mobile(i: u64) -> String {
+    format!(
+        "79{:09}",
+        (u64::from(std::process::id()) * 10_000 + i) % 1_000_000_000
+    )
+}
+
+/// Key-level check of the cross-record indexes: every contact → card entry
+/// is confirmed by the card, every mobile entry by its contact. Returns the
+/// violations.
+pub fn dangling_index_entries(url: &str, prefix: &str) -> Vec<String> {
+    let client = redis::Client::open(url).expect("a redis url");
+    let mut con = client.get_connection().expect("redis is up");
+    let mut problems = Vec::new();
+    let keys = |con: &mut redis::Connection, pattern: String| -> Vec<String> {
+        redis::cmd("KEYS").arg(pattern).query(con).expect("KEYS")
+    };
+    let record = |con: &mut redis::Connection, key: String| -> Option<Value> {
+        let d: Option<Vec<u8>> = redis::cmd("HGET").arg(&key).arg("d").query(con).ok()?;
+        serde_json::from_slice(&d?).ok()
+    };
+    let tag = |key: &str| -> String {
+        let open = key.find('{').map_or(0, |i| i + 1);
+        let close = key.rfind('}').unwrap_or(key.len());
+        key[open..close].to_owned()
+    };
+    for key in keys(&mut con, format!("{prefix}:contact-card:*")) {
+        let code = tag(&key);
+        let owner: Option<String> = redis::cmd("HGET")
+            .arg(&key)
+            .arg("owner")
+            .query(&mut con)
+            .expect("HGET");
+        let Some(owner) = owner else { continue };
+        // Owners are `<record>#<attempt token>[#<replaced card>]`.
+        let card_number = owner.split('#').next().unwrap_or_default();
+        let card = record(&mut con, format!("{prefix}:card:{{{card_number}}}"));
+        if card.as_ref().map(|c| c["contact"].clone()) != Some(json!(code)) {
+            problems.push(format!("{key} -> card {owner} = {card:?}"));
+        }
+    }
+    for key in keys(&mut con, format!("{prefix}:mobile:*")) {
+        let number = tag(&key);
+        let owner: Option<String> = redis::cmd("HGET")
+            .arg(&key)
+            .arg("owner")
+            .query(&mut con)
+            .expect("HGET");
+        let Some(owner) = owner else { continue };
+        let contact_code = owner.split('#').next().unwrap_or_default();
+        let contact = record(&mut con, format!("{prefix}:contact:{{{contact_code}}}"));
+        if contact.as_ref().map(|c| c["mobile"].clone()) != Some(json!(number)) {
+            problems.push(format!("{key} -> contact {owner} = {contact:?}"));
+        }
+    }
+    problems
+}
