@@ -44,14 +44,26 @@ python3 loadtest/prepare.py --port "$HTTP_PORT" --cards "$CARDS" --active "$ACTI
 export CARDS ACTIVE AUTH=$(printf 'pos:pos-demo' | base64) RUN_ID=$(date +%s)
 URL=http://127.0.0.1:$HTTP_PORT
 
+stat() { redis-cli -p "$REDIS_PORT" info stats | tr -d '\r' | awk -F: -v k="$1" '$1 == k { print $2 }'; }
+
 measure() { # name script
+  local c0 r0
+  if [ "$BACKEND" = redis ]; then c0=$(stat total_commands_processed); r0=$(stat total_reads_processed); fi
   local out
   out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "loadtest/wrk/$2.lua" "$URL")
   local rps p99 errors
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   errors=$(awk '/Non-2xx/ {print $5}' <<<"$out")
-  printf '%-20s %12s req/s   p99 %-9s non-2xx %s\n' "$1" "$rps" "$p99" "${errors:-0}"
+  local pipelined=""
+  if [ "$BACKEND" = redis ]; then
+    # Commands per socket read on the Redis side: above 1 means requests of
+    # different cards reached Redis pipelined, several per round trip.
+    local c1 r1
+    c1=$(stat total_commands_processed); r1=$(stat total_reads_processed)
+    pipelined=$(python3 -c "print(f'  redis cmds/read {($c1-$c0)/max(1,$r1-$r0):.2f}')")
+  fi
+  printf '%-20s %12s req/s   p99 %-9s non-2xx %s%s\n' "$1" "$rps" "$p99" "${errors:-0}" "$pipelined"
   echo "$rps" >"$WORK/$1.rps"
 }
 
