@@ -121,3 +121,26 @@ async fn sixteen_parallel_blocks_of_one_card_one_wins() {
         assert_eq!(a.status_of(&number).await, app.status_of(&number).await);
     }
 }
+
+#[tokio::test]
+async fn twelve_confirms_of_30_on_100_over_two_instances_exactly_three_succeed() {
+    let apps = spawn_pair().await;
+    let number = apps[0].card_with_bonuses(100).await;
+    let bases: Vec<String> = apps.iter().map(|a| a.address.clone()).collect();
+    let keys = crate::purchases::race_confirms(&bases, &number, 12).await;
+    assert_eq!(keys.iter().filter(|k| *k == "OK").count(), 3, "{keys:?}");
+    assert!(
+        keys.iter().all(|k| k == "OK" || k == "InsufficientBonuses"),
+        "{keys:?}"
+    );
+    for app in &apps {
+        let b = app.balance(&number).await;
+        let active = b.body["Bonuses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["StatusCode"] == "0")
+            .map(|x| x["Amount"].as_f64().unwrap());
+        assert_eq!(active, Some(10.0), "{}", b.body);
+    }
+}

@@ -59,22 +59,21 @@ impl Drop for Server {
     }
 }
 
-#[tokio::test]
-async fn acknowledged_status_changes_survive_kill9_of_redis_and_of_the_server() {
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let mut redis = RedisServer::start(
-        &dir.path().join("redis"),
+/// Redis with `appendfsync always` and the real server on it.
+fn start_stack(dir: &Path, prefix: &str) -> (RedisServer, PathBuf, u16) {
+    let redis = RedisServer::start(
+        &dir.join("redis"),
         free_port(false),
         &["--appendonly", "yes", "--appendfsync", "always"],
         None,
     );
     let http_port = free_port(false);
-    let config = dir.path().join("loyalty.toml");
+    let config = dir.join("loyalty.toml");
     std::fs::write(
         &config,
         format!(
             "[http]\nbind = \"127.0.0.1:{http_port}\"\nworkers = 2\n\
-             [store]\nbackend = \"redis\"\nurl = \"{url}\"\nkey_prefix = \"durability\"\n\
+             [store]\nbackend = \"redis\"\nurl = \"{url}\"\nkey_prefix = \"{prefix}\"\n\
              [auth]\nusers_file = \"{users}\"\n\
              [engine]\nthreads = 2\nshards = 4\n\
              [log]\nlevel = \"warn\"\n\
@@ -86,6 +85,13 @@ async fn acknowledged_status_changes_survive_kill9_of_redis_and_of_the_server() 
         ),
     )
     .expect("write the config");
+    (redis, config, http_port)
+}
+
+#[tokio::test]
+async fn acknowledged_status_changes_survive_kill9_of_redis_and_of_the_server() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let (mut redis, config, http_port) = start_stack(dir.path(), "durability");
     let mut server = Server::start(&config, dir.path());
     let http = Http::new(http_port);
     http.wait_ready().await;
@@ -133,4 +139,70 @@ async fn acknowledged_status_changes_survive_kill9_of_redis_and_of_the_server() 
     redis.restart();
     http.wait_ready().await;
     assert_eq!(http.balance(&number).await.body, unblocked.body);
+}
+
+/// Purchases confirmed before and after a `kill -9` of the server (and of
+/// Redis): replaying every PurchaseId answers exactly as the first time, and
+/// the balance counts each purchase once.
+#[tokio::test]
+async fn purchases_survive_kill9_and_replays_count_each_once() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let (mut redis, config, http_port) = start_stack(dir.path(), "purchases");
+    let mut server = Server::start(&config, dir.path());
+    let http = Http::new(http_port);
+    http.wait_ready().await;
+
+    let number = card_number(2);
+    let phone = mobile(2);
+    http.load_cards(std::slice::from_ref(&number)).await;
+    http.issue(&number).await.ok();
+    http.create_contact(&format!("P-{}", std::process::id()), &phone)
+        .await
+        .ok();
+    http.bindto(&number, &phone).await.ok();
+    http.active(&number).await.ok();
+    let accrual =
+        serde_json::json!({"Number": number, "OperationId": "seed", "Amount": 100, "TypeCode": 0});
+    http.post("marketer", "/api/card/bonus", accrual).await.ok();
+
+    let confirm = |i: u32| serde_json::json!({"Number": number, "PurchaseId": format!("crash-{i}"), "Amount": 100, "BonusToPay": 5});
+    let mut answers = Vec::new();
+    for i in 0..3 {
+        let a = http.post("pos", "/api/purchase/confirm", confirm(i)).await;
+        a.ok();
+        answers.push(a.body);
+    }
+    server.kill9();
+    let mut server = Server::start(&config, dir.path());
+    http.wait_ready().await;
+    for i in 3..6 {
+        let a = http.post("pos", "/api/purchase/confirm", confirm(i)).await;
+        a.ok();
+        answers.push(a.body);
+    }
+    server.kill9();
+    redis.kill9();
+    redis.restart();
+    let _server = Server::start(&config, dir.path());
+    http.wait_ready().await;
+
+    for (i, first) in answers.iter().enumerate() {
+        let again = http
+            .post("pos", "/api/purchase/confirm", confirm(i as u32))
+            .await;
+        assert_eq!(&again.body, first, "replay of crash-{i}");
+    }
+    let balance = http.balance(&number).await;
+    balance.ok();
+    let amount = |status: &str| {
+        balance.body["Bonuses"]
+            .as_array()
+            .expect("Bonuses")
+            .iter()
+            .find(|b| b["StatusCode"] == status && b["TypeCode"] == "0")
+            .map_or(0.0, |b| b["Amount"].as_f64().expect("a number"))
+    };
+    // 100 − 6 × 5 written off; 6 × 4.75 accrued (5% of 95), still Inactive.
+    assert_eq!(amount("0"), 70.0, "{}", balance.body);
+    assert_eq!(amount("1"), 28.5, "{}", balance.body);
 }
