@@ -574,3 +574,70 @@ async fn cancel_and_refund_after_a_replacement_change_the_new_card() {
     assert_eq!(again.body, r.body);
     assert_eq!(app.balance(&new).await.body["Bonuses"], before);
 }
+
+#[tokio::test]
+async fn calculate_errors_and_card_types() {
+    let app = spawn_app().await;
+    let r = app.post(POS, "/api/purchase/calculate", json!({})).await;
+    r.expect(400, "RequiredParameterNotSpecified");
+    assert_eq!(r.value(), "Number, Amount");
+    app.post(
+        POS,
+        "/api/purchase/calculate",
+        json!({"Number": "1234567890", "Amount": 1}),
+    )
+    .await
+    .expect(404, "CannotFindCardNumber");
+    let (blocked, _) = app.card_in(State::Blocked).await;
+    app.post(
+        POS,
+        "/api/purchase/calculate",
+        json!({"Number": blocked, "Amount": 1}),
+    )
+    .await
+    .expect(409, "StatusError");
+    let number = app.card_with_bonuses(10).await;
+    app.post(
+        POS,
+        "/api/purchase/calculate",
+        json!({"Number": number, "Amount": -5}),
+    )
+    .await
+    .expect(400, "InvalidAmount");
+    // An Issued card earns but may not pay with bonuses.
+    let (issued, _) = app.card_in(State::IssuedBound).await;
+    let c = app
+        .post(
+            POS,
+            "/api/purchase/calculate",
+            json!({"Number": issued, "Amount": 100}),
+        )
+        .await;
+    c.ok();
+    assert_eq!(
+        (c.body["Accrual"].clone(), c.body["MaxBonusToPay"].clone()),
+        (json!(5.0), json!(0.0))
+    );
+    // A Discount card: a discount, no accrual.
+    let discount = unique_card();
+    app.post(
+        ADMIN,
+        "/api/admin/cards",
+        json!([{"Number": discount, "CategoryCode": 0, "TypeCode": 1}]),
+    )
+    .await
+    .ok();
+    app.issue(POS, &discount).await.ok();
+    let c = app
+        .post(
+            POS,
+            "/api/purchase/calculate",
+            json!({"Number": discount, "Amount": 100}),
+        )
+        .await;
+    c.ok();
+    assert_eq!(
+        (c.body["Accrual"].clone(), c.body["DiscountPercent"].clone()),
+        (json!(0.0), json!(3.0))
+    );
+}
