@@ -159,10 +159,19 @@ impl Ops {
         let retention_ms =
             i64::try_from(self.settings.purchases.retention_secs.saturating_mul(1000))
                 .unwrap_or(i64::MAX);
+        // Claim first: one round trip when the id is new (the usual case);
+        // a refusal hands back the current claim to judge.
         for _ in 0..MAX_ATTEMPTS {
-            match self.store.index_get(Index::Purchase, purchase_id).await? {
-                Some(claim) if record_of(&claim.owner) == number.as_str() => {
-                    if super::ops::now_ms().saturating_sub(claim.since_ms) > retention_ms {
+            let owner = new_owner(self.instance, number.as_str());
+            let now = super::ops::now_ms();
+            match self
+                .store
+                .index_claim(Index::Purchase, purchase_id, None, &owner, now)
+                .await?
+            {
+                Ok(()) => return Ok(()),
+                Err(Some(claim)) if record_of(&claim.owner) == number.as_str() => {
+                    if now.saturating_sub(claim.since_ms) > retention_ms {
                         return Err(RuleError::new(
                             ErrorKey::IdempotencyConflict,
                             "PurchaseId was used longer ago than its outcome is kept: it cannot be applied again",
@@ -171,29 +180,15 @@ impl Ops {
                     }
                     return Ok(());
                 }
-                Some(_) => {
+                Err(Some(_)) => {
                     return Err(RuleError::new(
                         ErrorKey::IdempotencyConflict,
                         "PurchaseId was already used with another card",
                     )
                     .into())
                 }
-                None => {
-                    let owner = new_owner(self.instance, number.as_str());
-                    let claimed = self
-                        .store
-                        .index_claim(
-                            Index::Purchase,
-                            purchase_id,
-                            None,
-                            &owner,
-                            super::ops::now_ms(),
-                        )
-                        .await?;
-                    if claimed.is_ok() {
-                        return Ok(());
-                    }
-                }
+                // Released between our attempt and its answer: try again.
+                Err(None) => {}
             }
         }
         Err(EngineError::Contention(format!("purchase {purchase_id}")))
@@ -276,8 +271,12 @@ impl Ops {
         // the purchase: a refused confirm leaves it free for another card.
         let mut claimed = false;
         for _ in 0..MAX_ATTEMPTS {
-            let card = self.load_card(&r.number).await?;
-            if let Some(stored) = self.stored::<Confirmed>(&r.number, &key).await? {
+            // Independent reads: sent together, they share a round trip.
+            let (card, stored) = futures_util::try_join!(
+                self.load_card(&r.number),
+                self.stored::<Confirmed>(&r.number, &key)
+            )?;
+            if let Some(stored) = stored {
                 return replay(stored, &fingerprint, "PurchaseId");
             }
             let today = today();
@@ -593,8 +592,11 @@ impl Ops {
             r.comment
         );
         for _ in 0..MAX_ATTEMPTS {
-            let card = self.load_card(&r.number).await?;
-            if let Some(stored) = self.stored::<Accrued>(&r.number, &key).await? {
+            let (card, stored) = futures_util::try_join!(
+                self.load_card(&r.number),
+                self.stored::<Accrued>(&r.number, &key)
+            )?;
+            if let Some(stored) = stored {
                 return replay(stored, &fingerprint, "OperationId");
             }
             purchase::check_status(&card.value, Amount::ZERO)?;
