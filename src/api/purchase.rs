@@ -5,7 +5,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::views::{self, Fields};
 use super::Ctx;
-use crate::domain::{Amount, BonusType, ErrorKey};
+use crate::domain::{Amount, BonusType, CardNumber, ErrorKey};
 use crate::engine::{
     Accrued, Command, ConfirmRequest, Confirmed, ManualBonusRequest, Reply, Reversed,
 };
@@ -100,26 +100,35 @@ fn confirmed(c: &Confirmed) -> Fields {
     f
 }
 
-pub async fn cancel(ctx: &Ctx<'_>) -> Result<Fields, ApiError> {
-    ctx.params.require(&["PurchaseId"])?;
-    let purchase_id = ctx.params.id("PurchaseId")?.unwrap_or_default();
+/// Cancel and refund name only the purchase: find its card, then run the
+/// command `make` builds for it and render the reversal.
+async fn reverse(
+    ctx: &Ctx<'_>,
+    purchase_id: String,
+    make: impl FnOnce(CardNumber, String) -> Command,
+) -> Result<Fields, ApiError> {
     let number = ctx
         .state
         .engine
         .purchase_card(&purchase_id)
         .await
         .map_err(|e| ctx.engine_error(e))?;
-    let Reply::Reversed(r) = ctx
-        .execute(Command::Cancel {
-            actor: ctx.actor.clone(),
-            number,
-            purchase_id,
-        })
-        .await?
-    else {
+    let Reply::Reversed(r) = ctx.execute(make(number, purchase_id)).await? else {
         return Err(internal());
     };
     Ok(reversed(&r))
+}
+
+pub async fn cancel(ctx: &Ctx<'_>) -> Result<Fields, ApiError> {
+    ctx.params.require(&["PurchaseId"])?;
+    let purchase_id = ctx.params.id("PurchaseId")?.unwrap_or_default();
+    let actor = ctx.actor.clone();
+    reverse(ctx, purchase_id, |number, purchase_id| Command::Cancel {
+        actor,
+        number,
+        purchase_id,
+    })
+    .await
 }
 
 pub async fn refund(ctx: &Ctx<'_>) -> Result<Fields, ApiError> {
@@ -127,25 +136,15 @@ pub async fn refund(ctx: &Ctx<'_>) -> Result<Fields, ApiError> {
     let purchase_id = ctx.params.id("PurchaseId")?.unwrap_or_default();
     let refund_id = ctx.params.id("RefundId")?.unwrap_or_default();
     let amount = ctx.amount_param("Amount")?;
-    let number = ctx
-        .state
-        .engine
-        .purchase_card(&purchase_id)
-        .await
-        .map_err(|e| ctx.engine_error(e))?;
-    let Reply::Reversed(r) = ctx
-        .execute(Command::Refund {
-            actor: ctx.actor.clone(),
-            number,
-            purchase_id,
-            refund_id,
-            amount,
-        })
-        .await?
-    else {
-        return Err(internal());
-    };
-    Ok(reversed(&r))
+    let actor = ctx.actor.clone();
+    reverse(ctx, purchase_id, |number, purchase_id| Command::Refund {
+        actor,
+        number,
+        purchase_id,
+        refund_id,
+        amount,
+    })
+    .await
 }
 
 fn reversed(r: &Reversed) -> Fields {

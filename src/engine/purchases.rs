@@ -67,6 +67,13 @@ pub struct Accrued {
     pub expire_date: Option<Date>,
 }
 
+/// Which reversal of a purchase.
+#[derive(Debug, Clone, Copy)]
+enum Reversing<'a> {
+    Cancel,
+    Refund { refund_id: &'a str, amount: Amount },
+}
+
 /// What is kept under an idempotency key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Stored<T> {
@@ -352,12 +359,50 @@ impl Ops {
         number: &CardNumber,
         purchase_id: &str,
     ) -> Result<Reversed, EngineError> {
+        self.reverse_purchase(actor, number, purchase_id, Reversing::Cancel)
+            .await
+    }
+
+    pub(crate) async fn refund(
+        &self,
+        actor: &Actor,
+        number: &CardNumber,
+        purchase_id: &str,
+        refund_id: &str,
+        amount: Amount,
+    ) -> Result<Reversed, EngineError> {
+        self.reverse_purchase(
+            actor,
+            number,
+            purchase_id,
+            Reversing::Refund { refund_id, amount },
+        )
+        .await
+    }
+
+    /// Cancel and refund: find the purchase (following card replacements),
+    /// answer a replay from its stored outcome, else reverse on the card that
+    /// holds the bonuses now and store the outcome in the same write.
+    async fn reverse_purchase(
+        &self,
+        actor: &Actor,
+        number: &CardNumber,
+        purchase_id: &str,
+        what: Reversing<'_>,
+    ) -> Result<Reversed, EngineError> {
         let key = purchase_key(purchase_id);
-        let cancel_key = format!("cancel:{purchase_id}");
+        let (outcome_key, fingerprint) = match what {
+            Reversing::Cancel => (format!("cancel:{purchase_id}"), String::new()),
+            // Length-prefixed: ids may contain ':' and must not collide.
+            Reversing::Refund { refund_id, amount } => (
+                format!("refund:{}:{purchase_id}:{refund_id}", purchase_id.len()),
+                amount.to_string(),
+            ),
+        };
         for _ in 0..MAX_ATTEMPTS {
             let chain = self.replacement_chain(number, actor).await?;
-            if let Some(stored) = self.find_outcome::<Reversed>(&chain, &cancel_key).await? {
-                return Ok(stored.outcome);
+            if let Some(stored) = self.find_outcome::<Reversed>(&chain, &outcome_key).await? {
+                return replay(stored, &fingerprint, "RefundId");
             }
             let Some((home, card, stored, mut record)) =
                 self.purchase_at_home(&chain, &key, purchase_id).await?
@@ -365,21 +410,31 @@ impl Ops {
                 continue;
             };
             let mut next = card.value.clone();
-            let refunded_before = record.refunded;
-            let reversal = purchase::cancel(&mut next, &mut record, &cancel_key, today());
-            let outcome = reversed(
-                &home,
-                purchase_id,
-                None,
-                record.amount.saturating_sub(refunded_before),
-                &reversal,
-                record.amount,
-            );
+            let today = today();
+            let (reversal, money, reference, operation, refund_id, total) = match what {
+                Reversing::Cancel => {
+                    let left = record.amount.saturating_sub(record.refunded);
+                    let r = purchase::cancel(&mut next, &mut record, &outcome_key, today);
+                    (r, left, purchase_id, Operation::Cancel, None, record.amount)
+                }
+                Reversing::Refund { refund_id, amount } => {
+                    let r = purchase::refund(&mut next, &mut record, amount, &outcome_key, today)?;
+                    (
+                        r,
+                        amount,
+                        refund_id,
+                        Operation::Refund,
+                        Some(refund_id),
+                        record.refunded,
+                    )
+                }
+            };
+            let outcome = reversed(&home, purchase_id, refund_id, money, &reversal, total);
             let entry = bonus_entry(
                 &next,
                 actor,
-                Operation::Cancel,
-                movement(purchase_id, &reversal, outcome.amount),
+                operation,
+                movement(reference, &reversal, money),
             );
             let records = vec![
                 (
@@ -390,9 +445,9 @@ impl Ops {
                     }),
                 ),
                 (
-                    cancel_key.clone(),
+                    outcome_key.clone(),
                     to_json(&Stored {
-                        fingerprint: String::new(),
+                        fingerprint: fingerprint.clone(),
                         outcome: outcome.clone(),
                         purchase: None,
                     }),
@@ -493,74 +548,6 @@ impl Ops {
             }
         }
         Err(purchase_not_found(purchase_id))
-    }
-
-    pub(crate) async fn refund(
-        &self,
-        actor: &Actor,
-        number: &CardNumber,
-        purchase_id: &str,
-        refund_id: &str,
-        amount: Amount,
-    ) -> Result<Reversed, EngineError> {
-        let key = purchase_key(purchase_id);
-        // Length-prefixed: ids may contain ':' and must not collide.
-        let refund_key = format!("refund:{}:{purchase_id}:{refund_id}", purchase_id.len());
-        let fingerprint = amount.to_string();
-        for _ in 0..MAX_ATTEMPTS {
-            let chain = self.replacement_chain(number, actor).await?;
-            if let Some(stored) = self.find_outcome::<Reversed>(&chain, &refund_key).await? {
-                return replay(stored, &fingerprint, "RefundId");
-            }
-            let Some((home, card, stored, mut record)) =
-                self.purchase_at_home(&chain, &key, purchase_id).await?
-            else {
-                continue;
-            };
-            let mut next = card.value.clone();
-            let reversal = purchase::refund(&mut next, &mut record, amount, &refund_key, today())?;
-            let outcome = reversed(
-                &home,
-                purchase_id,
-                Some(refund_id),
-                amount,
-                &reversal,
-                record.refunded,
-            );
-            let entry = bonus_entry(
-                &next,
-                actor,
-                Operation::Refund,
-                movement(refund_id, &reversal, amount),
-            );
-            let records = vec![
-                (
-                    key.clone(),
-                    to_json(&Stored {
-                        purchase: Some(record),
-                        ..stored
-                    }),
-                ),
-                (
-                    refund_key.clone(),
-                    to_json(&Stored {
-                        fingerprint: fingerprint.clone(),
-                        outcome: outcome.clone(),
-                        purchase: None,
-                    }),
-                ),
-            ];
-            if self
-                .commit(&next, card.version, Some(&entry), records)
-                .await?
-                == Cas::Applied
-            {
-                m::bonus_amount("accrual_reversed", outcome.accrual_reversed);
-                m::bonus_amount("write_off_returned", outcome.bonus_returned);
-                return Ok(outcome);
-            }
-        }
-        Err(EngineError::Contention(format!("card {number}")))
     }
 
     pub(crate) async fn manual_bonus(
