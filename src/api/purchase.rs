@@ -11,7 +11,7 @@ use crate::engine::{
 };
 
 impl Ctx<'_> {
-    fn number_param(&self) -> Result<crate::domain::CardNumber, ApiError> {
+    fn number_param(&self) -> Result<CardNumber, ApiError> {
         let raw = self.params.text("Number")?.unwrap_or_default();
         Ok(self.state.card_format.parse(&raw)?)
     }
