@@ -203,17 +203,9 @@ pub async fn unblock(ctx: &Ctx<'_>) -> Result<Fields, ApiError> {
     Ok(ok())
 }
 
-const HISTORY_DEFAULT_LIMIT: u64 = 50;
-const HISTORY_MAX_LIMIT: u64 = 500;
-
 pub async fn history(ctx: &Ctx<'_>) -> Result<Fields, ApiError> {
     let number = ctx.card_number(&ctx.captures[0])?;
-    let limit = ctx
-        .params
-        .unsigned("limit")?
-        .unwrap_or(HISTORY_DEFAULT_LIMIT)
-        .clamp(1, HISTORY_MAX_LIMIT) as usize;
-    let before = ctx.params.unsigned("cursor")?;
+    let (limit, before) = ctx.params.page()?;
     let Reply::History(page) = ctx
         .run(Command::History {
             number,
@@ -224,18 +216,5 @@ pub async fn history(ctx: &Ctx<'_>) -> Result<Fields, ApiError> {
     else {
         return Err(ApiError::new(ErrorKey::InternalError, "internal error"));
     };
-    let mut f = Fields::new();
-    f.insert(
-        "Items".into(),
-        page.entries
-            .iter()
-            .map(|(seq, e)| views::history_entry(*seq, e))
-            .collect(),
-    );
-    f.insert(
-        "NextCursor".into(),
-        page.next
-            .map_or(serde_json::Value::Null, |n| n.to_string().into()),
-    );
-    Ok(f)
+    Ok(views::page(&page, views::history_entry))
 }

@@ -182,6 +182,12 @@ impl Params {
         }
     }
 
+    /// `limit` (default 50, at most 500) and `cursor` of a paged listing.
+    pub fn page(&self) -> Result<(usize, Option<u64>), ApiError> {
+        let limit = self.unsigned("limit")?.unwrap_or(50).clamp(1, 500) as usize;
+        Ok((limit, self.unsigned("cursor")?))
+    }
+
     /// An optional non-negative integer (`limit`, `cursor`).
     pub fn unsigned(&self, name: &str) -> Result<Option<u64>, ApiError> {
         match self.text(name)? {

@@ -223,8 +223,7 @@ fn accrued(a: &Accrued) -> Fields {
 
 pub async fn transactions(ctx: &Ctx<'_>) -> Result<Fields, ApiError> {
     let number = ctx.state.card_format.parse(&ctx.captures[0])?;
-    let limit = ctx.params.unsigned("limit")?.unwrap_or(50).clamp(1, 500) as usize;
-    let before = ctx.params.unsigned("cursor")?;
+    let (limit, before) = ctx.params.page()?;
     let Reply::History(page) = ctx
         .execute(Command::Transactions {
             number,
@@ -235,18 +234,5 @@ pub async fn transactions(ctx: &Ctx<'_>) -> Result<Fields, ApiError> {
     else {
         return Err(internal());
     };
-    let mut f = Fields::new();
-    f.insert(
-        "Items".into(),
-        page.entries
-            .iter()
-            .map(|(seq, e)| views::transaction(*seq, e))
-            .collect(),
-    );
-    f.insert(
-        "NextCursor".into(),
-        page.next
-            .map_or(serde_json::Value::Null, |n| n.to_string().into()),
-    );
-    Ok(f)
+    Ok(views::page(&page, views::transaction))
 }

@@ -148,3 +148,18 @@ pub fn transaction(seq: u64, e: &HistoryEntry) -> Value {
         "Comment": b.comment,
     })
 }
+
+/// A page of history entries: `Items` rendered by `item`, and the cursor of
+/// the next (older) page, `null` on the last.
+pub fn page(page: &crate::store::HistoryPage, item: fn(u64, &HistoryEntry) -> Value) -> Fields {
+    let mut f = Fields::new();
+    f.insert(
+        "Items".into(),
+        page.entries.iter().map(|(seq, e)| item(*seq, e)).collect(),
+    );
+    f.insert(
+        "NextCursor".into(),
+        page.next.map_or(Value::Null, |n| n.to_string().into()),
+    );
+    f
+}
