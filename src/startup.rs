@@ -42,6 +42,11 @@ impl Application {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
 
+        if settings.bonus.idempotency_retention_secs == 0 {
+            // 0 would mean "forget at once" to one store and "keep forever"
+            // to another; either way not what an operator means.
+            bail!("bonus.idempotency_retention_secs must be at least 1 (replays, cancels and refunds are possible only that long)");
+        }
         let store = open_store(&settings).await?;
         let cores = num_cpus::get().max(1);
         let engine = Arc::new(Engine::start(

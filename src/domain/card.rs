@@ -96,6 +96,25 @@ impl Card {
         self.contact.is_some()
     }
 
+    /// A replacement this card takes part in whose last steps have not run
+    /// (they were cut short by a crash or a store fault): `(old, new)`.
+    /// Seen from the old card, lots wait in its outbox; seen from the new
+    /// one, it has not received from the card it replaces. Any later command
+    /// on either card finishes it first, so lots are never stranded.
+    pub fn unfinished_replacement(&self) -> Option<(CardNumber, CardNumber)> {
+        if let Some(new) = &self.replaced_by {
+            if !self.transfer_out.is_empty() {
+                return Some((self.number.clone(), new.clone()));
+            }
+        }
+        match &self.replaces {
+            Some(old) if !self.received_from.contains(old) => {
+                Some((old.clone(), self.number.clone()))
+            }
+            _ => None,
+        }
+    }
+
     /// Blocked with reason 4: final, never unblocked, and it frees its
     /// contact for a new card.
     pub fn is_blocked_for_replacement(&self) -> bool {

@@ -1,21 +1,27 @@
 //! `bindto` across two records that may live on different store nodes: the
 //! contact → card index and the card itself. The protocol:
 //!
-//! 1. claim the contact's index entry for this attempt (claim-if-absent, or
+//! 1. read the card (its version is what step 3 is conditional on);
+//! 2. claim the contact's index entry for this attempt (claim-if-absent, or
 //!    take it over from a card blocked for replacement, or from a claim whose
-//!    owner never completed within the lease);
-//! 2. write the binding on the card, conditional on the card's version;
-//! 3. if step 2 loses a race, give the claim back (unless the card turned
+//!    owner never completed within the lease — by the store's clock);
+//! 3. write the binding on the card, conditional on the card's version;
+//! 4. if step 3 loses a race, give the claim back (unless the card turned
 //!    out bound to this contact after all) and start again.
 //!
-//! Only the attempt holding the claim writes the binding, so a claim is
-//! never given back while a binding relies on it. Readers only believe a
-//! binding that both sides confirm (`current_card`), so a half-done bind is
-//! never visible as one.
+//! Taking over a stale claim first *fences* the card it was made for: a
+//! conditional write of that card, unchanged, at a new version. The slow
+//! owner read its card (step 1) before it claimed, so its pending write
+//! names an older version and fails, however late it arrives; if instead it
+//! landed before the fence, the fence sees the card bound and backs off. So
+//! only the attempt holding the claim ever writes a binding, a claim is
+//! never given back while a binding relies on it, and no lease or clock
+//! decides correctness. Readers only believe a binding that both sides
+//! confirm (`current_card`), so a half-done bind is never visible as one.
 
 use super::claims::{made_by, new_owner_replacing, record_of, replaced_of, IN_PROGRESS_BACKOFF};
 use super::error::EngineError;
-use super::ops::{cannot_find_mobile, now, now_ms, Ops, MAX_ATTEMPTS};
+use super::ops::{cannot_find_mobile, now, Ops, MAX_ATTEMPTS};
 use time::OffsetDateTime;
 
 use crate::domain::{
@@ -23,7 +29,7 @@ use crate::domain::{
     HistoryEntry, MobileNumber, Operation, RuleError,
 };
 use crate::metrics as m;
-use crate::store::{Cas, Index, StoreError};
+use crate::store::{Cas, Index, StoreError, Versioned};
 
 fn contact_taken() -> EngineError {
     RuleError::new(
@@ -39,6 +45,18 @@ struct Takeover {
     expected: Option<String>,
     /// The card blocked for replacement that the new card replaces.
     replaces: Option<CardNumber>,
+    /// The card a stale claim was made for: fenced before the takeover.
+    fence: Option<CardNumber>,
+}
+
+/// What fencing a stale claim's card found.
+enum Fence {
+    /// The card is at a new version now (`None`: there is no such card).
+    Done(Option<Versioned<Card>>),
+    /// The slow owner's write landed first: the card is bound to the contact.
+    Bound,
+    /// The card changed meanwhile: look again.
+    Raced,
 }
 
 impl Takeover {
@@ -57,9 +75,8 @@ impl Ops {
         number: &CardNumber,
         mobile: &MobileNumber,
     ) -> Result<(), EngineError> {
-        let lease = self.settings.claim_lease_ms;
         for _ in 0..MAX_ATTEMPTS {
-            let card = self.load_card(number).await?;
+            let mut card = self.load_card(number).await?;
             let contact = self
                 .contact_by_mobile(mobile)
                 .await?
@@ -74,13 +91,21 @@ impl Ops {
                 return Ok(());
             }
 
-            let started = now_ms();
-            let Some(takeover) = self.inspect_claim(code, number, started).await? else {
+            let Some(takeover) = self.inspect_claim(code, number).await? else {
                 // Another attempt for this very card and contact holds the
                 // claim and has not finished: look again shortly.
                 tokio::time::sleep(IN_PROGRESS_BACKOFF).await;
                 continue;
             };
+            if let Some(holder) = &takeover.fence {
+                match self.fence_card(holder, code).await? {
+                    // Fencing our own card moved it on: our read is that
+                    // new version (still read before our claim).
+                    Fence::Done(Some(fenced)) if holder == number => card = fenced,
+                    Fence::Done(_) => {}
+                    Fence::Bound | Fence::Raced => continue,
+                }
+            }
             let owner = new_owner_replacing(
                 self.instance,
                 number.as_str(),
@@ -93,17 +118,10 @@ impl Ops {
                     code.as_str(),
                     takeover.expected.as_deref(),
                     &owner,
-                    started,
                 )
                 .await?;
             if claimed.is_err() {
                 continue;
-            }
-            // Past half the lease another writer may soon judge our claim
-            // stale; give it back rather than race that writer.
-            if now_ms() - started > lease / 2 {
-                self.undo_claim(code, &owner, takeover.restorable()).await?;
-                return Err(EngineError::Contention(format!("binding card {number}")));
             }
 
             let Change::Changed { card: bound, entry } =
@@ -149,7 +167,6 @@ impl Ops {
         &self,
         code: &ContactCode,
         number: &CardNumber,
-        now: i64,
     ) -> Result<Option<Takeover>, EngineError> {
         let lease = self.settings.claim_lease_ms;
         let Some(claim) = self
@@ -160,6 +177,7 @@ impl Ops {
             return Ok(Some(Takeover {
                 expected: None,
                 replaces: None,
+                fence: None,
             }));
         };
         let holder_number = CardNumber::from_trusted(record_of(&claim.owner).to_owned());
@@ -167,7 +185,7 @@ impl Ops {
         // (the shard runs one command per card at a time): it is as good as
         // stale.
         let ended = holder_number == *number && made_by(&claim.owner, self.instance);
-        let stale = now - claim.since_ms > lease || ended;
+        let stale = claim.age_ms > lease || ended;
         let inherited = if stale {
             self.pending_replacement(code, &claim.owner).await?
         } else {
@@ -179,6 +197,7 @@ impl Ops {
             return Ok(stale.then_some(Takeover {
                 expected: Some(claim.owner),
                 replaces: inherited,
+                fence: Some(holder_number),
             }));
         }
         let holder = self.store.get_card(&holder_number).await?;
@@ -188,6 +207,7 @@ impl Ops {
                     Ok(Some(Takeover {
                         expected: Some(claim.owner),
                         replaces: Some(h.value.number),
+                        fence: None,
                     }))
                 } else {
                     Err(contact_taken())
@@ -199,9 +219,43 @@ impl Ops {
             _ if stale => Ok(Some(Takeover {
                 expected: Some(claim.owner),
                 replaces: inherited,
+                fence: Some(holder_number),
             })),
             _ => Err(contact_taken()),
         }
+    }
+
+    /// Fences the card a stale claim on `code` was made for (see the module
+    /// comment): rewrites it unchanged at a new version, unless the slow
+    /// owner's binding landed first.
+    async fn fence_card(
+        &self,
+        holder: &CardNumber,
+        code: &ContactCode,
+    ) -> Result<Fence, EngineError> {
+        let Some(card) = self.store.get_card(holder).await? else {
+            return Ok(Fence::Done(None));
+        };
+        if card.value.contact.as_ref() == Some(code) {
+            return Ok(Fence::Bound);
+        }
+        let written = self
+            .store
+            .update_card_with(
+                &card.value,
+                card.version,
+                None,
+                &[],
+                self.settings.purchases.retention_secs,
+            )
+            .await?;
+        Ok(match written {
+            Cas::Applied => Fence::Done(Some(Versioned {
+                value: card.value,
+                version: card.version + 1,
+            })),
+            Cas::Conflict => Fence::Raced,
+        })
     }
 
     /// The replacement a dead attempt (its stale claim `owner`) was making,
@@ -236,13 +290,7 @@ impl Ops {
                 // Refused when someone else already moved the claim on: fine.
                 let _ = self
                     .store
-                    .index_claim(
-                        Index::ContactCard,
-                        code.as_str(),
-                        Some(owner),
-                        prev,
-                        now_ms(),
-                    )
+                    .index_claim(Index::ContactCard, code.as_str(), Some(owner), prev)
                     .await?;
             }
             None => {
@@ -289,7 +337,9 @@ impl Ops {
 
         let outbox = self.load_card(old).await?.value.transfer_out;
         if outbox.is_empty() {
-            return Ok(());
+            // Nothing to move, but the new card records that it has taken
+            // over (so that it is not seen as waiting for a transfer).
+            return self.note_received(old, new).await;
         }
         let moved = Amount::from_hundredths(outbox.iter().map(|l| l.amount.hundredths()).sum())
             .unwrap_or(Amount::MAX);
@@ -316,6 +366,35 @@ impl Ops {
             Ok(Change::Changed { card: next, entry })
         })
         .await
+    }
+}
+
+impl Ops {
+    /// Marks `new` as having received from `old` when there was nothing to
+    /// move: no history entry, as no bonuses moved.
+    async fn note_received(&self, old: &CardNumber, new: &CardNumber) -> Result<(), EngineError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let card = self.load_card(new).await?;
+            if card.value.received_from.contains(old) {
+                return Ok(());
+            }
+            let mut next = card.value.clone();
+            next.received_from.push(old.clone());
+            let written = self
+                .store
+                .update_card_with(
+                    &next,
+                    card.version,
+                    None,
+                    &[],
+                    self.settings.purchases.retention_secs,
+                )
+                .await?;
+            if written == Cas::Applied {
+                return Ok(());
+            }
+        }
+        Err(EngineError::Contention(format!("card {new}")))
     }
 }
 

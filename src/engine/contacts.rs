@@ -2,11 +2,16 @@
 //! the number's index entry is claimed (by this attempt) before the contact
 //! record is written, and given back if that write loses a race — unless
 //! the contact turned out to carry the number after all.
+//!
+//! As with bindings (`binding.rs`), taking over a stale claim first fences
+//! the contact record it was made for (its version is raised, even if the
+//! contact was never created), so the slow owner's write — conditional on
+//! the version it read before claiming — can no longer land.
 
 use super::claims::{made_by, new_owner, record_of, IN_PROGRESS_BACKOFF};
 use super::commands::ContactView;
 use super::error::EngineError;
-use super::ops::{now_ms, Ops, MAX_ATTEMPTS};
+use super::ops::{Ops, MAX_ATTEMPTS};
 use crate::domain::{Contact, ContactCode, ContactPatch, ErrorKey, MobileNumber, RuleError};
 use crate::store::{Cas, Index, StoreError};
 
@@ -20,8 +25,13 @@ fn number_taken() -> EngineError {
 
 /// The outcome of looking at a mobile number's index entry.
 enum MobileClaim {
-    /// This attempt now holds the entry under `owner`.
-    Taken { owner: String },
+    /// This attempt now holds the entry under `owner`; taking it over from
+    /// an ended attempt of the same contact fenced the contact, whose
+    /// record is at `fenced_to` now.
+    Taken {
+        owner: String,
+        fenced_to: Option<u64>,
+    },
     /// Another attempt for the same contact holds it, unfinished: retry.
     InProgress,
     /// The entry changed under us: retry.
@@ -35,11 +45,12 @@ impl Ops {
         patch: ContactPatch,
     ) -> Result<ContactView, EngineError> {
         for _ in 0..MAX_ATTEMPTS {
-            let existing = self.store.get_contact(&code).await?;
-            let (mut contact, expected) = match &existing {
-                Some(v) => (v.value.clone(), Some(v.version)),
-                None => (Contact::new(code.clone()), None),
-            };
+            let slot = self.store.get_contact_slot(&code).await?;
+            let existing = slot.value.clone();
+            let mut expected = slot.version;
+            let mut contact = existing
+                .clone()
+                .unwrap_or_else(|| Contact::new(code.clone()));
             if existing.is_none() && patch.mobile.is_none() {
                 return Err(RuleError::new(
                     ErrorKey::RequiredParameterNotSpecified,
@@ -56,12 +67,15 @@ impl Ops {
                 .filter(|m| Some(m) != old_mobile.as_ref());
 
             let mut owner = None;
-            let started = now_ms();
             if let Some(mobile) = &new_mobile {
-                match self.claim_mobile(mobile, &code).await? {
-                    MobileClaim::Taken { owner: o } => {
+                match self.claim_mobile(mobile, &code, expected).await? {
+                    MobileClaim::Taken {
+                        owner: o,
+                        fenced_to,
+                    } => {
                         contact.mobile_claim = Some(o.clone());
                         owner = Some(o);
+                        expected = fenced_to.unwrap_or(expected);
                     }
                     MobileClaim::InProgress => {
                         tokio::time::sleep(IN_PROGRESS_BACKOFF).await;
@@ -71,16 +85,6 @@ impl Ops {
                 }
             }
 
-            // Past half the lease another writer may soon judge our claim
-            // stale; give it back rather than race that writer.
-            if let (Some(mobile), Some(o)) = (&new_mobile, &owner) {
-                if now_ms() - started > self.settings.claim_lease_ms / 2 {
-                    self.store
-                        .index_release(Index::Mobile, mobile.as_str(), o)
-                        .await?;
-                    return Err(EngineError::Contention(format!("contact {code}")));
-                }
-            }
             let written = match self.store.put_contact(&contact, expected).await {
                 Ok(cas) => cas,
                 // Nothing was written: give the number back now. (With an
@@ -128,18 +132,21 @@ impl Ops {
         Err(EngineError::Contention(format!("contact {code}")))
     }
 
+    /// Claims `mobile` for `code`, whose record this attempt read at
+    /// `version`.
     async fn claim_mobile(
         &self,
         mobile: &MobileNumber,
         code: &ContactCode,
+        version: u64,
     ) -> Result<MobileClaim, EngineError> {
-        let started = now_ms();
         let owner = new_owner(self.instance, code.as_str());
         let current = self.store.index_get(Index::Mobile, mobile.as_str()).await?;
+        let mut fenced_to = None;
         let expected = match current {
             None => None,
             Some(holder) => {
-                let stale = started - holder.since_ms > self.settings.claim_lease_ms;
+                let stale = holder.age_ms > self.settings.claim_lease_ms;
                 let holder_code = ContactCode::from_trusted(record_of(&holder.owner).to_owned());
                 if holder_code == *code {
                     // Our contact, another attempt: it does not carry the
@@ -149,14 +156,27 @@ impl Ops {
                     if !stale && !made_by(&holder.owner, self.instance) {
                         return Ok(MobileClaim::InProgress);
                     }
+                    // Our own record is the one to fence; we read it at
+                    // `version`, before claiming, so our write stays valid.
+                    if self.store.fence_contact(code, version).await? == Cas::Conflict {
+                        return Ok(MobileClaim::Raced);
+                    }
+                    fenced_to = Some(version + 1);
                 } else {
-                    let theirs = self
-                        .store
-                        .get_contact(&holder_code)
-                        .await?
-                        .is_some_and(|o| o.value.mobile.as_ref() == Some(mobile));
+                    let slot = self.store.get_contact_slot(&holder_code).await?;
+                    let theirs = slot
+                        .value
+                        .as_ref()
+                        .is_some_and(|o| o.mobile.as_ref() == Some(mobile));
                     if theirs || !stale {
                         return Err(number_taken());
+                    }
+                    // The stale claim's contact never got the number: fence
+                    // it, so that its slow writer cannot give it the number
+                    // after we have.
+                    if self.store.fence_contact(&holder_code, slot.version).await? == Cas::Conflict
+                    {
+                        return Ok(MobileClaim::Raced);
                     }
                 }
                 Some(holder.owner)
@@ -164,16 +184,10 @@ impl Ops {
         };
         let claimed = self
             .store
-            .index_claim(
-                Index::Mobile,
-                mobile.as_str(),
-                expected.as_deref(),
-                &owner,
-                started,
-            )
+            .index_claim(Index::Mobile, mobile.as_str(), expected.as_deref(), &owner)
             .await?;
         Ok(match claimed {
-            Ok(()) => MobileClaim::Taken { owner },
+            Ok(()) => MobileClaim::Taken { owner, fenced_to },
             Err(_) => MobileClaim::Raced,
         })
     }

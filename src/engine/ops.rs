@@ -12,7 +12,7 @@ use super::error::EngineError;
 use super::purchases::PurchaseSettings;
 use crate::domain::{
     card::Change, Actor, Card, CardNumber, Contact, ContactCode, ContactField, ErrorKey,
-    MobileNumber, RuleError,
+    MobileNumber, Role, RuleError,
 };
 use crate::metrics as m;
 use crate::store::{Cas, HistoryPage, Index, Store, Versioned};
@@ -67,6 +67,18 @@ impl Ops {
     }
 
     pub async fn execute(&self, command: Command) -> Result<Reply, EngineError> {
+        // A status change first finishes a replacement its card takes part
+        // in (purchases and reads do so where they load the card).
+        if let Command::Issue { actor, number }
+        | Command::BindTo { actor, number, .. }
+        | Command::Active { actor, number }
+        | Command::Block { actor, number, .. }
+        | Command::Unblock { actor, number, .. } = &command
+        {
+            if let Some(card) = self.store.get_card(number).await? {
+                self.finish_replacement(&card.value, actor).await?;
+            }
+        }
         match command {
             Command::Balance { number } => self.balance(&number).await.map(Reply::Balance),
             Command::Issue { actor, number } => {
@@ -203,8 +215,41 @@ impl Ops {
             .ok_or_else(|| not_found_card(number))
     }
 
+    /// Finishes the replacement `card` takes part in, if its last steps
+    /// were cut short. Returns whether it did: the card has changed, read it
+    /// again.
+    pub(crate) async fn finish_replacement(
+        &self,
+        card: &Card,
+        actor: &Actor,
+    ) -> Result<bool, EngineError> {
+        match card.unfinished_replacement() {
+            Some((old, new)) => {
+                self.complete_replacement(&old, &new, actor).await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// The card as a read should show it: with an unfinished replacement
+    /// finished first (by the system, as no one's request asked for it).
+    pub(crate) async fn settled(
+        &self,
+        card: Versioned<Card>,
+    ) -> Result<Versioned<Card>, EngineError> {
+        let system = Actor {
+            login: "system".into(),
+            role: Role::Administrator,
+        };
+        if self.finish_replacement(&card.value, &system).await? {
+            return self.load_card(&card.value.number).await;
+        }
+        Ok(card)
+    }
+
     pub(crate) async fn balance(&self, number: &CardNumber) -> Result<BalanceView, EngineError> {
-        let card = self.load_card(number).await?.value;
+        let card = self.settled(self.load_card(number).await?).await?.value;
         let contact = match &card.contact {
             Some(code) => self.store.get_contact(code).await?.map(|c| c.value),
             None => None,

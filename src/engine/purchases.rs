@@ -170,15 +170,14 @@ impl Ops {
         // a refusal hands back the current claim to judge.
         for _ in 0..MAX_ATTEMPTS {
             let owner = new_owner(self.instance, number.as_str());
-            let now = super::ops::now_ms();
             match self
                 .store
-                .index_claim(Index::Purchase, purchase_id, None, &owner, now)
+                .index_claim(Index::Purchase, purchase_id, None, &owner)
                 .await?
             {
                 Ok(()) => return Ok(()),
                 Err(Some(claim)) if record_of(&claim.owner) == number.as_str() => {
-                    if now.saturating_sub(claim.since_ms) > retention_ms {
+                    if claim.age_ms > retention_ms {
                         return Err(RuleError::new(
                             ErrorKey::IdempotencyConflict,
                             "PurchaseId was used longer ago than its outcome is kept: it cannot be applied again",
@@ -218,18 +217,15 @@ impl Ops {
     }
 
     /// Writes the card and the records, or reports that a concurrent writer
-    /// came first (the caller then reads again and finds its outcome).
+    /// came first — a newer card version, or the operation's outcome stored
+    /// already (the caller then reads again and finds that outcome).
     async fn commit(
         &self,
         next: &Card,
         version: u64,
         entry: Option<&HistoryEntry>,
-        records: Vec<(String, String)>,
+        records: Vec<CardRecordWrite>,
     ) -> Result<Cas, EngineError> {
-        let records: Vec<CardRecordWrite> = records
-            .into_iter()
-            .map(|(key, value)| CardRecordWrite { key, value })
-            .collect();
         Ok(self
             .store
             .update_card_with(
@@ -248,7 +244,7 @@ impl Ops {
         amount: Amount,
         bonus_to_pay: Amount,
     ) -> Result<Calculated, EngineError> {
-        let card = self.load_card(number).await?.value;
+        let card = self.settled(self.load_card(number).await?).await?.value;
         purchase::check_status(&card, Amount::ZERO)?;
         let c = purchase::calculate(
             &self.settings.purchases.rules,
@@ -285,6 +281,9 @@ impl Ops {
             )?;
             if let Some(stored) = stored {
                 return replay(stored, &fingerprint, "PurchaseId");
+            }
+            if self.finish_replacement(&card.value, &r.actor).await? {
+                continue;
             }
             let today = today();
             let date = r.date.unwrap_or(today);
@@ -339,7 +338,7 @@ impl Ops {
                     &next,
                     card.version,
                     Some(&entry),
-                    vec![(key.clone(), to_json(&stored))],
+                    vec![CardRecordWrite::outcome(key.clone(), to_json(&stored))],
                 )
                 .await?
                 == Cas::Applied
@@ -409,6 +408,14 @@ impl Ops {
             else {
                 continue;
             };
+            // The bonuses are not (or no longer) all on this card: it was
+            // replaced after the chain was read, or a transfer into it is
+            // unfinished. Reversing here would miss them: resolve again.
+            if card.value.replaced_by.is_some()
+                || self.finish_replacement(&card.value, actor).await?
+            {
+                continue;
+            }
             let mut next = card.value.clone();
             let today = today();
             let (reversal, money, reference, operation, refund_id, total) = match what {
@@ -437,14 +444,14 @@ impl Ops {
                 movement(reference, &reversal, money),
             );
             let records = vec![
-                (
+                CardRecordWrite::replace(
                     key.clone(),
                     to_json(&Stored {
                         purchase: Some(record),
                         ..stored
                     }),
                 ),
-                (
+                CardRecordWrite::outcome(
                     outcome_key.clone(),
                     to_json(&Stored {
                         fingerprint: fingerprint.clone(),
@@ -537,11 +544,13 @@ impl Ops {
         }
         for number in chain.iter().rev().skip(1) {
             if let Some(stored) = self.stored::<Confirmed>(number, key).await? {
+                // Create-only: a copy made meanwhile (and perhaps refunded
+                // since) is never overwritten with the older one.
                 self.commit(
                     &card.value,
                     card.version,
                     None,
-                    vec![(key.to_owned(), to_json(&stored))],
+                    vec![CardRecordWrite::outcome(key, to_json(&stored))],
                 )
                 .await?;
                 return Ok(None);
@@ -586,6 +595,9 @@ impl Ops {
             if let Some(stored) = stored {
                 return replay(stored, &fingerprint, "OperationId");
             }
+            if self.finish_replacement(&card.value, &r.actor).await? {
+                continue;
+            }
             purchase::check_status(&card.value, Amount::ZERO)?;
             let mut next = card.value.clone();
             next.ledger.compact(today);
@@ -617,7 +629,7 @@ impl Ops {
                     &next,
                     card.version,
                     Some(&entry),
-                    vec![(key.clone(), to_json(&stored))],
+                    vec![CardRecordWrite::outcome(key.clone(), to_json(&stored))],
                 )
                 .await?
                 == Cas::Applied

@@ -95,12 +95,31 @@ impl Store for Instrumented {
         timed("get_contact", self.0.get_contact(code)).await
     }
 
+    async fn get_contact_slot(
+        &self,
+        code: &ContactCode,
+    ) -> Result<Versioned<Option<Contact>>, StoreError> {
+        timed("get_contact", self.0.get_contact_slot(code)).await
+    }
+
     async fn put_contact(
         &self,
         contact: &Contact,
-        expected_version: Option<u64>,
+        expected_version: u64,
     ) -> Result<Cas, StoreError> {
         timed("put_contact", self.0.put_contact(contact, expected_version)).await
+    }
+
+    async fn fence_contact(
+        &self,
+        code: &ContactCode,
+        expected_version: u64,
+    ) -> Result<Cas, StoreError> {
+        timed(
+            "fence_contact",
+            self.0.fence_contact(code, expected_version),
+        )
+        .await
     }
 
     async fn index_get(&self, index: Index, key: &str) -> Result<Option<Claim>, StoreError> {
@@ -113,11 +132,10 @@ impl Store for Instrumented {
         key: &str,
         expected: Option<&str>,
         owner: &str,
-        now_ms: i64,
     ) -> Result<Result<(), Option<Claim>>, StoreError> {
         timed(
             "index_claim",
-            self.0.index_claim(index, key, expected, owner, now_ms),
+            self.0.index_claim(index, key, expected, owner),
         )
         .await
     }

@@ -3,7 +3,7 @@
 //! every conditional write of the trait atomic.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use parking_lot::RwLock;
@@ -22,10 +22,32 @@ struct CardRecord {
 #[derive(Default)]
 pub struct MemoryStore {
     cards: RwLock<HashMap<CardNumber, CardRecord>>,
-    contacts: RwLock<HashMap<ContactCode, Versioned<Contact>>>,
-    mobiles: RwLock<HashMap<String, Claim>>,
-    contact_cards: RwLock<HashMap<String, Claim>>,
-    purchases: RwLock<HashMap<String, Claim>>,
+    contacts: RwLock<HashMap<ContactCode, Versioned<Option<Contact>>>>,
+    mobiles: RwLock<HashMap<String, Stamped>>,
+    contact_cards: RwLock<HashMap<String, Stamped>>,
+    purchases: RwLock<HashMap<String, Stamped>>,
+}
+
+/// An index entry: its owner and when (the store's clock, ms) it was set.
+struct Stamped {
+    owner: String,
+    since_ms: i64,
+}
+
+impl Stamped {
+    fn claim(&self) -> Claim {
+        Claim {
+            owner: self.owner.clone(),
+            age_ms: clock_ms().saturating_sub(self.since_ms),
+        }
+    }
+}
+
+/// The store's clock, as Redis' `TIME` is for the Redis store.
+fn clock_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl MemoryStore {
@@ -33,7 +55,7 @@ impl MemoryStore {
         MemoryStore::default()
     }
 
-    fn index(&self, index: Index) -> &RwLock<HashMap<String, Claim>> {
+    fn index(&self, index: Index) -> &RwLock<HashMap<String, Stamped>> {
         match index {
             Index::Mobile => &self.mobiles,
             Index::ContactCard => &self.contact_cards,
@@ -99,13 +121,19 @@ impl Store for MemoryStore {
         let mut map = self.cards.write();
         match map.get_mut(&card.number) {
             Some(record) if record.version == expected_version => {
+                let now = Instant::now();
+                record.records.retain(|_, (_, until)| *until > now);
+                if records
+                    .iter()
+                    .any(|w| w.create_only && record.records.contains_key(&w.key))
+                {
+                    return Ok(Cas::Conflict);
+                }
                 record.card = card.clone();
                 record.version += 1;
                 if let Some(entry) = entry {
                     record.history.push(entry.clone());
                 }
-                let now = Instant::now();
-                record.records.retain(|_, (_, until)| *until > now);
                 // A retention too large to represent means "keep".
                 let until = now
                     .checked_add(Duration::from_secs(ttl_secs))
@@ -161,35 +189,60 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn get_contact(
+    async fn get_contact_slot(
         &self,
         code: &ContactCode,
-    ) -> Result<Option<Versioned<Contact>>, StoreError> {
-        Ok(self.contacts.read().get(code).cloned())
+    ) -> Result<Versioned<Option<Contact>>, StoreError> {
+        Ok(self
+            .contacts
+            .read()
+            .get(code)
+            .cloned()
+            .unwrap_or(Versioned {
+                value: None,
+                version: 0,
+            }))
     }
 
     async fn put_contact(
         &self,
         contact: &Contact,
-        expected_version: Option<u64>,
+        expected_version: u64,
     ) -> Result<Cas, StoreError> {
         let mut map = self.contacts.write();
-        let current = map.get(&contact.code).map(|c| c.version);
+        let current = map.get(&contact.code).map_or(0, |c| c.version);
         if current != expected_version {
             return Ok(Cas::Conflict);
         }
         map.insert(
             contact.code.clone(),
             Versioned {
-                value: contact.clone(),
-                version: expected_version.unwrap_or(0) + 1,
+                value: Some(contact.clone()),
+                version: expected_version + 1,
             },
         );
         Ok(Cas::Applied)
     }
 
+    async fn fence_contact(
+        &self,
+        code: &ContactCode,
+        expected_version: u64,
+    ) -> Result<Cas, StoreError> {
+        let mut map = self.contacts.write();
+        let slot = map.entry(code.clone()).or_insert(Versioned {
+            value: None,
+            version: 0,
+        });
+        if slot.version != expected_version {
+            return Ok(Cas::Conflict);
+        }
+        slot.version += 1;
+        Ok(Cas::Applied)
+    }
+
     async fn index_get(&self, index: Index, key: &str) -> Result<Option<Claim>, StoreError> {
-        Ok(self.index(index).read().get(key).cloned())
+        Ok(self.index(index).read().get(key).map(Stamped::claim))
     }
 
     async fn index_claim(
@@ -198,18 +251,17 @@ impl Store for MemoryStore {
         key: &str,
         expected: Option<&str>,
         owner: &str,
-        now_ms: i64,
     ) -> Result<Result<(), Option<Claim>>, StoreError> {
         let mut map = self.index(index).write();
         let current = map.get(key);
         if current.map(|c| c.owner.as_str()) != expected {
-            return Ok(Err(current.cloned()));
+            return Ok(Err(current.map(Stamped::claim)));
         }
         map.insert(
             key.to_owned(),
-            Claim {
+            Stamped {
                 owner: owner.to_owned(),
-                since_ms: now_ms,
+                since_ms: clock_ms(),
             },
         );
         Ok(Ok(()))

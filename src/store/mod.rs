@@ -39,12 +39,15 @@ pub enum Index {
     Purchase,
 }
 
-/// Who holds an index entry, and since when (ms since the epoch): a claim
-/// whose owner never completed its write can be recognised as stale.
+/// Who holds an index entry, and for how long: a claim whose owner never
+/// completed its write can be recognised as stale. The age is measured by
+/// the store's own clock (Redis `TIME`), both when the claim is stamped and
+/// when it is read, so that clock skew between server instances cannot make
+/// a live claim look stale.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
     pub owner: String,
-    pub since_ms: i64,
+    pub age_ms: i64,
 }
 
 /// A page of a card's history, newest first. Entries carry their sequence
@@ -61,6 +64,31 @@ pub struct HistoryPage {
 pub struct CardRecordWrite {
     pub key: String,
     pub value: String,
+    /// The write applies only if this record does not exist yet (an
+    /// operation's outcome under its idempotency key): a second run of the
+    /// same operation, however its reads interleaved with the first, is
+    /// refused atomically with the card's version check.
+    pub create_only: bool,
+}
+
+impl CardRecordWrite {
+    /// An operation's outcome: written once, never overwritten.
+    pub fn outcome(key: impl Into<String>, value: impl Into<String>) -> CardRecordWrite {
+        CardRecordWrite {
+            key: key.into(),
+            value: value.into(),
+            create_only: true,
+        }
+    }
+
+    /// A record that the operation updates (a purchase being refunded).
+    pub fn replace(key: impl Into<String>, value: impl Into<String>) -> CardRecordWrite {
+        CardRecordWrite {
+            key: key.into(),
+            value: value.into(),
+            create_only: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -101,9 +129,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Like `update_card` (the history entry is optional here: moving a
     /// record between cards is no event of the card), and in the same
-    /// atomic write sets each of `records` (kept for `ttl_secs`): the stored
-    /// outcome of an operation and its balance change are written together
-    /// or not at all.
+    /// atomic write sets each of `records` (kept for `ttl_secs`, which is
+    /// never 0): the stored outcome of an operation and its balance change
+    /// are written together or not at all. A `create_only` record that
+    /// exists already makes the whole write a `Conflict`.
     async fn update_card_with(
         &self,
         card: &Card,
@@ -131,27 +160,51 @@ pub trait Store: Send + Sync + 'static {
     async fn get_contact(
         &self,
         code: &ContactCode,
-    ) -> Result<Option<Versioned<Contact>>, StoreError>;
+    ) -> Result<Option<Versioned<Contact>>, StoreError> {
+        let slot = self.get_contact_slot(code).await?;
+        Ok(slot.value.map(|value| Versioned {
+            value,
+            version: slot.version,
+        }))
+    }
 
-    /// Creates (`expected_version` = `None`, only if absent) or updates (only
-    /// if the version still matches) a contact.
+    /// A contact's record for a conditional write: the contact if it
+    /// exists, and the record's version even when it does not (0: never
+    /// written; a fence raises it too), so that a fenced creation fails.
+    async fn get_contact_slot(
+        &self,
+        code: &ContactCode,
+    ) -> Result<Versioned<Option<Contact>>, StoreError>;
+
+    /// Creates or updates a contact if the record's version (see
+    /// `get_contact_slot`) is still `expected_version`.
     async fn put_contact(
         &self,
         contact: &Contact,
-        expected_version: Option<u64>,
+        expected_version: u64,
+    ) -> Result<Cas, StoreError>;
+
+    /// Raises the version of a contact's record (existing or not) if it is
+    /// still `expected_version`, changing nothing else: a slow writer that
+    /// read the old version can no longer write. Taking over a stale index
+    /// claim fences the record that claim was made for.
+    async fn fence_contact(
+        &self,
+        code: &ContactCode,
+        expected_version: u64,
     ) -> Result<Cas, StoreError>;
 
     async fn index_get(&self, index: Index, key: &str) -> Result<Option<Claim>, StoreError>;
 
-    /// Sets `key` to `owner` if its current owner is `expected` (`None`:
-    /// absent). On refusal returns the current claim.
+    /// Sets `key` to `owner`, stamped with the store's clock, if its current
+    /// owner is `expected` (`None`: absent). On refusal returns the current
+    /// claim.
     async fn index_claim(
         &self,
         index: Index,
         key: &str,
         expected: Option<&str>,
         owner: &str,
-        now_ms: i64,
     ) -> Result<Result<(), Option<Claim>>, StoreError>;
 
     /// Removes `key` if `owner` still holds it.

@@ -105,14 +105,8 @@ async fn scenario(store: &dyn Store) -> Vec<String> {
 
     // Records written with a card update: all or nothing with the CAS.
     let records = [
-        CardRecordWrite {
-            key: "purchase:P{1}".into(),
-            value: "{\"a\":1}".into(),
-        },
-        CardRecordWrite {
-            key: "refund:2:P1:r".into(),
-            value: "x".into(),
-        },
+        CardRecordWrite::replace("purchase:P{1}", "{\"a\":1}"),
+        CardRecordWrite::outcome("refund:2:P1:r", "x"),
     ];
     log(format!(
         "{:?}",
@@ -142,10 +136,34 @@ async fn scenario(store: &dyn Store) -> Vec<String> {
         "{:?}",
         store.get_card_record(&b.number, "purchase:P{1}").await
     ));
+    // An outcome that exists already refuses the whole write, even at the
+    // right version; a record that is only replaced does not.
+    let again = [
+        CardRecordWrite::replace("purchase:P{1}", "{\"a\":2}"),
+        CardRecordWrite::outcome("refund:2:P1:r", "y"),
+    ];
+    log(format!(
+        "{:?}",
+        store.update_card_with(&issued, 8, None, &again, 3600).await
+    ));
+    log(format!(
+        "{:?}",
+        store.get_card_record(&a.number, "purchase:P{1}").await
+    ));
     log(format!(
         "{:?}",
         store
-            .update_card_with(&issued, 8, Some(&entry(8)), &[], 3600)
+            .update_card_with(&issued, 8, None, &again[..1], 3600)
+            .await
+    ));
+    log(format!(
+        "{:?}",
+        store.get_card_record(&a.number, "purchase:P{1}").await
+    ));
+    log(format!(
+        "{:?}",
+        store
+            .update_card_with(&issued, 9, Some(&entry(8)), &[], 3600)
             .await
     ));
     log(format!(
@@ -154,43 +172,53 @@ async fn scenario(store: &dyn Store) -> Vec<String> {
     ));
 
     let mut contact = Contact::new(ContactCode::from_trusted("C-1".into()));
-    log(format!("{:?}", store.put_contact(&contact, None).await));
-    log(format!("{:?}", store.put_contact(&contact, None).await));
+    log(format!("{:?}", store.put_contact(&contact, 0).await));
+    log(format!("{:?}", store.put_contact(&contact, 0).await));
     contact.name = "Name".into();
-    log(format!("{:?}", store.put_contact(&contact, Some(1)).await));
-    log(format!("{:?}", store.put_contact(&contact, Some(1)).await));
+    log(format!("{:?}", store.put_contact(&contact, 1).await));
+    log(format!("{:?}", store.put_contact(&contact, 1).await));
     log(format!("{:?}", store.get_contact(&contact.code).await));
     let other = Contact::new(ContactCode::from_trusted("C-2".into()));
-    log(format!("{:?}", store.put_contact(&other, Some(5)).await));
+    log(format!("{:?}", store.put_contact(&other, 5).await));
+    log(format!("{:?}", store.get_contact(&other.code).await));
+    // Fences: of an existing contact (data kept), of one never written (it
+    // stays absent, but a creation that read version 0 now fails).
+    log(format!("{:?}", store.fence_contact(&contact.code, 1).await));
+    log(format!("{:?}", store.fence_contact(&contact.code, 2).await));
+    log(format!("{:?}", store.get_contact_slot(&contact.code).await));
+    log(format!("{:?}", store.fence_contact(&other.code, 0).await));
+    log(format!("{:?}", store.get_contact(&other.code).await));
+    log(format!("{:?}", store.get_contact_slot(&other.code).await));
+    log(format!("{:?}", store.put_contact(&other, 0).await));
+    log(format!("{:?}", store.put_contact(&other, 1).await));
     log(format!("{:?}", store.get_contact(&other.code).await));
 
+    // A claim's age comes from the store's clock: fresh here.
+    let fresh =
+        |c: Option<loyalty::store::Claim>| c.map(|c| (c.owner, (0..60_000).contains(&c.age_ms)));
+
     for index in [Index::Mobile, Index::ContactCard, Index::Purchase] {
-        log(format!(
-            "{:?}",
-            store.index_claim(index, "k", None, "x", 10).await
-        ));
-        log(format!(
-            "{:?}",
-            store.index_claim(index, "k", None, "y", 11).await
-        ));
-        log(format!(
-            "{:?}",
-            store.index_claim(index, "k", Some("y"), "y", 12).await
-        ));
-        log(format!(
-            "{:?}",
-            store.index_claim(index, "k", Some("x"), "z", 13).await
-        ));
-        log(format!("{:?}", store.index_get(index, "k").await));
+        let claim = |owner: &'static str, expected: Option<&'static str>| async move {
+            store
+                .index_claim(index, "k", expected, owner)
+                .await
+                .map(|r| r.map_err(fresh))
+        };
+        let get = || async move { store.index_get(index, "k").await.map(fresh) };
+        log(format!("{:?}", claim("x", None).await));
+        log(format!("{:?}", claim("y", None).await));
+        log(format!("{:?}", claim("y", Some("y")).await));
+        log(format!("{:?}", claim("z", Some("x")).await));
+        log(format!("{:?}", get().await));
         log(format!("{:?}", store.index_release(index, "k", "x").await));
-        log(format!("{:?}", store.index_get(index, "k").await));
+        log(format!("{:?}", get().await));
         log(format!("{:?}", store.index_release(index, "k", "z").await));
-        log(format!("{:?}", store.index_get(index, "k").await));
+        log(format!("{:?}", get().await));
+        log(format!("{:?}", claim("y", Some("x")).await));
         log(format!(
             "{:?}",
-            store.index_claim(index, "k", Some("x"), "y", 14).await
+            store.index_get(index, "other").await.map(fresh)
         ));
-        log(format!("{:?}", store.index_get(index, "other").await));
     }
     out
 }

@@ -33,8 +33,14 @@ pub fn read(what: &str, e: RedisError) -> StoreError {
     StoreError::Unavailable(format!("{what}: {e}"))
 }
 
-pub fn write(what: &str, e: RedisError) -> StoreError {
-    if not_executed(&e) {
+/// A write that failed. `resends`: the client may have sent the command
+/// more than once (the cluster client retries after a connection reset or a
+/// redirection), so an error proves nothing about an earlier attempt — the
+/// first send may have run before the connection died, and the refusal came
+/// to the resend. Only a client that never resends can call a refusal "not
+/// run": a claim given back on that word would be one a landed write relies on.
+pub fn write(what: &str, e: RedisError, resends: bool) -> StoreError {
+    if !resends && not_executed(&e) {
         StoreError::Unavailable(format!("{what}: {e}"))
     } else {
         StoreError::OutcomeUnknown(format!("{what}: {e}"))

@@ -117,6 +117,9 @@ pub struct RedisStore {
     keys: Keys,
     scripts: Scripts,
     timeout: Duration,
+    /// The client may send a command again on its own (the cluster client
+    /// does): see `errors::write`.
+    resends: bool,
 }
 
 impl RedisStore {
@@ -161,7 +164,9 @@ impl RedisStore {
                 }
             }
         }
+        let resends = matches!(conns.first(), Some(Conn::Cluster(_)));
         Ok(RedisStore {
+            resends,
             conns,
             next: AtomicUsize::new(0),
             keys: Keys::new(&settings.key_prefix),
@@ -224,7 +229,7 @@ impl RedisStore {
             Err(_) => Err(errors::write_timeout(lua.name, self.timeout_ms())),
             Ok(Err(e)) if is_corrupt(&e) => Err(errors::corrupt(key, e.to_string())),
             Ok(Err(e)) if lua.read_only => Err(errors::read(lua.name, e)),
-            Ok(Err(e)) => Err(errors::write(lua.name, e)),
+            Ok(Err(e)) => Err(errors::write(lua.name, e, self.resends)),
             Ok(Ok(v)) => Ok(v),
         }
     }
@@ -418,8 +423,17 @@ impl Store for RedisStore {
             Some(e) => to_json(e)?,
             None => Vec::new(),
         };
-        let mut args: Vec<&[u8]> =
-            vec![version.as_bytes(), &card_json, &entry_json, ttl.as_bytes()];
+        let flags: String = records
+            .iter()
+            .map(|r| if r.create_only { '1' } else { '0' })
+            .collect();
+        let mut args: Vec<&[u8]> = vec![
+            version.as_bytes(),
+            &card_json,
+            &entry_json,
+            ttl.as_bytes(),
+            flags.as_bytes(),
+        ];
         args.extend(records.iter().map(|r| r.value.as_bytes()));
         let reply = self.script(&self.scripts.update_card, &keys, &args).await?;
         Ok(if flag(&key, &reply)? {
@@ -484,47 +498,76 @@ impl Store for RedisStore {
         })
     }
 
-    async fn get_contact(
+    async fn get_contact_slot(
         &self,
         code: &ContactCode,
-    ) -> Result<Option<Versioned<Contact>>, StoreError> {
+    ) -> Result<Versioned<Option<Contact>>, StoreError> {
         let key = self.keys.contact(code.as_str());
-        self.get_versioned("get_contact", &key).await
+        let mut cmd = redis::cmd("HMGET");
+        cmd.arg(&key).arg("v").arg("d");
+        let (v, d): (Option<String>, Option<Vec<u8>>) = self.read("get_contact", &key, cmd).await?;
+        let version = match &v {
+            None => 0,
+            Some(v) => v
+                .parse::<u64>()
+                .map_err(|_| errors::corrupt(&key, format!("version {v:?}")))?,
+        };
+        let value = match (v, d) {
+            (_, None) => None,
+            (Some(_), Some(d)) => {
+                Some(serde_json::from_slice(&d).map_err(|e| errors::corrupt(&key, e.to_string()))?)
+            }
+            (None, Some(_)) => return Err(errors::corrupt(&key, "data without a version")),
+        };
+        Ok(Versioned { value, version })
     }
 
     async fn put_contact(
         &self,
         contact: &Contact,
-        expected_version: Option<u64>,
+        expected_version: u64,
     ) -> Result<Cas, StoreError> {
         let key = self.keys.contact(contact.code.as_str());
-        let (mode, version) = match expected_version {
-            None => ("0", String::new()),
-            Some(v) => ("1", v.to_string()),
-        };
+        let version = expected_version.to_string();
         let reply = self
             .script(
                 &self.scripts.put_contact,
                 &[&key],
-                &[mode.as_bytes(), version.as_bytes(), &to_json(contact)?],
+                &[version.as_bytes(), &to_json(contact)?],
             )
             .await?;
-        Ok(if flag(&key, &reply)? {
-            Cas::Applied
-        } else {
-            Cas::Conflict
-        })
+        cas(&key, &reply)
+    }
+
+    async fn fence_contact(
+        &self,
+        code: &ContactCode,
+        expected_version: u64,
+    ) -> Result<Cas, StoreError> {
+        let key = self.keys.contact(code.as_str());
+        let version = expected_version.to_string();
+        let reply = self
+            .script(&self.scripts.fence_contact, &[&key], &[version.as_bytes()])
+            .await?;
+        cas(&key, &reply)
     }
 
     async fn index_get(&self, index: Index, key: &str) -> Result<Option<Claim>, StoreError> {
         let key = self.keys.index(index, key);
-        let mut cmd = redis::cmd("HMGET");
-        cmd.arg(&key).arg("owner").arg("since");
-        let (owner, since): (Option<String>, Option<String>) =
-            self.read("index_get", &key, cmd).await?;
-        match owner {
-            None => Ok(None),
-            Some(owner) => Ok(Some(claim(&key, owner, since.as_deref())?)),
+        let reply = self.script(&self.scripts.index_get, &[&key], &[]).await?;
+        let bad = || errors::corrupt(&key, format!("unexpected script reply {reply:?}"));
+        let Value::Array(items) = &reply else {
+            return Err(bad());
+        };
+        match items.as_slice() {
+            [] => Ok(None),
+            [owner, since, now] => Ok(Some(claim(
+                &key,
+                text(owner).ok_or_else(bad)?,
+                text(since),
+                text(now),
+            )?)),
+            _ => Err(bad()),
         }
     }
 
@@ -534,24 +577,17 @@ impl Store for RedisStore {
         key: &str,
         expected: Option<&str>,
         owner: &str,
-        now_ms: i64,
     ) -> Result<Result<(), Option<Claim>>, StoreError> {
         let key = self.keys.index(index, key);
         let (mode, expected) = match expected {
             None => ("0", ""),
             Some(e) => ("1", e),
         };
-        let now = now_ms.to_string();
         let reply = self
             .script(
                 &self.scripts.index_claim,
                 &[&key],
-                &[
-                    mode.as_bytes(),
-                    expected.as_bytes(),
-                    owner.as_bytes(),
-                    now.as_bytes(),
-                ],
+                &[mode.as_bytes(), expected.as_bytes(), owner.as_bytes()],
             )
             .await?;
         let bad = || errors::corrupt(&key, format!("unexpected script reply {reply:?}"));
@@ -561,10 +597,9 @@ impl Store for RedisStore {
         match items.as_slice() {
             [ok] if int(ok) == Some(1) => Ok(Ok(())),
             [no] if int(no) == Some(0) => Ok(Err(None)),
-            [no, owner, since] if int(no) == Some(0) => {
+            [no, owner, since, now] if int(no) == Some(0) => {
                 let owner = text(owner).ok_or_else(bad)?;
-                let since = text(since);
-                Ok(Err(Some(claim(&key, owner, since.as_deref())?)))
+                Ok(Err(Some(claim(&key, owner, text(since), text(now))?)))
             }
             _ => Err(bad()),
         }
@@ -578,10 +613,29 @@ impl Store for RedisStore {
     }
 }
 
-fn claim(key: &str, owner: String, since: Option<&str>) -> Result<Claim, StoreError> {
-    let since_ms = since
-        .unwrap_or("0")
-        .parse::<i64>()
-        .map_err(|_| errors::corrupt(key, format!("claim time {since:?}")))?;
-    Ok(Claim { owner, since_ms })
+/// A claim as a script read it: its `since` and the server's `now` (ms).
+fn claim(
+    key: &str,
+    owner: String,
+    since: Option<String>,
+    now: Option<String>,
+) -> Result<Claim, StoreError> {
+    let ms = |v: &Option<String>| {
+        v.as_deref()
+            .and_then(|v| v.parse::<i64>().ok())
+            .ok_or_else(|| errors::corrupt(key, format!("claim time {v:?}")))
+    };
+    Ok(Claim {
+        owner,
+        age_ms: ms(&now)?.saturating_sub(ms(&since)?),
+    })
+}
+
+/// A compare-and-set script's 1/0 answer.
+fn cas(key: &str, reply: &Value) -> Result<Cas, StoreError> {
+    Ok(if flag(key, reply)? {
+        Cas::Applied
+    } else {
+        Cas::Conflict
+    })
 }

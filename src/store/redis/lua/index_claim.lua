@@ -1,11 +1,15 @@
 #!lua
--- Compare-and-set of an index entry's owner.
+-- Compare-and-set of an index entry's owner, stamped with this Redis
+-- server's clock (TIME), so that a claim's age never depends on the clocks
+-- of the server instances that made and judge it.
 -- KEYS[1] the index entry (hash: owner, since)
 -- ARGV[1] '0' expect absent / '1' expect ARGV[2] as owner
--- ARGV[3] the new owner, ARGV[4] now (ms since the epoch)
--- Returns {1} when claimed, else {0, owner, since} ({0} when absent).
+-- ARGV[3] the new owner
+-- Returns {1} when claimed, else {0, owner, since, now} ({0} when absent).
 local cur = redis.call('HMGET', KEYS[1], 'owner', 'since')
 local owner = cur[1]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local matches
 if ARGV[1] == '0' then
   matches = not owner
@@ -14,9 +18,9 @@ else
 end
 if not matches then
   if owner then
-    return {0, owner, cur[2] or '0'}
+    return {0, owner, cur[2] or '0', tostring(now)}
   end
   return {0}
 end
-redis.call('HSET', KEYS[1], 'owner', ARGV[3], 'since', ARGV[4])
+redis.call('HSET', KEYS[1], 'owner', ARGV[3], 'since', tostring(now))
 return {1}

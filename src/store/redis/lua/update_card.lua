@@ -7,8 +7,11 @@
 --   with the card's hash tag)
 -- ARGV[1] expected version, ARGV[2] card JSON, ARGV[3] history entry JSON
 --   ("" for none), ARGV[4] record TTL in seconds (0: no expiry),
---   ARGV[5..] record values, one per record key
--- Returns 1 if applied, 0 on a version conflict (or a missing card).
+--   ARGV[5] one flag per record: '1' create-only (an operation's outcome:
+--   if it exists already, the operation has been applied and nothing is
+--   written), '0' set; ARGV[6..] record values, one per record key
+-- Returns 1 if applied, 0 on a version conflict (or a missing card, or an
+-- outcome that exists already).
 local v = redis.call('HGET', KEYS[1], 'v')
 if not v or v ~= ARGV[1] then
   return 0
@@ -18,8 +21,14 @@ if not n then
   return redis.error_reply('CORRUPT version field of ' .. KEYS[1])
 end
 local ttl = tonumber(ARGV[4] or '0')
-if not ttl or (#KEYS - 2) ~= (#ARGV - 4) then
+local flags = ARGV[5] or ''
+if not ttl or (#KEYS - 2) ~= (#ARGV - 5) or #flags ~= (#KEYS - 2) then
   return redis.error_reply('update_card: records and values do not match')
+end
+for i = 3, #KEYS do
+  if string.sub(flags, i - 2, i - 2) == '1' and redis.call('EXISTS', KEYS[i]) == 1 then
+    return 0
+  end
 end
 redis.call('HSET', KEYS[1], 'v', tostring(n + 1), 'd', ARGV[2])
 if ARGV[3] ~= '' then
@@ -27,9 +36,9 @@ if ARGV[3] ~= '' then
 end
 for i = 3, #KEYS do
   if ttl > 0 then
-    redis.call('SET', KEYS[i], ARGV[i + 2], 'EX', ttl)
+    redis.call('SET', KEYS[i], ARGV[i + 3], 'EX', ttl)
   else
-    redis.call('SET', KEYS[i], ARGV[i + 2])
+    redis.call('SET', KEYS[i], ARGV[i + 3])
   end
 end
 return 1
