@@ -52,7 +52,7 @@ struct Takeover {
 /// What fencing a stale claim's card found.
 enum Fence {
     /// The card is at a new version now (`None`: there is no such card).
-    Done(Option<Versioned<Card>>),
+    Done(Option<Box<Versioned<Card>>>),
     /// The slow owner's write landed first: the card is bound to the contact.
     Bound,
     /// The card changed meanwhile: look again.
@@ -101,7 +101,7 @@ impl Ops {
                 match self.fence_card(holder, code).await? {
                     // Fencing our own card moved it on: our read is that
                     // new version (still read before our claim).
-                    Fence::Done(Some(fenced)) if holder == number => card = fenced,
+                    Fence::Done(Some(fenced)) if holder == number => card = *fenced,
                     Fence::Done(_) => {}
                     Fence::Bound | Fence::Raced => continue,
                 }
@@ -250,10 +250,10 @@ impl Ops {
             )
             .await?;
         Ok(match written {
-            Cas::Applied => Fence::Done(Some(Versioned {
+            Cas::Applied => Fence::Done(Some(Box::new(Versioned {
                 value: card.value,
                 version: card.version + 1,
-            })),
+            }))),
             Cas::Conflict => Fence::Raced,
         })
     }
