@@ -10,5 +10,6 @@ mod redis_server;
 
 mod durability;
 mod faults;
+mod replacement_repair;
 mod store_semantics;
 mod support;

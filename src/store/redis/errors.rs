@@ -63,3 +63,36 @@ pub fn corrupt(key: &str, reason: impl Into<String>) -> StoreError {
         reason: reason.into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused() -> RedisError {
+        RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused))
+    }
+
+    #[test]
+    fn a_refusal_is_not_run_only_for_a_client_that_never_resends() {
+        assert!(refused().is_connection_refusal());
+        assert!(matches!(
+            write("w", refused(), false),
+            StoreError::Unavailable(_)
+        ));
+        // The cluster client may have sent it before, on the connection
+        // that was reset: the write may have landed.
+        assert!(matches!(
+            write("w", refused(), true),
+            StoreError::OutcomeUnknown(_)
+        ));
+        let try_again = || RedisError::from((ErrorKind::TryAgain, "TRYAGAIN"));
+        assert!(matches!(
+            write("w", try_again(), false),
+            StoreError::Unavailable(_)
+        ));
+        assert!(matches!(
+            write("w", try_again(), true),
+            StoreError::OutcomeUnknown(_)
+        ));
+    }
+}
