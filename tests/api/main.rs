@@ -11,6 +11,7 @@ mod bindto;
 mod block;
 mod concurrency;
 mod contacts;
+mod exactly_once;
 mod fencing;
 mod history;
 mod history_effects;
