@@ -107,12 +107,17 @@ impl Card {
                 return Some((self.number.clone(), new.clone()));
             }
         }
-        match &self.replaces {
-            Some(old) if !self.received_from.contains(old) => {
-                Some((old.clone(), self.number.clone()))
-            }
-            _ => None,
-        }
+        self.unfinished_incoming()
+            .map(|old| (old.clone(), self.number.clone()))
+    }
+
+    /// The card this one replaces, while its lots have not arrived here.
+    /// Such a card must not be replaced in turn before they have: they
+    /// would arrive on a card that has passed its own lots on already.
+    pub fn unfinished_incoming(&self) -> Option<&CardNumber> {
+        self.replaces
+            .as_ref()
+            .filter(|old| !self.received_from.contains(old))
     }
 
     /// Blocked with reason 4: final, never unblocked, and it frees its

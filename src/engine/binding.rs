@@ -19,7 +19,9 @@
 //! decides correctness. Readers only believe a binding that both sides
 //! confirm (`current_card`), so a half-done bind is never visible as one.
 
-use super::claims::{made_by, new_owner_replacing, record_of, replaced_of, IN_PROGRESS_BACKOFF};
+use super::claims::{
+    made_by, new_owner, new_owner_replacing, record_of, replaced_of, IN_PROGRESS_BACKOFF,
+};
 use super::error::EngineError;
 use super::ops::{cannot_find_mobile, now, Ops, MAX_ATTEMPTS};
 use time::OffsetDateTime;
@@ -47,6 +49,9 @@ struct Takeover {
     replaces: Option<CardNumber>,
     /// The card a stale claim was made for: fenced before the takeover.
     fence: Option<CardNumber>,
+    /// Whether the replaced card is the live holder of the claim (bound and
+    /// blocked for replacement) rather than inherited from a dead attempt.
+    live_holder: bool,
 }
 
 /// What fencing a stale claim's card found.
@@ -63,8 +68,17 @@ impl Takeover {
     /// Whose claim to put back when this attempt gives up: the replaced
     /// card's (it stays the contact's card); a dead attempt's is not worth
     /// restoring.
-    fn restorable(&self) -> Option<&str> {
-        self.replaces.as_ref().and(self.expected.as_deref())
+    fn restorable(&self, instance: u32) -> Option<String> {
+        if self.live_holder {
+            return self.expected.clone();
+        }
+        // A dead attempt's claim is not restored (that would stamp it anew
+        // and block the contact for another lease); the card it was
+        // replacing is named instead, so the next bind still finds the
+        // replacement to complete, at once.
+        self.replaces
+            .as_ref()
+            .map(|old| new_owner(instance, old.as_str()))
     }
 }
 
@@ -98,7 +112,8 @@ impl Ops {
                 continue;
             };
             if let Some(holder) = &takeover.fence {
-                match self.fence_card(holder, code).await? {
+                let ours = (holder == number).then_some(&card);
+                match self.fence_card(holder, code, ours).await? {
                     // Fencing our own card moved it on: our read is that
                     // new version (still read before our claim).
                     Fence::Done(Some(fenced)) if holder == number => card = *fenced,
@@ -136,7 +151,9 @@ impl Ops {
                 // leave the contact blocked for a lease. (With an unknown
                 // outcome the binding may exist: the claim must stay.)
                 Err(e @ StoreError::Unavailable(_)) => {
-                    let _ = self.undo_claim(code, &owner, takeover.restorable()).await;
+                    let _ = self
+                        .undo_claim(code, &owner, takeover.restorable(self.instance).as_deref())
+                        .await;
                     return Err(e.into());
                 }
                 Err(e) => return Err(e.into()),
@@ -153,7 +170,12 @@ impl Ops {
                     let now_bound =
                         self.load_card(number).await?.value.contact.as_ref() == Some(code);
                     if !now_bound {
-                        self.undo_claim(code, &owner, takeover.restorable()).await?;
+                        self.undo_claim(
+                            code,
+                            &owner,
+                            takeover.restorable(self.instance).as_deref(),
+                        )
+                        .await?;
                     }
                 }
             }
@@ -178,6 +200,7 @@ impl Ops {
                 expected: None,
                 replaces: None,
                 fence: None,
+                live_holder: false,
             }));
         };
         let holder_number = CardNumber::from_trusted(record_of(&claim.owner).to_owned());
@@ -198,6 +221,7 @@ impl Ops {
                 expected: Some(claim.owner),
                 replaces: inherited,
                 fence: Some(holder_number),
+                live_holder: false,
             }));
         }
         let holder = self.store.get_card(&holder_number).await?;
@@ -208,6 +232,7 @@ impl Ops {
                         expected: Some(claim.owner),
                         replaces: Some(h.value.number),
                         fence: None,
+                        live_holder: true,
                     }))
                 } else {
                     Err(contact_taken())
@@ -220,6 +245,7 @@ impl Ops {
                 expected: Some(claim.owner),
                 replaces: inherited,
                 fence: Some(holder_number),
+                live_holder: false,
             })),
             _ => Err(contact_taken()),
         }
@@ -228,13 +254,22 @@ impl Ops {
     /// Fences the card a stale claim on `code` was made for (see the module
     /// comment): rewrites it unchanged at a new version, unless the slow
     /// owner's binding landed first.
+    /// `ours`: the holder is the card being bound, as this attempt read it
+    /// (and checked it bindable): it is fenced at that very version, so that
+    /// a concurrent change since (another binding, a block) makes the fence
+    /// fail rather than be carried forward unchecked.
     async fn fence_card(
         &self,
         holder: &CardNumber,
         code: &ContactCode,
+        ours: Option<&Versioned<Card>>,
     ) -> Result<Fence, EngineError> {
-        let Some(card) = self.store.get_card(holder).await? else {
-            return Ok(Fence::Done(None));
+        let card = match ours {
+            Some(card) => card.clone(),
+            None => match self.store.get_card(holder).await? {
+                Some(card) => card,
+                None => return Ok(Fence::Done(None)),
+            },
         };
         if card.value.contact.as_ref() == Some(code) {
             return Ok(Fence::Bound);
@@ -315,25 +350,51 @@ impl Ops {
     ) -> Result<(), EngineError> {
         let at = now();
         let today = at.date();
-        self.change_card(old, false, |card, _| {
-            if card.replaced_by.as_ref() == Some(new) {
-                return Ok(Change::Unchanged);
+        let mut marked_ok = false;
+        for _ in 0..MAX_ATTEMPTS {
+            // The old card's own predecessor first: lots still on their way
+            // to it must arrive before it passes its lots on.
+            let current = self.load_card(old).await?.value;
+            if current.replaced_by.is_none() {
+                if let Some(previous) = current.unfinished_incoming() {
+                    Box::pin(self.complete_replacement(previous, old, actor)).await?;
+                    continue;
+                }
             }
-            let Change::Changed {
-                card: mut marked,
-                entry,
-            } = card.mark_replaced(new, actor, at)
-            else {
-                return Ok(Change::Unchanged);
-            };
-            let lots = marked.ledger.take_all_unburnt(today);
-            marked.transfer_out.extend(lots);
-            Ok(Change::Changed {
-                card: marked,
-                entry,
+            let mut waiting = false;
+            self.change_card(old, false, |card, _| {
+                if card.replaced_by.as_ref() == Some(new) {
+                    return Ok(Change::Unchanged);
+                }
+                if card.unfinished_incoming().is_some() {
+                    waiting = true;
+                    return Ok(Change::Unchanged);
+                }
+                let Change::Changed {
+                    card: mut marked,
+                    entry,
+                } = card.mark_replaced(new, actor, at)
+                else {
+                    return Ok(Change::Unchanged);
+                };
+                let lots = marked.ledger.take_all_unburnt(today);
+                marked.transfer_out.extend(lots);
+                Ok(Change::Changed {
+                    card: marked,
+                    entry,
+                })
             })
-        })
-        .await?;
+            .await?;
+            if !waiting {
+                marked_ok = true;
+                break;
+            }
+        }
+        if !marked_ok {
+            return Err(EngineError::Contention(format!(
+                "replacement of card {old}"
+            )));
+        }
 
         let outbox = self.load_card(old).await?.value.transfer_out;
         if outbox.is_empty() {

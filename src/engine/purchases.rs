@@ -82,6 +82,12 @@ struct Stored<T> {
     outcome: T,
     #[serde(default)]
     purchase: Option<PurchaseRecord>,
+    /// When a purchase's record expires (ms since the epoch): its copy onto
+    /// a replacement card ends then too, so that it never outlives the
+    /// outcomes of the refunds recorded while it lived. Absent in records
+    /// written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -289,7 +295,7 @@ impl Ops {
             let date = r.date.unwrap_or(today);
             let mut next = card.value.clone();
             next.ledger.compact(today);
-            let record = purchase::confirm(
+            let record = match purchase::confirm(
                 rules,
                 &mut next,
                 &key,
@@ -297,7 +303,19 @@ impl Ops {
                 r.bonus_to_pay,
                 date,
                 today,
-            )?;
+            ) {
+                Ok(record) => record,
+                // The card we read may already carry this very purchase,
+                // applied by a twin of this request after our outcome read
+                // (its write-off then leaves too little for ours): answer
+                // what the twin answered, not a refusal.
+                Err(refusal) => {
+                    return match self.stored::<Confirmed>(&r.number, &key).await? {
+                        Some(stored) => replay(stored, &fingerprint, "PurchaseId"),
+                        None => Err(refusal.into()),
+                    }
+                }
+            };
             if !claimed {
                 self.claim_purchase(&r.purchase_id, &r.number).await?;
                 claimed = true;
@@ -328,10 +346,15 @@ impl Ops {
                 comment: None,
             };
             let entry = bonus_entry(&next, &r.actor, Operation::Purchase, movement);
+            let retention_ms = self.settings.purchases.retention_secs.saturating_mul(1000);
             let stored = Stored {
                 fingerprint: fingerprint.clone(),
                 outcome: outcome.clone(),
                 purchase: Some(record),
+                expires_at_ms: Some(
+                    super::ops::now_ms()
+                        .saturating_add(i64::try_from(retention_ms).unwrap_or(i64::MAX)),
+                ),
             };
             if self
                 .commit(
@@ -425,7 +448,20 @@ impl Ops {
                     (r, left, purchase_id, Operation::Cancel, None, record.amount)
                 }
                 Reversing::Refund { refund_id, amount } => {
-                    let r = purchase::refund(&mut next, &mut record, amount, &outcome_key, today)?;
+                    let r =
+                        match purchase::refund(&mut next, &mut record, amount, &outcome_key, today)
+                        {
+                            Ok(r) => r,
+                            // A twin of this refund may have been applied since
+                            // our outcome read, leaving too little for ours:
+                            // answer what it answered.
+                            Err(refusal) => {
+                                return match self.stored::<Reversed>(&home, &outcome_key).await? {
+                                    Some(stored) => replay(stored, &fingerprint, "RefundId"),
+                                    None => Err(refusal.into()),
+                                }
+                            }
+                        };
                     (
                         r,
                         amount,
@@ -457,6 +493,7 @@ impl Ops {
                         fingerprint: fingerprint.clone(),
                         outcome: outcome.clone(),
                         purchase: None,
+                        expires_at_ms: None,
                     }),
                 ),
             ];
@@ -498,6 +535,29 @@ impl Ops {
             }
             chain.push(next);
         }
+    }
+
+    /// An operation's stored outcome on a card that `card` replaced, directly
+    /// or along earlier replacements.
+    async fn predecessors_outcome<T: DeserializeOwned>(
+        &self,
+        card: &Card,
+        key: &str,
+    ) -> Result<Option<Stored<T>>, EngineError> {
+        let mut previous = card.replaces.clone();
+        for _ in 0..MAX_REPLACEMENT_CHAIN {
+            let Some(number) = previous else {
+                return Ok(None);
+            };
+            if let Some(stored) = self.stored(&number, key).await? {
+                return Ok(Some(stored));
+            }
+            previous = match self.store.get_card(&number).await? {
+                Some(c) => c.value.replaces,
+                None => None,
+            };
+        }
+        Ok(None)
     }
 
     /// An operation's stored outcome on any card of the chain (it was
@@ -550,7 +610,11 @@ impl Ops {
                     &card.value,
                     card.version,
                     None,
-                    vec![CardRecordWrite::outcome(key, to_json(&stored))],
+                    vec![CardRecordWrite::copy(
+                        key,
+                        to_json(&stored),
+                        stored.expires_at_ms,
+                    )],
                 )
                 .await?;
                 return Ok(None);
@@ -595,6 +659,14 @@ impl Ops {
             if let Some(stored) = stored {
                 return replay(stored, &fingerprint, "OperationId");
             }
+            // Applied on a card this one replaced, and retried with the new
+            // card's number: the same operation.
+            if let Some(stored) = self
+                .predecessors_outcome::<Accrued>(&card.value, &key)
+                .await?
+            {
+                return replay(stored, &fingerprint, "OperationId");
+            }
             if self.finish_replacement(&card.value, &r.actor).await? {
                 continue;
             }
@@ -623,6 +695,7 @@ impl Ops {
                 fingerprint: fingerprint.clone(),
                 outcome: outcome.clone(),
                 purchase: None,
+                expires_at_ms: None,
             };
             if self
                 .commit(

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use parking_lot::RwLock;
 
-use super::{CardRecordWrite, Cas, Claim, HistoryPage, Index, Store, StoreError, Versioned};
+use super::{
+    CardRecordWrite, Cas, Claim, Expiry, HistoryPage, Index, Store, StoreError, Versioned,
+};
 use crate::domain::{Card, CardNumber, Contact, ContactCode, HistoryEntry};
 
 struct CardRecord {
@@ -28,22 +30,29 @@ pub struct MemoryStore {
     purchases: RwLock<HashMap<String, Stamped>>,
 }
 
-/// An index entry: its owner and when (the store's clock, ms) it was set.
+/// An index entry: its owner and when it was set (a monotonic clock, so
+/// that a step of the wall clock cannot age a claim).
 struct Stamped {
     owner: String,
-    since_ms: i64,
+    since: Instant,
 }
 
 impl Stamped {
     fn claim(&self) -> Claim {
         Claim {
             owner: self.owner.clone(),
-            age_ms: clock_ms().saturating_sub(self.since_ms),
+            age_ms: i64::try_from(self.since.elapsed().as_millis()).unwrap_or(i64::MAX),
         }
     }
 }
 
-/// The store's clock, as Redis' `TIME` is for the Redis store.
+/// `now + d`; a retention too large to represent means "keep".
+fn later(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .unwrap_or(now + Duration::from_secs(100 * 365 * 86_400))
+}
+
+/// The wall clock, for expiry instants given in ms since the epoch.
 fn clock_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -134,11 +143,16 @@ impl Store for MemoryStore {
                 if let Some(entry) = entry {
                     record.history.push(entry.clone());
                 }
-                // A retention too large to represent means "keep".
-                let until = now
-                    .checked_add(Duration::from_secs(ttl_secs))
-                    .unwrap_or(now + Duration::from_secs(100 * 365 * 86_400));
+                let retention = later(now, Duration::from_secs(ttl_secs));
                 for w in records {
+                    let until = match w.expiry {
+                        Expiry::Retention => retention,
+                        Expiry::Keep => record.records.get(&w.key).map_or(retention, |r| r.1),
+                        Expiry::At(ms) => {
+                            let left = ms.saturating_sub(clock_ms()).max(0);
+                            later(now, Duration::from_millis(left as u64))
+                        }
+                    };
                     record
                         .records
                         .insert(w.key.clone(), (w.value.clone(), until));
@@ -261,7 +275,7 @@ impl Store for MemoryStore {
             key.to_owned(),
             Stamped {
                 owner: owner.to_owned(),
-                since_ms: clock_ms(),
+                since: Instant::now(),
             },
         );
         Ok(Ok(()))

@@ -69,6 +69,20 @@ pub struct CardRecordWrite {
     /// same operation, however its reads interleaved with the first, is
     /// refused atomically with the card's version check.
     pub create_only: bool,
+    pub expiry: Expiry,
+}
+
+/// When a record written with a card update expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// The retention from now (`ttl_secs` of the write).
+    Retention,
+    /// Whenever it expired before this write (a record being updated must
+    /// not outlive the outcomes recorded while it lived); the retention if
+    /// it did not exist.
+    Keep,
+    /// At this instant, ms since the epoch (a copy keeps its source's end).
+    At(i64),
 }
 
 impl CardRecordWrite {
@@ -78,15 +92,33 @@ impl CardRecordWrite {
             key: key.into(),
             value: value.into(),
             create_only: true,
+            expiry: Expiry::Retention,
         }
     }
 
-    /// A record that the operation updates (a purchase being refunded).
+    /// A record that the operation updates (a purchase being refunded): it
+    /// keeps its expiry.
     pub fn replace(key: impl Into<String>, value: impl Into<String>) -> CardRecordWrite {
         CardRecordWrite {
             key: key.into(),
             value: value.into(),
             create_only: false,
+            expiry: Expiry::Keep,
+        }
+    }
+
+    /// A copy of a record onto another card, created once, ending when its
+    /// source ends (`None`: unknown, the retention from now).
+    pub fn copy(
+        key: impl Into<String>,
+        value: impl Into<String>,
+        expires_at_ms: Option<i64>,
+    ) -> CardRecordWrite {
+        CardRecordWrite {
+            key: key.into(),
+            value: value.into(),
+            create_only: true,
+            expiry: expires_at_ms.map_or(Expiry::Retention, Expiry::At),
         }
     }
 }

@@ -10,6 +10,7 @@ mod redis_server;
 
 mod durability;
 mod faults;
+mod interleavings;
 mod replacement_repair;
 mod store_semantics;
 mod support;

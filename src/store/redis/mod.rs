@@ -27,7 +27,9 @@ use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr
 use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, RedisResult, Value};
 use serde::de::DeserializeOwned;
 
-use super::{CardRecordWrite, Cas, Claim, HistoryPage, Index, Store, StoreError, Versioned};
+use super::{
+    CardRecordWrite, Cas, Claim, Expiry, HistoryPage, Index, Store, StoreError, Versioned,
+};
 use crate::domain::{Card, CardNumber, Contact, ContactCode, HistoryEntry};
 pub use keys::Keys;
 use scripts::{Lua, Scripts};
@@ -427,14 +429,34 @@ impl Store for RedisStore {
             .iter()
             .map(|r| if r.create_only { '1' } else { '0' })
             .collect();
+        let modes: String = records
+            .iter()
+            .map(|r| match r.expiry {
+                Expiry::Retention => 'R',
+                Expiry::Keep => 'K',
+                Expiry::At(_) => 'A',
+            })
+            .collect();
+        let instants: Vec<String> = records
+            .iter()
+            .map(|r| match r.expiry {
+                // A past instant would be refused: expire at once instead.
+                Expiry::At(ms) => ms.max(1).to_string(),
+                _ => String::new(),
+            })
+            .collect();
         let mut args: Vec<&[u8]> = vec![
             version.as_bytes(),
             &card_json,
             &entry_json,
             ttl.as_bytes(),
             flags.as_bytes(),
+            modes.as_bytes(),
         ];
-        args.extend(records.iter().map(|r| r.value.as_bytes()));
+        for (r, at) in records.iter().zip(&instants) {
+            args.push(r.value.as_bytes());
+            args.push(at.as_bytes());
+        }
         let reply = self.script(&self.scripts.update_card, &keys, &args).await?;
         Ok(if flag(&key, &reply)? {
             Cas::Applied

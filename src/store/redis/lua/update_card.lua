@@ -9,7 +9,11 @@
 --   ("" for none), ARGV[4] record TTL in seconds (0: no expiry),
 --   ARGV[5] one flag per record: '1' create-only (an operation's outcome:
 --   if it exists already, the operation has been applied and nothing is
---   written), '0' set; ARGV[6..] record values, one per record key
+--   written), '0' set;
+--   ARGV[6] one expiry mode per record: 'R' the TTL from now, 'K' keep the
+--   record's expiry (the TTL if it does not exist), 'A' at an instant;
+--   then per record: its value, and its instant (ms since the epoch, for
+--   'A'; '' otherwise)
 -- Returns 1 if applied, 0 on a version conflict (or a missing card, or an
 -- outcome that exists already).
 local v = redis.call('HGET', KEYS[1], 'v')
@@ -21,12 +25,14 @@ if not n then
   return redis.error_reply('CORRUPT version field of ' .. KEYS[1])
 end
 local ttl = tonumber(ARGV[4] or '0')
+local records = #KEYS - 2
 local flags = ARGV[5] or ''
-if not ttl or (#KEYS - 2) ~= (#ARGV - 5) or #flags ~= (#KEYS - 2) then
+local modes = ARGV[6] or ''
+if not ttl or #ARGV ~= 6 + 2 * records or #flags ~= records or #modes ~= records then
   return redis.error_reply('update_card: records and values do not match')
 end
-for i = 3, #KEYS do
-  if string.sub(flags, i - 2, i - 2) == '1' and redis.call('EXISTS', KEYS[i]) == 1 then
+for i = 1, records do
+  if string.sub(flags, i, i) == '1' and redis.call('EXISTS', KEYS[i + 2]) == 1 then
     return 0
   end
 end
@@ -34,11 +40,18 @@ redis.call('HSET', KEYS[1], 'v', tostring(n + 1), 'd', ARGV[2])
 if ARGV[3] ~= '' then
   redis.call('RPUSH', KEYS[2], ARGV[3])
 end
-for i = 3, #KEYS do
-  if ttl > 0 then
-    redis.call('SET', KEYS[i], ARGV[i + 3], 'EX', ttl)
+for i = 1, records do
+  local key = KEYS[i + 2]
+  local value = ARGV[5 + 2 * i]
+  local mode = string.sub(modes, i, i)
+  if mode == 'K' and redis.call('EXISTS', key) == 1 then
+    redis.call('SET', key, value, 'KEEPTTL')
+  elseif mode == 'A' then
+    redis.call('SET', key, value, 'PXAT', ARGV[6 + 2 * i])
+  elseif ttl > 0 then
+    redis.call('SET', key, value, 'EX', ttl)
   else
-    redis.call('SET', KEYS[i], ARGV[i + 3])
+    redis.call('SET', key, value)
   end
 end
 return 1
