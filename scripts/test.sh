@@ -4,24 +4,44 @@
 # Redis Cluster, plus the process-level Redis tests (kill -9 durability,
 # Redis down mid-traffic). The tests start their own redis-server processes
 # on free ports in temp dirs and stop them afterwards; the machine's own
-# Redis (6379) is never touched.
+# Redis (6379) is never touched. deploy/ is checked statically
+# (scripts/check-deploy.sh) and live: tests/observability starts Redis, two
+# servers, redis_exporter and a Prometheus with the shipped config, and
+# evaluates every dashboard query and alert rule through it.
 #
 # Usage: scripts/test.sh            (from anywhere inside the project)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
-    echo "== installing redis-server and redis-tools (apt-get)"
+# Tools the tests need, from Debian's packages when missing: Redis for the
+# store tests; Prometheus (promtool comes with it), redis_exporter, yamllint,
+# docker-compose, systemd-analyze and python3-venv for the observability and
+# deploy checks. Nothing is skipped for want of a tool.
+need=()
+command -v redis-server >/dev/null && command -v redis-cli >/dev/null || need+=(redis-server redis-tools)
+command -v prometheus >/dev/null && command -v promtool >/dev/null || need+=(prometheus)
+command -v prometheus-redis-exporter >/dev/null || need+=(prometheus-redis-exporter)
+command -v yamllint >/dev/null || need+=(yamllint)
+command -v docker-compose >/dev/null || need+=(docker-compose)
+command -v systemd-analyze >/dev/null || need+=(systemd)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "== installing ${need[*]} (apt-get)"
     sudo_cmd=""
     if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
     $sudo_cmd apt-get update -qq
-    $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools
+    $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 
 # One build of every test target first, so the runs below only run.
 cargo test --no-run --quiet
 
-echo "== unit tests, API suite on memory, Redis process tests"
+echo "== deploy/: promtool (config, rules, alert unit tests), yamllint, docker-compose config, systemd-analyze, dashboard schema, Kubernetes schemas"
+deploy_started=$SECONDS
+scripts/check-deploy.sh "${CARGO_TARGET_DIR:-target}/debug/loyalty"
+echo "== deploy/ checks took $((SECONDS - deploy_started))s"
+
+echo "== unit tests, API suite on memory, Redis process tests, the dashboard and alerts against a real Prometheus (tests/observability)"
 cargo test
 echo "== API suite on a single redis-server"
 LOYALTY_TEST_BACKEND=redis cargo test --test api

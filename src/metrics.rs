@@ -21,6 +21,9 @@ pub const SHARD_REJECTED: &str = "loyalty_shard_commands_rejected_total";
 pub const SHARD_QUEUE_DEPTH: &str = "loyalty_shard_queue_depth";
 pub const STORE_DURATION: &str = "loyalty_store_operation_duration_seconds";
 pub const STORE_ERRORS: &str = "loyalty_store_errors_total";
+/// 1 when the store answered the last ping (taken at every scrape and every
+/// `/ready`), else 0: what "not ready" looks like to Prometheus.
+pub const STORE_UP: &str = "loyalty_store_up";
 pub const CARDS_LOADED: &str = "loyalty_cards_loaded_total";
 /// In hundredths of a bonus point: counters are integers and amounts are exact.
 pub const BONUS_AMOUNT: &str = "loyalty_bonus_amount_hundredths_total";
@@ -98,6 +101,10 @@ pub fn store_operation(operation: &'static str, seconds: f64, error: Option<&'st
     if let Some(kind) = error {
         counter!(STORE_ERRORS, "operation" => operation, "error_type" => kind).increment(1);
     }
+}
+
+pub fn store_up(up: bool) {
+    gauge!(STORE_UP).set(if up { 1.0 } else { 0.0 });
 }
 
 pub fn cards_loaded(outcome: &'static str, n: u64) {

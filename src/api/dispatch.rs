@@ -109,7 +109,7 @@ async fn handle(
     let Some(permission) = route.permission else {
         return match route.id {
             RouteId::Metrics => Outcome {
-                response: ops::metrics(state),
+                response: ops::metrics(state).await,
                 login: None,
                 error: None,
                 request_body: None,

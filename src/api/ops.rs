@@ -14,7 +14,9 @@ pub fn health() -> Result<Fields, ApiError> {
 }
 
 pub async fn ready(state: &AppState) -> Result<Fields, ApiError> {
-    state.engine.ping_store().await.map_err(|e| {
+    let answered = state.engine.ping_store().await;
+    m::store_up(answered.is_ok());
+    answered.map_err(|e| {
         // The store's own words go to the log, not to the caller.
         tracing::warn!(error = %e, "readiness check failed");
         ApiError::new(ErrorKey::StoreUnavailable, "the store does not answer")
@@ -22,7 +24,15 @@ pub async fn ready(state: &AppState) -> Result<Fields, ApiError> {
     Ok(Fields::new())
 }
 
-pub fn metrics(state: &AppState) -> HttpResponse {
+pub async fn metrics(state: &AppState) -> HttpResponse {
+    // Readiness as Prometheus sees it: a scrape of an instance whose store
+    // is away still succeeds (up = 1), so the store is pinged here too. The
+    // ping is bounded by store.command_timeout_ms, well under a scrape timeout.
+    let answered = state.engine.ping_store().await;
+    if let Err(e) = &answered {
+        tracing::warn!(error = %e, "store ping at scrape failed");
+    }
+    m::store_up(answered.is_ok());
     // Queue depths are sampled when scraped rather than on every command.
     for (shard, depth) in state.engine.queue_depths().into_iter().enumerate() {
         m::shard_queue_depth(shard, depth);
