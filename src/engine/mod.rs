@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use actix::{Actor, Addr, Arbiter};
 
-pub use commands::{BalanceView, Command, ContactView, Reply};
+pub use commands::{BalanceView, Command, ContactView, HistoryPage, Reply};
 pub use error::EngineError;
 pub use ops::{Ops, OpsSettings};
 pub use purchases::{
@@ -27,7 +27,7 @@ pub use purchases::{
 use crate::domain::{Card, CardNumber, Contact, ContactCode, ErrorKey, MobileNumber, RuleError};
 use crate::metrics as m;
 use crate::store::{Index, Store, Versioned};
-use shard::{Execute, Shard};
+use shard::{Execute, Shard, Turn, Turns};
 
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
@@ -41,6 +41,7 @@ pub struct EngineSettings {
 
 struct ShardHandle {
     addr: Addr<Shard>,
+    turns: Arc<Turns>,
     in_flight: Arc<AtomicUsize>,
 }
 
@@ -72,12 +73,15 @@ impl Engine {
         let shards = (0..settings.shards.max(1))
             .map(|id| {
                 let ops = ops.clone();
+                let turns = Arc::new(Turns::default());
                 let arbiter = &arbiters[id % arbiters.len()];
+                let actor_turns = turns.clone();
                 let addr = Shard::start_in_arbiter(&arbiter.handle(), move |_| {
-                    Shard::new(id, capacity, ops)
+                    Shard::new(id, capacity, ops, actor_turns)
                 });
                 ShardHandle {
                     addr,
+                    turns,
                     in_flight: Arc::new(AtomicUsize::new(0)),
                 }
             })
@@ -102,24 +106,41 @@ impl Engine {
         (h.finish() % self.shards.len() as u64) as usize
     }
 
-    /// Sends a command to its shard, or refuses at once when that shard is
-    /// at capacity: a bounded queue, and `send` (which honours the bound).
+    /// Runs a command in its card's turn, or refuses at once when its shard
+    /// is at capacity (queued plus running). A free card's command runs on
+    /// the calling thread; a busy card's is queued behind it and handed to
+    /// the shard actor with `send` (its mailbox holds the same bound, so it
+    /// never refuses a command admitted here).
     pub async fn execute(&self, command: Command) -> Result<Reply, EngineError> {
-        let id = self.shard_of(&command.ordering_key());
+        let key = command.ordering_key();
+        let id = self.shard_of(&key);
         let shard = &self.shards[id];
         if shard.in_flight.fetch_add(1, Ordering::AcqRel) >= self.capacity {
             shard.in_flight.fetch_sub(1, Ordering::AcqRel);
             m::shard_rejected(id);
             return Err(EngineError::Overloaded);
         }
-        // The guard travels with the command and is dropped when the shard
-        // has finished it, even if the caller has gone away meanwhile.
-        let guard = InFlight(shard.in_flight.clone());
+        // The guard travels with the command and is dropped when it has
+        // finished, even if the caller has gone away meanwhile.
+        let in_flight = InFlight(shard.in_flight.clone());
         m::shard_pushed(id);
-        match shard.addr.send(Execute(command, guard)).await {
-            Ok(result) => result,
-            Err(actix::MailboxError::Closed) | Err(actix::MailboxError::Timeout) => {
-                Err(EngineError::Stopped)
+        match shard.turns.enter(key.clone()) {
+            Turn::Now(holding) => {
+                shard::run_here(self.ops.clone(), id, command, holding, in_flight).await
+            }
+            Turn::Later(gate) => {
+                let queued = Execute {
+                    command,
+                    key,
+                    gate,
+                    in_flight,
+                };
+                match shard.addr.send(queued).await {
+                    Ok(result) => result,
+                    Err(actix::MailboxError::Closed) | Err(actix::MailboxError::Timeout) => {
+                        Err(EngineError::Stopped)
+                    }
+                }
             }
         }
     }

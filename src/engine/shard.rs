@@ -1,12 +1,21 @@
-//! The shard actor: the only place that knows about actix. It runs the
-//! commands for its cards concurrently — so that store round trips of
-//! different cards overlap and pipeline — but those of one card strictly one
-//! after another, in arrival order.
+//! The shard: the owner of its cards' order of commands. Commands of one
+//! card run strictly one after another, in arrival order; commands of
+//! different cards run concurrently, so that store round trips overlap.
+//!
+//! A card with nothing queued is handed to the calling thread: its command
+//! runs there, in a task of its own (so that a caller that goes away does
+//! not cut a multi-step command short), without the two thread switches of
+//! a trip to the actor and back — measured at ~30% of the balance path.
+//! A command for a busy card takes its place in the card's queue at once
+//! (that fixes its order) and is handed to the shard's actix actor, which
+//! runs it on the shard's thread when its turn comes. This module is the
+//! only place that knows about actix.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use actix::prelude::*;
+use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use super::commands::{Command, Reply};
@@ -15,36 +24,108 @@ use super::ops::Ops;
 use super::InFlight;
 use crate::metrics as m;
 
+/// The shard's order book: the cards with a command running, each with the
+/// gates of the commands waiting behind it. Shared by the callers' threads
+/// and the actor.
+#[derive(Default)]
+pub struct Turns {
+    busy: Mutex<HashMap<String, VecDeque<oneshot::Sender<()>>>>,
+}
+
+/// Where a command stands for its card.
+pub enum Turn {
+    /// The card was free: the command holds the card now.
+    Now(Holding),
+    /// The card is busy: the gate opens when the command's turn comes.
+    Later(oneshot::Receiver<()>),
+}
+
+impl Turns {
+    pub fn enter(self: &Arc<Self>, key: String) -> Turn {
+        let mut busy = self.busy.lock();
+        match busy.get_mut(&key) {
+            Some(waiting) => {
+                let (open, gate) = oneshot::channel();
+                waiting.push_back(open);
+                Turn::Later(gate)
+            }
+            None => {
+                busy.insert(key.clone(), VecDeque::new());
+                Turn::Now(Holding {
+                    turns: self.clone(),
+                    key,
+                })
+            }
+        }
+    }
+
+    /// Passes the card to the next waiting command (skipping any whose
+    /// caller is gone), or frees it.
+    fn release(&self, key: &str) {
+        let mut busy = self.busy.lock();
+        if let Some(waiting) = busy.get_mut(key) {
+            while let Some(gate) = waiting.pop_front() {
+                if gate.send(()).is_ok() {
+                    return;
+                }
+            }
+            busy.remove(key);
+        }
+    }
+}
+
+/// A command's hold on its card: passed on when dropped, however the
+/// command ended.
+pub struct Holding {
+    turns: Arc<Turns>,
+    key: String,
+}
+
+impl Holding {
+    fn after_gate(turns: Arc<Turns>, key: String) -> Holding {
+        Holding { turns, key }
+    }
+}
+
+impl Drop for Holding {
+    fn drop(&mut self) {
+        self.turns.release(&self.key);
+    }
+}
+
+/// Runs a command that holds its card on the calling thread.
+pub async fn run_here(
+    ops: Arc<Ops>,
+    shard: usize,
+    command: Command,
+    holding: Holding,
+    in_flight: InFlight,
+) -> Result<Reply, EngineError> {
+    let task = actix_rt::spawn(async move {
+        m::shard_popped(shard);
+        let result = ops.execute(command).await;
+        drop(holding);
+        drop(in_flight);
+        result
+    });
+    task.await
+        .unwrap_or_else(|e| Err(EngineError::Internal(format!("command task failed: {e}"))))
+}
+
 pub struct Shard {
     id: usize,
     capacity: usize,
     ops: Arc<Ops>,
-    /// Keys with a command running; each queue holds the gates of the
-    /// commands waiting behind it.
-    busy: HashMap<String, VecDeque<oneshot::Sender<()>>>,
+    turns: Arc<Turns>,
 }
 
 impl Shard {
-    pub fn new(id: usize, capacity: usize, ops: Arc<Ops>) -> Shard {
+    pub fn new(id: usize, capacity: usize, ops: Arc<Ops>, turns: Arc<Turns>) -> Shard {
         Shard {
             id,
             capacity,
             ops,
-            busy: HashMap::new(),
-        }
-    }
-
-    fn release(&mut self, key: &str) {
-        if let Some(waiting) = self.busy.get_mut(key) {
-            match waiting.pop_front() {
-                // The next command of this key may run now.
-                Some(gate) => {
-                    let _ = gate.send(());
-                }
-                None => {
-                    self.busy.remove(key);
-                }
-            }
+            turns,
         }
     }
 }
@@ -57,45 +138,33 @@ impl Actor for Shard {
     }
 }
 
+/// A queued command: runs once `gate` opens.
 #[derive(Message)]
 #[rtype(result = "Result<Reply, EngineError>")]
-pub struct Execute(pub Command, pub InFlight);
+pub struct Execute {
+    pub command: Command,
+    pub key: String,
+    pub gate: oneshot::Receiver<()>,
+    pub in_flight: InFlight,
+}
 
 impl Handler<Execute> for Shard {
-    type Result = ResponseActFuture<Self, Result<Reply, EngineError>>;
+    type Result = ResponseFuture<Result<Reply, EngineError>>;
 
-    fn handle(
-        &mut self,
-        Execute(command, in_flight): Execute,
-        _ctx: &mut Self::Context,
-    ) -> Self::Result {
-        m::shard_popped(self.id);
-        let key = command.ordering_key();
-        let gate = match self.busy.get_mut(&key) {
-            Some(waiting) => {
-                let (open, gate) = oneshot::channel();
-                waiting.push_back(open);
-                Some(gate)
+    fn handle(&mut self, msg: Execute, _ctx: &mut Self::Context) -> Self::Result {
+        let (ops, turns, id) = (self.ops.clone(), self.turns.clone(), self.id);
+        Box::pin(async move {
+            // The sender lives in `Turns` until our turn; it is only
+            // dropped unfired if the whole shard goes away.
+            if msg.gate.await.is_err() {
+                return Err(EngineError::Stopped);
             }
-            None => {
-                self.busy.insert(key.clone(), VecDeque::new());
-                None
-            }
-        };
-        let ops = self.ops.clone();
-        let work = async move {
-            if let Some(gate) = gate {
-                // The sender lives in `busy` until our turn; it is never
-                // dropped without being fired.
-                let _ = gate.await;
-            }
-            let result = ops.execute(command).await;
-            drop(in_flight);
+            let holding = Holding::after_gate(turns, msg.key);
+            m::shard_popped(id);
+            let result = ops.execute(msg.command).await;
+            drop(holding);
+            drop(msg.in_flight);
             result
-        };
-        Box::pin(work.into_actor(self).map(move |result, shard, _ctx| {
-            shard.release(&key);
-            result
-        }))
+        })
     }
 }
