@@ -2,7 +2,6 @@
 
 use crate::domain::{ErrorKey, RuleError};
 use crate::engine::EngineError;
-use crate::store::StoreError;
 
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -31,21 +30,21 @@ impl ApiError {
             EngineError::Rule(rule) => rule.into(),
             // The store's own words (addresses, perhaps credentials in a URL)
             // go to the log, not to the caller.
-            EngineError::Store(StoreError::Unavailable(reason)) => {
+            EngineError::StoreUnavailable(reason) => {
                 tracing::warn!(%reason, "store unavailable");
                 ApiError::new(
                     ErrorKey::StoreUnavailable,
                     "the store is unavailable; retry later",
                 )
             }
-            EngineError::Store(StoreError::OutcomeUnknown(reason)) => {
+            EngineError::StoreOutcomeUnknown(reason) => {
                 tracing::warn!(%reason, "store outcome unknown");
                 ApiError::new(
                     ErrorKey::StoreUnavailable,
                     "the store did not confirm the write: it may or may not have been applied, and retrying the same request is safe",
                 )
             }
-            EngineError::Store(StoreError::Corrupt { .. }) | EngineError::Internal(_) => {
+            EngineError::Internal(_) => {
                 // The detail is for operators, not for the caller.
                 tracing::error!(error = %err, "internal error");
                 ApiError::new(ErrorKey::InternalError, "internal error")

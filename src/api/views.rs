@@ -151,7 +151,7 @@ pub fn transaction(seq: u64, e: &HistoryEntry) -> Value {
 
 /// A page of history entries: `Items` rendered by `item`, and the cursor of
 /// the next (older) page, `null` on the last.
-pub fn page(page: &crate::store::HistoryPage, item: fn(u64, &HistoryEntry) -> Value) -> Fields {
+pub fn page(page: &crate::engine::HistoryPage, item: fn(u64, &HistoryEntry) -> Value) -> Fields {
     let mut f = Fields::new();
     f.insert(
         "Items".into(),

@@ -4,9 +4,8 @@ use super::purchases::{
     Accrued, Calculated, ConfirmRequest, Confirmed, ManualBonusRequest, Reversed,
 };
 use crate::domain::{
-    Actor, Amount, Card, CardNumber, Contact, ContactCode, ContactPatch, MobileNumber,
+    Actor, Amount, Card, CardNumber, Contact, ContactCode, ContactPatch, HistoryEntry, MobileNumber,
 };
-use crate::store::HistoryPage;
 
 #[derive(Debug, Clone)]
 pub enum Command {
@@ -143,4 +142,21 @@ pub enum Reply {
     Confirmed(Confirmed),
     Reversed(Reversed),
     Accrued(Accrued),
+}
+
+/// A page of a card's history, newest first: entries with their sequence
+/// numbers, and the cursor of the next (older) page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPage {
+    pub entries: Vec<(u64, HistoryEntry)>,
+    pub next: Option<u64>,
+}
+
+impl From<crate::store::HistoryPage> for HistoryPage {
+    fn from(page: crate::store::HistoryPage) -> HistoryPage {
+        HistoryPage {
+            entries: page.entries,
+            next: page.next,
+        }
+    }
 }

@@ -1,13 +1,21 @@
 use crate::domain::RuleError;
 use crate::store::StoreError;
 
+/// Why a command failed. Store failures are told in the engine's own terms
+/// (whether a write may have landed, and the detail for the log), so that
+/// the API needs no store type.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum EngineError {
     /// A business rule or lookup refused the command.
     #[error(transparent)]
     Rule(#[from] RuleError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
+    /// The store could not be reached or did not answer in time; nothing
+    /// was written. The text is for the log, not for the caller.
+    #[error("store unavailable: {0}")]
+    StoreUnavailable(String),
+    /// A write was sent but its answer never came: it may have landed.
+    #[error("store outcome unknown: {0}")]
+    StoreOutcomeUnknown(String),
     /// The shard's queue is full: answer 503 with Retry-After at once.
     #[error("the engine is overloaded")]
     Overloaded,
@@ -20,4 +28,15 @@ pub enum EngineError {
     /// The shard actor is gone (shutdown in progress).
     #[error("the engine is shutting down")]
     Stopped,
+}
+
+impl From<StoreError> for EngineError {
+    fn from(e: StoreError) -> EngineError {
+        match e {
+            StoreError::Unavailable(reason) => EngineError::StoreUnavailable(reason),
+            StoreError::OutcomeUnknown(reason) => EngineError::StoreOutcomeUnknown(reason),
+            // Undecodable data is a bug or foreign data, not a transient fault.
+            corrupt @ StoreError::Corrupt { .. } => EngineError::Internal(corrupt.to_string()),
+        }
+    }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use super::claims::record_of;
-use super::commands::{BalanceView, Command, Reply};
+use super::commands::{BalanceView, Command, HistoryPage, Reply};
 use super::error::EngineError;
 use super::purchases::PurchaseSettings;
 use crate::domain::{
@@ -15,7 +15,7 @@ use crate::domain::{
     MobileNumber, Role, RuleError,
 };
 use crate::metrics as m;
-use crate::store::{Cas, HistoryPage, Index, Store, Versioned};
+use crate::store::{Cas, Index, Store, Versioned};
 
 /// How many times a command re-reads and retries after losing a
 /// conditional write to a concurrent writer before giving up.
@@ -125,7 +125,10 @@ impl Ops {
             } => {
                 self.load_card(&number).await?;
                 Ok(Reply::History(
-                    self.store.card_history(&number, before, limit).await?,
+                    self.store
+                        .card_history(&number, before, limit)
+                        .await?
+                        .into(),
                 ))
             }
             Command::Transactions {

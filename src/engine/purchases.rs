@@ -215,7 +215,7 @@ impl Ops {
             return Ok(None);
         };
         serde_json::from_str(&raw).map(Some).map_err(|e| {
-            EngineError::Store(crate::store::StoreError::Corrupt {
+            EngineError::from(crate::store::StoreError::Corrupt {
                 key: key.to_owned(),
                 reason: e.to_string(),
             })
