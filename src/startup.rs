@@ -19,6 +19,9 @@ use crate::metrics;
 use crate::store::redis::{RedisSettings, RedisStore};
 use crate::store::{instrumented::Instrumented, memory::MemoryStore, Store};
 
+/// The longest idempotency retention accepted: 10 years.
+const MAX_RETENTION_SECS: u64 = 10 * 366 * 86_400;
+
 pub struct Application {
     port: u16,
     server: Server,
@@ -42,10 +45,12 @@ impl Application {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
 
-        if settings.bonus.idempotency_retention_secs == 0 {
+        let retention = settings.bonus.idempotency_retention_secs;
+        if !(1..=MAX_RETENTION_SECS).contains(&retention) {
             // 0 would mean "forget at once" to one store and "keep forever"
-            // to another; either way not what an operator means.
-            bail!("bonus.idempotency_retention_secs must be at least 1 (replays, cancels and refunds are possible only that long)");
+            // to another; a huge value is no "forever" either (Redis refuses
+            // expiry times past its range).
+            bail!("bonus.idempotency_retention_secs must be between 1 and {MAX_RETENTION_SECS} (10 years): replays, cancels and refunds are possible only that long");
         }
         let store = open_store(&settings).await?;
         let cores = num_cpus::get().max(1);

@@ -33,6 +33,9 @@ use crate::domain::{
 use crate::metrics as m;
 use crate::store::{Cas, Index, StoreError, Versioned};
 
+/// Replacements finished one before another, at most.
+const MAX_CHAIN: usize = 16;
+
 fn contact_taken() -> EngineError {
     RuleError::new(
         ErrorKey::ContactBindToAnotherCardNumber,
@@ -348,6 +351,18 @@ impl Ops {
         new: &CardNumber,
         actor: &Actor,
     ) -> Result<(), EngineError> {
+        self.complete_replacement_at(old, new, actor, 0).await
+    }
+
+    /// `depth`: how many replacements before `old` are being finished
+    /// first (bounded, against corrupt cyclic data).
+    async fn complete_replacement_at(
+        &self,
+        old: &CardNumber,
+        new: &CardNumber,
+        actor: &Actor,
+        depth: usize,
+    ) -> Result<(), EngineError> {
         let at = now();
         let today = at.date();
         let mut marked_ok = false;
@@ -357,7 +372,12 @@ impl Ops {
             let current = self.load_card(old).await?.value;
             if current.replaced_by.is_none() {
                 if let Some(previous) = current.unfinished_incoming() {
-                    Box::pin(self.complete_replacement(previous, old, actor)).await?;
+                    if depth >= MAX_CHAIN {
+                        return Err(EngineError::Internal(format!(
+                            "replacements before card {old} are too many or cyclic"
+                        )));
+                    }
+                    Box::pin(self.complete_replacement_at(previous, old, actor, depth + 1)).await?;
                     continue;
                 }
             }

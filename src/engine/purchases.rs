@@ -82,12 +82,20 @@ struct Stored<T> {
     outcome: T,
     #[serde(default)]
     purchase: Option<PurchaseRecord>,
-    /// When a purchase's record expires (ms since the epoch): its copy onto
-    /// a replacement card ends then too, so that it never outlives the
-    /// outcomes of the refunds recorded while it lived. Absent in records
-    /// written before it was kept.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    expires_at_ms: Option<i64>,
+    /// A purchase's refunds and cancel, each with its request's
+    /// fingerprint and its answer. They live in the purchase's record, so
+    /// that they share its one life (and its copies onto replacement
+    /// cards): no reversal's outcome can expire while the purchase it
+    /// reversed can still be reversed again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    reversals: Vec<ReversalOutcome>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ReversalOutcome {
+    key: String,
+    fingerprint: String,
+    outcome: Reversed,
 }
 
 #[derive(Debug, Clone)]
@@ -211,15 +219,26 @@ impl Ops {
         number: &CardNumber,
         key: &str,
     ) -> Result<Option<Stored<T>>, EngineError> {
-        let Some(raw) = self.store.get_card_record(number, key).await? else {
-            return Ok(None);
+        match self.store.get_card_record(number, key).await? {
+            Some(raw) => decode(key, &raw).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The card and the operation's stored outcome under `key`, read
+    /// together: the outcome is the one that goes with the card's version.
+    async fn read_with<T: DeserializeOwned>(
+        &self,
+        number: &CardNumber,
+        key: &str,
+    ) -> Result<(Versioned<Card>, Option<(Stored<T>, Option<i64>)>), EngineError> {
+        let (card, record) = self.store.get_card_with_record(number, key).await?;
+        let card = card.ok_or_else(|| super::ops::not_found_card(number))?;
+        let stored = match record {
+            Some(r) => Some((decode(key, &r.value)?, r.ttl_ms)),
+            None => None,
         };
-        serde_json::from_str(&raw).map(Some).map_err(|e| {
-            EngineError::from(crate::store::StoreError::Corrupt {
-                key: key.to_owned(),
-                reason: e.to_string(),
-            })
-        })
+        Ok((card, stored))
     }
 
     /// Writes the card and the records, or reports that a concurrent writer
@@ -280,12 +299,8 @@ impl Ops {
         // the purchase: a refused confirm leaves it free for another card.
         let mut claimed = false;
         for _ in 0..MAX_ATTEMPTS {
-            // Independent reads: sent together, they share a round trip.
-            let (card, stored) = futures_util::try_join!(
-                self.load_card(&r.number),
-                self.stored::<Confirmed>(&r.number, &key)
-            )?;
-            if let Some(stored) = stored {
+            let (card, stored) = self.read_with::<Confirmed>(&r.number, &key).await?;
+            if let Some((stored, _)) = stored {
                 return replay(stored, &fingerprint, "PurchaseId");
             }
             if self.finish_replacement(&card.value, &r.actor).await? {
@@ -346,15 +361,11 @@ impl Ops {
                 comment: None,
             };
             let entry = bonus_entry(&next, &r.actor, Operation::Purchase, movement);
-            let retention_ms = self.settings.purchases.retention_secs.saturating_mul(1000);
             let stored = Stored {
                 fingerprint: fingerprint.clone(),
                 outcome: outcome.clone(),
                 purchase: Some(record),
-                expires_at_ms: Some(
-                    super::ops::now_ms()
-                        .saturating_add(i64::try_from(retention_ms).unwrap_or(i64::MAX)),
-                ),
+                reversals: Vec::new(),
             };
             if self
                 .commit(
@@ -423,14 +434,8 @@ impl Ops {
         };
         for _ in 0..MAX_ATTEMPTS {
             let chain = self.replacement_chain(number, actor).await?;
-            if let Some(stored) = self.find_outcome::<Reversed>(&chain, &outcome_key).await? {
-                return replay(stored, &fingerprint, "RefundId");
-            }
-            let Some((home, card, stored, mut record)) =
-                self.purchase_at_home(&chain, &key, purchase_id).await?
-            else {
-                continue;
-            };
+            let home = chain[chain.len() - 1].clone();
+            let (card, stored) = self.read_with::<Confirmed>(&home, &key).await?;
             // The bonuses are not (or no longer) all on this card: it was
             // replaced after the chain was read, or a transfer into it is
             // unfinished. Reversing here would miss them: resolve again.
@@ -439,6 +444,24 @@ impl Ops {
             {
                 continue;
             }
+            let Some((stored, _)) = stored else {
+                // Confirmed on a card replaced since: copy the purchase here
+                // (with its reversals so far), then read again.
+                self.copy_purchase_home(&chain, &card, &key, purchase_id)
+                    .await?;
+                continue;
+            };
+            if let Some(done) = stored.reversals.iter().find(|o| o.key == outcome_key) {
+                return if done.fingerprint == fingerprint {
+                    Ok(done.outcome.clone())
+                } else {
+                    Err(conflict("RefundId"))
+                };
+            }
+            let mut record = stored
+                .purchase
+                .clone()
+                .ok_or_else(|| purchase_not_found(purchase_id))?;
             let mut next = card.value.clone();
             let today = today();
             let (reversal, money, reference, operation, refund_id, total) = match what {
@@ -448,20 +471,9 @@ impl Ops {
                     (r, left, purchase_id, Operation::Cancel, None, record.amount)
                 }
                 Reversing::Refund { refund_id, amount } => {
-                    let r =
-                        match purchase::refund(&mut next, &mut record, amount, &outcome_key, today)
-                        {
-                            Ok(r) => r,
-                            // A twin of this refund may have been applied since
-                            // our outcome read, leaving too little for ours:
-                            // answer what it answered.
-                            Err(refusal) => {
-                                return match self.stored::<Reversed>(&home, &outcome_key).await? {
-                                    Some(stored) => replay(stored, &fingerprint, "RefundId"),
-                                    None => Err(refusal.into()),
-                                }
-                            }
-                        };
+                    // The purchase was read with the card's version: a
+                    // refusal here is the purchase's state, not a race.
+                    let r = purchase::refund(&mut next, &mut record, amount, &outcome_key, today)?;
                     (
                         r,
                         amount,
@@ -479,26 +491,26 @@ impl Ops {
                 operation,
                 movement(reference, &reversal, money),
             );
-            let records = vec![
-                CardRecordWrite::replace(
-                    key.clone(),
-                    to_json(&Stored {
-                        purchase: Some(record),
-                        ..stored
-                    }),
-                ),
-                CardRecordWrite::outcome(
-                    outcome_key.clone(),
-                    to_json(&Stored {
-                        fingerprint: fingerprint.clone(),
-                        outcome: outcome.clone(),
-                        purchase: None,
-                        expires_at_ms: None,
-                    }),
-                ),
-            ];
+            let mut reversals = stored.reversals.clone();
+            reversals.push(ReversalOutcome {
+                key: outcome_key.clone(),
+                fingerprint: fingerprint.clone(),
+                outcome: outcome.clone(),
+            });
+            let updated = Stored {
+                purchase: Some(record),
+                reversals,
+                ..stored
+            };
+            // Conditional on the card's version, which the purchase was read
+            // with; the purchase keeps its expiry and must not have expired.
             if self
-                .commit(&next, card.version, Some(&entry), records)
+                .commit(
+                    &next,
+                    card.version,
+                    Some(&entry),
+                    vec![CardRecordWrite::replace(key.clone(), to_json(&updated))],
+                )
                 .await?
                 == Cas::Applied
             {
@@ -560,65 +572,32 @@ impl Ops {
         Ok(None)
     }
 
-    /// An operation's stored outcome on any card of the chain (it was
-    /// recorded on the card that was current then).
-    async fn find_outcome<T: DeserializeOwned>(
+    /// Copies a purchase's record from the newest earlier card of the chain
+    /// that has it onto `home` (the card that holds its bonuses now), with
+    /// what is left of its life. Its refunds and cancel come with it, so a
+    /// retry of one made before the replacement is answered, not applied.
+    async fn copy_purchase_home(
         &self,
         chain: &[CardNumber],
-        key: &str,
-    ) -> Result<Option<Stored<T>>, EngineError> {
-        for number in chain.iter().rev() {
-            if let Some(stored) = self.stored(number, key).await? {
-                return Ok(Some(stored));
-            }
-        }
-        Ok(None)
-    }
-
-    /// The purchase's record on the current card of the chain, copied there
-    /// (newest copy first) when the purchase's card has been replaced since:
-    /// its reversal must change the ledger that now holds its bonuses.
-    /// `None`: the copy lost a race; read again.
-    async fn purchase_at_home(
-        &self,
-        chain: &[CardNumber],
+        home: &Versioned<Card>,
         key: &str,
         purchase_id: &str,
-    ) -> Result<
-        Option<(
-            CardNumber,
-            Versioned<Card>,
-            Stored<Confirmed>,
-            PurchaseRecord,
-        )>,
-        EngineError,
-    > {
-        let home = chain[chain.len() - 1].clone();
-        let card = self.load_card(&home).await?;
-        if let Some(stored) = self.stored::<Confirmed>(&home, key).await? {
-            let record = stored
-                .purchase
-                .clone()
-                .ok_or_else(|| purchase_not_found(purchase_id))?;
-            return Ok(Some((home, card, stored, record)));
-        }
+    ) -> Result<(), EngineError> {
         for number in chain.iter().rev().skip(1) {
-            if let Some(stored) = self.stored::<Confirmed>(number, key).await? {
-                // Create-only: a copy made meanwhile (and perhaps refunded
-                // since) is never overwritten with the older one.
-                self.commit(
-                    &card.value,
-                    card.version,
-                    None,
-                    vec![CardRecordWrite::copy(
-                        key,
-                        to_json(&stored),
-                        stored.expires_at_ms,
-                    )],
-                )
-                .await?;
-                return Ok(None);
-            }
+            let (_, record) = self.store.get_card_with_record(number, key).await?;
+            let Some(record) = record else {
+                continue;
+            };
+            // A lost race (someone copied or changed it first) is fine: the
+            // caller reads again.
+            self.commit(
+                &home.value,
+                home.version,
+                None,
+                vec![CardRecordWrite::copy(key, record.value, record.ttl_ms)],
+            )
+            .await?;
+            return Ok(());
         }
         Err(purchase_not_found(purchase_id))
     }
@@ -652,11 +631,8 @@ impl Ops {
             r.comment
         );
         for _ in 0..MAX_ATTEMPTS {
-            let (card, stored) = futures_util::try_join!(
-                self.load_card(&r.number),
-                self.stored::<Accrued>(&r.number, &key)
-            )?;
-            if let Some(stored) = stored {
+            let (card, stored) = self.read_with::<Accrued>(&r.number, &key).await?;
+            if let Some((stored, _)) = stored {
                 return replay(stored, &fingerprint, "OperationId");
             }
             // Applied on a card this one replaced, and retried with the new
@@ -695,7 +671,7 @@ impl Ops {
                 fingerprint: fingerprint.clone(),
                 outcome: outcome.clone(),
                 purchase: None,
-                expires_at_ms: None,
+                reversals: Vec::new(),
             };
             if self
                 .commit(
@@ -755,4 +731,13 @@ fn movement(reference: &str, r: &Reversal, money: Amount) -> BonusMovement {
 
 fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("plain data (strings, integers, dates) always serializes")
+}
+
+fn decode<T: DeserializeOwned>(key: &str, raw: &str) -> Result<T, EngineError> {
+    serde_json::from_str(raw).map_err(|e| {
+        EngineError::from(crate::store::StoreError::Corrupt {
+            key: key.to_owned(),
+            reason: e.to_string(),
+        })
+    })
 }

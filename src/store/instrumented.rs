@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::{CardRecordWrite, Cas, Claim, HistoryPage, Index, Store, StoreError, Versioned};
+use super::{
+    CardRecordWrite, Cas, Claim, HistoryPage, Index, RecordRead, Store, StoreError, Versioned,
+};
 use crate::domain::{Card, CardNumber, Contact, ContactCode, HistoryEntry};
 use crate::metrics as m;
 
@@ -77,6 +79,18 @@ impl Store for Instrumented {
         key: &str,
     ) -> Result<Option<String>, StoreError> {
         timed("get_card_record", self.0.get_card_record(number, key)).await
+    }
+
+    async fn get_card_with_record(
+        &self,
+        number: &CardNumber,
+        key: &str,
+    ) -> Result<(Option<Versioned<Card>>, Option<RecordRead>), StoreError> {
+        timed(
+            "get_card_with_record",
+            self.0.get_card_with_record(number, key),
+        )
+        .await
     }
 
     async fn card_history(

@@ -3,13 +3,14 @@
 //! every conditional write of the trait atomic.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use parking_lot::RwLock;
 
 use super::{
-    CardRecordWrite, Cas, Claim, Expiry, HistoryPage, Index, Store, StoreError, Versioned,
+    CardRecordWrite, Cas, Claim, Expiry, HistoryPage, Index, RecordRead, Store, StoreError,
+    Versioned,
 };
 use crate::domain::{Card, CardNumber, Contact, ContactCode, HistoryEntry};
 
@@ -50,13 +51,6 @@ impl Stamped {
 fn later(now: Instant, d: Duration) -> Instant {
     now.checked_add(d)
         .unwrap_or(now + Duration::from_secs(100 * 365 * 86_400))
-}
-
-/// The wall clock, for expiry instants given in ms since the epoch.
-fn clock_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl MemoryStore {
@@ -132,10 +126,11 @@ impl Store for MemoryStore {
             Some(record) if record.version == expected_version => {
                 let now = Instant::now();
                 record.records.retain(|_, (_, until)| *until > now);
-                if records
-                    .iter()
-                    .any(|w| w.create_only && record.records.contains_key(&w.key))
-                {
+                let refused = records.iter().any(|w| {
+                    let exists = record.records.contains_key(&w.key);
+                    (w.create_only && exists) || (w.expiry == Expiry::Keep && !exists)
+                });
+                if refused {
                     return Ok(Cas::Conflict);
                 }
                 record.card = card.clone();
@@ -148,10 +143,7 @@ impl Store for MemoryStore {
                     let until = match w.expiry {
                         Expiry::Retention => retention,
                         Expiry::Keep => record.records.get(&w.key).map_or(retention, |r| r.1),
-                        Expiry::At(ms) => {
-                            let left = ms.saturating_sub(clock_ms()).max(0);
-                            later(now, Duration::from_millis(left as u64))
-                        }
+                        Expiry::In(ms) => later(now, Duration::from_millis(ms.max(0) as u64)),
                     };
                     record
                         .records
@@ -174,6 +166,33 @@ impl Store for MemoryStore {
             .and_then(|r| r.records.get(key))
             .filter(|(_, until)| *until > Instant::now())
             .map(|(value, _)| value.clone()))
+    }
+
+    async fn get_card_with_record(
+        &self,
+        number: &CardNumber,
+        key: &str,
+    ) -> Result<(Option<Versioned<Card>>, Option<RecordRead>), StoreError> {
+        let map = self.cards.read();
+        let Some(r) = map.get(number) else {
+            return Ok((None, None));
+        };
+        let now = Instant::now();
+        let record = r
+            .records
+            .get(key)
+            .filter(|(_, until)| *until > now)
+            .map(|(value, until)| RecordRead {
+                value: value.clone(),
+                ttl_ms: Some(i64::try_from((*until - now).as_millis()).unwrap_or(i64::MAX)),
+            });
+        Ok((
+            Some(Versioned {
+                value: r.card.clone(),
+                version: r.version,
+            }),
+            record,
+        ))
     }
 
     async fn card_history(

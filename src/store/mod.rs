@@ -77,12 +77,20 @@ pub struct CardRecordWrite {
 pub enum Expiry {
     /// The retention from now (`ttl_secs` of the write).
     Retention,
-    /// Whenever it expired before this write (a record being updated must
-    /// not outlive the outcomes recorded while it lived); the retention if
-    /// it did not exist.
+    /// When it would have expired anyway: an update never extends a
+    /// record's life. The record must exist: if it has expired meanwhile,
+    /// the whole write is a `Conflict` (it must not come back to life).
     Keep,
-    /// At this instant, ms since the epoch (a copy keeps its source's end).
-    At(i64),
+    /// In this many ms (a copy ends about when its source does).
+    In(i64),
+}
+
+/// A record as read together with its card.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordRead {
+    pub value: String,
+    /// How long it has left, ms (`None`: it does not expire).
+    pub ttl_ms: Option<i64>,
 }
 
 impl CardRecordWrite {
@@ -97,7 +105,7 @@ impl CardRecordWrite {
     }
 
     /// A record that the operation updates (a purchase being refunded): it
-    /// keeps its expiry.
+    /// keeps its expiry, and must still exist.
     pub fn replace(key: impl Into<String>, value: impl Into<String>) -> CardRecordWrite {
         CardRecordWrite {
             key: key.into(),
@@ -107,18 +115,18 @@ impl CardRecordWrite {
         }
     }
 
-    /// A copy of a record onto another card, created once, ending when its
-    /// source ends (`None`: unknown, the retention from now).
+    /// A copy of a record onto another card, created once, with what is
+    /// left of its source's life (`None`: the source does not expire).
     pub fn copy(
         key: impl Into<String>,
         value: impl Into<String>,
-        expires_at_ms: Option<i64>,
+        ttl_ms: Option<i64>,
     ) -> CardRecordWrite {
         CardRecordWrite {
             key: key.into(),
             value: value.into(),
             create_only: true,
-            expiry: expires_at_ms.map_or(Expiry::Retention, Expiry::At),
+            expiry: ttl_ms.map_or(Expiry::Retention, Expiry::In),
         }
     }
 }
@@ -180,6 +188,16 @@ pub trait Store: Send + Sync + 'static {
         number: &CardNumber,
         key: &str,
     ) -> Result<Option<String>, StoreError>;
+
+    /// The card and one of its records, read atomically: the record is the
+    /// one that goes with the card's version (every record write bumps it),
+    /// so a conditional write on that version also proves the record
+    /// unchanged.
+    async fn get_card_with_record(
+        &self,
+        number: &CardNumber,
+        key: &str,
+    ) -> Result<(Option<Versioned<Card>>, Option<RecordRead>), StoreError>;
 
     /// History entries older than `before` (all when `None`), newest first.
     async fn card_history(

@@ -21,7 +21,7 @@ use loyalty::engine::{
 use loyalty::store::memory::MemoryStore;
 use loyalty::store::redis::{RedisSettings, RedisStore};
 use loyalty::store::{
-    CardRecordWrite, Cas, Claim, HistoryPage, Index, Store, StoreError, Versioned,
+    CardRecordWrite, Cas, Claim, HistoryPage, Index, RecordRead, Store, StoreError, Versioned,
 };
 use time::OffsetDateTime;
 
@@ -122,6 +122,14 @@ impl Store for HookStore {
         key: &str,
     ) -> Result<Option<String>, StoreError> {
         self.inner.get_card_record(number, key).await
+    }
+    async fn get_card_with_record(
+        &self,
+        number: &CardNumber,
+        key: &str,
+    ) -> Result<(Option<Versioned<Card>>, Option<RecordRead>), StoreError> {
+        self.fire(At::GetCard(number.as_str().to_owned())).await;
+        self.inner.get_card_with_record(number, key).await
     }
     async fn card_history(
         &self,

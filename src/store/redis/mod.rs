@@ -28,7 +28,8 @@ use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, RedisResult, Value};
 use serde::de::DeserializeOwned;
 
 use super::{
-    CardRecordWrite, Cas, Claim, Expiry, HistoryPage, Index, Store, StoreError, Versioned,
+    CardRecordWrite, Cas, Claim, Expiry, HistoryPage, Index, RecordRead, Store, StoreError,
+    Versioned,
 };
 use crate::domain::{Card, CardNumber, Contact, ContactCode, HistoryEntry};
 pub use keys::Keys;
@@ -434,14 +435,14 @@ impl Store for RedisStore {
             .map(|r| match r.expiry {
                 Expiry::Retention => 'R',
                 Expiry::Keep => 'K',
-                Expiry::At(_) => 'A',
+                Expiry::In(_) => 'F',
             })
             .collect();
         let instants: Vec<String> = records
             .iter()
             .map(|r| match r.expiry {
-                // A past instant would be refused: expire at once instead.
-                Expiry::At(ms) => ms.max(1).to_string(),
+                // PX must be positive: a copy with nothing left lives 1 ms.
+                Expiry::In(ms) => ms.max(1).to_string(),
                 _ => String::new(),
             })
             .collect();
@@ -475,6 +476,55 @@ impl Store for RedisStore {
         cmd.arg(&record);
         self.read::<Option<String>>("get_card_record", &record, cmd)
             .await
+    }
+
+    async fn get_card_with_record(
+        &self,
+        number: &CardNumber,
+        key: &str,
+    ) -> Result<(Option<Versioned<Card>>, Option<RecordRead>), StoreError> {
+        let card_key = self.keys.card(number.as_str());
+        let record_key = self.keys.card_record(number.as_str(), key);
+        let reply = self
+            .script(
+                &self.scripts.card_with_record,
+                &[&card_key, &record_key],
+                &[],
+            )
+            .await?;
+        let bad = || errors::corrupt(&card_key, format!("unexpected script reply {reply:?}"));
+        let Value::Array(items) = &reply else {
+            return Err(bad());
+        };
+        let [v, d, record, ttl] = items.as_slice() else {
+            return Err(bad());
+        };
+        let card = match (v, d) {
+            (Value::Nil, Value::Nil) => None,
+            (v, Value::BulkString(d)) => {
+                let v = text(v).ok_or_else(bad)?;
+                let version = v
+                    .parse::<u64>()
+                    .map_err(|_| errors::corrupt(&card_key, format!("version {v:?}")))?;
+                let value = serde_json::from_slice(d)
+                    .map_err(|e| errors::corrupt(&card_key, e.to_string()))?;
+                Some(Versioned { value, version })
+            }
+            _ => {
+                return Err(errors::corrupt(
+                    &card_key,
+                    "a version without data or data without a version",
+                ))
+            }
+        };
+        let record = match record {
+            Value::Nil => None,
+            other => Some(RecordRead {
+                value: text(other).ok_or_else(bad)?,
+                ttl_ms: int(ttl).filter(|t| *t >= 0),
+            }),
+        };
+        Ok((card, record))
     }
 
     async fn card_history(

@@ -55,6 +55,7 @@ pub struct Scripts {
     pub index_claim: Lua,
     pub index_release: Lua,
     pub card_history: Lua,
+    pub card_with_record: Lua,
 }
 
 impl Scripts {
@@ -68,6 +69,10 @@ impl Scripts {
             index_claim: Lua::new("index_claim", include_str!("lua/index_claim.lua")),
             index_release: Lua::new("index_release", include_str!("lua/index_release.lua")),
             card_history: Lua::new("card_history", include_str!("lua/card_history.lua")),
+            card_with_record: Lua::new(
+                "card_with_record",
+                include_str!("lua/card_with_record.lua"),
+            ),
         }
     }
 }

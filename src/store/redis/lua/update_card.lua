@@ -11,11 +11,11 @@
 --   if it exists already, the operation has been applied and nothing is
 --   written), '0' set;
 --   ARGV[6] one expiry mode per record: 'R' the TTL from now, 'K' keep the
---   record's expiry (the TTL if it does not exist), 'A' at an instant;
---   then per record: its value, and its instant (ms since the epoch, for
---   'A'; '' otherwise)
--- Returns 1 if applied, 0 on a version conflict (or a missing card, or an
--- outcome that exists already).
+--   record's expiry (the record must exist: an update never brings an
+--   expired record back), 'F' in a number of ms;
+--   then per record: its value, and its ms (for 'F'; '' otherwise)
+-- Returns 1 if applied, 0 on a version conflict (or a missing card, an
+-- outcome that exists already, or a record to keep that has expired).
 local v = redis.call('HGET', KEYS[1], 'v')
 if not v or v ~= ARGV[1] then
   return 0
@@ -24,6 +24,8 @@ local n = tonumber(v)
 if not n then
   return redis.error_reply('CORRUPT version field of ' .. KEYS[1])
 end
+-- The TTL goes to SET as given: a number read by Lua could come back as
+-- '1e+14', which SET refuses (after the first write).
 local ttl = tonumber(ARGV[4] or '0')
 local records = #KEYS - 2
 local flags = ARGV[5] or ''
@@ -32,8 +34,16 @@ if not ttl or #ARGV ~= 6 + 2 * records or #flags ~= records or #modes ~= records
   return redis.error_reply('update_card: records and values do not match')
 end
 for i = 1, records do
-  if string.sub(flags, i, i) == '1' and redis.call('EXISTS', KEYS[i + 2]) == 1 then
+  local exists = redis.call('EXISTS', KEYS[i + 2]) == 1
+  if string.sub(flags, i, i) == '1' and exists then
     return 0
+  end
+  local mode = string.sub(modes, i, i)
+  if mode == 'K' and not exists then
+    return 0
+  end
+  if mode == 'F' and not tonumber(ARGV[6 + 2 * i]) then
+    return redis.error_reply('update_card: a record without its ms')
   end
 end
 redis.call('HSET', KEYS[1], 'v', tostring(n + 1), 'd', ARGV[2])
@@ -44,12 +54,12 @@ for i = 1, records do
   local key = KEYS[i + 2]
   local value = ARGV[5 + 2 * i]
   local mode = string.sub(modes, i, i)
-  if mode == 'K' and redis.call('EXISTS', key) == 1 then
+  if mode == 'K' then
     redis.call('SET', key, value, 'KEEPTTL')
-  elseif mode == 'A' then
-    redis.call('SET', key, value, 'PXAT', ARGV[6 + 2 * i])
+  elseif mode == 'F' then
+    redis.call('SET', key, value, 'PX', ARGV[6 + 2 * i])
   elseif ttl > 0 then
-    redis.call('SET', key, value, 'EX', ttl)
+    redis.call('SET', key, value, 'EX', ARGV[4])
   else
     redis.call('SET', key, value)
   end
