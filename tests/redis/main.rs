@@ -12,5 +12,6 @@ mod durability;
 mod faults;
 mod interleavings;
 mod replacement_repair;
+mod review2;
 mod store_semantics;
 mod support;

@@ -33,6 +33,10 @@ local modes = ARGV[6] or ''
 if not ttl or #ARGV ~= 6 + 2 * records or #flags ~= records or #modes ~= records then
   return redis.error_reply('update_card: records and values do not match')
 end
+-- SET refuses an expiry past its range: refuse here, before any write.
+if ttl < 0 or ttl > 1e12 then
+  return redis.error_reply('update_card: record TTL out of range')
+end
 for i = 1, records do
   local exists = redis.call('EXISTS', KEYS[i + 2]) == 1
   if string.sub(flags, i, i) == '1' and exists then

@@ -1,0 +1,584 @@
+//! Second adversarial review of the exactly-once work (issue 12):
+//! deterministic interleavings through a hooked store, on the memory store
+//! and a real redis-server — a write that lands after the purchase expired,
+//! copies of a purchase under clock skew or after a slow confirm, a huge
+//! retention. Each failed before reversals moved into the purchase record.
+//! (The skew hook shifts an `expires_at_ms` field that records no longer
+//! carry: copies now take what is left of their source's TTL, so the skew
+//! tests check that no instance clock enters the copy's life.)
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use loyalty::domain::purchase::BonusRules;
+use loyalty::domain::{
+    Actor, Amount, Card, CardNumber, CardType, Category, Contact, ContactCode, ContactPatch,
+    HistoryEntry, MobileNumber, Role,
+};
+use loyalty::engine::{Command, ConfirmRequest, Ops, OpsSettings, PurchaseSettings, Reply};
+use loyalty::store::memory::MemoryStore;
+use loyalty::store::redis::{RedisSettings, RedisStore};
+use loyalty::store::{
+    CardRecordWrite, Cas, Claim, HistoryPage, Index, RecordRead, Store, StoreError, Versioned,
+};
+use time::OffsetDateTime;
+
+use crate::redis_server::{free_port, RedisServer};
+
+type Action = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+/// A store wrapper: runs an action just before the first card write
+/// (`update_card_with`) of a chosen card — a slow socket or a paused
+/// instance between its reads and its write — and can shift the
+/// `expires_at_ms` the engine puts into the records it writes (an instance
+/// whose clock is off by `skew_ms`: the engine takes that instant from its
+/// own clock).
+struct HookStore {
+    inner: Arc<dyn Store>,
+    before_write: Mutex<Vec<(String, Option<Action>)>>,
+    skew_ms: i64,
+}
+
+impl HookStore {
+    fn new(inner: Arc<dyn Store>, skew_ms: i64) -> HookStore {
+        HookStore {
+            inner,
+            before_write: Mutex::new(Vec::new()),
+            skew_ms,
+        }
+    }
+
+    fn before_write(&self, number: &CardNumber, action: Action) {
+        self.before_write
+            .lock()
+            .unwrap()
+            .push((number.as_str().to_owned(), Some(action)));
+    }
+
+    async fn fire(&self, number: &CardNumber) {
+        let action = {
+            let mut hooks = self.before_write.lock().unwrap();
+            hooks
+                .iter_mut()
+                .find(|(n, a)| n == number.as_str() && a.is_some())
+                .and_then(|(_, a)| a.take())
+        };
+        if let Some(a) = action {
+            a().await;
+        }
+    }
+
+    fn skewed(&self, records: &[CardRecordWrite]) -> Vec<CardRecordWrite> {
+        records
+            .iter()
+            .map(|w| {
+                let mut w = w.clone();
+                if self.skew_ms != 0 {
+                    if let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&w.value) {
+                        if let Some(ms) = v.get("expires_at_ms").and_then(|m| m.as_i64()) {
+                            v["expires_at_ms"] = serde_json::json!(ms + self.skew_ms);
+                            w.value = v.to_string();
+                        }
+                    }
+                }
+                w
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Store for HookStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+    async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError> {
+        self.inner.get_card(number).await
+    }
+    async fn insert_cards(&self, cards: &[Card]) -> Result<Vec<bool>, StoreError> {
+        self.inner.insert_cards(cards).await
+    }
+    async fn update_card(
+        &self,
+        card: &Card,
+        v: u64,
+        entry: &HistoryEntry,
+    ) -> Result<Cas, StoreError> {
+        self.inner.update_card(card, v, entry).await
+    }
+    async fn update_card_with(
+        &self,
+        card: &Card,
+        v: u64,
+        entry: Option<&HistoryEntry>,
+        records: &[CardRecordWrite],
+        ttl: u64,
+    ) -> Result<Cas, StoreError> {
+        self.fire(&card.number).await;
+        let records = self.skewed(records);
+        self.inner
+            .update_card_with(card, v, entry, &records, ttl)
+            .await
+    }
+    async fn get_card_record(
+        &self,
+        number: &CardNumber,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.inner.get_card_record(number, key).await
+    }
+    async fn get_card_with_record(
+        &self,
+        number: &CardNumber,
+        key: &str,
+    ) -> Result<(Option<Versioned<Card>>, Option<RecordRead>), StoreError> {
+        self.inner.get_card_with_record(number, key).await
+    }
+    async fn card_history(
+        &self,
+        number: &CardNumber,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<HistoryPage, StoreError> {
+        self.inner.card_history(number, before, limit).await
+    }
+    async fn get_contact_slot(
+        &self,
+        code: &ContactCode,
+    ) -> Result<Versioned<Option<Contact>>, StoreError> {
+        self.inner.get_contact_slot(code).await
+    }
+    async fn put_contact(&self, c: &Contact, v: u64) -> Result<Cas, StoreError> {
+        self.inner.put_contact(c, v).await
+    }
+    async fn fence_contact(&self, code: &ContactCode, v: u64) -> Result<Cas, StoreError> {
+        self.inner.fence_contact(code, v).await
+    }
+    async fn index_get(&self, index: Index, key: &str) -> Result<Option<Claim>, StoreError> {
+        self.inner.index_get(index, key).await
+    }
+    async fn index_claim(
+        &self,
+        index: Index,
+        key: &str,
+        expected: Option<&str>,
+        owner: &str,
+    ) -> Result<Result<(), Option<Claim>>, StoreError> {
+        self.inner.index_claim(index, key, expected, owner).await
+    }
+    async fn index_release(&self, index: Index, key: &str, owner: &str) -> Result<(), StoreError> {
+        self.inner.index_release(index, key, owner).await
+    }
+}
+
+fn settings(retention_secs: u64) -> OpsSettings {
+    OpsSettings {
+        required_fields: vec![],
+        claim_lease_ms: 30_000,
+        purchases: PurchaseSettings {
+            rules: BonusRules {
+                accrual_bp: 500,
+                activation_delay_days: 0,
+                expiry_days: 365,
+                max_writeoff_bp: 5000,
+                discount_bp: 300,
+            },
+            retention_secs,
+        },
+    }
+}
+
+fn admin() -> Actor {
+    Actor {
+        login: "t".into(),
+        role: Role::Administrator,
+    }
+}
+
+fn operator() -> Actor {
+    Actor {
+        login: "op".into(),
+        role: Role::CcOperator,
+    }
+}
+
+fn card(n: &str) -> CardNumber {
+    CardNumber::from_trusted(n.to_owned())
+}
+
+fn money(h: i64) -> Amount {
+    Amount::from_hundredths(h).unwrap()
+}
+
+async fn redis_store() -> (RedisServer, tempfile::TempDir, Arc<dyn Store>) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let server = RedisServer::start(dir.path(), free_port(false), &[], None);
+    let store = RedisStore::connect(RedisSettings {
+        urls: vec![server.url()],
+        key_prefix: "P".into(),
+        pool_size: 2,
+        connect_timeout: Duration::from_secs(2),
+        command_timeout: Duration::from_secs(2),
+    })
+    .await
+    .unwrap();
+    (server, dir, Arc::new(store))
+}
+
+/// Issued cards, and a contact (with `mobile`) bound to the first.
+async fn setup(
+    store: &dyn Store,
+    ops: &Ops,
+    numbers: &[&CardNumber],
+    code: &str,
+    mobile: &str,
+) -> MobileNumber {
+    let cards: Vec<Card> = numbers
+        .iter()
+        .map(|n| Card::new((*n).clone(), Category::Plastic, CardType::Bonus))
+        .collect();
+    store.insert_cards(&cards).await.unwrap();
+    for n in numbers {
+        ops.execute(Command::Issue {
+            actor: admin(),
+            number: (*n).clone(),
+        })
+        .await
+        .unwrap();
+    }
+    let mobile = MobileNumber::parse(mobile).unwrap();
+    ops.execute(Command::UpsertContact {
+        code: ContactCode::from_trusted(code.to_owned()),
+        patch: ContactPatch {
+            name: Some("n".into()),
+            mobile: Some(mobile.clone()),
+            ..Default::default()
+        },
+    })
+    .await
+    .unwrap();
+    ops.execute(bind(numbers[0], &mobile)).await.unwrap();
+    mobile
+}
+
+fn bind(number: &CardNumber, mobile: &MobileNumber) -> Command {
+    Command::BindTo {
+        actor: admin(),
+        number: number.clone(),
+        mobile: mobile.clone(),
+    }
+}
+
+fn confirm(number: &CardNumber, purchase_id: &str, h: i64) -> Command {
+    Command::Confirm(ConfirmRequest {
+        actor: admin(),
+        number: number.clone(),
+        purchase_id: purchase_id.to_owned(),
+        amount: money(h),
+        bonus_to_pay: Amount::ZERO,
+        date: None,
+    })
+}
+
+fn refund(number: &CardNumber, purchase_id: &str, refund_id: &str, h: i64) -> Command {
+    Command::Refund {
+        actor: admin(),
+        number: number.clone(),
+        purchase_id: purchase_id.to_owned(),
+        refund_id: refund_id.to_owned(),
+        amount: money(h),
+    }
+}
+
+async fn replace(ops: &Ops, old: &CardNumber, new: &CardNumber, mobile: &MobileNumber) {
+    ops.execute(Command::Block {
+        actor: operator(),
+        number: old.clone(),
+        mobile: None,
+        reason_code: "4".into(),
+        reason_name: None,
+    })
+    .await
+    .unwrap();
+    ops.execute(bind(new, mobile)).await.unwrap();
+}
+
+async fn sleep_until(t: Instant) {
+    tokio::time::sleep(t.saturating_duration_since(Instant::now())).await;
+}
+
+/// A retry of a refund must answer the first answer, or be refused
+/// (`PurchaseNotFound`) once the purchase is gone: never apply again.
+fn assert_not_applied_twice(
+    tag: &str,
+    first: &Reply,
+    again: &Result<Reply, loyalty::engine::EngineError>,
+) {
+    match again {
+        Ok(Reply::Reversed(r)) => assert_eq!(
+            Some(r),
+            match first {
+                Reply::Reversed(f) => Some(f),
+                _ => None,
+            },
+            "[{tag}] the retried RefundId was applied a second time: RefundedTotal {} (first answer {first:?})",
+            r.refunded_total
+        ),
+        Err(e) => assert!(format!("{e:?}").contains("PurchaseNotFound"), "[{tag}] {e:?}"),
+        other => panic!("[{tag}] {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------
+// 1. `Expiry::Keep` re-creates an expired purchase record with a fresh
+//    retention: a refund that read the purchase just before it expired and
+//    commits just after (a slow socket, a GC pause) resurrects it for
+//    another full retention, while the outcomes of earlier refunds still
+//    expire on time. A retry of such an earlier refund is applied again.
+// ---------------------------------------------------------------------
+
+async fn keep_resurrects_an_expired_purchase(store: Arc<dyn Store>, tag: &str) {
+    let hook = Arc::new(HookStore::new(store.clone(), 0));
+    let a = Ops::new(hook.clone(), settings(2));
+    let b = Ops::new(store.clone(), settings(2));
+    let x = card(&format!("91000000000{tag}"));
+    setup(
+        &*store,
+        &b,
+        &[&x],
+        &format!("K{tag}"),
+        &format!("7917000000{tag}"),
+    )
+    .await;
+    let pid = format!("KP{tag}");
+    let t0 = Instant::now();
+    b.execute(confirm(&x, &pid, 100_000)).await.unwrap();
+    let first = b.execute(refund(&x, &pid, "R1", 40_000)).await.unwrap();
+    // A's refund R2 reads the purchase at ~1 s; its write reaches the store
+    // at ~2.4 s, after the purchase (written at ~0 s, 2 s retention) expired.
+    hook.before_write(
+        &x,
+        Box::new(move || Box::pin(sleep_until(t0 + Duration::from_millis(2400)))),
+    );
+    sleep_until(t0 + Duration::from_millis(1000)).await;
+    let r2 = a.execute(refund(&x, &pid, "R2", 10_000)).await;
+    println!("[{tag}] R2 (committed after the purchase expired): {r2:?}");
+    // R1's outcome (written at ~0 s) has expired now; the purchase has not.
+    sleep_until(t0 + Duration::from_millis(2800)).await;
+    let alive = store
+        .get_card_record(&x, &format!("purchase:{pid}"))
+        .await
+        .unwrap()
+        .is_some();
+    println!("[{tag}] purchase record alive at 2.8 s (retention 2 s): {alive}");
+    let again = b.execute(refund(&x, &pid, "R1", 40_000)).await;
+    println!("[{tag}] retried R1: {again:?}");
+    assert_not_applied_twice(tag, &first, &again);
+}
+
+#[tokio::test]
+async fn review2_keep_resurrects_expired_purchase_memory() {
+    keep_resurrects_an_expired_purchase(Arc::new(MemoryStore::new()), "1").await;
+}
+
+#[tokio::test]
+async fn review2_keep_resurrects_expired_purchase_redis() {
+    let (_server, _dir, store) = redis_store().await;
+    keep_resurrects_an_expired_purchase(store, "2").await;
+}
+
+// ---------------------------------------------------------------------
+// 2. A purchase copy's end (`Expiry::At(expires_at_ms)`) comes from the
+//    confirming instance's clock, the original's from Redis' clock (`EX` at
+//    commit). An instance whose clock runs ahead makes every copy outlive
+//    its original — and the outcomes of the refunds recorded on the old
+//    card: a retry of such a refund after a replacement is applied again.
+//    (The skew is simulated by shifting `expires_at_ms` in the confirming
+//    instance's writes: that is exactly what its clock would put there.)
+// ---------------------------------------------------------------------
+
+async fn copy_outlives_source_under_skew(store: Arc<dyn Store>, tag: &str) {
+    // Instance A's clock is 3 s ahead of the store's.
+    let a_store = Arc::new(HookStore::new(store.clone(), 3_000));
+    let a = Ops::new(a_store, settings(3));
+    let b = Ops::new(store.clone(), settings(3));
+    let (x, y) = (
+        card(&format!("92000000001{tag}")),
+        card(&format!("92000000002{tag}")),
+    );
+    let mobile = setup(
+        &*store,
+        &b,
+        &[&x, &y],
+        &format!("S{tag}"),
+        &format!("7917100000{tag}"),
+    )
+    .await;
+    let pid = format!("SP{tag}");
+    let t0 = Instant::now();
+    a.execute(confirm(&x, &pid, 100_000)).await.unwrap();
+    let first = b.execute(refund(&x, &pid, "R1", 10_000)).await.unwrap();
+    replace(&b, &x, &y, &mobile).await;
+    // The next refund copies the purchase onto Y (ending at A's "t0 + 3 s").
+    b.execute(refund(&x, &pid, "R2", 10_000)).await.unwrap();
+    // Past the retention: the original and R1's outcome (on X) are gone.
+    sleep_until(t0 + Duration::from_millis(3600)).await;
+    let original = store
+        .get_card_record(&x, &format!("purchase:{pid}"))
+        .await
+        .unwrap()
+        .is_some();
+    let copy = store
+        .get_card_record(&y, &format!("purchase:{pid}"))
+        .await
+        .unwrap()
+        .is_some();
+    println!("[{tag}] at 3.6 s (retention 3 s): original alive {original}, copy alive {copy}");
+    let again = b.execute(refund(&x, &pid, "R1", 10_000)).await;
+    println!("[{tag}] retried R1: {again:?}");
+    assert_not_applied_twice(tag, &first, &again);
+}
+
+#[tokio::test]
+async fn review2_copy_outlives_source_under_clock_skew_memory() {
+    copy_outlives_source_under_skew(Arc::new(MemoryStore::new()), "1").await;
+}
+
+#[tokio::test]
+async fn review2_copy_outlives_source_under_clock_skew_redis() {
+    let (_server, _dir, store) = redis_store().await;
+    copy_outlives_source_under_skew(store, "2").await;
+}
+
+// ---------------------------------------------------------------------
+// 3. No skew needed: `expires_at_ms` is taken before the confirm's commit,
+//    the original's TTL starts when the commit runs. A confirm whose write
+//    reaches Redis late (a slow socket) leaves a purchase whose copies are
+//    born expired (`PXAT` in the past) while the original still lives: every
+//    cancel or refund after a replacement copies, finds nothing, copies
+//    again... and answers `Contention` (503) until the original expires.
+// ---------------------------------------------------------------------
+
+async fn copy_born_expired_after_a_slow_confirm(store: Arc<dyn Store>, tag: &str) {
+    let hook = Arc::new(HookStore::new(store.clone(), 0));
+    let a = Ops::new(hook.clone(), settings(2));
+    let b = Ops::new(store.clone(), settings(2));
+    let (x, y) = (
+        card(&format!("93000000001{tag}")),
+        card(&format!("93000000002{tag}")),
+    );
+    let mobile = setup(
+        &*store,
+        &b,
+        &[&x, &y],
+        &format!("L{tag}"),
+        &format!("7917200000{tag}"),
+    )
+    .await;
+    let pid = format!("LP{tag}");
+    // A's confirm write takes 1.5 s to reach the store.
+    hook.before_write(
+        &x,
+        Box::new(|| Box::pin(tokio::time::sleep(Duration::from_millis(1500)))),
+    );
+    let t0 = Instant::now();
+    a.execute(confirm(&x, &pid, 100_000)).await.unwrap();
+    replace(&b, &x, &y, &mobile).await;
+    // 2.3 s after the confirm started, 0.8 s after it landed: well within
+    // the retention of the stored purchase.
+    sleep_until(t0 + Duration::from_millis(2300)).await;
+    let original = store
+        .get_card_record(&x, &format!("purchase:{pid}"))
+        .await
+        .unwrap()
+        .is_some();
+    let r = b.execute(refund(&x, &pid, "R1", 10_000)).await;
+    println!("[{tag}] purchase alive on X: {original}; refund: {r:?}");
+    assert!(original, "[{tag}] the purchase should still be kept");
+    assert!(
+        matches!(r, Ok(Reply::Reversed(_))),
+        "[{tag}] a refund of a purchase that is still kept failed: {r:?}"
+    );
+}
+
+#[tokio::test]
+async fn review2_copy_born_expired_after_slow_confirm_memory() {
+    copy_born_expired_after_a_slow_confirm(Arc::new(MemoryStore::new()), "1").await;
+}
+
+#[tokio::test]
+async fn review2_copy_born_expired_after_slow_confirm_redis() {
+    let (_server, _dir, store) = redis_store().await;
+    copy_born_expired_after_a_slow_confirm(store, "2").await;
+}
+
+// ---------------------------------------------------------------------
+// 4. A retention too large for Redis' `EX` (e.g. the TOML maximum, meant as
+//    "forever": 0 is refused at start, no upper bound is checked) makes
+//    `update_card.lua` fail at its `SET ... EX` — after the card's `HSET`
+//    and the history `RPUSH`. The balance change lands, the outcome does
+//    not, the engine answers OutcomeUnknown (503) and the till's retry
+//    applies the purchase again. The memory store treats the same retention
+//    as "keep".
+// ---------------------------------------------------------------------
+
+async fn huge_retention(
+    store: Arc<dyn Store>,
+    tag: &str,
+) -> (
+    Result<Reply, loyalty::engine::EngineError>,
+    Result<Reply, loyalty::engine::EngineError>,
+    Amount,
+    usize,
+) {
+    let ops = Ops::new(store.clone(), settings(i64::MAX as u64));
+    let x = card(&format!("94000000000{tag}"));
+    setup(
+        &*store,
+        &ops,
+        &[&x],
+        &format!("H{tag}"),
+        &format!("7917300000{tag}"),
+    )
+    .await;
+    let pid = format!("HP{tag}");
+    let first = ops.execute(confirm(&x, &pid, 100_000)).await;
+    let retry = ops.execute(confirm(&x, &pid, 100_000)).await;
+    let today = OffsetDateTime::now_utc().date();
+    let held = store.get_card(&x).await.unwrap().unwrap().value;
+    let history = store.card_history(&x, None, 100).await.unwrap();
+    let purchases = history
+        .entries
+        .iter()
+        .filter(|(_, e)| e.bonus.as_ref().is_some_and(|b| b.reference == pid))
+        .count();
+    (first, retry, held.ledger.unburnt(today), purchases)
+}
+
+#[tokio::test]
+async fn review2_huge_retention_memory_applies_once() {
+    let (first, retry, unburnt, purchases) =
+        huge_retention(Arc::new(MemoryStore::new()), "1").await;
+    println!("[1] first {first:?}\n[1] retry {retry:?}\n[1] unburnt {unburnt}, purchase entries {purchases}");
+    assert_eq!((unburnt, purchases), (money(5_000), 1));
+}
+
+#[tokio::test]
+async fn review2_huge_retention_redis_is_refused_before_any_write() {
+    // A retention past Redis' expiry range (the server refuses to start
+    // with one; the store is driven directly here) is refused by the script
+    // before its first write: nothing is applied, not even once, and no
+    // retry can apply it twice.
+    let (_server, _dir, store) = redis_store().await;
+    let (first, retry, unburnt, purchases) = huge_retention(store, "2").await;
+    println!("[2] first {first:?}\n[2] retry {retry:?}\n[2] unburnt {unburnt}, purchase entries {purchases}");
+    assert!(first.is_err() && retry.is_err(), "{first:?} / {retry:?}");
+    assert_eq!(
+        (unburnt, purchases),
+        (Amount::ZERO, 0),
+        "a refused write changed nothing: {first:?} / {retry:?}"
+    );
+}
