@@ -37,6 +37,12 @@ pub struct BonusSettings {
     /// How long PurchaseId/RefundId/OperationId outcomes are kept (and so
     /// how long a purchase can be cancelled or refunded).
     pub idempotency_retention_secs: u64,
+    /// How far back a confirm's `Date` may lie (offline tills); never more
+    /// than `idempotency_retention_secs`, whatever is configured.
+    pub purchase_date_max_age_secs: u64,
+    /// How far ahead of the server's clock a confirm's `Date` may lie
+    /// (till clock skew, local dates ahead of UTC).
+    pub purchase_date_max_ahead_secs: u64,
 }
 
 /// A percentage 0–100 with at most two decimals → basis points.

@@ -10,7 +10,7 @@ use actix_web::{web, App, HttpServer};
 use anyhow::{bail, Context};
 
 use crate::api::{auth::Authenticator, dispatch, router::Router, users, AppState};
-use crate::config::Settings;
+use crate::config::{BonusSettings, Settings};
 use crate::demo;
 use crate::domain::purchase::BonusRules;
 use crate::domain::{CardNumberFormat, ContactField};
@@ -67,13 +67,7 @@ impl Application {
                     required_fields,
                     claim_lease_ms: settings.engine.claim_lease_ms,
                     purchases: PurchaseSettings {
-                        rules: BonusRules {
-                            accrual_bp: settings.bonus.accrual_percent,
-                            activation_delay_days: settings.bonus.activation_delay_days,
-                            expiry_days: settings.bonus.expiry_days,
-                            max_writeoff_bp: settings.bonus.max_writeoff_percent,
-                            discount_bp: settings.bonus.discount_percent,
-                        },
+                        rules: bonus_rules(&settings.bonus),
                         retention_secs: settings.bonus.idempotency_retention_secs,
                     },
                 },
@@ -125,6 +119,31 @@ impl Application {
     /// in flight, then return).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+}
+
+fn bonus_rules(bonus: &BonusSettings) -> BonusRules {
+    let secs = |s: u64| i64::try_from(s).unwrap_or(i64::MAX);
+    // A purchase dated before the retention could outlive its own
+    // idempotency record: the past bound never reaches beyond it.
+    let max_age = bonus
+        .purchase_date_max_age_secs
+        .min(bonus.idempotency_retention_secs);
+    if max_age < bonus.purchase_date_max_age_secs {
+        tracing::warn!(
+            configured = bonus.purchase_date_max_age_secs,
+            used = max_age,
+            "bonus.purchase_date_max_age_secs exceeds bonus.idempotency_retention_secs: the retention bounds purchase dates"
+        );
+    }
+    BonusRules {
+        accrual_bp: bonus.accrual_percent,
+        activation_delay_days: bonus.activation_delay_days,
+        expiry_days: bonus.expiry_days,
+        max_writeoff_bp: bonus.max_writeoff_percent,
+        discount_bp: bonus.discount_percent,
+        date_max_age_secs: secs(max_age),
+        date_max_ahead_secs: secs(bonus.purchase_date_max_ahead_secs),
     }
 }
 

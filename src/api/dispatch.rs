@@ -265,7 +265,7 @@ fn render(state: &AppState, result: Result<Fields, ApiError>) -> Outcome {
             status_of(e.key),
             e.key.as_str(),
             e.message.clone(),
-            Fields::new(),
+            e.fields.clone(),
             Some(e),
         ),
     };

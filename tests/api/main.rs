@@ -17,6 +17,7 @@ mod history_effects;
 mod issue;
 mod ops;
 mod process;
+mod purchase_checks;
 mod purchases;
 mod redis_races;
 mod replacement;
