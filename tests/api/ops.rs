@@ -26,7 +26,7 @@ async fn every_response_carries_a_request_id_and_keeps_the_callers() {
                 .header("X-Request-Id", "till-42-req-7"),
         )
         .await;
-    r.expect(404, "NotFound");
+    r.expect(401, "Unauthorized");
     assert_eq!(r.headers["x-request-id"], "till-42-req-7");
     // A caller's id that is not a sane token is replaced, not echoed.
     let r = app
