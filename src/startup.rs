@@ -1,7 +1,9 @@
 //! Builds the whole server from settings: store, engine, auth, HTTP. Used by
 //! `main` and by the tests (which bind port 0).
 
-use std::net::{SocketAddr, TcpListener};
+mod demo_guard;
+
+use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +31,12 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let metrics = metrics::install();
         let users = users::load(&settings.auth.users_file)?;
-        refuse_public_demo_credentials(&settings, users.values().any(|u| u.demo))?;
+        demo_guard::refuse_public_demo_credentials(
+            &settings.http.bind,
+            settings.http.allow_demo_credentials_on_public_bind,
+            &settings.auth.users_file.display().to_string(),
+            users.values(),
+        )?;
         let card_format = CardNumberFormat::new(&settings.card.number_pattern)
             .with_context(|| format!("card.number_pattern {:?}", settings.card.number_pattern))?;
         let required_fields = settings
@@ -173,31 +180,6 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     Ok(Arc::new(Instrumented(inner)))
 }
 
-/// Demo users have published passwords: never expose them beyond loopback
-/// unless the operator says so explicitly.
-fn refuse_public_demo_credentials(settings: &Settings, has_demo_users: bool) -> anyhow::Result<()> {
-    if !has_demo_users
-        || settings.http.allow_demo_credentials_on_public_bind
-        || is_loopback(&settings.http.bind)
-    {
-        return Ok(());
-    }
-    bail!(
-        "refusing to start: the users file {} holds demo users (published passwords) and http.bind = {} is not a loopback address; \
-         configure real users (loyalty hash-password) or set http.allow_demo_credentials_on_public_bind = true",
-        settings.auth.users_file.display(),
-        settings.http.bind
-    )
-}
-
-fn is_loopback(bind: &str) -> bool {
-    if let Ok(addr) = bind.parse::<SocketAddr>() {
-        return addr.ip().is_loopback();
-    }
-    bind.rsplit_once(':')
-        .is_some_and(|(host, _)| host.eq_ignore_ascii_case("localhost"))
-}
-
 /// A server running on its own thread and actix system: what the tests
 /// (and any embedding program) use. Dropping it stops the server.
 pub struct RunningApp {
@@ -252,21 +234,5 @@ impl RunningApp {
 impl Drop for RunningApp {
     fn drop(&mut self) {
         self.shutdown();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_loopback;
-
-    #[test]
-    fn loopback_binds() {
-        assert!(is_loopback("127.0.0.1:8080"));
-        assert!(is_loopback("127.1.2.3:0"));
-        assert!(is_loopback("[::1]:8080"));
-        assert!(is_loopback("localhost:8080"));
-        assert!(!is_loopback("0.0.0.0:8080"));
-        assert!(!is_loopback("[::]:8080"));
-        assert!(!is_loopback("10.0.0.1:80"));
     }
 }

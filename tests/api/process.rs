@@ -144,6 +144,23 @@ fn demo_credentials_are_refused_on_a_public_bind_unless_allowed() {
 }
 
 #[test]
+fn a_copy_of_the_demo_users_without_its_demo_flags_is_refused_on_a_public_bind() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("users.toml");
+    let demo = std::fs::read_to_string(format!("{ROOT}/config/demo-users.toml")).unwrap();
+    std::fs::write(&copy, demo.replace("demo = true", "")).unwrap();
+    let out = Command::new(BIN)
+        .current_dir(ROOT)
+        .env("LOYALTY__HTTP__BIND", "0.0.0.0:0")
+        .env("LOYALTY__AUTH__USERS_FILE", &copy)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("demo users") && err.contains("admin"), "{err}");
+}
+
+#[test]
 fn hash_password_prints_an_argon2id_phc_string_that_verifies() {
     let mut child = Command::new(BIN)
         .arg("hash-password")
