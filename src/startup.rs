@@ -1,7 +1,10 @@
 //! Builds the whole server from settings: store, engine, auth, HTTP. Used by
 //! `main` and by the tests (which bind port 0).
 
+mod deferred_store;
 mod demo_guard;
+
+use deferred_store::DeferredStore;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -81,7 +84,17 @@ impl Application {
             },
         ));
         if !settings.demo.data_file.is_empty() {
-            demo::load(&engine, &card_format, &settings.demo.data_file).await?;
+            let demo = demo::read(&card_format, &settings.demo.data_file)?;
+            match demo.apply(&engine).await {
+                Ok(()) => {}
+                // The store is not there yet: the data follows when it is,
+                // and the start goes on (docs/api-decisions.md).
+                Err(e) if demo::is_transient(&e) => {
+                    tracing::warn!(error = %e, "demo data not loaded yet: it will be once the store answers");
+                    actix_rt::spawn(demo.apply_when_the_store_answers(engine.clone()));
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
 
         let listener = TcpListener::bind(&settings.http.bind)
@@ -162,16 +175,39 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
         }
         "redis" => {
             let store = &settings.store;
-            let redis = RedisStore::connect(RedisSettings {
+            let redis = RedisSettings {
                 urls: store.url.clone(),
                 key_prefix: store.key_prefix.clone(),
                 pool_size: store.pool_size,
                 connect_timeout: Duration::from_millis(store.connect_timeout_ms),
                 command_timeout: Duration::from_millis(store.command_timeout_ms),
-            })
-            .await
-            .with_context(|| format!("cannot connect to Redis at {:?}", store.url))?;
-            Arc::new(redis)
+            };
+            let connect = move || {
+                let redis = redis.clone();
+                async move {
+                    RedisStore::connect(redis)
+                        .await
+                        .map(|s| Arc::new(s) as Arc<dyn Store>)
+                }
+            };
+            match connect().await {
+                Ok(redis) => redis,
+                // A wrong URL is the operator's to fix; anything else may be
+                // an outage that ends on its own.
+                Err(e) if e.kind() == redis::ErrorKind::InvalidClientConfig => {
+                    return Err(e).with_context(|| format!("store.url {:?}", store.url))
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot connect to Redis: starting anyway; every request answers 503 StoreUnavailable (and /ready 503) until Redis answers");
+                    let deferred = Arc::new(DeferredStore::default());
+                    actix_rt::spawn(
+                        deferred
+                            .clone()
+                            .connect_in_background(connect, Duration::from_secs(2)),
+                    );
+                    deferred
+                }
+            }
         }
         other => {
             bail!("store.backend = {other:?} is not supported (expected \"memory\" or \"redis\")")

@@ -24,4 +24,5 @@ mod replacement;
 mod requests;
 mod roles;
 mod state_machine;
+mod store_startup;
 mod unblock;

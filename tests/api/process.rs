@@ -132,6 +132,45 @@ fn failed_logins_are_logged_with_the_attempted_login_reason_and_client() {
 }
 
 #[test]
+fn serve_starts_without_redis_and_answers_503_until_it_comes() {
+    let port = free_port();
+    let nothing_there = free_port();
+    let mut child = Command::new(BIN)
+        .current_dir(ROOT)
+        .env("LOYALTY__HTTP__BIND", format!("127.0.0.1:{port}"))
+        .env("LOYALTY__HTTP__WORKERS", "1")
+        .env("LOYALTY__STORE__BACKEND", "redis")
+        .env(
+            "LOYALTY__STORE__URL",
+            format!("redis://127.0.0.1:{nothing_there}/0"),
+        )
+        .env("LOYALTY__STORE__CONNECT_TIMEOUT_MS", "200")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // It listens (before, it exited 1 here).
+    assert!(lines.by_ref().any(|l| l.unwrap().contains("listening")));
+    assert!(http_get(port, "/health", None).starts_with("HTTP/1.1 200"));
+    let ready = http_get(port, "/ready", None);
+    assert!(ready.starts_with("HTTP/1.1 503"), "{ready}");
+    assert!(ready.contains(r#""Key":"StoreUnavailable""#), "{ready}");
+    let balance = http_get(
+        port,
+        "/api/card/balance/by/7000000000001",
+        Some("pos:pos-demo"),
+    );
+    assert!(balance.contains(r#""Key":"StoreUnavailable""#), "{balance}");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
 fn demo_credentials_are_refused_on_a_public_bind_unless_allowed() {
     let out = Command::new(BIN)
         .current_dir(ROOT)
