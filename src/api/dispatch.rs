@@ -125,6 +125,14 @@ async fn handle(
                 auth_failure: None,
             },
             RouteId::Ready => render(state, ops::ready(state).await),
+            RouteId::OpenApi => Outcome {
+                response: ops::openapi(),
+                login: None,
+                error: None,
+                request_body: None,
+                response_body: None,
+                auth_failure: None,
+            },
             _ => render(state, ops::health()),
         };
     };
@@ -188,7 +196,7 @@ async fn handle(
         RouteId::Refund => purchase::refund(&ctx).await,
         RouteId::ManualBonus => purchase::manual_bonus(&ctx).await,
         RouteId::Transactions => purchase::transactions(&ctx).await,
-        RouteId::Health | RouteId::Ready | RouteId::Metrics => ops::health(),
+        RouteId::Health | RouteId::Ready | RouteId::Metrics | RouteId::OpenApi => ops::health(),
     };
     let mut outcome = with_login(render(state, result), &login);
     outcome.request_body = body;

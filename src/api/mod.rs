@@ -9,6 +9,7 @@ pub mod catalogue;
 mod contact;
 mod dispatch;
 pub mod error;
+pub mod openapi;
 mod ops;
 pub mod params;
 mod purchase;

@@ -2,6 +2,7 @@
 //! The store backend is chosen by LOYALTY_TEST_BACKEND (memory by default).
 
 mod card_support;
+mod documented;
 mod helpers;
 
 mod active;
