@@ -89,6 +89,9 @@ pub struct HttpSettings {
     pub business_errors_as_200: bool,
     pub shutdown_timeout_secs: u64,
     pub keep_alive_secs: u64,
+    /// A connection's first request head must arrive within this long,
+    /// else 408 `RequestTimeout` (slow or stuck clients hold no worker).
+    pub request_head_timeout_ms: u64,
     /// Demo users have published passwords: refuse them on a non-loopback
     /// bind unless this is set.
     pub allow_demo_credentials_on_public_bind: bool,

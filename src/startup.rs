@@ -3,6 +3,7 @@
 
 mod deferred_store;
 mod demo_guard;
+mod http_server;
 
 use deferred_store::DeferredStore;
 
@@ -11,10 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::{web, App, HttpServer};
+use actix_web::web;
 use anyhow::{bail, Context};
 
-use crate::api::{auth::Authenticator, dispatch, router::Router, users, AppState};
+use crate::api::{auth::Authenticator, router::Router, users, AppState};
 use crate::config::{BonusSettings, Settings};
 use crate::demo;
 use crate::domain::purchase::BonusRules;
@@ -114,16 +115,7 @@ impl Application {
             settings,
             metrics,
         });
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .default_service(web::to(dispatch))
-        })
-        .listen(listener)?
-        .workers(workers)
-        .shutdown_timeout(http.shutdown_timeout_secs)
-        .keep_alive(Duration::from_secs(http.keep_alive_secs))
-        .run();
+        let server = http_server::serve(listener, state, &http, workers)?;
         Ok(Application { port, server })
     }
 

@@ -14,6 +14,7 @@ mod ops;
 pub mod params;
 mod purchase;
 pub mod router;
+pub mod transport;
 pub mod users;
 mod views;
 

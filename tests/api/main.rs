@@ -26,4 +26,5 @@ mod requests;
 mod roles;
 mod state_machine;
 mod store_startup;
+mod transport;
 mod unblock;
