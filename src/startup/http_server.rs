@@ -31,7 +31,8 @@ pub fn serve(
         .workers(workers)
         .shutdown_timeout(http.shutdown_timeout_secs);
     // Idle keep-alive connections close at once on shutdown instead of
-    // holding it up until they time out (as HttpServer does).
+    // holding it up until they time out (as HttpServer does, through the
+    // same doc-hidden actix-http hook).
     let shutdown = builder.graceful_shutdown_signal();
     Ok(builder
         .listen("loyalty-http", listener, move || {
@@ -49,9 +50,9 @@ pub fn serve(
                 })
                 .h1(map_config(app, |_| AppConfig::default()));
             fn_service(|io: TcpStream| async move {
+                // Socket options as HttpServer left them (Nagle on): the
+                // load-test numbers stay comparable.
                 let peer = io.peer_addr().ok();
-                // Small request/response exchanges: do not wait to coalesce.
-                let _ = io.set_nodelay(true);
                 Ok((EnvelopeIo::new(io, peer), peer))
             })
             .and_then(h1)
