@@ -78,11 +78,11 @@ pub async fn dispatch(
     let status = response.status().as_u16();
     m::http_request(template, method, status, started.elapsed().as_secs_f64());
     let login = login.as_deref().unwrap_or("-");
-    let client = req
-        .peer_addr()
-        .map_or_else(|| "-".to_owned(), |a| a.ip().to_string());
     if let Some(e) = &error {
         m::error(e.key.as_str());
+        let client = req
+            .peer_addr()
+            .map_or_else(|| "-".to_owned(), |a| a.ip().to_string());
         // Integration errors are always logged; the message never carries
         // credentials (they are not part of any error text).
         if let Some(reason) = auth_failure {
