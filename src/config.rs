@@ -37,6 +37,12 @@ pub struct BonusSettings {
     /// How long PurchaseId/RefundId/OperationId outcomes are kept (and so
     /// how long a purchase can be cancelled or refunded).
     pub idempotency_retention_secs: u64,
+    /// How far back a confirm's `Date` may lie (offline tills); never more
+    /// than `idempotency_retention_secs`, whatever is configured.
+    pub purchase_date_max_age_secs: u64,
+    /// How far ahead of the server's clock a confirm's `Date` may lie
+    /// (till clock skew, local dates ahead of UTC).
+    pub purchase_date_max_ahead_secs: u64,
 }
 
 /// A percentage 0–100 with at most two decimals → basis points.
@@ -83,6 +89,9 @@ pub struct HttpSettings {
     pub business_errors_as_200: bool,
     pub shutdown_timeout_secs: u64,
     pub keep_alive_secs: u64,
+    /// A connection's first request head must arrive within this long,
+    /// else 408 `RequestTimeout` (slow or stuck clients hold no worker).
+    pub request_head_timeout_ms: u64,
     /// Demo users have published passwords: refuse them on a non-loopback
     /// bind unless this is set.
     pub allow_demo_credentials_on_public_bind: bool,

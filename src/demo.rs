@@ -1,13 +1,16 @@
 //! The demo data set loaded at start (config/demo-data.json), so that a
 //! fresh `cargo run` has cards and contacts to try the API on.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use serde::Deserialize;
 
 use crate::domain::contact::parse_date;
 use crate::domain::{
     Card, CardNumberFormat, CardType, Category, ContactCode, ContactPatch, MobileNumber,
 };
-use crate::engine::{Command, Engine};
+use crate::engine::{Command, Engine, EngineError};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -36,7 +39,15 @@ struct DemoContact {
     city: String,
 }
 
-pub async fn load(engine: &Engine, format: &CardNumberFormat, path: &str) -> anyhow::Result<()> {
+/// The demo data set, read and checked at start: a broken file stops the
+/// server at once, whatever the store's state.
+pub struct DemoSet {
+    path: String,
+    cards: Vec<Card>,
+    contacts: Vec<(ContactCode, ContactPatch)>,
+}
+
+pub fn read(format: &CardNumberFormat, path: &str) -> anyhow::Result<DemoSet> {
     let text =
         std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("demo.data_file {path}: {e}"))?;
     let data: DemoData =
@@ -50,12 +61,7 @@ pub async fn load(engine: &Engine, format: &CardNumberFormat, path: &str) -> any
             .ok_or_else(|| anyhow::anyhow!("demo card {}: bad TypeCode", c.number))?;
         cards.push(Card::new(number, category, card_type));
     }
-    let created = engine
-        .insert_cards(&cards)
-        .await?
-        .into_iter()
-        .filter(|c| *c)
-        .count();
+    let mut contacts = Vec::new();
     for c in data.contacts {
         let patch = ContactPatch {
             name: Some(c.name),
@@ -64,13 +70,66 @@ pub async fn load(engine: &Engine, format: &CardNumberFormat, path: &str) -> any
             city: Some(c.city),
             ..ContactPatch::default()
         };
-        engine
-            .execute(Command::UpsertContact {
-                code: ContactCode::parse(&c.code)?,
-                patch,
-            })
-            .await?;
+        contacts.push((ContactCode::parse(&c.code)?, patch));
     }
-    tracing::info!(path, cards = cards.len(), created, "demo data loaded");
-    Ok(())
+    Ok(DemoSet {
+        path: path.to_owned(),
+        cards,
+        contacts,
+    })
+}
+
+impl DemoSet {
+    /// Loads the set; loading it again changes nothing more (existing cards
+    /// keep their state, contacts get the same fields).
+    pub async fn apply(&self, engine: &Engine) -> Result<(), EngineError> {
+        let created = engine
+            .insert_cards(&self.cards)
+            .await?
+            .into_iter()
+            .filter(|c| *c)
+            .count();
+        for (code, patch) in &self.contacts {
+            engine
+                .execute(Command::UpsertContact {
+                    code: code.clone(),
+                    patch: patch.clone(),
+                })
+                .await?;
+        }
+        tracing::info!(path = %self.path, cards = self.cards.len(), created, "demo data loaded");
+        Ok(())
+    }
+
+    /// Loads the set once the store answers: a server started without its
+    /// store gets its demo data when the store comes, without holding up
+    /// the start. Gives up (with an error in the log) only on a refusal
+    /// that retrying cannot cure.
+    pub async fn apply_when_the_store_answers(self, engine: Arc<Engine>) {
+        let mut wait = Duration::from_millis(200);
+        loop {
+            match self.apply(&engine).await {
+                Ok(()) => return,
+                Err(e) if is_transient(&e) => {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => {
+                    tracing::error!(path = %self.path, error = %e, "demo data could not be loaded");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The store is away or busy: worth trying again later.
+pub fn is_transient(e: &EngineError) -> bool {
+    matches!(
+        e,
+        EngineError::StoreUnavailable(_)
+            | EngineError::StoreOutcomeUnknown(_)
+            | EngineError::Overloaded
+            | EngineError::Contention(_)
+    )
 }

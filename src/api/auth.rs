@@ -26,9 +26,24 @@ use crate::metrics as m;
 pub enum AuthFailure {
     Missing,
     Malformed,
-    Invalid,
+    UnknownUser,
+    WrongPassword,
     /// Too many recent failures for this login: retry after this many seconds.
     Throttled(u64),
+}
+
+impl AuthFailure {
+    /// For the security log and the auth failure metric: an unknown login
+    /// hints at credential stuffing, a wrong password at a misconfigured till.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthFailure::Missing => "missing",
+            AuthFailure::Malformed => "malformed",
+            AuthFailure::UnknownUser => "unknown_user",
+            AuthFailure::WrongPassword => "wrong_password",
+            AuthFailure::Throttled(_) => "throttled",
+        }
+    }
 }
 
 struct FailureState {
@@ -77,11 +92,11 @@ impl Authenticator {
 
     pub async fn authenticate(&self, header: Option<&str>) -> Result<Actor, AuthFailure> {
         let Some(header) = header else {
-            m::auth_failure("missing");
+            m::auth_failure(AuthFailure::Missing.reason());
             return Err(AuthFailure::Missing);
         };
         let Some((login, password)) = parse_basic(header) else {
-            m::auth_failure("malformed");
+            m::auth_failure(AuthFailure::Malformed.reason());
             return Err(AuthFailure::Malformed);
         };
         let digest = self.digest(&login, &password);
@@ -91,7 +106,7 @@ impl Authenticator {
         }
         m::auth_cache(false);
         if let Some(secs) = self.locked(&login) {
-            m::auth_failure("throttled");
+            m::auth_failure(AuthFailure::Throttled(secs).reason());
             return Err(AuthFailure::Throttled(secs));
         }
         let user = self.users.get(&login);
@@ -107,13 +122,14 @@ impl Authenticator {
                 })
             }
             _ => {
-                m::auth_failure(if user.is_some() {
-                    "wrong_password"
+                let failure = if user.is_some() {
+                    AuthFailure::WrongPassword
                 } else {
-                    "unknown_user"
-                });
+                    AuthFailure::UnknownUser
+                };
+                m::auth_failure(failure.reason());
                 self.record_failure(&login);
-                Err(AuthFailure::Invalid)
+                Err(failure)
             }
         }
     }
@@ -214,6 +230,34 @@ fn parse_basic(header: &str) -> Option<(String, String)> {
     Some((login.to_owned(), password.to_owned()))
 }
 
+/// The login a request tried, for the security log: the part of the Basic
+/// credentials before the `:` (never the password), with control characters
+/// escaped so that it cannot forge log lines, and cut to a sane length.
+pub fn attempted_login(header: Option<&str>) -> Option<String> {
+    let (scheme, data) = header?.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .ok()?;
+    let login_bytes = decoded.split(|b| *b == b':').next()?;
+    if login_bytes.len() == decoded.len() || login_bytes.is_empty() {
+        // No ':' at all: the whole text may be a password.
+        return None;
+    }
+    let login = String::from_utf8_lossy(login_bytes);
+    let mut shown: String = login
+        .chars()
+        .take(MAX_LOGIN_LEN)
+        .flat_map(char::escape_default)
+        .collect();
+    if login.chars().count() > MAX_LOGIN_LEN {
+        shown.push_str("...");
+    }
+    Some(shown)
+}
+
 /// PHC hash of `password` with argon2id defaults (`loyalty hash-password`).
 pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
     use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
@@ -268,11 +312,11 @@ mod tests {
         assert!(auth.cached(&digest).is_some());
         assert_eq!(
             auth.authenticate(Some(&basic("pos-1", "wrong"))).await,
-            Err(AuthFailure::Invalid)
+            Err(AuthFailure::WrongPassword)
         );
         assert_eq!(
             auth.authenticate(Some(&basic("pos-1", "right "))).await,
-            Err(AuthFailure::Invalid)
+            Err(AuthFailure::WrongPassword)
         );
     }
 
@@ -285,7 +329,7 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(
                 auth.authenticate(Some(&basic("pos-1", "x"))).await,
-                Err(AuthFailure::Invalid)
+                Err(AuthFailure::WrongPassword)
             );
         }
         assert!(matches!(
@@ -318,7 +362,29 @@ mod tests {
         assert_eq!(auth.authenticate(None).await, Err(AuthFailure::Missing));
         assert_eq!(
             auth.authenticate(Some(&basic("nobody", "right"))).await,
-            Err(AuthFailure::Invalid)
+            Err(AuthFailure::UnknownUser)
         );
+    }
+
+    #[test]
+    fn the_attempted_login_is_logged_never_the_password() {
+        assert_eq!(
+            attempted_login(Some(&basic("till-7", "s3cret:x"))).as_deref(),
+            Some("till-7")
+        );
+        // Newlines cannot forge log lines.
+        assert_eq!(
+            attempted_login(Some(&basic("a\nlogin=admin", "p"))).as_deref(),
+            Some("a\\nlogin=admin")
+        );
+        let long = attempted_login(Some(&basic(&"x".repeat(500), "p"))).unwrap();
+        assert!(long.len() < 140 && long.ends_with("..."), "{long}");
+        // Without a ':' the text could be a password: nothing is shown.
+        assert_eq!(
+            attempted_login(Some("Basic bm9jb2xvbg==")), // "nocolon"
+            None
+        );
+        assert_eq!(attempted_login(Some("Bearer x")), None);
+        assert_eq!(attempted_login(None), None);
     }
 }

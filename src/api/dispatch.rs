@@ -11,14 +11,14 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde_json::{Map, Value};
 
-use super::auth::AuthFailure;
+use super::auth::{attempted_login, AuthFailure};
 use super::catalogue::{status_of, survives_legacy_mode};
 use super::error::ApiError;
 use super::params::Params;
 use super::router::{Match, Route, RouteId};
 use super::views::Fields;
 use super::{admin, card, contact, ops, purchase, AppState, Ctx};
-use crate::domain::{policy::may_call, ErrorKey};
+use crate::domain::{policy::may_call, Actor, ErrorKey};
 use crate::metrics as m;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -30,6 +30,8 @@ struct Outcome {
     error: Option<ApiError>,
     request_body: Option<web::Bytes>,
     response_body: Option<String>,
+    /// Why the credentials were refused, for the security log.
+    auth_failure: Option<&'static str>,
 }
 
 pub async fn dispatch(
@@ -41,30 +43,26 @@ pub async fn dispatch(
     let request_id = request_id(&req);
     let method = method_label(req.method());
     let (template, outcome) = match state.router.find(req.method(), req.path()) {
-        Match::NotFound => (
-            "unmatched",
-            render(
-                &state,
-                Err(ApiError::new(
-                    ErrorKey::NotFound,
-                    format!("no route {} {}", req.method(), req.path()),
-                )),
-            ),
-        ),
-        Match::WrongMethod(route) => (
-            route.template,
-            render(
-                &state,
-                Err(ApiError::new(
-                    ErrorKey::MethodNotAllowed,
-                    format!("{} does not answer {}", route.template, req.method()),
-                )),
-            ),
-        ),
         Match::Found(route, captures) => (
             route.template,
             handle(&state, route, captures, &req, payload).await,
         ),
+        Match::NotFound => {
+            let error = ApiError::new(
+                ErrorKey::NotFound,
+                format!("no route {} {}", req.method(), req.path()),
+            );
+            let guarded = is_api_path(req.path());
+            ("unmatched", refuse(&state, &req, guarded, error).await)
+        }
+        Match::WrongMethod(route) => {
+            let error = ApiError::new(
+                ErrorKey::MethodNotAllowed,
+                format!("{} does not answer {}", route.template, req.method()),
+            );
+            let guarded = route.permission.is_some();
+            (route.template, refuse(&state, &req, guarded, error).await)
+        }
     };
     let Outcome {
         mut response,
@@ -72,6 +70,7 @@ pub async fn dispatch(
         error,
         request_body,
         response_body,
+        auth_failure,
     } = outcome;
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID, v);
@@ -81,12 +80,21 @@ pub async fn dispatch(
     let login = login.as_deref().unwrap_or("-");
     if let Some(e) = &error {
         m::error(e.key.as_str());
+        let client = req
+            .peer_addr()
+            .map_or_else(|| "-".to_owned(), |a| a.ip().to_string());
         // Integration errors are always logged; the message never carries
         // credentials (they are not part of any error text).
-        if status >= 500 {
-            tracing::error!(%request_id, route = template, method, login, key = e.key.as_str(), status, message = %e.message, "request failed");
+        if let Some(reason) = auth_failure {
+            // The security log: who tried, from where and why it failed, so
+            // that credential stuffing or a misconfigured till can be
+            // found. `login` is the attempted one; never the password.
+            let forwarded_for = forwarded_for(&req);
+            tracing::warn!(%request_id, route = template, method, login, reason, client, forwarded_for, key = e.key.as_str(), status, "authentication failed");
+        } else if status >= 500 {
+            tracing::error!(%request_id, route = template, method, login, client, key = e.key.as_str(), status, message = %e.message, "request failed");
         } else {
-            tracing::warn!(%request_id, route = template, method, login, key = e.key.as_str(), status, message = %e.message, "request refused");
+            tracing::warn!(%request_id, route = template, method, login, client, key = e.key.as_str(), status, message = %e.message, "request refused");
         }
     }
     if state.settings.log.requests {
@@ -114,35 +122,24 @@ async fn handle(
                 error: None,
                 request_body: None,
                 response_body: None,
+                auth_failure: None,
             },
             RouteId::Ready => render(state, ops::ready(state).await),
+            RouteId::OpenApi => Outcome {
+                response: ops::openapi(),
+                login: None,
+                error: None,
+                request_body: None,
+                response_body: None,
+                auth_failure: None,
+            },
             _ => render(state, ops::health()),
         };
     };
 
-    let header = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|h| h.to_str().ok());
-    let actor = match state.auth.authenticate(header).await {
+    let actor = match authenticate(state, req).await {
         Ok(actor) => actor,
-        Err(AuthFailure::Throttled(secs)) => {
-            return render(
-                state,
-                Err(
-                    ApiError::new(ErrorKey::RateLimited, "too many failed logins; retry later")
-                        .retry_after(secs),
-                ),
-            )
-        }
-        Err(failure) => {
-            let why = match failure {
-                AuthFailure::Missing => "credentials are required (HTTP Basic)",
-                AuthFailure::Malformed => "the Authorization header is not valid HTTP Basic",
-                _ => "wrong login or password",
-            };
-            return render(state, Err(ApiError::new(ErrorKey::Unauthorized, why)));
-        }
+        Err(refused) => return refused,
     };
     if !may_call(actor.role, permission) {
         let message = format!(
@@ -199,11 +196,76 @@ async fn handle(
         RouteId::Refund => purchase::refund(&ctx).await,
         RouteId::ManualBonus => purchase::manual_bonus(&ctx).await,
         RouteId::Transactions => purchase::transactions(&ctx).await,
-        RouteId::Health | RouteId::Ready | RouteId::Metrics => ops::health(),
+        RouteId::Health | RouteId::Ready | RouteId::Metrics | RouteId::OpenApi => ops::health(),
     };
     let mut outcome = with_login(render(state, result), &login);
     outcome.request_body = body;
     outcome
+}
+
+/// HTTP Basic credentials, or the answer that refuses them (401, or 429
+/// while the login is throttled) with the attempted login for the log.
+async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Actor, Outcome> {
+    let header = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|h| h.to_str().ok());
+    let failure = match state.auth.authenticate(header).await {
+        Ok(actor) => return Ok(actor),
+        Err(failure) => failure,
+    };
+    let error = match failure {
+        AuthFailure::Throttled(secs) => {
+            ApiError::new(ErrorKey::RateLimited, "too many failed logins; retry later")
+                .retry_after(secs)
+        }
+        AuthFailure::Missing => ApiError::new(
+            ErrorKey::Unauthorized,
+            "credentials are required (HTTP Basic)",
+        ),
+        AuthFailure::Malformed => ApiError::new(
+            ErrorKey::Unauthorized,
+            "the Authorization header is not valid HTTP Basic",
+        ),
+        AuthFailure::UnknownUser | AuthFailure::WrongPassword => {
+            ApiError::new(ErrorKey::Unauthorized, "wrong login or password")
+        }
+    };
+    let mut outcome = render(state, Err(error));
+    outcome.login = attempted_login(header);
+    outcome.auth_failure = Some(failure.reason());
+    Err(outcome)
+}
+
+/// An unknown path or a wrong method. Under `/api` that is told only to
+/// callers with valid credentials (API.md §2): routes cannot be probed
+/// anonymously.
+async fn refuse(state: &AppState, req: &HttpRequest, guarded: bool, error: ApiError) -> Outcome {
+    if !guarded {
+        return render(state, Err(error));
+    }
+    match authenticate(state, req).await {
+        Ok(actor) => with_login(render(state, Err(error)), &actor.login),
+        Err(refused) => refused,
+    }
+}
+
+/// `/api` and everything under it, in any case (routes match so).
+fn is_api_path(path: &str) -> bool {
+    let p = path.as_bytes();
+    p.len() >= 4 && p[..4].eq_ignore_ascii_case(b"/api") && (p.len() == 4 || p[4] == b'/')
+}
+
+/// A proxy's `X-Forwarded-For`, for the security log only (the caller can
+/// set it to anything): printable, and cut to a sane length.
+fn forwarded_for(req: &HttpRequest) -> String {
+    req.headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(
+            || "-".to_owned(),
+            |v| v.chars().take(128).flat_map(char::escape_default).collect(),
+        )
 }
 
 fn params_of(req: &HttpRequest, body: Option<&[u8]>, route: RouteId) -> Result<Params, ApiError> {
@@ -265,7 +327,7 @@ fn render(state: &AppState, result: Result<Fields, ApiError>) -> Outcome {
             status_of(e.key),
             e.key.as_str(),
             e.message.clone(),
-            Fields::new(),
+            e.fields.clone(),
             Some(e),
         ),
     };
@@ -299,6 +361,7 @@ fn render(state: &AppState, result: Result<Fields, ApiError>) -> Outcome {
         error,
         request_body: None,
         response_body,
+        auth_failure: None,
     }
 }
 
@@ -354,7 +417,17 @@ fn redact(body: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{is_api_path, redact};
+
+    #[test]
+    fn api_paths_in_any_case() {
+        for p in ["/api", "/API/", "/api/card/x", "/Api/openapi.json"] {
+            assert!(is_api_path(p), "{p}");
+        }
+        for p in ["/", "/apis", "/health", "/ap", "/x/api/card"] {
+            assert!(!is_api_path(p), "{p}");
+        }
+    }
 
     #[test]
     fn passwords_are_masked_in_logged_bodies() {

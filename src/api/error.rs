@@ -1,5 +1,8 @@
 //! The API's error: a Key, its message, and what the response needs besides.
 
+use serde_json::Value;
+
+use super::views::Fields;
 use crate::domain::{ErrorKey, RuleError};
 use crate::engine::EngineError;
 
@@ -9,6 +12,9 @@ pub struct ApiError {
     pub message: String,
     /// Seconds for a `Retry-After` header (429, 503 Overloaded).
     pub retry_after_secs: Option<u64>,
+    /// Method-specific fields an error answer carries after the envelope
+    /// (a refused calculate still tells `MaxBonusToPay`).
+    pub fields: Fields,
 }
 
 impl ApiError {
@@ -17,7 +23,13 @@ impl ApiError {
             key,
             message: message.into(),
             retry_after_secs: None,
+            fields: Fields::new(),
         }
+    }
+
+    pub fn with_field(mut self, name: &str, value: Value) -> ApiError {
+        self.fields.insert(name.to_owned(), value);
+        self
     }
 
     pub fn retry_after(mut self, secs: u64) -> ApiError {

@@ -9,10 +9,12 @@ pub mod catalogue;
 mod contact;
 mod dispatch;
 pub mod error;
+pub mod openapi;
 mod ops;
 pub mod params;
 mod purchase;
 pub mod router;
+pub mod transport;
 pub mod users;
 mod views;
 

@@ -45,3 +45,11 @@ pub async fn metrics(state: &AppState) -> HttpResponse {
         ))
         .body(state.metrics.render())
 }
+
+/// The OpenAPI document as it is: not wrapped in the envelope, so that
+/// OpenAPI tools read it.
+pub fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(super::openapi::document().to_string())
+}

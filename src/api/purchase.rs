@@ -48,6 +48,14 @@ pub async fn calculate(ctx: &Ctx<'_>) -> Result<Fields, ApiError> {
     else {
         return Err(internal());
     };
+    if let Some(refusal) = c.refusal {
+        // Confirm's Key, and what the till needs to offer the maximum.
+        return Err(ApiError::from(refusal)
+            .with_field("Number", json!(number.as_str()))
+            .with_field("Amount", views::money(amount))
+            .with_field("BonusToPay", views::money(bonus_to_pay))
+            .with_field("MaxBonusToPay", views::money(c.max_bonus_to_pay)));
+    }
     let mut f = Fields::new();
     f.insert("Number".into(), json!(number.as_str()));
     f.insert("Amount".into(), views::money(amount));

@@ -29,6 +29,7 @@ pub enum RouteId {
     Health,
     Ready,
     Metrics,
+    OpenApi,
 }
 
 pub struct Route {
@@ -77,7 +78,20 @@ impl Default for Router {
     }
 }
 
+impl Route {
+    /// The path as routed (the seed's `binto` keeps its own spelling here;
+    /// `template` is the label it shares with `bindto`).
+    pub fn path(&self) -> String {
+        format!("/{}", self.segments.join("/"))
+    }
+}
+
 impl Router {
+    /// Every route, in matching order.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
     pub fn new() -> Router {
         use RouteId::*;
         let m = Some;
@@ -150,6 +164,7 @@ impl Router {
                 route(Health, "/health", GET, None),
                 route(Ready, "/ready", GET, None),
                 route(Metrics, "/metrics", GET, None),
+                route(OpenApi, "/api/openapi.json", GET, None),
             ],
         }
     }

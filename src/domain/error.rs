@@ -32,13 +32,19 @@ pub enum ErrorKey {
     PayloadTooLarge,
     NotFound,
     MethodNotAllowed,
+    /// The HTTP request itself could not be parsed (request line, headers).
+    MalformedRequest,
+    /// The request head (request line and headers) is too large.
+    HeadersTooLarge,
+    /// The request head did not arrive in time.
+    RequestTimeout,
     Overloaded,
     StoreUnavailable,
     InternalError,
 }
 
 impl ErrorKey {
-    pub const ALL: [ErrorKey; 29] = [
+    pub const ALL: [ErrorKey; 32] = [
         ErrorKey::RequiredParameterNotSpecified,
         ErrorKey::InvalidCardNumber,
         ErrorKey::InvalidMobileNumber,
@@ -65,6 +71,9 @@ impl ErrorKey {
         ErrorKey::PayloadTooLarge,
         ErrorKey::NotFound,
         ErrorKey::MethodNotAllowed,
+        ErrorKey::MalformedRequest,
+        ErrorKey::HeadersTooLarge,
+        ErrorKey::RequestTimeout,
         ErrorKey::Overloaded,
         ErrorKey::StoreUnavailable,
         ErrorKey::InternalError,
@@ -98,6 +107,9 @@ impl ErrorKey {
             ErrorKey::PayloadTooLarge => "PayloadTooLarge",
             ErrorKey::NotFound => "NotFound",
             ErrorKey::MethodNotAllowed => "MethodNotAllowed",
+            ErrorKey::MalformedRequest => "MalformedRequest",
+            ErrorKey::HeadersTooLarge => "HeadersTooLarge",
+            ErrorKey::RequestTimeout => "RequestTimeout",
             ErrorKey::Overloaded => "Overloaded",
             ErrorKey::StoreUnavailable => "StoreUnavailable",
             ErrorKey::InternalError => "InternalError",

@@ -3,7 +3,7 @@
 //! Pure: dates and rules come in as parameters.
 
 use serde::{Deserialize, Serialize};
-use time::{Date, Duration};
+use time::{Date, Duration, OffsetDateTime};
 
 use super::card::Card;
 use super::error::{ErrorKey, RuleError};
@@ -19,6 +19,12 @@ pub struct BonusRules {
     pub expiry_days: i64,
     pub max_writeoff_bp: i64,
     pub discount_bp: i64,
+    /// How far back a purchase's `Date` may lie: offline tills send the
+    /// past, but never beyond what the idempotency records still cover.
+    pub date_max_age_secs: i64,
+    /// How far ahead: a till's clock may run ahead, or its local date be
+    /// ahead of the UTC date, by this much at most.
+    pub date_max_ahead_secs: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,19 +120,24 @@ pub fn check_status(card: &Card, bonus_to_pay: Amount) -> Result<(), RuleError> 
     }
 }
 
-/// Applies a purchase to the card's ledger: writes off `bonus_to_pay`
-/// (nearest-expiring first) and accrues a new lot, Inactive for the
-/// activation delay, then Active until its expiry.
-pub fn confirm(
+/// Every rule confirm applies to a purchase's card and amounts, in
+/// confirm's order; calculate runs the same, so that a till validating with
+/// calculate gets the Key confirm would answer. On success, the purchase's
+/// calculation.
+pub fn check(
     rules: &BonusRules,
-    card: &mut Card,
-    reference: &str,
+    card: &Card,
     amount: Amount,
     bonus_to_pay: Amount,
-    date: Date,
     today: Date,
-) -> Result<PurchaseRecord, RuleError> {
+) -> Result<Calculation, RuleError> {
     check_status(card, bonus_to_pay)?;
+    if amount == Amount::ZERO {
+        return Err(RuleError::new(
+            ErrorKey::InvalidAmount,
+            "Amount must be above 0",
+        ));
+    }
     if bonus_to_pay > amount {
         return Err(RuleError::new(
             ErrorKey::InvalidAmount,
@@ -143,6 +154,50 @@ pub fn confirm(
             ),
         ));
     }
+    Ok(calc)
+}
+
+/// A purchase's `Date` must lie in the window around `now`. A date counts
+/// from its start (00:00 UTC), so a date is refused as soon as part of it
+/// is older than the window; today is always accepted (a confirm without a
+/// Date is dated today).
+pub fn check_date(rules: &BonusRules, date: Date, now: OffsetDateTime) -> Result<(), RuleError> {
+    let today = now.date();
+    let start = date.midnight().assume_utc();
+    if date > today && start > now + Duration::seconds(rules.date_max_ahead_secs) {
+        return Err(RuleError::new(
+            ErrorKey::InvalidParameter,
+            format!(
+                "Date {date} is in the future: at most {}s ahead of the server's clock ({today} UTC) is accepted",
+                rules.date_max_ahead_secs
+            ),
+        ));
+    }
+    if date < today && start < now - Duration::seconds(rules.date_max_age_secs) {
+        return Err(RuleError::new(
+            ErrorKey::InvalidParameter,
+            format!(
+                "Date {date} is too old: purchases dated up to {}s back are accepted",
+                rules.date_max_age_secs
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Applies a purchase to the card's ledger: writes off `bonus_to_pay`
+/// (nearest-expiring first) and accrues a new lot, Inactive for the
+/// activation delay, then Active until its expiry.
+pub fn confirm(
+    rules: &BonusRules,
+    card: &mut Card,
+    reference: &str,
+    amount: Amount,
+    bonus_to_pay: Amount,
+    date: Date,
+    today: Date,
+) -> Result<PurchaseRecord, RuleError> {
+    let calc = check(rules, card, amount, bonus_to_pay, today)?;
     let writeoffs = card.ledger.write_off(bonus_to_pay, today)?;
     let (active_from, expires) = accrual_dates(rules, date);
     card.ledger.accrue(

@@ -17,6 +17,8 @@ fn rules() -> BonusRules {
         expiry_days: 365,
         max_writeoff_bp: 5000,
         discount_bp: 300,
+        date_max_age_secs: 30 * 86_400,
+        date_max_ahead_secs: 86_400,
     }
 }
 
@@ -122,6 +124,60 @@ fn cancel_takes_back_a_spent_accrual_from_the_balance() {
     assert_eq!(r.uncovered, amt(4_800));
     assert_eq!(card.ledger.unburnt(TODAY), Amount::ZERO);
     assert!(rec.cancelled);
+}
+
+#[test]
+fn check_answers_what_confirm_answers_in_confirms_order() {
+    let card = active_card(10_000); // 100.00 Active
+    let key = |amount, pay| {
+        check(&rules(), &card, amt(amount), amt(pay), TODAY)
+            .err()
+            .map(|e| e.key)
+    };
+    assert_eq!(key(15_000, 7_500), None);
+    assert_eq!(key(15_000, 8_000), Some(ErrorKey::InsufficientBonuses)); // 50% share
+    assert_eq!(key(1_000, 2_000), Some(ErrorKey::InvalidAmount)); // more than Amount
+    assert_eq!(key(0, 0), Some(ErrorKey::InvalidAmount));
+    for (amount, pay) in [(15_000, 8_000), (1_000, 2_000), (0, 0), (15_000, 7_500)] {
+        let mut copy = card.clone();
+        let confirmed = confirm(
+            &rules(),
+            &mut copy,
+            "p",
+            amt(amount),
+            amt(pay),
+            TODAY,
+            TODAY,
+        );
+        assert_eq!(confirmed.err().map(|e| e.key), key(amount, pay));
+    }
+    // The card's status comes first, as in confirm.
+    let mut issued = card.clone();
+    issued.status = CardStatus::Issued;
+    let err = check(&rules(), &issued, amt(1_000), amt(2_000), TODAY).unwrap_err();
+    assert_eq!(err.key, ErrorKey::StatusError);
+}
+
+#[test]
+fn purchase_dates_lie_within_the_window() {
+    let noon = TODAY.with_hms(12, 0, 0).unwrap().assume_utc();
+    let at = |days: i64| check_date(&rules(), TODAY + Duration::days(days), noon);
+    assert!(at(0).is_ok());
+    assert!(at(1).is_ok(), "tomorrow starts 12h ahead: within a day");
+    assert_eq!(at(2).unwrap_err().key, ErrorKey::InvalidParameter);
+    assert_eq!(at(400).unwrap_err().key, ErrorKey::InvalidParameter);
+    assert!(at(-29).is_ok());
+    // 30 days back started 30.5 days ago: part of it is older than 30 days.
+    assert_eq!(at(-30).unwrap_err().key, ErrorKey::InvalidParameter);
+    // Today is always accepted, whatever the window.
+    let tight = BonusRules {
+        date_max_age_secs: 60,
+        date_max_ahead_secs: 0,
+        ..rules()
+    };
+    assert!(check_date(&tight, TODAY, noon).is_ok());
+    assert!(check_date(&tight, TODAY - Duration::days(1), noon).is_err());
+    assert!(check_date(&tight, TODAY + Duration::days(1), noon).is_err());
 }
 
 proptest! {

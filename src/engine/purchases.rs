@@ -15,7 +15,7 @@ use crate::domain::{
     RuleError,
 };
 use crate::metrics as m;
-use crate::store::{CardRecordWrite, Cas, Index, Versioned};
+use crate::store::{CardRecordWrite, Cas, Claim, Index, Versioned};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PurchaseSettings {
@@ -25,11 +25,14 @@ pub struct PurchaseSettings {
     pub retention_secs: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Calculated {
     pub accrual: Amount,
     pub max_bonus_to_pay: Amount,
     pub discount_bp: i64,
+    /// What confirm would refuse the purchase with: the till still learns
+    /// `max_bonus_to_pay`, to offer the maximum instead.
+    pub refusal: Option<RuleError>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,9 +180,6 @@ impl Ops {
         purchase_id: &str,
         number: &CardNumber,
     ) -> Result<(), EngineError> {
-        let retention_ms =
-            i64::try_from(self.settings.purchases.retention_secs.saturating_mul(1000))
-                .unwrap_or(i64::MAX);
         // Claim first: one round trip when the id is new (the usual case);
         // a refusal hands back the current claim to judge.
         for _ in 0..MAX_ATTEMPTS {
@@ -190,28 +190,50 @@ impl Ops {
                 .await?
             {
                 Ok(()) => return Ok(()),
-                Err(Some(claim)) if record_of(&claim.owner) == number.as_str() => {
-                    if claim.age_ms > retention_ms {
-                        return Err(RuleError::new(
-                            ErrorKey::IdempotencyConflict,
-                            "PurchaseId was used longer ago than its outcome is kept: it cannot be applied again",
-                        )
-                        .into());
-                    }
-                    return Ok(());
-                }
-                Err(Some(_)) => {
-                    return Err(RuleError::new(
-                        ErrorKey::IdempotencyConflict,
-                        "PurchaseId was already used with another card",
-                    )
-                    .into())
-                }
+                Err(Some(claim)) => return self.judge_purchase_claim(&claim, number),
                 // Released between our attempt and its answer: try again.
                 Err(None) => {}
             }
         }
         Err(EngineError::Contention(format!("purchase {purchase_id}")))
+    }
+
+    /// May `number` use a PurchaseId that `claim` holds? Only if the claim
+    /// is this card's and still within the retention: on another card it
+    /// is a conflict, and so is an expired one (its outcome is gone, and
+    /// applying it again would count the purchase twice).
+    fn judge_purchase_claim(&self, claim: &Claim, number: &CardNumber) -> Result<(), EngineError> {
+        let retention_ms =
+            i64::try_from(self.settings.purchases.retention_secs.saturating_mul(1000))
+                .unwrap_or(i64::MAX);
+        if record_of(&claim.owner) != number.as_str() {
+            return Err(RuleError::new(
+                ErrorKey::IdempotencyConflict,
+                "PurchaseId was already used with another card",
+            )
+            .into());
+        }
+        if claim.age_ms > retention_ms {
+            return Err(RuleError::new(
+                ErrorKey::IdempotencyConflict,
+                "PurchaseId was used longer ago than its outcome is kept: it cannot be applied again",
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    /// The PurchaseId's current claim, read with the card until this
+    /// request holds the claim itself.
+    async fn purchase_claim(
+        &self,
+        purchase_id: &str,
+        held: bool,
+    ) -> Result<Option<Claim>, EngineError> {
+        if held {
+            return Ok(None);
+        }
+        Ok(self.store.index_get(Index::Purchase, purchase_id).await?)
     }
 
     async fn stored<T: DeserializeOwned>(
@@ -270,18 +292,15 @@ impl Ops {
         bonus_to_pay: Amount,
     ) -> Result<Calculated, EngineError> {
         let card = self.settled(self.load_card(number).await?).await?.value;
-        purchase::check_status(&card, Amount::ZERO)?;
-        let c = purchase::calculate(
-            &self.settings.purchases.rules,
-            &card,
-            amount,
-            bonus_to_pay,
-            today(),
-        );
+        let rules = &self.settings.purchases.rules;
+        let today = today();
+        let c = purchase::calculate(rules, &card, amount, bonus_to_pay, today);
         Ok(Calculated {
             accrual: c.accrual,
             max_bonus_to_pay: c.max_bonus_to_pay,
             discount_bp: c.discount_bp,
+            // The very checks confirm runs on the same fields.
+            refusal: purchase::check(rules, &card, amount, bonus_to_pay, today).err(),
         })
     }
 
@@ -299,14 +318,34 @@ impl Ops {
         // the purchase: a refused confirm leaves it free for another card.
         let mut claimed = false;
         for _ in 0..MAX_ATTEMPTS {
-            let (card, stored) = self.read_with::<Confirmed>(&r.number, &key).await?;
-            if let Some((stored, _)) = stored {
+            // Independent reads: sent together, they share a round trip.
+            // The card and its stored outcome come in one read, so that the
+            // outcome is the one that goes with the card's version.
+            let (read, claim) = futures_util::join!(
+                self.store.get_card_with_record(&r.number, &key),
+                self.purchase_claim(&r.purchase_id, claimed),
+            );
+            let (card, stored) = read?;
+            // The idempotency check comes first, before any lookup or rule
+            // (API.md §7): a replay answers as the first time did, and a
+            // PurchaseId taken by another card is a conflict whatever this
+            // card's state.
+            if let Some(stored) = stored {
+                let stored: Stored<Confirmed> = decode(&key, &stored.value)?;
                 return replay(stored, &fingerprint, "PurchaseId");
             }
+            if let Some(claim) = claim? {
+                self.judge_purchase_claim(&claim, &r.number)?;
+            }
+            let card = card.ok_or_else(|| super::ops::not_found_card(&r.number))?;
             if self.finish_replacement(&card.value, &r.actor).await? {
                 continue;
             }
-            let today = today();
+            let now = OffsetDateTime::now_utc();
+            let today = now.date();
+            if let Some(date) = r.date {
+                purchase::check_date(rules, date, now)?;
+            }
             let date = r.date.unwrap_or(today);
             let mut next = card.value.clone();
             next.ledger.compact(today);

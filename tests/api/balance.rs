@@ -176,3 +176,86 @@ async fn a_contact_that_changes_its_mobile_is_found_by_the_new_one_only() {
         .expect(404, "CannotFindMobile");
     assert_eq!(app.status_of(&number).await, "2");
 }
+
+#[tokio::test]
+async fn the_seeds_balance_by_code_path_answers_a_contacts_balance() {
+    let app = spawn_app().await;
+    let (number, contact) = app.card_in(State::Active).await;
+    let code = contact.unwrap().code; // "T-…": not a card number
+    let r = app.balance(&code).await;
+    r.ok();
+    assert_eq!(r.body["Number"], json!(number));
+    assert_eq!(r.body["Code"], json!(code));
+    assert_eq!(r.body, app.balance_by_code(&code).await.body);
+
+    // A contact without a card: the code's own Key.
+    let lone = app.new_contact(true).await;
+    app.balance(&lone.code)
+        .await
+        .expect(404, "CannotFindContactCode");
+    // Neither a card number nor a known contact: the card number's Key.
+    let r = app.balance("no-such-contact").await;
+    r.expect(400, "InvalidCardNumber");
+    assert!(r.value().contains("contact code"), "{}", r.body);
+    app.balance("a.b").await.expect(400, "InvalidCardNumber");
+}
+
+#[tokio::test]
+async fn an_all_digit_code_is_a_card_number_when_it_can_be_one() {
+    let app = spawn_app().await;
+    // A contact whose code is also a valid card number, holding a card.
+    let digits = unique_card();
+    let mobile = unique_mobile();
+    app.post(
+        POS,
+        "/api/contact",
+        json!({"Code": digits, "MobileNumber": mobile}),
+    )
+    .await
+    .ok();
+    let number = app.new_card().await;
+    app.issue(POS, &number).await.ok();
+    app.bindto(POS, &number, &mobile).await.ok();
+    app.balance(&digits)
+        .await
+        .expect(404, "CannotFindCardNumber");
+    let r = app.balance_by_code(&digits).await;
+    r.ok();
+    assert_eq!(r.body["Number"], json!(number));
+    // Too short for a card number: it can only be the contact code.
+    let short = format!("{}", 10_000 + std::process::id() % 80_000);
+    let mobile = unique_mobile();
+    app.post(
+        POS,
+        "/api/contact",
+        json!({"Code": short, "MobileNumber": mobile}),
+    )
+    .await
+    .ok();
+    let other = app.new_card().await;
+    app.issue(POS, &other).await.ok();
+    app.bindto(POS, &other, &mobile).await.ok();
+    let r = app.balance(&short).await;
+    r.ok();
+    assert_eq!(r.body["Number"], json!(other));
+}
+
+#[tokio::test]
+async fn the_demo_contact_code_is_found_on_the_seeds_path() {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let app =
+        spawn_with(|s| s.demo.data_file = root.join("config/demo-data.json").display().to_string())
+            .await;
+    // DEMO-1 exists but holds no card yet: the contact code's Key, no
+    // longer InvalidCardNumber.
+    app.balance("DEMO-1")
+        .await
+        .expect(404, "CannotFindContactCode");
+    let number = app.new_card().await;
+    app.issue(POS, &number).await.ok();
+    app.bindto(POS, &number, "79161234567").await.ok();
+    let r = app.balance("DEMO-1").await;
+    r.ok();
+    assert_eq!(r.body["Number"], json!(number));
+    assert_eq!(r.body["Name"], json!("Anna Petrova"));
+}

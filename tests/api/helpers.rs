@@ -238,12 +238,22 @@ pub async fn spawn_with(change: impl FnOnce(&mut Settings)) -> TestApp {
 }
 
 impl TestApp {
+    /// Sends the request; every answer is checked against the error table
+    /// of docs/openapi.json (see `documented`).
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Resp {
-        let resp = req.send().await.expect("the request is answered");
+        let (client, request) = req.build_split();
+        let request = request.expect("a valid request");
+        let method = request.method().clone();
+        let path = request.url().path().to_owned();
+        let resp = client
+            .execute(request)
+            .await
+            .expect("the request is answered");
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let text = resp.text().await.unwrap();
         let body = serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text));
+        crate::documented::check(&method, &path, status, &body);
         Resp {
             status,
             headers,

@@ -2,6 +2,7 @@
 //! The store backend is chosen by LOYALTY_TEST_BACKEND (memory by default).
 
 mod card_support;
+mod documented;
 mod helpers;
 
 mod active;
@@ -18,10 +19,13 @@ mod history_effects;
 mod issue;
 mod ops;
 mod process;
+mod purchase_checks;
 mod purchases;
 mod redis_races;
 mod replacement;
 mod requests;
 mod roles;
 mod state_machine;
+mod store_startup;
+mod transport;
 mod unblock;

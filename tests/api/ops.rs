@@ -26,7 +26,7 @@ async fn every_response_carries_a_request_id_and_keeps_the_callers() {
                 .header("X-Request-Id", "till-42-req-7"),
         )
         .await;
-    r.expect(404, "NotFound");
+    r.expect(401, "Unauthorized");
     assert_eq!(r.headers["x-request-id"], "till-42-req-7");
     // A caller's id that is not a sane token is replaced, not echoed.
     let r = app
@@ -153,4 +153,27 @@ async fn an_engine_without_room_answers_503_overloaded_with_retry_after() {
     // Not a timing assertion: with capacity 1, 64 concurrent requests from
     // one process cannot all find the single slot free.
     assert!(refused > 0, "a full shard must refuse rather than queue");
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_served_without_credentials_and_is_docs_openapi_json() {
+    let app = spawn_app().await;
+    let r = app.send(app.client.get(app.url("/api/openapi.json"))).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["openapi"], "3.1.0");
+    let committed: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(r.body, committed);
+    // Every Key with its status, for a till's error table.
+    let catalogue = r.body["x-error-catalogue"].as_array().unwrap();
+    let entry = |key: &str| catalogue.iter().find(|e| e["Key"] == key).cloned();
+    assert_eq!(entry("InvalidParameter").unwrap()["status"], 400);
+    assert_eq!(entry("InvalidParameter").unwrap()["beyondContract"], true);
+    assert_eq!(entry("Overloaded").unwrap()["status"], 503);
+    let confirm = &r.body["paths"]["/api/purchase/confirm"]["post"]["x-error-keys"];
+    assert_eq!(confirm["IdempotencyConflict"], 409);
+    assert_eq!(confirm["InvalidParameter"], 400);
 }

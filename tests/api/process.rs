@@ -71,6 +71,106 @@ fn serve_prints_the_memory_warning_answers_and_exits_0_on_sigterm() {
 }
 
 #[test]
+fn failed_logins_are_logged_with_the_attempted_login_reason_and_client() {
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .current_dir(ROOT)
+        .env("LOYALTY__HTTP__BIND", format!("127.0.0.1:{port}"))
+        .env("LOYALTY__HTTP__WORKERS", "1")
+        .env("LOYALTY__DEMO__DATA_FILE", "")
+        .env("LOYALTY__LOG__FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains("listening") {
+            break;
+        }
+    }
+    http_get(
+        port,
+        "/api/card/balance/by/7000000000001",
+        Some("till-77:s3cret-pw"),
+    );
+    http_get(port, "/api/nowhere", Some("pos:not-the-password"));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let log: Vec<String> = lines.map_while(Result::ok).collect();
+    child.wait().unwrap();
+    for l in &log {
+        assert!(
+            !l.contains("s3cret-pw") && !l.contains("not-the-password"),
+            "a password reached the log: {l}"
+        );
+    }
+    let failed: Vec<serde_json::Value> = log
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["fields"]["message"] == "authentication failed")
+        .map(|l| l["fields"].clone())
+        .collect();
+    let of = |login: &str| {
+        failed
+            .iter()
+            .find(|f| f["login"] == login)
+            .unwrap_or_else(|| panic!("no failed login of {login}: {log:#?}"))
+            .clone()
+    };
+    let stuffing = of("till-77");
+    assert_eq!(stuffing["reason"], "unknown_user", "{stuffing}");
+    assert_eq!(stuffing["client"], "127.0.0.1", "{stuffing}");
+    assert_eq!(stuffing["key"], "Unauthorized", "{stuffing}");
+    // An unknown route under /api asks for credentials first.
+    let till = of("pos");
+    assert_eq!(till["reason"], "wrong_password", "{till}");
+    assert_eq!(till["route"], "unmatched", "{till}");
+}
+
+#[test]
+fn serve_starts_without_redis_and_answers_503_until_it_comes() {
+    let port = free_port();
+    let nothing_there = free_port();
+    let mut child = Command::new(BIN)
+        .current_dir(ROOT)
+        .env("LOYALTY__HTTP__BIND", format!("127.0.0.1:{port}"))
+        .env("LOYALTY__HTTP__WORKERS", "1")
+        .env("LOYALTY__STORE__BACKEND", "redis")
+        .env(
+            "LOYALTY__STORE__URL",
+            format!("redis://127.0.0.1:{nothing_there}/0"),
+        )
+        .env("LOYALTY__STORE__CONNECT_TIMEOUT_MS", "200")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // It listens (before, it exited 1 here).
+    assert!(lines.by_ref().any(|l| l.unwrap().contains("listening")));
+    assert!(http_get(port, "/health", None).starts_with("HTTP/1.1 200"));
+    let ready = http_get(port, "/ready", None);
+    assert!(ready.starts_with("HTTP/1.1 503"), "{ready}");
+    assert!(ready.contains(r#""Key":"StoreUnavailable""#), "{ready}");
+    let balance = http_get(
+        port,
+        "/api/card/balance/by/7000000000001",
+        Some("pos:pos-demo"),
+    );
+    assert!(balance.contains(r#""Key":"StoreUnavailable""#), "{balance}");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
 fn demo_credentials_are_refused_on_a_public_bind_unless_allowed() {
     let out = Command::new(BIN)
         .current_dir(ROOT)
@@ -80,6 +180,23 @@ fn demo_credentials_are_refused_on_a_public_bind_unless_allowed() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("demo users"), "{err}");
+}
+
+#[test]
+fn a_copy_of_the_demo_users_without_its_demo_flags_is_refused_on_a_public_bind() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("users.toml");
+    let demo = std::fs::read_to_string(format!("{ROOT}/config/demo-users.toml")).unwrap();
+    std::fs::write(&copy, demo.replace("demo = true", "")).unwrap();
+    let out = Command::new(BIN)
+        .current_dir(ROOT)
+        .env("LOYALTY__HTTP__BIND", "0.0.0.0:0")
+        .env("LOYALTY__AUTH__USERS_FILE", &copy)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("demo users") && err.contains("admin"), "{err}");
 }
 
 #[test]

@@ -507,9 +507,11 @@ async fn a_refused_confirm_leaves_the_purchase_id_free() {
     // The customer hands over another card; the till retries the receipt.
     let other = app.card_with_bonuses(10).await;
     app.confirm(&other, &id, json!(100), json!(0)).await.ok();
+    // Now the receipt belongs to the other card: that is judged before the
+    // blocked card's status (idempotency first).
     app.confirm(&blocked, &id, json!(100), json!(0))
         .await
-        .expect(409, "StatusError");
+        .expect(409, "IdempotencyConflict");
     let (active, _) = app.card_in(State::Active).await;
     app.confirm(&active, &id, json!(100), json!(0))
         .await

@@ -193,8 +193,7 @@ async fn unknown_routes_and_methods_answer_in_the_envelope() {
         .await
         .expect(404, "NotFound");
     app.get(POS, "/").await.expect(404, "NotFound");
-    let r = app.send(app.client.get(app.url("/api/unknown"))).await;
-    r.expect(404, "NotFound");
+    app.get(POS, "/api/unknown").await.expect(404, "NotFound");
     app.get(POS, "/api/card/block")
         .await
         .expect(405, "MethodNotAllowed");
@@ -287,4 +286,36 @@ async fn a_role_outside_the_method_table_is_forbidden() {
         .await
         .expect(403, "Forbidden");
     assert_eq!(app.status_of(&number).await, "0");
+}
+
+#[tokio::test]
+async fn api_paths_cannot_be_probed_without_credentials() {
+    let app = spawn_app().await;
+    let anonymous = [
+        app.client.get(app.url("/api/unknown")),
+        app.client.get(app.url("/API/Card/Nothing")),
+        app.client.get(app.url("/api")),
+        app.client.get(app.url("/api/card/block")), // a POST route
+        app.client.delete(app.url("/api/card/issue")),
+        app.client
+            .get(app.url("/api/unknown"))
+            .basic_auth(POS, Some("wrong")),
+    ];
+    for req in anonymous {
+        let r = app.send(req).await;
+        r.expect(401, "Unauthorized");
+        assert_eq!(r.headers["www-authenticate"], r#"Basic realm="loyalty""#);
+        assert!(r.headers.contains_key("x-request-id"));
+    }
+    // Outside /api, and for callers who logged in, the usual answers.
+    app.send(app.client.get(app.url("/nowhere")))
+        .await
+        .expect(404, "NotFound");
+    app.send(app.client.post(app.url("/health")))
+        .await
+        .expect(405, "MethodNotAllowed");
+    app.get(POS, "/api").await.expect(404, "NotFound");
+    app.get(CLIENT, "/api/card/block")
+        .await
+        .expect(405, "MethodNotAllowed");
 }

@@ -180,6 +180,8 @@ fn settings(lease_ms: i64, retention_secs: u64) -> OpsSettings {
                 expiry_days: 365,
                 max_writeoff_bp: 5000,
                 discount_bp: 300,
+                date_max_age_secs: 30 * 86_400,
+                date_max_ahead_secs: 86_400,
             },
             retention_secs,
         },

@@ -56,6 +56,8 @@ fn ops(store: Arc<dyn Store>) -> Ops {
                     expiry_days: 365,
                     max_writeoff_bp: 5000,
                     discount_bp: 300,
+                    date_max_age_secs: 30 * 86_400,
+                    date_max_ahead_secs: 86_400,
                 },
                 retention_secs: 3600,
             },
