@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use metrics::{counter, gauge, histogram};
+use metrics::{counter, gauge, histogram, Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::domain::CardStatus;
@@ -19,6 +19,8 @@ pub const SHARD_PUSHED: &str = "loyalty_shard_commands_pushed_total";
 pub const SHARD_POPPED: &str = "loyalty_shard_commands_popped_total";
 pub const SHARD_REJECTED: &str = "loyalty_shard_commands_rejected_total";
 pub const SHARD_QUEUE_DEPTH: &str = "loyalty_shard_queue_depth";
+/// From a command's admission to the start of its turn on its card.
+pub const SHARD_QUEUE_WAIT: &str = "loyalty_shard_queue_wait_seconds";
 pub const STORE_DURATION: &str = "loyalty_store_operation_duration_seconds";
 pub const STORE_ERRORS: &str = "loyalty_store_errors_total";
 /// 1 when the store answered the last ping (taken at every scrape and every
@@ -80,16 +82,39 @@ pub fn card_transition(operation: &'static str, from: CardStatus, to: CardStatus
         .increment(1);
 }
 
-pub fn shard_pushed(shard: usize) {
-    counter!(SHARD_PUSHED, "shard" => shard.to_string()).increment(1);
+/// One shard's counters, registered once: the hot path increments them
+/// without formatting a label or looking the series up per command.
+pub struct ShardMetrics {
+    pushed: Counter,
+    popped: Counter,
+    rejected: Counter,
+    wait: Histogram,
 }
 
-pub fn shard_popped(shard: usize) {
-    counter!(SHARD_POPPED, "shard" => shard.to_string()).increment(1);
-}
+impl ShardMetrics {
+    pub fn new(shard: usize) -> ShardMetrics {
+        let label = shard.to_string();
+        ShardMetrics {
+            pushed: counter!(SHARD_PUSHED, "shard" => label.clone()),
+            popped: counter!(SHARD_POPPED, "shard" => label.clone()),
+            rejected: counter!(SHARD_REJECTED, "shard" => label),
+            wait: histogram!(SHARD_QUEUE_WAIT),
+        }
+    }
 
-pub fn shard_rejected(shard: usize) {
-    counter!(SHARD_REJECTED, "shard" => shard.to_string()).increment(1);
+    pub fn pushed(&self) {
+        self.pushed.increment(1);
+    }
+
+    /// The command's turn has come, `waited` after its admission.
+    pub fn popped(&self, waited: std::time::Duration) {
+        self.popped.increment(1);
+        self.wait.record(waited.as_secs_f64());
+    }
+
+    pub fn rejected(&self) {
+        self.rejected.increment(1);
+    }
 }
 
 pub fn shard_queue_depth(shard: usize, depth: usize) {

@@ -14,6 +14,7 @@ mod shard;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix::{Actor, Addr, Arbiter};
 
@@ -43,11 +44,12 @@ struct ShardHandle {
     addr: Addr<Shard>,
     turns: Arc<Turns>,
     in_flight: Arc<AtomicUsize>,
+    metrics: Arc<m::ShardMetrics>,
 }
 
 /// Decrements a shard's in-flight count when a command's answer is in (or
-/// its caller went away).
-pub(crate) struct InFlight(Arc<AtomicUsize>);
+/// its caller went away). Carries when the command was admitted.
+pub(crate) struct InFlight(Arc<AtomicUsize>, Instant);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
@@ -75,14 +77,16 @@ impl Engine {
                 let ops = ops.clone();
                 let turns = Arc::new(Turns::default());
                 let arbiter = &arbiters[id % arbiters.len()];
-                let actor_turns = turns.clone();
+                let metrics = Arc::new(m::ShardMetrics::new(id));
+                let (actor_turns, actor_metrics) = (turns.clone(), metrics.clone());
                 let addr = Shard::start_in_arbiter(&arbiter.handle(), move |_| {
-                    Shard::new(id, capacity, ops, actor_turns)
+                    Shard::new(capacity, ops, actor_turns, actor_metrics)
                 });
                 ShardHandle {
                     addr,
                     turns,
                     in_flight: Arc::new(AtomicUsize::new(0)),
+                    metrics,
                 }
             })
             .collect();
@@ -117,16 +121,17 @@ impl Engine {
         let shard = &self.shards[id];
         if shard.in_flight.fetch_add(1, Ordering::AcqRel) >= self.capacity {
             shard.in_flight.fetch_sub(1, Ordering::AcqRel);
-            m::shard_rejected(id);
+            shard.metrics.rejected();
             return Err(EngineError::Overloaded);
         }
         // The guard travels with the command and is dropped when it has
         // finished, even if the caller has gone away meanwhile.
-        let in_flight = InFlight(shard.in_flight.clone());
-        m::shard_pushed(id);
+        let in_flight = InFlight(shard.in_flight.clone(), Instant::now());
+        shard.metrics.pushed();
         match shard.turns.enter(key.clone()) {
             Turn::Now(holding) => {
-                shard::run_here(self.ops.clone(), id, command, holding, in_flight).await
+                let metrics = shard.metrics.clone();
+                shard::run_here(self.ops.clone(), metrics, command, holding, in_flight).await
             }
             Turn::Later(gate) => {
                 let queued = Execute {

@@ -96,13 +96,13 @@ impl Drop for Holding {
 /// Runs a command that holds its card on the calling thread.
 pub async fn run_here(
     ops: Arc<Ops>,
-    shard: usize,
+    metrics: Arc<m::ShardMetrics>,
     command: Command,
     holding: Holding,
     in_flight: InFlight,
 ) -> Result<Reply, EngineError> {
     let task = actix_rt::spawn(async move {
-        m::shard_popped(shard);
+        metrics.popped(in_flight.1.elapsed());
         let result = ops.execute(command).await;
         drop(holding);
         drop(in_flight);
@@ -113,19 +113,24 @@ pub async fn run_here(
 }
 
 pub struct Shard {
-    id: usize,
     capacity: usize,
     ops: Arc<Ops>,
     turns: Arc<Turns>,
+    metrics: Arc<m::ShardMetrics>,
 }
 
 impl Shard {
-    pub fn new(id: usize, capacity: usize, ops: Arc<Ops>, turns: Arc<Turns>) -> Shard {
+    pub fn new(
+        capacity: usize,
+        ops: Arc<Ops>,
+        turns: Arc<Turns>,
+        metrics: Arc<m::ShardMetrics>,
+    ) -> Shard {
         Shard {
-            id,
             capacity,
             ops,
             turns,
+            metrics,
         }
     }
 }
@@ -152,7 +157,7 @@ impl Handler<Execute> for Shard {
     type Result = ResponseFuture<Result<Reply, EngineError>>;
 
     fn handle(&mut self, msg: Execute, _ctx: &mut Self::Context) -> Self::Result {
-        let (ops, turns, id) = (self.ops.clone(), self.turns.clone(), self.id);
+        let (ops, turns, metrics) = (self.ops.clone(), self.turns.clone(), self.metrics.clone());
         Box::pin(async move {
             // The sender lives in `Turns` until our turn; it is only
             // dropped unfired if the whole shard goes away.
@@ -160,7 +165,7 @@ impl Handler<Execute> for Shard {
                 return Err(EngineError::Stopped);
             }
             let holding = Holding::after_gate(turns, msg.key);
-            m::shard_popped(id);
+            metrics.popped(msg.in_flight.1.elapsed());
             let result = ops.execute(msg.command).await;
             drop(holding);
             drop(msg.in_flight);
