@@ -14,7 +14,8 @@ pub mod params;
 mod purchase;
 pub mod router;
 pub mod users;
-mod views;
+/// The JSON shapes of the answers; public for the benches (`benches/api.rs`).
+pub mod views;
 
 use std::sync::Arc;
 
