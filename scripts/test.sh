@@ -4,7 +4,9 @@
 # Redis Cluster, plus the process-level Redis tests (kill -9 durability,
 # Redis down mid-traffic). The tests start their own redis-server processes
 # on free ports in temp dirs and stop them afterwards; the machine's own
-# Redis (6379) is never touched.
+# Redis (6379) is never touched. Also: the benches once each in test mode,
+# and 5 seconds of the pos-mix load test on the memory store, which must
+# end with zero error answers (nothing is timed).
 #
 # Usage: scripts/test.sh            (from anywhere inside the project)
 set -euo pipefail
@@ -18,11 +20,17 @@ if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; th
     $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools
 fi
 
-# One build of every test target first, so the runs below only run.
-cargo test --no-run --quiet
+# One build of every test target first, so the runs below only run: the
+# server's tests and benches (test profile), the load-test tool and its
+# binary (which the pos-mix check below runs).
+cargo test --workspace --all-targets --no-run --quiet
 
-echo "== unit tests, API suite on memory, Redis process tests"
-cargo test
+echo "== unit tests, API suite on memory, Redis process tests, load-test tool"
+cargo test --workspace
+echo "== benches, each run once as a test (no timing)"
+cargo test --benches
+echo "== 5 s of pos-mix on the memory store: every answer must be a success (no timing)"
+loadtest/run.sh ci
 echo "== API suite on a single redis-server"
 LOYALTY_TEST_BACKEND=redis cargo test --test api
 echo "== API suite on a 3-master Redis Cluster"
