@@ -42,7 +42,7 @@ pub fn card_with_lots(lots: usize) -> Card {
     for i in 0..lots {
         let active_from = TODAY - Duration::days(350) + Duration::days((i % 364) as i64);
         card.ledger.accrue(
-            amount(100 + (i as i64 % 900)),
+            amount(1_000 + (i as i64 % 900) * 10),
             if i % 10 == 0 {
                 BonusType::Status
             } else {

@@ -22,17 +22,19 @@ fi
 
 # One build of every test target first, so the runs below only run: the
 # server's tests and benches (test profile), the load-test tool and its
-# binary (which the pos-mix check below runs).
+# binary (which the pos-mix check below runs). Every cargo command here
+# names --workspace: the same package selection keeps the same features,
+# so nothing is built twice.
 cargo test --workspace --all-targets --no-run --quiet
 
 echo "== unit tests, API suite on memory, Redis process tests, load-test tool"
 cargo test --workspace
 echo "== benches, each run once as a test (no timing)"
-cargo test --benches
+cargo test --workspace --benches
 echo "== 5 s of pos-mix on the memory store: every answer must be a success (no timing)"
 loadtest/run.sh ci
 echo "== API suite on a single redis-server"
-LOYALTY_TEST_BACKEND=redis cargo test --test api
+LOYALTY_TEST_BACKEND=redis cargo test --workspace --test api
 echo "== API suite on a 3-master Redis Cluster"
-LOYALTY_TEST_BACKEND=cluster cargo test --test api
+LOYALTY_TEST_BACKEND=cluster cargo test --workspace --test api
 echo "== all backends passed"
