@@ -51,6 +51,13 @@ BIN_DIR=$TARGET/$PROFILE
 SERVER_BIN=${SERVER_BIN:-$BIN_DIR/loyalty}
 LOADTEST=$BIN_DIR/loyalty-loadtest
 
+if [ "$MODE" != ci ] && [ "$BACKEND" = redis -o "$MODE" = readme -o "$MODE" = restart-storm ] \
+  && ! command -v redis-server >/dev/null; then
+  echo "== installing redis-server and redis-tools (apt-get)"
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools
+fi
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   if [ "$PROFILE" = release ]; then
     cargo build --release --quiet -p loyalty -p loyalty-loadtest
@@ -135,7 +142,7 @@ storm() {
     # A real restart: the data stays in Redis, the server's caches go.
     start_server "$1" "$users_file"
   fi
-  scenario restart-storm "$1" "$1"
+  scenario restart-storm "$1" "$([ "$1" = redis ] && echo "$2" || echo memory)"
 }
 
 RUNS=()
@@ -144,34 +151,40 @@ case "$MODE" in
   pos-mix|read-only|write-heavy|lifecycle)
     echo "== $MODE on $BACKEND"
     serve "$BACKEND" "$FSYNC"
-    scenario "$MODE" "$BACKEND" "$BACKEND" || STATUS=$?
+    scenario "$MODE" "$BACKEND" "$([ "$BACKEND" = redis ] && echo "$FSYNC" || echo memory)" || STATUS=$?
     ;;
   all)
     serve "$BACKEND" "$FSYNC"
-    for s in read-only pos-mix write-heavy lifecycle; do scenario "$s" "$BACKEND" "$BACKEND" || STATUS=$?; done
+    for s in pos-mix read-only write-heavy lifecycle; do scenario "$s" "$BACKEND" "$BACKEND" || STATUS=$?; done
     ;;
   restart-storm)
     storm "$BACKEND" "$FSYNC" || STATUS=$?
     ;;
   readme)
-    for setup in "memory n/a" "redis everysec" "redis always"; do
+    for setup in "memory memory" "redis everysec" "redis always"; do
       set -- $setup
       serve "$1" "$2"
-      for s in read-only pos-mix write-heavy lifecycle; do scenario "$s" "$1" "$1-$2" || STATUS=$?; done
+      for s in pos-mix read-only write-heavy lifecycle; do scenario "$s" "$1" "$2" || STATUS=$?; done
       stop_server; stop_redis
     done
     storm redis everysec || STATUS=$?
     TABLES=$("$LOADTEST" table "${RUNS[@]}")
-    python3 - "$ROOT/README.md" "$TABLES" <<'PY'
-import sys
-path, tables = sys.argv[1], sys.argv[2]
+    SETTINGS="DURATION=$DURATION USERS=$USERS CARDS=$CARDS ACTIVE=$ACTIVE BONUSES=$BONUSES TILLS=$TILLS STORM_DURATION=$STORM_DURATION"
+    python3 - "$ROOT/README.md" "$TABLES" "$ROOT/" "$SETTINGS" <<'PY'
+import sys, datetime
+path, tables, root, settings = sys.argv[1:5]
 text = open(path).read()
 begin, end = "<!-- perf:begin -->", "<!-- perf:end -->"
 if begin not in text or end not in text:
     sys.exit("README.md has no perf:begin/perf:end markers")
 head, rest = text.split(begin, 1)
 _, tail = rest.split(end, 1)
-open(path, "w").write(head + begin + "\n" + tables + end + tail)
+when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+intro = (f"Regenerated on {when} by `{settings} loadtest/run.sh readme` (these are its defaults but "
+         f"DURATION). Below each table, the command that `run.sh` ran for each row (ports are "
+         f"its own free ones; `target/release/loyalty-loadtest` is the tool).\n\n")
+tables = tables.replace(root, "")
+open(path, "w").write(head + begin + "\n" + intro + tables.rstrip() + "\n" + end + tail)
 PY
     echo "README.md performance tables regenerated from: ${RUNS[*]}"
     ;;

@@ -394,12 +394,24 @@ pub fn load(path: &Path) -> anyhow::Result<Summary> {
 
 /// The README's performance tables: one per scenario, a row per run.
 pub fn table(runs: &[Summary]) -> String {
-    let mut by_scenario: BTreeMap<&str, Vec<&Summary>> = BTreeMap::new();
+    const ORDER: [&str; 6] = [
+        "pos-mix",
+        "read-only",
+        "write-heavy",
+        "lifecycle",
+        "restart-storm",
+        "health",
+    ];
+    let rank = |s: &str| ORDER.iter().position(|o| *o == s).unwrap_or(ORDER.len());
+    let mut by_scenario: BTreeMap<(usize, &str), Vec<&Summary>> = BTreeMap::new();
     for r in runs {
-        by_scenario.entry(&r.scenario).or_default().push(r);
+        by_scenario
+            .entry((rank(&r.scenario), &r.scenario))
+            .or_default()
+            .push(r);
     }
     let mut s = String::new();
-    for (scenario, rows) in by_scenario {
+    for ((_, scenario), rows) in by_scenario {
         let _ = writeln!(s, "#### {scenario}\n");
         if scenario == "restart-storm" {
             let _ = writeln!(s, "| tills | SLO p99 | recovered after | all tills in | peak p99 ms | req/s | /health req/s | ratio | backend | fsync | machine |\n|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|");

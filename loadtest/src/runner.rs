@@ -250,7 +250,7 @@ pub async fn run(mut args: RunArgs) -> anyhow::Result<bool> {
         if reads > 0.0 {
             server.redis_commands_per_read = Some(commands / reads);
         }
-    } else if server.redis_commands_per_request.is_none() {
+    } else if server.redis_commands_per_request.is_none() && args.backend != "memory" {
         server.notes.push(
             "Redis commands per request: n/a (give --redis URL of the server's Redis)".into(),
         );
