@@ -8,6 +8,9 @@
 # (scripts/check-deploy.sh) and live: tests/observability starts Redis, two
 # servers, redis_exporter and a Prometheus with the shipped config, and
 # evaluates every dashboard query and alert rule through it.
+# Also: the benches once each in test mode, and 5 seconds of the pos-mix
+# load test on the memory store, which must end with zero error answers
+# (nothing is timed).
 #
 # Usage: scripts/test.sh            (from anywhere inside the project)
 set -euo pipefail
@@ -33,18 +36,26 @@ if [ ${#need[@]} -gt 0 ]; then
     $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 
-# One build of every test target first, so the runs below only run.
-cargo test --no-run --quiet
+# One build of every test target first, so the runs below only run: the
+# server's tests and benches (test profile), the load-test tool and its
+# binary (which the pos-mix check below runs). Every cargo command here
+# names --workspace: the same package selection keeps the same features,
+# so nothing is built twice.
+cargo test --workspace --all-targets --no-run --quiet
 
 echo "== deploy/: promtool (config, rules, alert unit tests), yamllint, docker-compose config, systemd-analyze, dashboard schema, Kubernetes schemas"
 deploy_started=$SECONDS
 scripts/check-deploy.sh "${CARGO_TARGET_DIR:-target}/debug/loyalty"
 echo "== deploy/ checks took $((SECONDS - deploy_started))s"
 
-echo "== unit tests, API suite on memory, Redis process tests, the dashboard and alerts against a real Prometheus (tests/observability)"
-cargo test
+echo "== unit tests, API suite on memory, Redis process tests, load-test tool, the dashboard and alerts against a real Prometheus (tests/observability)"
+cargo test --workspace
+echo "== benches, each run once as a test (no timing)"
+cargo test --workspace --benches
+echo "== 5 s of pos-mix on the memory store: every answer must be a success (no timing)"
+loadtest/run.sh ci
 echo "== API suite on a single redis-server"
-LOYALTY_TEST_BACKEND=redis cargo test --test api
+LOYALTY_TEST_BACKEND=redis cargo test --workspace --test api
 echo "== API suite on a 3-master Redis Cluster"
-LOYALTY_TEST_BACKEND=cluster cargo test --test api
+LOYALTY_TEST_BACKEND=cluster cargo test --workspace --test api
 echo "== all backends passed"

@@ -16,7 +16,8 @@ mod purchase;
 pub mod router;
 pub mod transport;
 pub mod users;
-mod views;
+/// The JSON shapes of the answers; public for the benches (`benches/api.rs`).
+pub mod views;
 
 use std::sync::Arc;
 

@@ -1,0 +1,584 @@
+//! The scenarios, as tills and the contact centre would produce them. Every
+//! request is valid against a correct server (see `dataset` for who may
+//! touch which card), so any error answer is a finding.
+//!
+//! Transaction weights are per iteration of a user: goose runs each
+//! transaction `weight` times per pass, interleaved, so the weights below
+//! are the request mix (pos-mix: per 200 transactions).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use goose::prelude::*;
+use serde_json::{json, Value};
+
+use crate::calls::{send, Call, Tally, Timeline};
+use crate::client::card_state;
+use crate::dataset::Dataset;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScenarioName {
+    /// A fleet's day: balances, calculate, confirm with write-offs, refunds
+    /// and cancels, block/unblock by the contact centre, a trickle of new cards.
+    PosMix,
+    /// Balances by number, phone and contact code, and calculate.
+    ReadOnly,
+    /// confirm/refund/cancel on a small hot set of cards: contention.
+    WriteHeavy,
+    /// New cards through issue → contact → bind → activate → block → unblock.
+    Lifecycle,
+    /// N distinct till logins connect at once (cold credential cache): time
+    /// until p99 is back under the SLO.
+    RestartStorm,
+    /// GET /health only: the yardstick.
+    Health,
+}
+
+impl ScenarioName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScenarioName::PosMix => "pos-mix",
+            ScenarioName::ReadOnly => "read-only",
+            ScenarioName::WriteHeavy => "write-heavy",
+            ScenarioName::Lifecycle => "lifecycle",
+            ScenarioName::RestartStorm => "restart-storm",
+            ScenarioName::Health => "health",
+        }
+    }
+}
+
+/// Everything the users share.
+pub struct Ctx {
+    pub ds: Dataset,
+    pub pos: String,
+    pub cc: String,
+    /// Makes PurchaseIds and RefundIds unique to this run.
+    pub run_id: String,
+    pub tally: Tally,
+    pub next_new: AtomicUsize,
+    pub new_exhausted: AtomicBool,
+    /// Call-centre cards not held by any user.
+    pub cc_pool: Mutex<VecDeque<usize>>,
+    pub timeline: Option<Timeline>,
+    /// restart-storm: one Authorization header per till.
+    pub tills: Vec<String>,
+    /// restart-storm: tills that had a success, and when the last did (ms
+    /// after the timeline's start).
+    pub tills_in: AtomicUsize,
+    pub all_tills_in_ms: AtomicU64,
+}
+
+impl Ctx {
+    pub fn new(ds: Dataset, pos: String, cc: String, first_new: usize) -> Ctx {
+        let pool = ds.cc_cards().collect();
+        Ctx {
+            run_id: format!("{:08x}", rand::random::<u32>()),
+            next_new: AtomicUsize::new(first_new),
+            new_exhausted: AtomicBool::new(false),
+            cc_pool: Mutex::new(pool),
+            timeline: None,
+            tills: Vec::new(),
+            tills_in: AtomicUsize::new(0),
+            all_tills_in_ms: AtomicU64::new(0),
+            tally: Tally::default(),
+            ds,
+            pos,
+            cc,
+        }
+    }
+
+    fn send<'u>(
+        &'u self,
+        user: &'u mut GooseUser,
+        call: Call<'u>,
+    ) -> impl std::future::Future<Output = Result<Value, Box<TransactionError>>> + 'u {
+        send(user, &self.tally, self.timeline.as_ref(), call)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Purchase {
+    id: String,
+    /// Hundredths not yet refunded.
+    left: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Scan,
+    Issue,
+    Contact,
+    Bind,
+    Activate,
+}
+
+/// A user's own state between transactions.
+#[derive(Debug, Clone, Default)]
+struct UserState {
+    seq: u64,
+    purchases: VecDeque<Purchase>,
+    /// The call-centre card this user blocked, and the block reason.
+    cc_card: Option<(usize, &'static str)>,
+    life: Option<(usize, Stage)>,
+    /// restart-storm: this till had a success.
+    logged_in: bool,
+}
+
+const MAX_TRACKED_PURCHASES: usize = 64;
+
+fn take_state(user: &mut GooseUser) -> UserState {
+    user.get_session_data_mut::<UserState>()
+        .map(std::mem::take)
+        .unwrap_or_default()
+}
+
+/// Which cards purchases go to.
+#[derive(Clone, Copy)]
+enum Cards {
+    All,
+    Hot,
+}
+
+fn pick(ctx: &Ctx, cards: Cards) -> usize {
+    match cards {
+        Cards::All => rand::random_range(0..ctx.ds.purchase_end),
+        Cards::Hot => rand::random_range(0..ctx.ds.hot),
+    }
+}
+
+/// Hundredths as a JSON number with two decimals at most.
+fn money(hundredths: u64) -> Value {
+    serde_json::Number::from_f64(hundredths as f64 / 100.0).map_or(Value::Null, Value::Number)
+}
+
+/// Wraps `async fn(&mut GooseUser, &Ctx, &mut UserState)` as a goose
+/// transaction; the user's state is taken out for the call and put back.
+macro_rules! tx {
+    ($ctx:expr, $name:expr, $weight:expr, $f:expr) => {{
+        let ctx: Arc<Ctx> = $ctx.clone();
+        let f: TransactionFunction = Arc::new(move |user| {
+            let ctx = ctx.clone();
+            Box::pin(async move {
+                let mut st = take_state(user);
+                let result = $f(user, &ctx, &mut st).await;
+                user.set_session_data(st);
+                result
+            })
+        });
+        Transaction::new(f).set_name($name).set_weight($weight)?
+    }};
+}
+
+async fn balance_number(user: &mut GooseUser, ctx: &Ctx, _st: &mut UserState) -> TransactionResult {
+    let path = format!(
+        "/api/card/balance/by/{}",
+        ctx.ds.number(rand::random_range(0..ctx.ds.active))
+    );
+    ctx.send(user, Call::get("balance by number", &path, &ctx.pos))
+        .await?;
+    Ok(())
+}
+
+async fn balance_phone(user: &mut GooseUser, ctx: &Ctx, _st: &mut UserState) -> TransactionResult {
+    let path = format!(
+        "/api/card/balance/by/phone/{}",
+        ctx.ds.mobile(rand::random_range(0..ctx.ds.active))
+    );
+    ctx.send(user, Call::get("balance by phone", &path, &ctx.pos))
+        .await?;
+    Ok(())
+}
+
+async fn balance_code(user: &mut GooseUser, ctx: &Ctx, _st: &mut UserState) -> TransactionResult {
+    let path = format!(
+        "/api/card/balance/by/code/{}",
+        ctx.ds.code(rand::random_range(0..ctx.ds.active))
+    );
+    ctx.send(user, Call::get("balance by code", &path, &ctx.pos))
+        .await?;
+    Ok(())
+}
+
+async fn calculate(user: &mut GooseUser, ctx: &Ctx, _st: &mut UserState) -> TransactionResult {
+    let amount: u64 = rand::random_range(1_000..50_000);
+    let body = json!({
+        "Number": ctx.ds.number(pick(ctx, Cards::All)),
+        "Amount": money(amount),
+        "BonusToPay": money(rand::random_range(0..=500)),
+    });
+    ctx.send(
+        user,
+        Call::post("calculate", "/api/purchase/calculate", &ctx.pos, body),
+    )
+    .await?;
+    Ok(())
+}
+
+/// A purchase paying part in bonuses (write-off), remembered for a later
+/// refund or cancel.
+async fn confirm_on(
+    user: &mut GooseUser,
+    ctx: &Ctx,
+    st: &mut UserState,
+    cards: Cards,
+) -> TransactionResult {
+    st.seq += 1;
+    let id = format!("lt-{}-{}-{}", ctx.run_id, user.weighted_users_index, st.seq);
+    let amount: u64 = rand::random_range(1_000..50_000);
+    let body = json!({
+        "Number": ctx.ds.number(pick(ctx, cards)),
+        "PurchaseId": id,
+        "Amount": money(amount),
+        "BonusToPay": money(rand::random_range(1..=500)),
+    });
+    ctx.send(
+        user,
+        Call::post("confirm", "/api/purchase/confirm", &ctx.pos, body),
+    )
+    .await?;
+    st.purchases.push_back(Purchase { id, left: amount });
+    if st.purchases.len() > MAX_TRACKED_PURCHASES {
+        st.purchases.pop_front();
+    }
+    Ok(())
+}
+
+async fn confirm(user: &mut GooseUser, ctx: &Ctx, st: &mut UserState) -> TransactionResult {
+    confirm_on(user, ctx, st, Cards::All).await
+}
+
+async fn confirm_hot(user: &mut GooseUser, ctx: &Ctx, st: &mut UserState) -> TransactionResult {
+    confirm_on(user, ctx, st, Cards::Hot).await
+}
+
+/// Gives back part of one of this user's purchases (a purchase first if it
+/// has none yet).
+async fn refund_on(
+    user: &mut GooseUser,
+    ctx: &Ctx,
+    st: &mut UserState,
+    cards: Cards,
+) -> TransactionResult {
+    if st.purchases.is_empty() {
+        confirm_on(user, ctx, st, cards).await?;
+    }
+    let i = rand::random_range(0..st.purchases.len());
+    let p = &mut st.purchases[i];
+    let amount = rand::random_range(1..=(p.left / 3).max(1));
+    st.seq += 1;
+    let body = json!({
+        "PurchaseId": p.id,
+        "RefundId": format!("lt-{}-{}-r{}", ctx.run_id, user.weighted_users_index, st.seq),
+        "Amount": money(amount),
+    });
+    p.left -= amount;
+    if p.left < 100 {
+        st.purchases.remove(i);
+    }
+    ctx.send(
+        user,
+        Call::post("refund", "/api/purchase/refund", &ctx.pos, body),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn refund(user: &mut GooseUser, ctx: &Ctx, st: &mut UserState) -> TransactionResult {
+    refund_on(user, ctx, st, Cards::All).await
+}
+
+async fn refund_hot(user: &mut GooseUser, ctx: &Ctx, st: &mut UserState) -> TransactionResult {
+    refund_on(user, ctx, st, Cards::Hot).await
+}
+
+/// Cancels this user's oldest purchase (a purchase first if it has none).
+async fn cancel_on(
+    user: &mut GooseUser,
+    ctx: &Ctx,
+    st: &mut UserState,
+    cards: Cards,
+) -> TransactionResult {
+    if st.purchases.is_empty() {
+        confirm_on(user, ctx, st, cards).await?;
+    }
+    let Some(p) = st.purchases.pop_front() else {
+        return Ok(());
+    };
+    let body = json!({"PurchaseId": p.id});
+    ctx.send(
+        user,
+        Call::post("cancel", "/api/purchase/cancel", &ctx.pos, body),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn cancel(user: &mut GooseUser, ctx: &Ctx, st: &mut UserState) -> TransactionResult {
+    cancel_on(user, ctx, st, Cards::All).await
+}
+
+async fn cancel_hot(user: &mut GooseUser, ctx: &Ctx, st: &mut UserState) -> TransactionResult {
+    cancel_on(user, ctx, st, Cards::Hot).await
+}
+
+/// The contact centre: looks a card up and blocks it (lost, or refusal to
+/// use: reasons a cc_operator may use), or unblocks the card it blocked
+/// with the answering reason. A card is held by one user from its block to
+/// its unblock.
+async fn call_centre(user: &mut GooseUser, ctx: &Ctx, st: &mut UserState) -> TransactionResult {
+    if let Some((i, reason)) = st.cc_card.take() {
+        return unblock(user, ctx, i, reason).await;
+    }
+    let free = ctx
+        .cc_pool
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .pop_front();
+    let Some(i) = free else {
+        // More users than call-centre cards: this user only looks up.
+        return balance_number(user, ctx, st).await;
+    };
+    let number = ctx.ds.number(i);
+    let path = format!("/api/card/balance/by/{number}");
+    let b = match ctx
+        .send(
+            user,
+            Call::get("balance by number [call centre]", &path, &ctx.cc),
+        )
+        .await
+    {
+        Ok(b) => b,
+        Err(e) => {
+            release(ctx, i);
+            return Err(e);
+        }
+    };
+    match card_state(&b).0.as_str() {
+        "2" => {
+            let reason = if rand::random::<bool>() { "0" } else { "3" };
+            let body = json!({"Number": number, "BlockReasonCode": reason});
+            match ctx
+                .send(user, Call::post("block", "/api/card/block", &ctx.cc, body))
+                .await
+            {
+                Ok(_) => st.cc_card = Some((i, reason)),
+                Err(e) => {
+                    release(ctx, i);
+                    return Err(e);
+                }
+            }
+            Ok(())
+        }
+        // Left blocked by a run that stopped half-way.
+        "3" => match b["BlockReasonCode"].as_str() {
+            Some("0") => unblock(user, ctx, i, "0").await,
+            Some("3") => unblock(user, ctx, i, "3").await,
+            // Not ours to unblock: leave the card out of the pool.
+            _ => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
+async fn unblock(user: &mut GooseUser, ctx: &Ctx, i: usize, reason: &str) -> TransactionResult {
+    let body = json!({"Number": ctx.ds.number(i), "UnBlockReasonCode": reason});
+    let r = ctx
+        .send(
+            user,
+            Call::post("unblock", "/api/card/unblock", &ctx.cc, body),
+        )
+        .await;
+    release(ctx, i);
+    r.map(|_| ())
+}
+
+fn release(ctx: &Ctx, i: usize) {
+    ctx.cc_pool
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push_back(i);
+}
+
+/// Takes the next card of the New pool; `None` when it is used up.
+fn take_new(ctx: &Ctx) -> Option<usize> {
+    let i = ctx.next_new.fetch_add(1, Ordering::Relaxed);
+    if i < ctx.ds.cards {
+        Some(i)
+    } else {
+        ctx.new_exhausted.store(true, Ordering::Relaxed);
+        None
+    }
+}
+
+/// One step of a new card's life (the trickle of pos-mix): scan, issue,
+/// register the customer, bind, activate.
+async fn lifecycle_step(user: &mut GooseUser, ctx: &Ctx, st: &mut UserState) -> TransactionResult {
+    let (i, stage) = match st.life.take() {
+        Some(life) => life,
+        None => match take_new(ctx) {
+            Some(i) => (i, Stage::Scan),
+            // The pool is used up: keep the mix, read a balance instead.
+            None => return balance_number(user, ctx, st).await,
+        },
+    };
+    let next = step(user, ctx, i, stage).await?;
+    st.life = next.map(|s| (i, s));
+    Ok(())
+}
+
+async fn step(
+    user: &mut GooseUser,
+    ctx: &Ctx,
+    i: usize,
+    stage: Stage,
+) -> Result<Option<Stage>, Box<TransactionError>> {
+    let number = ctx.ds.number(i);
+    Ok(match stage {
+        Stage::Scan => {
+            let path = format!("/api/card/balance/by/{number}");
+            let b = ctx
+                .send(user, Call::get("new card: scan", &path, &ctx.pos))
+                .await?;
+            match card_state(&b) {
+                (s, _) if s == "0" => Some(Stage::Issue),
+                (s, false) if s == "1" => Some(Stage::Contact),
+                (s, true) if s == "1" => Some(Stage::Activate),
+                // Taken by an earlier run: the next call takes another card.
+                _ => None,
+            }
+        }
+        Stage::Issue => {
+            let path = format!("/api/card/issue?Number={number}");
+            ctx.send(user, Call::get("issue", &path, &ctx.pos)).await?;
+            Some(Stage::Contact)
+        }
+        Stage::Contact => {
+            ctx.send(
+                user,
+                Call::post("contact", "/api/contact", &ctx.pos, ctx.ds.contact_body(i)),
+            )
+            .await?;
+            Some(Stage::Bind)
+        }
+        Stage::Bind => {
+            let body = json!({"Number": number, "MobileNumber": ctx.ds.mobile(i)});
+            ctx.send(
+                user,
+                Call::post("bindto", "/api/card/bindto", &ctx.pos, body),
+            )
+            .await?;
+            Some(Stage::Activate)
+        }
+        Stage::Activate => {
+            let path = format!("/api/card/active?Number={number}");
+            ctx.send(user, Call::get("active", &path, &ctx.pos)).await?;
+            None
+        }
+    })
+}
+
+/// A whole new card's life in one pass: issue → contact → bind → activate
+/// → block (lost) → unblock (found) → balance.
+async fn lifecycle_card(user: &mut GooseUser, ctx: &Ctx, _st: &mut UserState) -> TransactionResult {
+    // Skip cards an earlier run took (a bounded number per pass).
+    for _ in 0..64 {
+        let Some(i) = take_new(ctx) else {
+            // Nothing left to measure: end the run (it fails on this error)
+            // rather than spin through empty passes.
+            ctx.tally.error("new card: scan", "LifecyclePoolExhausted");
+            goose::trigger_killswitch("the New card pool is used up: prepare more --cards");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            return Err(Box::new(TransactionError::Custom(
+                "the New card pool is used up: prepare more --cards".into(),
+            )));
+        };
+        let mut stage = Some(Stage::Scan);
+        let mut moved = false;
+        while let Some(s) = stage {
+            stage = step(user, ctx, i, s).await?;
+            moved |= stage.is_some();
+        }
+        if !moved {
+            continue;
+        }
+        let number = ctx.ds.number(i);
+        let body = json!({"Number": number, "BlockReasonCode": "0"});
+        ctx.send(user, Call::post("block", "/api/card/block", &ctx.cc, body))
+            .await?;
+        let body = json!({"Number": number, "UnBlockReasonCode": "0"});
+        ctx.send(
+            user,
+            Call::post("unblock", "/api/card/unblock", &ctx.cc, body),
+        )
+        .await?;
+        let path = format!("/api/card/balance/by/{number}");
+        ctx.send(user, Call::get("balance by number", &path, &ctx.pos))
+            .await?;
+        return Ok(());
+    }
+    Ok(())
+}
+
+async fn health(user: &mut GooseUser, ctx: &Ctx, _st: &mut UserState) -> TransactionResult {
+    ctx.send(user, Call::get("health", "/health", "")).await?;
+    Ok(())
+}
+
+/// restart-storm: each till reads balances with its own login.
+async fn till_balance(user: &mut GooseUser, ctx: &Ctx, st: &mut UserState) -> TransactionResult {
+    let auth = &ctx.tills[user.weighted_users_index % ctx.tills.len()];
+    let path = format!(
+        "/api/card/balance/by/{}",
+        ctx.ds.number(rand::random_range(0..ctx.ds.active))
+    );
+    ctx.send(user, Call::get("balance by number [till]", &path, auth))
+        .await?;
+    if !st.logged_in {
+        st.logged_in = true;
+        if ctx.tills_in.fetch_add(1, Ordering::Relaxed) + 1 == ctx.tills.len() {
+            if let Some(t) = &ctx.timeline {
+                let ms = t.start.elapsed().as_millis() as u64;
+                ctx.all_tills_in_ms.store(ms.max(1), Ordering::Relaxed);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The goose scenario for `name`.
+pub fn build(
+    name: ScenarioName,
+    ctx: &Arc<Ctx>,
+    till_interval: Duration,
+) -> Result<Scenario, GooseError> {
+    let s = Scenario::new(name.as_str());
+    Ok(match name {
+        ScenarioName::PosMix => s
+            .register_transaction(tx!(ctx, "balance by number", 42, balance_number))
+            .register_transaction(tx!(ctx, "balance by phone", 25, balance_phone))
+            .register_transaction(tx!(ctx, "balance by code", 25, balance_code))
+            .register_transaction(tx!(ctx, "calculate", 40, calculate))
+            .register_transaction(tx!(ctx, "confirm", 36, confirm))
+            .register_transaction(tx!(ctx, "refund", 4, refund))
+            .register_transaction(tx!(ctx, "cancel", 4, cancel))
+            .register_transaction(tx!(ctx, "call centre", 16, call_centre))
+            .register_transaction(tx!(ctx, "new card", 1, lifecycle_step)),
+        ScenarioName::ReadOnly => s
+            .register_transaction(tx!(ctx, "balance by number", 50, balance_number))
+            .register_transaction(tx!(ctx, "balance by phone", 20, balance_phone))
+            .register_transaction(tx!(ctx, "balance by code", 20, balance_code))
+            .register_transaction(tx!(ctx, "calculate", 10, calculate)),
+        ScenarioName::WriteHeavy => s
+            .register_transaction(tx!(ctx, "confirm", 5, confirm_hot))
+            .register_transaction(tx!(ctx, "refund", 3, refund_hot))
+            .register_transaction(tx!(ctx, "cancel", 4, cancel_hot)),
+        ScenarioName::Lifecycle => s.register_transaction(tx!(ctx, "new card", 1, lifecycle_card)),
+        ScenarioName::RestartStorm => s
+            .register_transaction(tx!(ctx, "till", 1, till_balance))
+            .set_wait_time(till_interval, till_interval)?,
+        ScenarioName::Health => s.register_transaction(tx!(ctx, "health", 1, health)),
+    })
+}
