@@ -16,12 +16,16 @@ use crate::domain::purchase::BonusRules;
 use crate::domain::{CardNumberFormat, ContactField};
 use crate::engine::{Engine, EngineSettings, OpsSettings, PurchaseSettings};
 use crate::metrics;
+use crate::reload::Reloader;
 use crate::store::redis::{RedisSettings, RedisStore};
 use crate::store::{instrumented::Instrumented, memory::MemoryStore, Store};
+use crate::tls;
 
 pub struct Application {
     port: u16,
+    tls_port: Option<u16>,
     server: Server,
+    reloader: Arc<Reloader>,
 }
 
 impl Application {
@@ -86,31 +90,91 @@ impl Application {
         let listener = TcpListener::bind(&settings.http.bind)
             .with_context(|| format!("cannot listen on http.bind = {}", settings.http.bind))?;
         let port = listener.local_addr()?.port();
+        if !is_loopback(&settings.http.bind) {
+            tracing::warn!(bind = %settings.http.bind, "plain HTTP on a non-loopback address: credentials cross the network in clear unless a proxy terminates TLS in front (http.tls for HTTPS here)");
+        }
+        let tls = if settings.http.tls.enabled() {
+            let (config, reloader) =
+                tls::server_config(&settings.http.tls).context("http.tls: cannot set up HTTPS")?;
+            let listener = TcpListener::bind(&settings.http.tls.bind).with_context(|| {
+                format!(
+                    "cannot listen on http.tls.bind = {}",
+                    settings.http.tls.bind
+                )
+            })?;
+            Some((listener, config, reloader))
+        } else {
+            None
+        };
+        let tls_port = match &tls {
+            Some((listener, _, _)) => Some(listener.local_addr()?.port()),
+            None => None,
+        };
         let workers = if settings.http.workers == 0 {
             cores
         } else {
             settings.http.workers
         };
         let http = settings.http.clone();
+        let auth = Arc::new(Authenticator::new(users, settings.auth.clone()));
+        let (tls, tls_reloader) = match tls {
+            Some((listener, config, reloader)) => (Some((listener, config)), Some(reloader)),
+            None => (None, None),
+        };
+        let policy_settings = settings.clone();
+        let reloader = Arc::new(Reloader::new(
+            auth.clone(),
+            settings.auth.users_file.clone(),
+            Box::new(move |users| {
+                refuse_public_demo_credentials(&policy_settings, users.values().any(|u| u.demo))
+                    .map_err(|e| e.to_string())
+            }),
+            tls_reloader,
+        ));
+        let check_every = (settings.auth.reload_check_ms > 0)
+            .then(|| Duration::from_millis(settings.auth.reload_check_ms));
+        reloader
+            .spawn(check_every)
+            .context("cannot listen for SIGHUP")?;
         let state = web::Data::new(AppState {
             engine,
-            auth: Arc::new(Authenticator::new(users, settings.auth.clone())),
+            auth,
             router: Router::new(),
             card_format,
             settings,
             metrics,
         });
-        let server = HttpServer::new(move || {
+        let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .default_service(web::to(dispatch))
         })
-        .listen(listener)?
-        .workers(workers)
-        .shutdown_timeout(http.shutdown_timeout_secs)
-        .keep_alive(Duration::from_secs(http.keep_alive_secs))
-        .run();
-        Ok(Application { port, server })
+        .on_connect(tls::on_connect)
+        .listen(listener)?;
+        if let Some((listener, config)) = tls {
+            server = server.listen_rustls_0_23(listener, config)?;
+        }
+        let server = server
+            .workers(workers)
+            .shutdown_timeout(http.shutdown_timeout_secs)
+            .keep_alive(Duration::from_secs(http.keep_alive_secs))
+            .run();
+        Ok(Application {
+            port,
+            tls_port,
+            server,
+            reloader,
+        })
+    }
+
+    /// The HTTPS port, when `http.tls` is on.
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls_port
+    }
+
+    /// What SIGHUP and the users-file poller use.
+    pub fn reloader(&self) -> Arc<Reloader> {
+        self.reloader.clone()
     }
 
     pub fn port(&self) -> u16 {
@@ -183,6 +247,8 @@ fn is_loopback(bind: &str) -> bool {
 /// (and any embedding program) use. Dropping it stops the server.
 pub struct RunningApp {
     pub port: u16,
+    pub tls_port: Option<u16>,
+    pub reloader: Arc<Reloader>,
     handle: ServerHandle,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -197,7 +263,12 @@ impl RunningApp {
                 system.block_on(async move {
                     match Application::build(settings).await {
                         Ok(app) => {
-                            let _ = tx.send(Ok((app.port(), app.handle())));
+                            let _ = tx.send(Ok((
+                                app.port(),
+                                app.tls_port(),
+                                app.reloader(),
+                                app.handle(),
+                            )));
                             let _ = app.run_until_stopped().await;
                         }
                         Err(e) => {
@@ -206,11 +277,13 @@ impl RunningApp {
                     }
                 });
             })?;
-        let (port, handle) = rx
+        let (port, tls_port, reloader, handle) = rx
             .recv()
             .context("the server thread died while starting")??;
         Ok(RunningApp {
             port,
+            tls_port,
+            reloader,
             handle,
             thread: Some(thread),
         })

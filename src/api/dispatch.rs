@@ -20,6 +20,7 @@ use super::views::Fields;
 use super::{admin, card, contact, ops, purchase, AppState, Ctx};
 use crate::domain::{policy::may_call, ErrorKey};
 use crate::metrics as m;
+use crate::tls::ClientCertCn;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -124,7 +125,16 @@ async fn handle(
         .headers()
         .get(AUTHORIZATION)
         .and_then(|h| h.to_str().ok());
-    let actor = match state.auth.authenticate(header).await {
+    // A till's verified TLS client certificate, when it maps to a user,
+    // stands in for HTTP Basic.
+    let by_cert = req
+        .conn_data::<ClientCertCn>()
+        .and_then(|cn| state.auth.authenticate_client_cert(&cn.0));
+    let authenticated = match by_cert {
+        Some(actor) => Ok(actor),
+        None => state.auth.authenticate(header).await,
+    };
+    let actor = match authenticated {
         Ok(actor) => actor,
         Err(AuthFailure::Throttled(secs)) => {
             return render(

@@ -13,7 +13,10 @@ mod ops;
 pub mod params;
 mod purchase;
 pub mod router;
+pub mod till_token;
 pub mod users;
+pub mod users_table;
+mod verifier;
 mod views;
 
 use std::sync::Arc;
