@@ -1,6 +1,7 @@
 //! The API integration suite: real HTTP against the real server (port 0).
 //! The store backend is chosen by LOYALTY_TEST_BACKEND (memory by default).
 
+mod access_support;
 mod card_support;
 mod helpers;
 
@@ -12,6 +13,7 @@ mod block;
 mod concurrency;
 mod contacts;
 mod fencing;
+mod fuzz;
 mod history;
 mod history_effects;
 mod issue;
@@ -19,8 +21,10 @@ mod ops;
 mod process;
 mod purchases;
 mod redis_races;
+mod reload;
 mod replacement;
 mod requests;
 mod roles;
 mod state_machine;
+mod tls;
 mod unblock;
