@@ -86,6 +86,8 @@ pub struct HttpSettings {
     /// Demo users have published passwords: refuse them on a non-loopback
     /// bind unless this is set.
     pub allow_demo_credentials_on_public_bind: bool,
+    /// Connections waiting to be accepted: a fleet reconnects at once.
+    pub listen_backlog: u32,
     pub tls: TlsSettings,
 }
 

@@ -9,6 +9,7 @@ pub mod demo;
 pub mod domain;
 pub mod engine;
 pub mod metrics;
+pub mod net;
 pub mod reload;
 pub mod startup;
 pub mod store;

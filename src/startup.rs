@@ -1,7 +1,7 @@
 //! Builds the whole server from settings: store, engine, auth, HTTP. Used by
 //! `main` and by the tests (which bind port 0).
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ use crate::domain::purchase::BonusRules;
 use crate::domain::{CardNumberFormat, ContactField};
 use crate::engine::{Engine, EngineSettings, OpsSettings, PurchaseSettings};
 use crate::metrics;
+use crate::net;
 use crate::reload::Reloader;
 use crate::store::redis::{RedisSettings, RedisStore};
 use crate::store::{instrumented::Instrumented, memory::MemoryStore, Store};
@@ -87,7 +88,7 @@ impl Application {
             demo::load(&engine, &card_format, &settings.demo.data_file).await?;
         }
 
-        let listener = TcpListener::bind(&settings.http.bind)
+        let listener = net::listen(&settings.http.bind, settings.http.listen_backlog)
             .with_context(|| format!("cannot listen on http.bind = {}", settings.http.bind))?;
         let port = listener.local_addr()?.port();
         if !is_loopback(&settings.http.bind) {
@@ -96,12 +97,13 @@ impl Application {
         let tls = if settings.http.tls.enabled() {
             let (config, reloader) =
                 tls::server_config(&settings.http.tls).context("http.tls: cannot set up HTTPS")?;
-            let listener = TcpListener::bind(&settings.http.tls.bind).with_context(|| {
-                format!(
-                    "cannot listen on http.tls.bind = {}",
-                    settings.http.tls.bind
-                )
-            })?;
+            let listener = net::listen(&settings.http.tls.bind, settings.http.listen_backlog)
+                .with_context(|| {
+                    format!(
+                        "cannot listen on http.tls.bind = {}",
+                        settings.http.tls.bind
+                    )
+                })?;
             Some((listener, config, reloader))
         } else {
             None

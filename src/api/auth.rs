@@ -8,7 +8,7 @@
 //! hit it; each entry names the user it was verified against, so a reload
 //! that changes or removes that user ends it at once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -135,13 +135,12 @@ impl Authenticator {
             change
         };
         if !change.changed.is_empty() || !change.removed.is_empty() {
+            let gone: HashSet<&String> = change.changed.iter().chain(&change.removed).collect();
             let mut v = self.verifications.lock();
             let stale: Vec<[u8; 32]> = v
                 .cache
                 .iter()
-                .filter(|(_, e)| {
-                    change.changed.contains(&e.user.login) || change.removed.contains(&e.user.login)
-                })
+                .filter(|(_, e)| gone.contains(&e.user.login))
                 .map(|(k, _)| *k)
                 .collect();
             for k in stale {
@@ -156,7 +155,6 @@ impl Authenticator {
     pub fn authenticate_client_cert(&self, cn: &str) -> Option<Actor> {
         let users = self.users();
         let user = users.by_client_cert_cn(cn)?;
-        m::auth_cache(true);
         Some(Actor {
             login: user.login.clone(),
             role: user.role,

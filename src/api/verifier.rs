@@ -61,7 +61,24 @@ impl VerifierPool {
     }
 }
 
+/// Niceness of the argon2 threads: during a storm the tills already
+/// verified must keep their millisecond answers, so the HTTP workers come
+/// first and argon2 takes the CPU they leave.
+const ARGON2_NICE: libc::c_int = 10;
+
+fn lower_priority() {
+    // On Linux a nice value applies to the calling thread (its tid); an
+    // unprivileged process may always lower its own priority.
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain syscalls on the current thread, no memory handed over.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, ARGON2_NICE);
+    }
+}
+
 fn work(jobs: &Mutex<Receiver<Job>>, depth: &AtomicUsize) {
+    lower_priority();
     loop {
         // The lock is held only while taking the next job, in queue order.
         let job = jobs.lock().recv();
