@@ -55,7 +55,7 @@ PYTHONPATH=scripts/schemathesis SCHEMATHESIS_HOOKS=hooks timeout 900 "$VENV/bin/
     --origin "http://127.0.0.1:$PORT" \
     --auth admin:admin-demo \
     --phases examples,coverage,fuzzing,stateful \
-    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,envelope \
     --max-examples "$EXAMPLES" --seed "$SEED" --workers 2 \
     --request-timeout 10 \
     --report junit --report-dir "${CARGO_TARGET_DIR:-target}/schemathesis" || status=$?
