@@ -223,18 +223,28 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
 /// Demo users have published passwords: never expose them beyond loopback
 /// unless the operator says so explicitly.
 fn refuse_public_demo_credentials(settings: &Settings, has_demo_users: bool) -> anyhow::Result<()> {
-    if !has_demo_users
-        || settings.http.allow_demo_credentials_on_public_bind
-        || is_loopback(&settings.http.bind)
-    {
+    let Some(public) = public_bind(&settings.http) else {
+        return Ok(());
+    };
+    if !has_demo_users || settings.http.allow_demo_credentials_on_public_bind {
         return Ok(());
     }
     bail!(
-        "refusing to start: the users file {} holds demo users (published passwords) and http.bind = {} is not a loopback address; \
+        "refusing to start: the users file {} holds demo users (published passwords) and {public} is not a loopback address; \
          configure real users (loyalty hash-password) or set http.allow_demo_credentials_on_public_bind = true",
         settings.auth.users_file.display(),
-        settings.http.bind
     )
+}
+
+/// The first listener (plain or HTTPS) not on a loopback address.
+fn public_bind(http: &crate::config::HttpSettings) -> Option<String> {
+    if !is_loopback(&http.bind) {
+        return Some(format!("http.bind = {}", http.bind));
+    }
+    if http.tls.enabled() && !is_loopback(&http.tls.bind) {
+        return Some(format!("http.tls.bind = {}", http.tls.bind));
+    }
+    None
 }
 
 fn is_loopback(bind: &str) -> bool {
@@ -313,7 +323,26 @@ impl Drop for RunningApp {
 
 #[cfg(test)]
 mod tests {
-    use super::is_loopback;
+    use super::{is_loopback, public_bind};
+    use crate::config::Settings;
+
+    #[test]
+    fn an_https_listener_counts_as_a_public_bind_too() {
+        let mut http = Settings::defaults().http;
+        assert_eq!(public_bind(&http), None);
+        http.tls.bind = "0.0.0.0:8443".into();
+        assert_eq!(public_bind(&http), None, "HTTPS is off");
+        http.tls.cert_file = "cert.pem".into();
+        assert_eq!(
+            public_bind(&http).as_deref(),
+            Some("http.tls.bind = 0.0.0.0:8443")
+        );
+        http.bind = "0.0.0.0:8080".into();
+        assert_eq!(
+            public_bind(&http).as_deref(),
+            Some("http.bind = 0.0.0.0:8080")
+        );
+    }
 
     #[test]
     fn loopback_binds() {
