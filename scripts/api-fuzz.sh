@@ -12,7 +12,8 @@
 # the server's own GET /api/openapi.json, else docs/openapi.json. With no
 # document at all it says so and exits 0 (skipped, not passed).
 # Knobs: EXAMPLES (per operation, default 30), SEED (default 20261128).
-# schemathesis is installed into target/schemathesis-venv on first use.
+# schemathesis is installed into target/schemathesis-venv on first use
+# (only when there is a document to test against).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ST_VERSION=4.32.5
@@ -20,12 +21,6 @@ EXAMPLES=${EXAMPLES:-30}
 SEED=${SEED:-20261128}
 VENV=${CARGO_TARGET_DIR:-target}/schemathesis-venv
 SPEC=${1:-${LOYALTY_OPENAPI:-}}
-
-if ! "$VENV/bin/st" --version 2>/dev/null | grep -q "$ST_VERSION"; then
-    echo "== installing schemathesis $ST_VERSION into $VENV"
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$ST_VERSION"
-fi
 
 cargo build --quiet --bin loyalty
 BIN=${CARGO_TARGET_DIR:-target}/debug/loyalty
@@ -38,6 +33,9 @@ LOYALTY__HTTP__BIND=127.0.0.1:$PORT LOYALTY__LOG__LEVEL=warn LOYALTY__STORE__BAC
     "$BIN" serve >"$WORK/server.log" 2>&1 &
 SERVER=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/ready" >/dev/null && break; sleep 0.1; done
+if ! curl -sf "http://127.0.0.1:$PORT/ready" >/dev/null; then
+    echo "api-fuzz: the server did not start:"; cat "$WORK/server.log"; exit 1
+fi
 
 if [ -z "$SPEC" ]; then
     if curl -sf "http://127.0.0.1:$PORT/api/openapi.json" -o "$WORK/openapi.json"; then
@@ -49,6 +47,12 @@ if [ -z "$SPEC" ]; then
         exit 0
     fi
 fi
+if ! "$VENV/bin/st" --version 2>/dev/null | grep -q "$ST_VERSION"; then
+    echo "== installing schemathesis $ST_VERSION into $VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$ST_VERSION"
+fi
+
 echo "== schemathesis $ST_VERSION against $SPEC: $EXAMPLES examples per operation, seed $SEED"
 status=0
 PYTHONPATH=scripts/schemathesis SCHEMATHESIS_HOOKS=hooks timeout 900 "$VENV/bin/st" run "$SPEC" \
