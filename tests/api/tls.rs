@@ -229,6 +229,19 @@ async fn a_client_certificate_logs_in_as_its_mapped_user_wrong_or_expired_ones_a
         let r = https_balance(&tls_client(&server_ca, Some(&id)), port, &number, None).await;
         assert!(r.is_err(), "{name}: {r:?}");
     }
+
+    // The client CAs are reloaded too: the old CA's certificates stop
+    // working for new handshakes, the new CA's start.
+    let next_ca = Ca::new("next till CA");
+    std::fs::write(dir.path().join("clients-ca.pem"), next_ca.pem()).unwrap();
+    app.server.as_ref().unwrap().reloader.reload_tls();
+    let r = https_balance(&tls_client(&server_ca, Some(&till)), port, &number, None).await;
+    assert!(r.is_err(), "{r:?}");
+    let renewed = next_ca.client_cert("till-7.shop-3", false);
+    let (status, _) = https_balance(&tls_client(&server_ca, Some(&renewed)), port, &number, None)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
 }
 
 #[tokio::test]
