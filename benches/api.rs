@@ -83,7 +83,9 @@ fn credential_cache(c: &mut Criterion) {
     let user = User {
         login: "pos-0001".into(),
         role: Role::Pos,
-        password_hash: hash_password("till-secret").expect("hashes"),
+        password_hash: Some(hash_password("till-secret").expect("hashes")),
+        token_sha256: None,
+        client_cert_cn: None,
         demo: false,
     };
     let auth = Authenticator::new(
@@ -96,6 +98,7 @@ fn credential_cache(c: &mut Criterion) {
             failure_window_secs: 60,
             lockout_secs: 60,
             max_concurrent_verifications: 4,
+            reload_check_ms: 0,
         },
     );
     let header = "Basic cG9zLTAwMDE6dGlsbC1zZWNyZXQ="; // pos-0001:till-secret

@@ -2,7 +2,9 @@
 # The full test run: unit tests and the API suite on the memory store, then
 # the API suite again on a real single redis-server and on a real 3-master
 # Redis Cluster, plus the process-level Redis tests (kill -9 durability,
-# Redis down mid-traffic). The tests start their own redis-server processes
+# Redis down mid-traffic), then schemathesis against a live server with the
+# OpenAPI document (scripts/api-fuzz.sh; installs schemathesis from PyPI
+# into target/ on first use). The tests start their own redis-server processes
 # on free ports in temp dirs and stop them afterwards; the machine's own
 # Redis (6379) is never touched. deploy/ is checked statically
 # (scripts/check-deploy.sh) and live: tests/observability starts Redis, two
@@ -59,3 +61,5 @@ LOYALTY_TEST_BACKEND=redis cargo test --workspace --test api
 echo "== API suite on a 3-master Redis Cluster"
 LOYALTY_TEST_BACKEND=cluster cargo test --workspace --test api
 echo "== all backends passed"
+echo "== schemathesis against a live server (memory store)"
+scripts/api-fuzz.sh

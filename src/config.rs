@@ -95,6 +95,32 @@ pub struct HttpSettings {
     /// Demo users have published passwords: refuse them on a non-loopback
     /// bind unless this is set.
     pub allow_demo_credentials_on_public_bind: bool,
+    /// Connections waiting to be accepted: a fleet reconnects at once.
+    pub listen_backlog: u32,
+    pub tls: TlsSettings,
+}
+
+/// HTTPS (rustls, TLS 1.2 and 1.3). On when `cert_file` is set; plain HTTP
+/// on `http.bind` stays for loopback and for a TLS-terminating proxy.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TlsSettings {
+    /// HTTPS listen address.
+    pub bind: String,
+    /// PEM: the server certificate, then its chain. Reloaded on SIGHUP.
+    pub cert_file: String,
+    /// PEM: the private key (PKCS#8, PKCS#1 or SEC1). Reloaded on SIGHUP.
+    pub key_file: String,
+    /// PEM: CAs whose client certificates log in (as the user whose
+    /// `client_cert_cn` is the certificate's subject CN). Empty: none asked.
+    pub client_ca_file: String,
+    /// Refuse TLS connections without a valid client certificate.
+    pub require_client_cert: bool,
+}
+
+impl TlsSettings {
+    pub fn enabled(&self) -> bool {
+        !self.cert_file.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -127,8 +153,12 @@ pub struct AuthSettings {
     pub max_failures: u32,
     pub failure_window_secs: u64,
     pub lockout_secs: u64,
-    /// Argon2 verifications running at once; more wait their turn.
+    /// Argon2 verifications running at once (threads); more wait their
+    /// turn, first come first served.
     pub max_concurrent_verifications: usize,
+    /// How often the users file is checked for changes (0: only SIGHUP
+    /// reloads it).
+    pub reload_check_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

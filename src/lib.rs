@@ -9,8 +9,11 @@ pub mod demo;
 pub mod domain;
 pub mod engine;
 pub mod metrics;
+pub mod net;
+pub mod reload;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 
 pub use startup::{Application, RunningApp};

@@ -28,12 +28,26 @@ enum Cmd {
     Serve,
     /// Read a password on standard input and print its argon2id PHC hash.
     HashPassword,
+    /// Print a new till token (a 256-bit random secret, shown once) and the
+    /// users-file entry that accepts it (only its SHA-256 is stored).
+    IssueTillToken {
+        /// The till's login in the printed entry.
+        #[arg(long, default_value = "till-0001")]
+        login: String,
+        /// The role in the printed entry.
+        #[arg(long, default_value = "pos")]
+        role: String,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Cmd::Serve) {
         Cmd::HashPassword => hash_password(),
+        Cmd::IssueTillToken { login, role } => {
+            issue_till_token(&login, &role);
+            Ok(())
+        }
         Cmd::Serve => serve(cli.config),
     }
 }
@@ -47,6 +61,14 @@ fn hash_password() -> anyhow::Result<()> {
     let hash = loyalty::api::auth::hash_password(password).map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("{hash}");
     Ok(())
+}
+
+fn issue_till_token(login: &str, role: &str) {
+    let (token, sha256) = loyalty::api::till_token::issue();
+    println!("# The till's secret (its HTTP Basic password), shown only now:");
+    println!("{token}");
+    println!("# The users-file entry (only the SHA-256 is stored):");
+    println!("[[users]]\nlogin = {login:?}\nrole = {role:?}\ntoken_sha256 = \"{sha256}\"");
 }
 
 fn serve(config: Vec<PathBuf>) -> anyhow::Result<()> {

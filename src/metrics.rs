@@ -14,6 +14,12 @@ pub const HTTP_DURATION: &str = "loyalty_http_request_duration_seconds";
 pub const ERRORS: &str = "loyalty_errors_total";
 pub const AUTH_FAILURES: &str = "loyalty_auth_failures_total";
 pub const AUTH_CACHE: &str = "loyalty_auth_cache_lookups_total";
+/// `result`: started | coalesced (joined one under way) | cached_meanwhile.
+pub const AUTH_VERIFICATIONS: &str = "loyalty_auth_verifications_total";
+pub const AUTH_VERIFICATION_QUEUE: &str = "loyalty_auth_verification_queue_depth";
+/// `what`: users | tls; `outcome`: ok | unchanged | error.
+pub const RELOADS: &str = "loyalty_reloads_total";
+pub const USERS: &str = "loyalty_users";
 pub const CARD_TRANSITIONS: &str = "loyalty_card_transitions_total";
 pub const SHARD_PUSHED: &str = "loyalty_shard_commands_pushed_total";
 pub const SHARD_POPPED: &str = "loyalty_shard_commands_popped_total";
@@ -75,6 +81,22 @@ pub fn auth_failure(reason: &'static str) {
 
 pub fn auth_cache(hit: bool) {
     counter!(AUTH_CACHE, "result" => if hit { "hit" } else { "miss" }).increment(1);
+}
+
+pub fn auth_verification(result: &'static str) {
+    counter!(AUTH_VERIFICATIONS, "result" => result).increment(1);
+}
+
+pub fn auth_verification_queue(depth: usize) {
+    gauge!(AUTH_VERIFICATION_QUEUE).set(depth as f64);
+}
+
+pub fn reload(what: &'static str, outcome: &'static str) {
+    counter!(RELOADS, "what" => what, "outcome" => outcome).increment(1);
+}
+
+pub fn users(count: usize) {
+    gauge!(USERS).set(count as f64);
 }
 
 pub fn card_transition(operation: &'static str, from: CardStatus, to: CardStatus) {

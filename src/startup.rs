@@ -7,7 +7,6 @@ mod http_server;
 
 use deferred_store::DeferredStore;
 
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,15 +21,20 @@ use crate::domain::purchase::BonusRules;
 use crate::domain::{CardNumberFormat, ContactField};
 use crate::engine::{Engine, EngineSettings, OpsSettings, PurchaseSettings};
 use crate::metrics;
+use crate::net;
+use crate::reload::Reloader;
 use crate::store::redis::{RedisSettings, RedisStore};
 use crate::store::{instrumented::Instrumented, memory::MemoryStore, Store};
+use crate::tls;
 
 /// The longest idempotency retention accepted: 10 years.
 const MAX_RETENTION_SECS: u64 = 10 * 366 * 86_400;
 
 pub struct Application {
     port: u16,
+    tls_port: Option<u16>,
     server: Server,
+    reloader: Arc<Reloader>,
 }
 
 impl Application {
@@ -39,7 +43,7 @@ impl Application {
         let metrics = metrics::install();
         let users = users::load(&settings.auth.users_file)?;
         demo_guard::refuse_public_demo_credentials(
-            &settings.http.bind,
+            demo_guard::public_bind(&settings.http).as_deref(),
             settings.http.allow_demo_credentials_on_public_bind,
             &settings.auth.users_file.display().to_string(),
             users.values(),
@@ -103,25 +107,81 @@ impl Application {
             }
         }
 
-        let listener = TcpListener::bind(&settings.http.bind)
+        let listener = net::listen(&settings.http.bind, settings.http.listen_backlog)
             .with_context(|| format!("cannot listen on http.bind = {}", settings.http.bind))?;
         let port = listener.local_addr()?.port();
+        if !demo_guard::is_loopback(&settings.http.bind) {
+            tracing::warn!(bind = %settings.http.bind, "plain HTTP on a non-loopback address: credentials cross the network in clear unless a proxy terminates TLS in front (http.tls for HTTPS here)");
+        }
+        let tls = if settings.http.tls.enabled() {
+            let (config, reloader) =
+                tls::server_config(&settings.http.tls).context("http.tls: cannot set up HTTPS")?;
+            let listener = net::listen(&settings.http.tls.bind, settings.http.listen_backlog)
+                .with_context(|| {
+                    format!(
+                        "cannot listen on http.tls.bind = {}",
+                        settings.http.tls.bind
+                    )
+                })?;
+            Some((listener, config, reloader))
+        } else {
+            None
+        };
+        let tls_port = match &tls {
+            Some((listener, _, _)) => Some(listener.local_addr()?.port()),
+            None => None,
+        };
         let workers = if settings.http.workers == 0 {
             cores
         } else {
             settings.http.workers
         };
         let http = settings.http.clone();
+        let auth = Arc::new(Authenticator::new(users, settings.auth.clone()));
+        let (tls, tls_reloader) = match tls {
+            Some((listener, config, reloader)) => (Some((listener, config)), Some(reloader)),
+            None => (None, None),
+        };
+        let policy_settings = settings.clone();
+        let reloader = Arc::new(Reloader::new(
+            auth.clone(),
+            settings.auth.users_file.clone(),
+            Box::new(move |users| {
+                refuse_flagged_demo_users(&policy_settings, users.values().any(|u| u.demo))
+                    .map_err(|e| e.to_string())
+            }),
+            tls_reloader,
+        ));
+        let check_every = (settings.auth.reload_check_ms > 0)
+            .then(|| Duration::from_millis(settings.auth.reload_check_ms));
+        reloader
+            .spawn(check_every)
+            .context("cannot listen for SIGHUP")?;
         let state = web::Data::new(AppState {
             engine,
-            auth: Arc::new(Authenticator::new(users, settings.auth.clone())),
+            auth,
             router: Router::new(),
             card_format,
             settings,
             metrics,
         });
-        let server = http_server::serve(listener, state, &http, workers)?;
-        Ok(Application { port, server })
+        let server = http_server::serve(listener, tls, state, &http, workers)?;
+        Ok(Application {
+            port,
+            tls_port,
+            server,
+            reloader,
+        })
+    }
+
+    /// The HTTPS port, when `http.tls` is on.
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls_port
+    }
+
+    /// What SIGHUP and the users-file poller use.
+    pub fn reloader(&self) -> Arc<Reloader> {
+        self.reloader.clone()
     }
 
     pub fn port(&self) -> u16 {
@@ -213,10 +273,29 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     Ok(Arc::new(Instrumented(inner)))
 }
 
+/// What a users-file reload refuses: users marked `demo = true` on a public
+/// bind (plain or HTTPS) unless allowed. The full check of what the hashes
+/// verify (`demo_guard`) runs at start only: it costs argon2 per user.
+fn refuse_flagged_demo_users(settings: &Settings, has_demo_users: bool) -> anyhow::Result<()> {
+    let Some(public) = demo_guard::public_bind(&settings.http) else {
+        return Ok(());
+    };
+    if !has_demo_users || settings.http.allow_demo_credentials_on_public_bind {
+        return Ok(());
+    }
+    bail!(
+        "refusing the users file {}: it holds demo users (published passwords) and {public} is not a loopback address; \
+         configure real users (loyalty hash-password) or set http.allow_demo_credentials_on_public_bind = true",
+        settings.auth.users_file.display(),
+    )
+}
+
 /// A server running on its own thread and actix system: what the tests
 /// (and any embedding program) use. Dropping it stops the server.
 pub struct RunningApp {
     pub port: u16,
+    pub tls_port: Option<u16>,
+    pub reloader: Arc<Reloader>,
     handle: ServerHandle,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -231,7 +310,12 @@ impl RunningApp {
                 system.block_on(async move {
                     match Application::build(settings).await {
                         Ok(app) => {
-                            let _ = tx.send(Ok((app.port(), app.handle())));
+                            let _ = tx.send(Ok((
+                                app.port(),
+                                app.tls_port(),
+                                app.reloader(),
+                                app.handle(),
+                            )));
                             let _ = app.run_until_stopped().await;
                         }
                         Err(e) => {
@@ -240,11 +324,13 @@ impl RunningApp {
                     }
                 });
             })?;
-        let (port, handle) = rx
+        let (port, tls_port, reloader, handle) = rx
             .recv()
             .context("the server thread died while starting")??;
         Ok(RunningApp {
             port,
+            tls_port,
+            reloader,
             handle,
             thread: Some(thread),
         })

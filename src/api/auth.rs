@@ -1,23 +1,29 @@
-//! HTTP Basic authentication against argon2id hashes, with two protections
-//! a busy fleet needs: a cache of recent successful verifications (a till
-//! must not pay an argon2 hash per request) and per-login throttling of
-//! failures. The cache key is a digest of the full credentials, so only the
-//! exact login:password that verified can ever hit it.
+//! HTTP Basic authentication against argon2id hashes or till tokens, with
+//! the protections a busy fleet needs: a cache of recent successful
+//! verifications (a till must not pay an argon2 hash per request), one
+//! verification per credential however many requests present it at once
+//! (a restart storm), first-come-first-served argon2 (`verifier`), and
+//! per-login throttling of failures. The cache key is a digest of the full
+//! credentials, so only the exact login:password that verified can ever
+//! hit it; each entry names the user it was verified against, so a reload
+//! that changes or removes that user ends it at once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHash, PasswordVerifier};
-use argon2::Argon2;
 use base64::Engine as _;
+use futures_util::future::{BoxFuture, FutureExt, Shared};
 use lru::LruCache;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
 
+use super::till_token;
 use super::users::User;
+use super::users_table::{UsersChange, UsersTable};
+use super::verifier::{Done, VerifierPool};
 use crate::config::AuthSettings;
 use crate::domain::{Actor, Role};
 use crate::metrics as m;
@@ -52,17 +58,50 @@ struct FailureState {
     locked_until: Option<Instant>,
 }
 
+/// A successful verification: who, and when.
+struct Verified {
+    user: Arc<User>,
+    at: Instant,
+}
+
+/// An argon2 verification under way; later requests with the same
+/// credentials (against the same user) wait for its verdict.
+struct InFlight {
+    id: u64,
+    user: Option<Arc<User>>,
+    verdict: Shared<BoxFuture<'static, bool>>,
+}
+
+/// The cache and the in-flight verifications under one lock, so that a
+/// request either finds the verdict, joins the verification, or starts it
+/// — never starts a second one for credentials verified meanwhile.
+struct Verifications {
+    /// digest(login, password) → verified
+    cache: LruCache<[u8; 32], Verified>,
+    in_flight: HashMap<[u8; 32], InFlight>,
+    next_id: u64,
+}
+
 pub struct Authenticator {
-    users: HashMap<String, User>,
+    users: RwLock<Arc<UsersTable>>,
     settings: AuthSettings,
-    /// digest(login, password) → (role, verified at)
-    cache: Mutex<LruCache<[u8; 32], (Role, Instant)>>,
+    verifications: Arc<Mutex<Verifications>>,
     failures: Mutex<LruCache<String, FailureState>>,
     /// Random per process: digests are useless outside it.
     pepper: [u8; 32],
-    verifications: Arc<Semaphore>,
-    /// Verified for unknown logins, so that they cost as much as known ones.
+    pool: VerifierPool,
+    /// Argon2 verifications queued so far (what coalescing saves).
+    started: AtomicU64,
+    /// Verified for unknown logins (and users without a password), so that
+    /// they cost as much as known ones.
     dummy_hash: String,
+}
+
+enum Attempt {
+    Done(Result<Actor, AuthFailure>),
+    /// The user was replaced by a reload while its credentials were being
+    /// verified: decide again against the new one.
+    UserChanged,
 }
 
 impl Authenticator {
@@ -70,24 +109,71 @@ impl Authenticator {
         let capacity =
             NonZeroUsize::new(settings.cache_capacity.max(1)).expect("max(1) is non-zero");
         let failure_capacity = NonZeroUsize::new(100_000).expect("non-zero");
-        let dummy_hash = users
-            .values()
-            .next()
-            .map(|u| u.password_hash.clone())
-            .unwrap_or_default();
+        let dummy_hash = hash_password(&format!("{:032x}", rand::random::<u128>()))
+            .expect("hashing a random password cannot fail");
+        let pool = VerifierPool::start(settings.max_concurrent_verifications)
+            .expect("the argon2 threads start");
         Authenticator {
-            users,
-            cache: Mutex::new(LruCache::new(capacity)),
+            users: RwLock::new(Arc::new(UsersTable::new(users))),
+            verifications: Arc::new(Mutex::new(Verifications {
+                cache: LruCache::new(capacity),
+                in_flight: HashMap::new(),
+                next_id: 0,
+            })),
             failures: Mutex::new(LruCache::new(failure_capacity)),
             pepper: rand::random(),
-            verifications: Arc::new(Semaphore::new(settings.max_concurrent_verifications.max(1))),
+            pool,
+            started: AtomicU64::new(0),
             dummy_hash,
             settings,
         }
     }
 
-    pub fn users(&self) -> impl Iterator<Item = &User> {
-        self.users.values()
+    /// Argon2 verifications queued since start.
+    pub fn verifications_started(&self) -> u64 {
+        self.started.load(Ordering::Relaxed)
+    }
+
+    /// The users in force now.
+    pub fn users(&self) -> Arc<UsersTable> {
+        self.users.read().clone()
+    }
+
+    /// Puts a new set of users in force. Requests decided from now on see
+    /// only them; the cached verifications of changed and removed users are
+    /// dropped (they could no longer match anyway).
+    pub fn replace_users(&self, users: HashMap<String, User>) -> UsersChange {
+        let change = {
+            let mut current = self.users.write();
+            let (next, change) = current.successor(users);
+            *current = Arc::new(next);
+            change
+        };
+        if !change.changed.is_empty() || !change.removed.is_empty() {
+            let gone: HashSet<&String> = change.changed.iter().chain(&change.removed).collect();
+            let mut v = self.verifications.lock();
+            let stale: Vec<[u8; 32]> = v
+                .cache
+                .iter()
+                .filter(|(_, e)| gone.contains(&e.user.login))
+                .map(|(k, _)| *k)
+                .collect();
+            for k in stale {
+                v.cache.pop(&k);
+            }
+        }
+        change
+    }
+
+    /// A till whose TLS client certificate (verified in the handshake)
+    /// names a user's `client_cert_cn`.
+    pub fn authenticate_client_cert(&self, cn: &str) -> Option<Actor> {
+        let users = self.users();
+        let user = users.by_client_cert_cn(cn)?;
+        Some(Actor {
+            login: user.login.clone(),
+            role: user.role,
+        })
     }
 
     pub async fn authenticate(&self, header: Option<&str>) -> Result<Actor, AuthFailure> {
@@ -99,22 +185,49 @@ impl Authenticator {
             m::auth_failure(AuthFailure::Malformed.reason());
             return Err(AuthFailure::Malformed);
         };
+        // Twice at most: a second reload during one request's verification
+        // is not worth a third round.
+        match self.attempt(&login, &password).await {
+            Attempt::Done(result) => result,
+            Attempt::UserChanged => match self.attempt(&login, &password).await {
+                Attempt::Done(result) => result,
+                Attempt::UserChanged => Err(if self.users().get(&login).is_some() {
+                    AuthFailure::WrongPassword
+                } else {
+                    AuthFailure::UnknownUser
+                }),
+            },
+        }
+    }
+
+    async fn attempt(&self, login: &str, password: &str) -> Attempt {
+        let login = login.to_owned();
+        let password = password.to_owned();
+        let users = self.users();
+        let user = users.get(&login).cloned();
         let digest = self.digest(&login, &password);
-        if let Some(role) = self.cached(&digest) {
+        if let Some(role) = self.cached(&digest, user.as_ref()) {
             m::auth_cache(true);
-            return Ok(Actor { login, role });
+            return Attempt::Done(Ok(Actor { login, role }));
         }
         m::auth_cache(false);
         if let Some(secs) = self.locked(&login) {
             m::auth_failure(AuthFailure::Throttled(secs).reason());
-            return Err(AuthFailure::Throttled(secs));
+            return Attempt::Done(Err(AuthFailure::Throttled(secs)));
         }
-        let user = self.users.get(&login);
-        let hash = user.map_or(self.dummy_hash.clone(), |u| u.password_hash.clone());
-        let verified = self.verify(hash, password).await && user.is_some();
-        match user {
+        let verified = if till_token::looks_like_token(&password) {
+            user.as_ref()
+                .and_then(|u| u.token_sha256.as_ref())
+                .is_some_and(|stored| till_token::verify(&password, stored))
+        } else {
+            self.verify_password(digest, user.clone(), password).await
+                && user.as_ref().is_some_and(|u| u.password_hash.is_some())
+        };
+        if verified && !self.is_current(&login, user.as_ref()) {
+            return Attempt::UserChanged;
+        }
+        Attempt::Done(match user {
             Some(user) if verified => {
-                self.cache.lock().put(digest, (user.role, Instant::now()));
                 self.failures.lock().pop(&login);
                 Ok(Actor {
                     login,
@@ -131,6 +244,14 @@ impl Authenticator {
                 self.record_failure(&login);
                 Err(failure)
             }
+        })
+    }
+
+    fn is_current(&self, login: &str, user: Option<&Arc<User>>) -> bool {
+        match (self.users.read().get(login), user) {
+            (Some(now), Some(then)) => Arc::ptr_eq(now, then),
+            (None, None) => true,
+            _ => false,
         }
     }
 
@@ -143,16 +264,20 @@ impl Authenticator {
         h.finalize().into()
     }
 
-    fn cached(&self, digest: &[u8; 32]) -> Option<Role> {
+    /// The role, if these exact credentials verified recently against the
+    /// user still in force.
+    fn cached(&self, digest: &[u8; 32], user: Option<&Arc<User>>) -> Option<Role> {
         let ttl = Duration::from_secs(self.settings.cache_ttl_secs);
-        let mut cache = self.cache.lock();
-        match cache.get(digest) {
-            Some((role, at)) if at.elapsed() < ttl => Some(*role),
-            Some(_) => {
-                cache.pop(digest);
+        let mut v = self.verifications.lock();
+        let entry = v.cache.get(digest)?;
+        match user {
+            Some(user) if Arc::ptr_eq(&entry.user, user) && entry.at.elapsed() < ttl => {
+                Some(user.role)
+            }
+            _ => {
+                v.cache.pop(digest);
                 None
             }
-            None => None,
         }
     }
 
@@ -189,23 +314,83 @@ impl Authenticator {
         }
     }
 
-    /// Argon2 is deliberately slow and memory-hungry: run it off the async
-    /// workers, a bounded number at a time.
-    async fn verify(&self, hash: String, password: String) -> bool {
-        let Ok(_permit) = self.verifications.clone().acquire_owned().await else {
-            return false;
+    /// One argon2 verification per (credentials, user) at a time: every
+    /// request presenting them meanwhile waits for the same verdict. The
+    /// verification finishes (and caches a success) even if every request
+    /// waiting for it has gone.
+    async fn verify_password(
+        &self,
+        digest: [u8; 32],
+        user: Option<Arc<User>>,
+        password: String,
+    ) -> bool {
+        let (verdict, job) = {
+            let mut v = self.verifications.lock();
+            if let Some(entry) = v.cache.get(&digest) {
+                if user.as_ref().is_some_and(|u| Arc::ptr_eq(u, &entry.user)) {
+                    m::auth_verification("cached_meanwhile");
+                    return true;
+                }
+            }
+            let same_user = |f: &InFlight| match (&f.user, &user) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            };
+            match v.in_flight.get(&digest) {
+                Some(f) if same_user(f) => {
+                    m::auth_verification("coalesced");
+                    (f.verdict.clone(), None)
+                }
+                _ => {
+                    m::auth_verification("started");
+                    v.next_id += 1;
+                    let id = v.next_id;
+                    let hash = user
+                        .as_ref()
+                        .and_then(|u| u.password_hash.clone())
+                        .unwrap_or_else(|| self.dummy_hash.clone());
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    let verifications = self.verifications.clone();
+                    let cached_user = user.clone();
+                    let done: Done = Box::new(move |ok| {
+                        let mut v = verifications.lock();
+                        if v.in_flight.get(&digest).is_some_and(|f| f.id == id) {
+                            v.in_flight.remove(&digest);
+                        }
+                        if let (true, Some(user)) = (ok, cached_user) {
+                            if user.password_hash.is_some() {
+                                v.cache.put(
+                                    digest,
+                                    Verified {
+                                        user,
+                                        at: Instant::now(),
+                                    },
+                                );
+                            }
+                        }
+                        drop(v);
+                        let _ = tx.send(ok);
+                    });
+                    let verdict = rx.map(|r| r.unwrap_or(false)).boxed().shared();
+                    v.in_flight.insert(
+                        digest,
+                        InFlight {
+                            id,
+                            user,
+                            verdict: verdict.clone(),
+                        },
+                    );
+                    (verdict, Some((hash, password, done)))
+                }
+            }
         };
-        tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&hash)
-                .map(|parsed| {
-                    Argon2::default()
-                        .verify_password(password.as_bytes(), &parsed)
-                        .is_ok()
-                })
-                .unwrap_or(false)
-        })
-        .await
-        .unwrap_or(false)
+        // Queued outside the lock: the verdict callback takes it.
+        if let Some((hash, password, done)) = job {
+            self.started.fetch_add(1, Ordering::Relaxed);
+            self.pool.submit(hash, password, done);
+        }
+        verdict.await
     }
 }
 
@@ -261,6 +446,7 @@ pub fn attempted_login(header: Option<&str>) -> Option<String> {
 /// PHC hash of `password` with argon2id defaults (`loyalty hash-password`).
 pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
     use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    use argon2::Argon2;
     let salt = SaltString::generate(&mut OsRng);
     Ok(Argon2::default()
         .hash_password(password.as_bytes(), &salt)?
@@ -280,6 +466,7 @@ mod tests {
             failure_window_secs: 60,
             lockout_secs: 60,
             max_concurrent_verifications: 2,
+            reload_check_ms: 0,
         }
     }
 
@@ -290,14 +477,25 @@ mod tests {
         )
     }
 
+    fn user(login: &str, role: Role, password: &str) -> (String, User) {
+        (
+            login.to_owned(),
+            User {
+                login: login.into(),
+                role,
+                password_hash: Some(hash_password(password).unwrap()),
+                token_sha256: None,
+                client_cert_cn: None,
+                demo: false,
+            },
+        )
+    }
+
     fn authenticator() -> Authenticator {
-        let user = User {
-            login: "pos-1".into(),
-            role: Role::Pos,
-            password_hash: hash_password("right").unwrap(),
-            demo: false,
-        };
-        Authenticator::new(HashMap::from([(user.login.clone(), user)]), settings())
+        Authenticator::new(
+            HashMap::from([user("pos-1", Role::Pos, "right")]),
+            settings(),
+        )
     }
 
     #[tokio::test]
@@ -309,7 +507,8 @@ mod tests {
             .unwrap();
         assert_eq!(ok.role, Role::Pos);
         let digest = auth.digest("pos-1", "right");
-        assert!(auth.cached(&digest).is_some());
+        let current = auth.users().get("pos-1").cloned();
+        assert!(auth.cached(&digest, current.as_ref()).is_some());
         assert_eq!(
             auth.authenticate(Some(&basic("pos-1", "wrong"))).await,
             Err(AuthFailure::WrongPassword)
@@ -364,6 +563,118 @@ mod tests {
             auth.authenticate(Some(&basic("nobody", "right"))).await,
             Err(AuthFailure::UnknownUser)
         );
+    }
+
+    #[tokio::test]
+    async fn concurrent_requests_with_one_credential_cost_one_verification() {
+        let auth = Arc::new(authenticator());
+        let header = basic("pos-1", "right");
+        let all =
+            futures_util::future::join_all((0..64).map(|_| auth.authenticate(Some(&header)))).await;
+        assert!(all
+            .iter()
+            .all(|r| r.as_ref().is_ok_and(|a| a.role == Role::Pos)));
+        assert_eq!(auth.verifications_started(), 1);
+        // Wrong passwords coalesce too (one verdict for one credential).
+        let wrong = basic("pos-1", "wrong");
+        let all =
+            futures_util::future::join_all((0..2).map(|_| auth.authenticate(Some(&wrong)))).await;
+        assert!(all.iter().all(|r| *r == Err(AuthFailure::WrongPassword)));
+        assert_eq!(auth.verifications_started(), 2);
+    }
+
+    #[tokio::test]
+    async fn till_tokens_verify_without_argon2_and_only_as_tokens() {
+        let (token, hex) = till_token::issue();
+        let (other, _) = till_token::issue();
+        let till = User {
+            login: "till-1".into(),
+            role: Role::Pos,
+            password_hash: None,
+            token_sha256: till_token::parse_hex_digest(&hex),
+            client_cert_cn: None,
+            demo: false,
+        };
+        let auth = Authenticator::new(HashMap::from([("till-1".into(), till)]), settings());
+        let ok = auth
+            .authenticate(Some(&basic("till-1", &token)))
+            .await
+            .unwrap();
+        assert_eq!((ok.login.as_str(), ok.role), ("till-1", Role::Pos));
+        for (login, secret, failure) in [
+            ("till-1", &other, AuthFailure::WrongPassword),
+            ("nobody", &token, AuthFailure::UnknownUser),
+        ] {
+            assert_eq!(
+                auth.authenticate(Some(&basic(login, secret))).await,
+                Err(failure)
+            );
+        }
+        assert_eq!(auth.verifications_started(), 0);
+        // A password-shaped secret for a token-only user pays the dummy
+        // argon2 (same cost as an unknown login) and fails.
+        assert_eq!(
+            auth.authenticate(Some(&basic("till-1", "guess"))).await,
+            Err(AuthFailure::WrongPassword)
+        );
+        assert_eq!(auth.verifications_started(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_reload_ends_changed_and_removed_logins_at_once_and_keeps_the_rest_cached() {
+        let auth = Authenticator::new(
+            HashMap::from([
+                user("a", Role::Pos, "pa"),
+                user("b", Role::Pos, "pb"),
+                user("c", Role::Pos, "pc"),
+                user("d", Role::Pos, "pd"),
+            ]),
+            settings(),
+        );
+        for (login, password) in [("a", "pa"), ("b", "pb"), ("c", "pc"), ("d", "pd")] {
+            auth.authenticate(Some(&basic(login, password)))
+                .await
+                .unwrap();
+        }
+        assert_eq!(auth.verifications_started(), 4);
+        let kept = auth.users().get("a").cloned().unwrap();
+        let change = auth.replace_users(HashMap::from([
+            ("a".to_owned(), (*kept).clone()),
+            user("b", Role::Pos, "pb-new"),
+            user("d", Role::Administrator, "pd"),
+        ]));
+        assert_eq!(change.changed, vec!["b", "d"]);
+        assert_eq!(change.removed, vec!["c"]);
+        // Unchanged: still cached, no new verification.
+        auth.authenticate(Some(&basic("a", "pa"))).await.unwrap();
+        assert_eq!(auth.verifications_started(), 4);
+        for (login, password, failure) in [
+            ("b", "pb", AuthFailure::WrongPassword),
+            ("c", "pc", AuthFailure::UnknownUser),
+        ] {
+            assert_eq!(
+                auth.authenticate(Some(&basic(login, password))).await,
+                Err(failure),
+                "{login}"
+            );
+        }
+        auth.authenticate(Some(&basic("b", "pb-new")))
+            .await
+            .unwrap();
+        let d = auth.authenticate(Some(&basic("d", "pd"))).await.unwrap();
+        assert_eq!(d.role, Role::Administrator, "a role change applies at once");
+    }
+
+    #[test]
+    fn client_certificates_map_to_the_user_that_names_their_cn() {
+        let (login, mut till) = user("till-7", Role::Pos, "x");
+        till.client_cert_cn = Some("till-7.shop-3".into());
+        let auth = Authenticator::new(HashMap::from([(login, till)]), settings());
+        let actor = auth.authenticate_client_cert("till-7.shop-3").unwrap();
+        assert_eq!((actor.login.as_str(), actor.role), ("till-7", Role::Pos));
+        assert!(auth.authenticate_client_cert("till-7").is_none());
+        auth.replace_users(HashMap::new());
+        assert!(auth.authenticate_client_cert("till-7.shop-3").is_none());
     }
 
     #[test]

@@ -20,6 +20,7 @@ use super::views::Fields;
 use super::{admin, card, contact, ops, purchase, AppState, Ctx};
 use crate::domain::{policy::may_call, Actor, ErrorKey};
 use crate::metrics as m;
+use crate::tls::ClientCertCn;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -206,6 +207,14 @@ async fn handle(
 /// HTTP Basic credentials, or the answer that refuses them (401, or 429
 /// while the login is throttled) with the attempted login for the log.
 async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Actor, Outcome> {
+    // A till's verified TLS client certificate, when it maps to a user,
+    // stands in for HTTP Basic.
+    if let Some(actor) = req
+        .conn_data::<ClientCertCn>()
+        .and_then(|cn| state.auth.authenticate_client_cert(&cn.0))
+    {
+        return Ok(actor);
+    }
     let header = req
         .headers()
         .get(AUTHORIZATION)

@@ -14,8 +14,11 @@ mod ops;
 pub mod params;
 mod purchase;
 pub mod router;
+pub mod till_token;
 pub mod transport;
 pub mod users;
+pub mod users_table;
+mod verifier;
 /// The JSON shapes of the answers; public for the benches (`benches/api.rs`).
 pub mod views;
 

@@ -37,6 +37,11 @@ impl<T> EnvelopeIo<T> {
             pending: None,
         }
     }
+
+    /// The wrapped connection (the TLS stream, for its client certificate).
+    pub fn get_ref(&self) -> &T {
+        &self.io
+    }
 }
 
 /// Where in `buf` a bare error answer of actix-http starts, and the Key it

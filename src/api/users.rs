@@ -1,4 +1,6 @@
-//! The users file (API.md §12): logins, roles and argon2id PHC hashes.
+//! The users file (API.md §12): logins, roles and their credentials: an
+//! argon2id PHC hash (people), a till token's SHA-256 (machines), and/or
+//! the subject CN of a TLS client certificate.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -6,6 +8,7 @@ use std::path::Path;
 use argon2::password_hash::PasswordHash;
 use serde::Deserialize;
 
+use super::till_token;
 use crate::domain::Role;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -18,17 +21,28 @@ struct UsersFile {
 struct UserEntry {
     login: String,
     role: String,
-    password_hash: String,
+    #[serde(default)]
+    password_hash: Option<String>,
+    /// SHA-256 (hex) of a till token (`loyalty issue-till-token`).
+    #[serde(default)]
+    token_sha256: Option<String>,
+    /// A verified TLS client certificate with this subject CN logs in as
+    /// this user.
+    #[serde(default)]
+    client_cert_cn: Option<String>,
     /// Demo users have published passwords (see the README).
     #[serde(default)]
     demo: bool,
 }
 
-#[derive(Debug, Clone)]
+/// Equality tells a reload which logins changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     pub login: String,
     pub role: Role,
-    pub password_hash: String,
+    pub password_hash: Option<String>,
+    pub token_sha256: Option<[u8; 32]>,
+    pub client_cert_cn: Option<String>,
     pub demo: bool,
 }
 
@@ -39,10 +53,13 @@ pub enum UsersError {
         path: String,
         source: std::io::Error,
     },
-    #[error("the users file {path} is not valid TOML: {source}")]
+    /// Only the message and position: the parser's own rendering quotes the
+    /// offending line, which may hold a hash.
+    #[error("the users file {path} is not valid TOML: {message} (line {line})")]
     Parse {
         path: String,
-        source: toml::de::Error,
+        message: String,
+        line: usize,
     },
     #[error("user {login:?} in {path}: {problem}")]
     Invalid {
@@ -62,9 +79,12 @@ pub fn load(path: &Path) -> Result<HashMap<String, User>, UsersError> {
 }
 
 pub fn parse(text: &str, path: &str) -> Result<HashMap<String, User>, UsersError> {
-    let file: UsersFile = toml::from_str(text).map_err(|source| UsersError::Parse {
+    let file: UsersFile = toml::from_str(text).map_err(|e| UsersError::Parse {
         path: path.to_owned(),
-        source,
+        message: e.message().to_owned(),
+        line: e
+            .span()
+            .map_or(0, |s| lines_before(text.as_bytes(), s.start) + 1),
     })?;
     let mut users = HashMap::new();
     for entry in file.users {
@@ -81,13 +101,38 @@ pub fn parse(text: &str, path: &str) -> Result<HashMap<String, User>, UsersError
         let role = Role::parse(&entry.role)
             .ok_or_else(|| invalid(format!("unknown role {:?}", entry.role)))?;
         // Parse now so that a broken hash fails at start, not at login.
-        let hash = PasswordHash::new(&entry.password_hash)
-            .map_err(|e| invalid(format!("password_hash is not a PHC string: {e}")))?;
-        if hash.algorithm.as_str() != "argon2id" {
-            return Err(invalid(format!(
-                "password_hash must be argon2id, not {}",
-                hash.algorithm
-            )));
+        if let Some(text) = &entry.password_hash {
+            let hash = PasswordHash::new(text)
+                .map_err(|e| invalid(format!("password_hash is not a PHC string: {e}")))?;
+            if hash.algorithm.as_str() != "argon2id" {
+                return Err(invalid(format!(
+                    "password_hash must be argon2id, not {}",
+                    hash.algorithm
+                )));
+            }
+        }
+        let token_sha256 = match &entry.token_sha256 {
+            Some(hex) => Some(till_token::parse_hex_digest(hex).ok_or_else(|| {
+                invalid("token_sha256 must be 64 hex digits (loyalty issue-till-token)".into())
+            })?),
+            None => None,
+        };
+        if entry.password_hash.is_none() && token_sha256.is_none() && entry.client_cert_cn.is_none()
+        {
+            return Err(invalid(
+                "a user needs password_hash, token_sha256 or client_cert_cn".into(),
+            ));
+        }
+        if let Some(cn) = &entry.client_cert_cn {
+            if cn.is_empty()
+                || users
+                    .values()
+                    .any(|u: &User| u.client_cert_cn.as_ref() == Some(cn))
+            {
+                return Err(invalid(
+                    "client_cert_cn must be non-empty and name one user only".into(),
+                ));
+            }
         }
         if users.contains_key(&entry.login) {
             return Err(invalid("the login appears twice".into()));
@@ -98,9 +143,18 @@ pub fn parse(text: &str, path: &str) -> Result<HashMap<String, User>, UsersError
                 login: entry.login,
                 role,
                 password_hash: entry.password_hash,
+                token_sha256,
+                client_cert_cn: entry.client_cert_cn,
                 demo: entry.demo,
             },
         );
     }
     Ok(users)
+}
+
+fn lines_before(text: &[u8], at: usize) -> usize {
+    text[..at.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
 }

@@ -34,13 +34,23 @@ fn shipped() -> Vec<User> {
 /// The logins among `users` that a published demo password opens (or that
 /// are marked `demo = true`), sorted.
 fn demo_logins<'a>(users: impl IntoIterator<Item = &'a User>) -> Vec<String> {
-    let shipped_hashes: HashSet<String> = shipped().into_iter().map(|u| u.password_hash).collect();
+    let shipped_hashes: HashSet<String> = shipped()
+        .into_iter()
+        .filter_map(|u| u.password_hash)
+        .collect();
     let passwords = published_passwords();
     let mut suspects = Vec::new();
     let mut found = Vec::new();
     for user in users {
         // A copy keeps the shipped hashes: no need to run argon2 on them.
-        if user.demo || shipped_hashes.contains(&user.password_hash) {
+        let Some(hash) = user.password_hash.as_deref() else {
+            // Token-only and certificate-only users have no password.
+            if user.demo {
+                found.push(user.login.clone());
+            }
+            continue;
+        };
+        if user.demo || shipped_hashes.contains(hash) {
             found.push(user.login.clone());
         } else {
             suspects.push(user);
@@ -57,7 +67,11 @@ fn demo_logins<'a>(users: impl IntoIterator<Item = &'a User>) -> Vec<String> {
                 let passwords = &passwords;
                 scope.spawn(move || {
                     part.iter()
-                        .filter(|u| opens(&u.password_hash, passwords))
+                        .filter(|u| {
+                            u.password_hash
+                                .as_deref()
+                                .is_some_and(|h| opens(h, passwords))
+                        })
                         .map(|u| u.login.clone())
                         .collect::<Vec<_>>()
                 })
@@ -82,15 +96,18 @@ fn opens(hash: &str, passwords: &[String]) -> bool {
     })
 }
 
-/// Refuses demo credentials on a non-loopback bind unless the operator
-/// allowed them explicitly.
+/// Refuses demo credentials on a public bind (`public`: which setting, from
+/// [`public_bind`]) unless the operator allowed them explicitly.
 pub fn refuse_public_demo_credentials<'a>(
-    bind: &str,
+    public: Option<&str>,
     allowed: bool,
     users_file: &str,
     users: impl IntoIterator<Item = &'a User>,
 ) -> anyhow::Result<()> {
-    if allowed || is_loopback(bind) {
+    let Some(public) = public else {
+        return Ok(());
+    };
+    if allowed {
         return Ok(());
     }
     let logins = demo_logins(users);
@@ -98,13 +115,24 @@ pub fn refuse_public_demo_credentials<'a>(
         return Ok(());
     }
     anyhow::bail!(
-        "refusing to start: the users file {users_file} holds demo users (published passwords: {}) and http.bind = {bind} is not a loopback address; \
+        "refusing to start: the users file {users_file} holds demo users (published passwords: {}) and {public} is not a loopback address; \
          configure real users (loyalty hash-password) or set http.allow_demo_credentials_on_public_bind = true",
         logins.join(", ")
     )
 }
 
-fn is_loopback(bind: &str) -> bool {
+/// The first listener (plain or HTTPS) not on a loopback address.
+pub fn public_bind(http: &crate::config::HttpSettings) -> Option<String> {
+    if !is_loopback(&http.bind) {
+        return Some(format!("http.bind = {}", http.bind));
+    }
+    if http.tls.enabled() && !is_loopback(&http.tls.bind) {
+        return Some(format!("http.tls.bind = {}", http.tls.bind));
+    }
+    None
+}
+
+pub fn is_loopback(bind: &str) -> bool {
     if let Ok(addr) = bind.parse::<SocketAddr>() {
         return addr.ip().is_loopback();
     }
@@ -116,15 +144,38 @@ fn is_loopback(bind: &str) -> bool {
 mod tests {
     use super::*;
     use crate::api::auth::hash_password;
+    use crate::config::Settings;
     use crate::domain::Role;
+
+    const PUBLIC: Option<&str> = Some("http.bind = 0.0.0.0:8080");
 
     fn user(login: &str, hash: String) -> User {
         User {
             login: login.into(),
             role: Role::Pos,
-            password_hash: hash,
+            password_hash: Some(hash),
+            token_sha256: None,
+            client_cert_cn: None,
             demo: false,
         }
+    }
+
+    #[test]
+    fn an_https_listener_counts_as_a_public_bind_too() {
+        let mut http = Settings::defaults().http;
+        assert_eq!(public_bind(&http), None);
+        http.tls.bind = "0.0.0.0:8443".into();
+        assert_eq!(public_bind(&http), None, "HTTPS is off");
+        http.tls.cert_file = "cert.pem".into();
+        assert_eq!(
+            public_bind(&http).as_deref(),
+            Some("http.tls.bind = 0.0.0.0:8443")
+        );
+        http.bind = "0.0.0.0:8080".into();
+        assert_eq!(
+            public_bind(&http).as_deref(),
+            Some("http.bind = 0.0.0.0:8080")
+        );
     }
 
     #[test]
@@ -144,20 +195,10 @@ mod tests {
         let users = users::parse(&copy, "copy.toml").unwrap();
         assert!(users.values().all(|u| !u.demo));
         assert_eq!(demo_logins(users.values()).len(), 7);
-        let refused =
-            refuse_public_demo_credentials("0.0.0.0:8080", false, "copy.toml", users.values());
+        let refused = refuse_public_demo_credentials(PUBLIC, false, "copy.toml", users.values());
         assert!(refused.unwrap_err().to_string().contains("admin"));
-        assert!(
-            refuse_public_demo_credentials("0.0.0.0:8080", true, "copy.toml", users.values())
-                .is_ok()
-        );
-        assert!(refuse_public_demo_credentials(
-            "127.0.0.1:8080",
-            false,
-            "copy.toml",
-            users.values()
-        )
-        .is_ok());
+        assert!(refuse_public_demo_credentials(PUBLIC, true, "copy.toml", users.values()).is_ok());
+        assert!(refuse_public_demo_credentials(None, false, "copy.toml", users.values()).is_ok());
     }
 
     #[test]
@@ -167,7 +208,7 @@ mod tests {
             user("till-2", hash_password("a real secret").unwrap()),
         ];
         assert_eq!(demo_logins(&users), vec!["till-1".to_owned()]);
-        assert!(refuse_public_demo_credentials("0.0.0.0:80", false, "u.toml", &users).is_err());
-        assert!(refuse_public_demo_credentials("0.0.0.0:80", false, "u.toml", &users[1..]).is_ok());
+        assert!(refuse_public_demo_credentials(PUBLIC, false, "u.toml", &users).is_err());
+        assert!(refuse_public_demo_credentials(PUBLIC, false, "u.toml", &users[1..]).is_ok());
     }
 }

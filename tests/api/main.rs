@@ -1,6 +1,7 @@
 //! The API integration suite: real HTTP against the real server (port 0).
 //! The store backend is chosen by LOYALTY_TEST_BACKEND (memory by default).
 
+mod access_support;
 mod card_support;
 mod documented;
 mod helpers;
@@ -14,6 +15,7 @@ mod concurrency;
 mod contacts;
 mod exactly_once;
 mod fencing;
+mod fuzz;
 mod history;
 mod history_effects;
 mod issue;
@@ -22,10 +24,12 @@ mod process;
 mod purchase_checks;
 mod purchases;
 mod redis_races;
+mod reload;
 mod replacement;
 mod requests;
 mod roles;
 mod state_machine;
 mod store_startup;
+mod tls;
 mod transport;
 mod unblock;

@@ -222,6 +222,80 @@ fn hash_password_prints_an_argon2id_phc_string_that_verifies() {
         .is_err());
 }
 
+#[test]
+fn sighup_reloads_the_users_file_and_the_server_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users.toml");
+    let demo = std::fs::read_to_string(format!("{ROOT}/config/demo-users.toml")).unwrap();
+    std::fs::write(&users, &demo).unwrap();
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .current_dir(ROOT)
+        .env("LOYALTY__HTTP__BIND", format!("127.0.0.1:{port}"))
+        .env("LOYALTY__HTTP__WORKERS", "1")
+        .env("LOYALTY__AUTH__USERS_FILE", &users)
+        // Only the signal may reload here.
+        .env("LOYALTY__AUTH__RELOAD_CHECK_MS", "0")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains("listening") {
+            break;
+        }
+    }
+    let path = "/api/card/balance/by/7000000000001";
+    assert!(http_get(port, path, Some("pos:pos-demo")).contains(r#""Key":"OK""#));
+    let without_pos: Vec<&str> = demo
+        .split("[[users]]")
+        .filter(|e| !e.contains("login = \"pos\""))
+        .collect();
+    std::fs::write(&users, without_pos.join("[[users]]")).unwrap();
+    let status = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // The reload is logged; wait for that line (bounded by the output).
+    for line in lines.by_ref() {
+        if line.unwrap().contains("users file reloaded") {
+            break;
+        }
+    }
+    assert!(http_get(port, path, Some("pos:pos-demo")).contains(" 401 "));
+    assert!(http_get(port, path, Some("client:client-demo")).contains(r#""Key":"OK""#));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP must not stop the server"
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+#[test]
+fn issue_till_token_prints_a_token_and_the_entry_that_accepts_it() {
+    let out = Command::new(BIN)
+        .args(["issue-till-token", "--login", "till-42"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let token = text.lines().find(|l| l.starts_with("lt1_")).unwrap();
+    let sha = text
+        .lines()
+        .find_map(|l| l.strip_prefix("token_sha256 = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .unwrap();
+    let stored = loyalty::api::till_token::parse_hex_digest(sha).unwrap();
+    assert!(loyalty::api::till_token::verify(token, &stored));
+    assert!(text.contains("login = \"till-42\""), "{text}");
+}
+
 /// A minimal HTTP/1.1 GET, so this test needs no runtime.
 fn http_get(port: u16, path: &str, basic: Option<&str>) -> String {
     use base64::Engine as _;

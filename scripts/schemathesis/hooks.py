@@ -1,0 +1,35 @@
+"""Checks of our own for schemathesis (loaded through SCHEMATHESIS_HOOKS).
+
+API.md 1.1: every /api answer, success or error (401, 404, 413, 500 too),
+is a JSON object that starts with Status, Key and Value. The OpenAPI
+document itself (GET /api/openapi.json) is the one /api answer that is not.
+"""
+
+import json
+from urllib.parse import urlparse
+
+import schemathesis
+
+
+@schemathesis.check
+def envelope(ctx, response, case):
+    # The path as sent (the document may put /api in its servers entry).
+    path = urlparse(response.request.url).path
+    if case.method.upper() == "HEAD" or not path.lower().startswith("/api"):
+        return None
+    if path.lower() == "/api/openapi.json":
+        return None
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        raise AssertionError(f"not JSON: {response.content[:200]!r}")
+    if not isinstance(body, dict):
+        raise AssertionError("the envelope must be a JSON object")
+    keys = list(body)[:3]
+    if keys != ["Status", "Key", "Value"]:
+        raise AssertionError(f"the envelope must start with Status, Key, Value; starts with {keys}")
+    if not isinstance(body["Status"], bool) or not isinstance(body["Key"], str) or not isinstance(body["Value"], str):
+        raise AssertionError("Status is a boolean, Key and Value are strings")
+    if body["Status"] != (body["Key"] == "OK"):
+        raise AssertionError(f"Status {body['Status']} does not match Key {body['Key']!r}")
+    return None
