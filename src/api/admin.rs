@@ -76,7 +76,13 @@ pub async fn load_cards(ctx: &Ctx<'_>, body: &[u8]) -> Result<Fields, ApiError> 
         let shown_number = item
             .as_object()
             .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("number")))
-            .map(|(_, v)| v.clone())
+            // Echoed as the document says, a string or null: a number as
+            // its digits, anything else (an object, a list) not at all.
+            .and_then(|(_, v)| match v {
+                Value::String(s) => Some(Value::String(s.clone())),
+                Value::Number(n) => Some(Value::String(n.to_string())),
+                _ => None,
+            })
             .unwrap_or(Value::Null);
         match parse_card(ctx, item) {
             Ok(card) => batch.push(card),
