@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use goose::goose::GooseResponse;
@@ -46,23 +46,37 @@ impl Tally {
 }
 
 /// Completion times and latencies of every request (restart-storm only):
-/// per-second percentiles over the run.
+/// per-second percentiles over the run. Time counts from the first request
+/// sent, not from the start of goose (which builds one HTTP client per
+/// user first: seconds, for thousands of users).
 pub struct Timeline {
-    pub start: Instant,
-    /// (completed at, ms since start; latency, µs)
+    start: OnceLock<Instant>,
+    /// (completed at, ms since the first request; latency, µs)
     pub points: Mutex<Vec<(u32, u32)>>,
 }
 
 impl Timeline {
     pub fn new() -> Timeline {
         Timeline {
-            start: Instant::now(),
+            start: OnceLock::new(),
             points: Mutex::new(Vec::with_capacity(1 << 20)),
         }
     }
 
+    /// A request is being sent now.
+    fn sending(&self, now: Instant) {
+        self.start.get_or_init(|| now);
+    }
+
+    /// Milliseconds since the first request.
+    pub fn elapsed_ms(&self) -> u64 {
+        self.start
+            .get()
+            .map_or(0, |s| s.elapsed().as_millis() as u64)
+    }
+
     fn record(&self, latency_us: u128) {
-        let at = self.start.elapsed().as_millis().min(u32::MAX as u128) as u32;
+        let at = self.elapsed_ms().min(u32::MAX as u64) as u32;
         let lat = latency_us.min(u32::MAX as u128) as u32;
         self.points
             .lock()
@@ -133,6 +147,9 @@ pub async fn send(
         .set_request_builder(rb)
         .build();
     let started = Instant::now();
+    if let Some(t) = timeline {
+        t.sending(started);
+    }
     let GooseResponse {
         mut request,
         response,

@@ -540,8 +540,8 @@ async fn till_balance(user: &mut GooseUser, ctx: &Ctx, st: &mut UserState) -> Tr
         st.logged_in = true;
         if ctx.tills_in.fetch_add(1, Ordering::Relaxed) + 1 == ctx.tills.len() {
             if let Some(t) = &ctx.timeline {
-                let ms = t.start.elapsed().as_millis() as u64;
-                ctx.all_tills_in_ms.store(ms.max(1), Ordering::Relaxed);
+                ctx.all_tills_in_ms
+                    .store(t.elapsed_ms().max(1), Ordering::Relaxed);
             }
         }
     }
