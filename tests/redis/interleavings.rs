@@ -10,14 +10,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use loyalty::domain::card::Change;
-use loyalty::domain::purchase::BonusRules;
 use loyalty::domain::{
     Actor, Amount, BonusType, Card, CardNumber, CardType, Category, Contact, ContactCode,
     ContactPatch, HistoryEntry, MobileNumber, Role,
 };
-use loyalty::engine::{
-    Command, ConfirmRequest, ManualBonusRequest, Ops, OpsSettings, PurchaseSettings, Reply,
-};
+use loyalty::engine::{Command, ConfirmRequest, ManualBonusRequest, Ops, Reply};
 use loyalty::store::memory::MemoryStore;
 use loyalty::store::redis::{RedisSettings, RedisStore};
 use loyalty::store::{
@@ -25,6 +22,7 @@ use loyalty::store::{
 };
 use time::OffsetDateTime;
 
+use crate::engine_settings::{admin, ops_settings as settings};
 use crate::redis_server::{free_port, RedisServer};
 
 type Action = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
@@ -166,32 +164,6 @@ impl Store for HookStore {
     }
     async fn index_release(&self, index: Index, key: &str, owner: &str) -> Result<(), StoreError> {
         self.inner.index_release(index, key, owner).await
-    }
-}
-
-fn settings(lease_ms: i64, retention_secs: u64) -> OpsSettings {
-    OpsSettings {
-        required_fields: vec![],
-        claim_lease_ms: lease_ms,
-        purchases: PurchaseSettings {
-            rules: BonusRules {
-                accrual_bp: 500,
-                activation_delay_days: 0,
-                expiry_days: 365,
-                max_writeoff_bp: 5000,
-                discount_bp: 300,
-                date_max_age_secs: 30 * 86_400,
-                date_max_ahead_secs: 86_400,
-            },
-            retention_secs,
-        },
-    }
-}
-
-fn admin() -> Actor {
-    Actor {
-        login: "t".into(),
-        role: Role::Administrator,
     }
 }
 

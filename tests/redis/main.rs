@@ -9,6 +9,7 @@
 mod redis_server;
 
 mod durability;
+mod engine_settings;
 mod faults;
 mod interleavings;
 mod replacement_repair;

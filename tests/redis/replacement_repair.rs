@@ -9,17 +9,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use loyalty::domain::card::Change;
-use loyalty::domain::purchase::BonusRules;
 use loyalty::domain::{
     Actor, Amount, BonusType, Card, CardNumber, CardType, Category, ContactCode, ContactField,
     HistoryEntry, Role,
 };
-use loyalty::engine::{Command, Ops, OpsSettings, PurchaseSettings, Reply};
+use loyalty::engine::{Command, Ops, Reply};
 use loyalty::store::memory::MemoryStore;
 use loyalty::store::redis::{RedisSettings, RedisStore};
 use loyalty::store::Store;
 use time::OffsetDateTime;
 
+use crate::engine_settings::ops_settings;
 use crate::redis_server::{free_port, RedisServer};
 
 fn actor(role: Role) -> Actor {
@@ -44,25 +44,9 @@ async fn write(store: &dyn Store, (card, entry): (Card, HistoryEntry), version: 
 }
 
 fn ops(store: Arc<dyn Store>) -> Ops {
-    Ops::new(
-        store,
-        OpsSettings {
-            required_fields: vec![ContactField::Name],
-            claim_lease_ms: 30_000,
-            purchases: PurchaseSettings {
-                rules: BonusRules {
-                    accrual_bp: 500,
-                    activation_delay_days: 0,
-                    expiry_days: 365,
-                    max_writeoff_bp: 5000,
-                    discount_bp: 300,
-                    date_max_age_secs: 30 * 86_400,
-                    date_max_ahead_secs: 86_400,
-                },
-                retention_secs: 3600,
-            },
-        },
-    )
+    let mut settings = ops_settings(30_000, 3600);
+    settings.required_fields = vec![ContactField::Name];
+    Ops::new(store, settings)
 }
 
 /// How far the replacement got before it was cut short.

@@ -13,12 +13,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use loyalty::domain::purchase::BonusRules;
 use loyalty::domain::{
     Actor, Amount, Card, CardNumber, CardType, Category, Contact, ContactCode, ContactPatch,
     HistoryEntry, MobileNumber, Role,
 };
-use loyalty::engine::{Command, ConfirmRequest, Ops, OpsSettings, PurchaseSettings, Reply};
+use loyalty::engine::{Command, ConfirmRequest, Ops, Reply};
 use loyalty::store::memory::MemoryStore;
 use loyalty::store::redis::{RedisSettings, RedisStore};
 use loyalty::store::{
@@ -26,7 +25,12 @@ use loyalty::store::{
 };
 use time::OffsetDateTime;
 
+use crate::engine_settings::{admin, ops_settings};
 use crate::redis_server::{free_port, RedisServer};
+
+fn settings(retention_secs: u64) -> loyalty::engine::OpsSettings {
+    ops_settings(30_000, retention_secs)
+}
 
 type Action = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
 
@@ -171,32 +175,6 @@ impl Store for HookStore {
     }
     async fn index_release(&self, index: Index, key: &str, owner: &str) -> Result<(), StoreError> {
         self.inner.index_release(index, key, owner).await
-    }
-}
-
-fn settings(retention_secs: u64) -> OpsSettings {
-    OpsSettings {
-        required_fields: vec![],
-        claim_lease_ms: 30_000,
-        purchases: PurchaseSettings {
-            rules: BonusRules {
-                accrual_bp: 500,
-                activation_delay_days: 0,
-                expiry_days: 365,
-                max_writeoff_bp: 5000,
-                discount_bp: 300,
-                date_max_age_secs: 30 * 86_400,
-                date_max_ahead_secs: 86_400,
-            },
-            retention_secs,
-        },
-    }
-}
-
-fn admin() -> Actor {
-    Actor {
-        login: "t".into(),
-        role: Role::Administrator,
     }
 }
 
