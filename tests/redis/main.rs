@@ -8,6 +8,7 @@
 #[path = "../common/redis_server.rs"]
 mod redis_server;
 
+mod cache_faults;
 mod durability;
 mod engine_settings;
 mod faults;
