@@ -6,9 +6,14 @@
 #   loadtest/run.sh all [BACKEND]            read-only, pos-mix, write-heavy, lifecycle
 #   loadtest/run.sh restart-storm [BACKEND]  TILLS distinct till logins after a restart
 #   loadtest/run.sh readme                   every table of the README's performance section
+#   loadtest/run.sh calls                    one call per scenario (balance by number, phone,
+#                                            code; confirm) on memory, Redis everysec and
+#                                            always, and Redis everysec with the record cache
+#                                            off (CACHE_CAPACITY=0): the table of issue 7
 #   loadtest/run.sh ci                       5 s of pos-mix on the memory store, debug build
 #
-# SCENARIO: pos-mix | read-only | write-heavy | lifecycle | restart-storm
+# SCENARIO: pos-mix | read-only | write-heavy | lifecycle | restart-storm |
+#           balance-number | balance-phone | balance-code | confirm
 # BACKEND:  memory | redis (its own redis-server on a free port in a temp
 #           dir, AOF on, appendfsync FSYNC=everysec|always)
 # Knobs (environment): DURATION (30s), USERS (32), YARDSTICK_SECS (10),
@@ -111,7 +116,8 @@ start_server() {
 
 dataset() { echo --cards "$CARDS" --active "$ACTIVE" --bonuses-per-card "$BONUSES"; }
 
-# scenario NAME BACKEND LABEL: one run against the running server.
+# scenario NAME BACKEND LABEL [BACKEND_SHOWN]: one run against the running
+# server; the report's backend column says BACKEND_SHOWN (default BACKEND).
 scenario() {
   local redis_args=() fsync=n/a
   if [ "$2" = redis ]; then redis_args=(--redis "redis://127.0.0.1:$REDIS_PORT"); fsync=""; fi
@@ -121,7 +127,7 @@ scenario() {
   "$LOADTEST" run "$1" --host "http://127.0.0.1:$HTTP_PORT" $(dataset) \
     --users "$users" --run-time "$duration" --yardstick-secs "$YARDSTICK_SECS" \
     --tills "$TILLS" --till-interval-ms "$TILL_INTERVAL_MS" --slo-p99-ms "$SLO_P99_MS" \
-    --backend "$2" ${fsync:+--fsync "$fsync"} "${redis_args[@]}" \
+    --backend "${4:-$2}" ${fsync:+--fsync "$fsync"} "${redis_args[@]}" \
     --output-dir "$dir" "${EXTRA[@]}"
   RUNS+=("$dir")
 }
@@ -148,7 +154,7 @@ storm() {
 RUNS=()
 STATUS=0
 case "$MODE" in
-  pos-mix|read-only|write-heavy|lifecycle)
+  pos-mix|read-only|write-heavy|lifecycle|balance-number|balance-phone|balance-code|confirm)
     echo "== $MODE on $BACKEND"
     serve "$BACKEND" "$FSYNC"
     scenario "$MODE" "$BACKEND" "$([ "$BACKEND" = redis ] && echo "$FSYNC" || echo memory)" || STATUS=$?
@@ -187,6 +193,19 @@ tables = tables.replace(root, "")
 open(path, "w").write(head + begin + "\n" + intro + tables.rstrip() + "\n" + end + tail)
 PY
     echo "README.md performance tables regenerated from: ${RUNS[*]}"
+    ;;
+  calls)
+    for setup in "memory memory on" "redis everysec on" "redis everysec off" "redis always on"; do
+      set -- $setup
+      if [ "$3" = off ]; then export LOYALTY__ENGINE__CACHE_CAPACITY=0; else unset LOYALTY__ENGINE__CACHE_CAPACITY; fi
+      serve "$1" "$2"
+      label="$2"; [ "$3" = off ] && label="$2-nocache"
+      shown="$1"; [ "$3" = off ] && shown="$1, cache off"
+      for s in balance-number balance-phone balance-code confirm; do scenario "$s" "$1" "$label" "$shown" || STATUS=$?; done
+      stop_server; stop_redis
+    done
+    unset LOYALTY__ENGINE__CACHE_CAPACITY
+    "$LOADTEST" table "${RUNS[@]}"
     ;;
   *) echo "unknown mode $MODE (see the head of $0)" >&2; exit 2 ;;
 esac

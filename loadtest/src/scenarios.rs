@@ -33,6 +33,14 @@ pub enum ScenarioName {
     /// N distinct till logins connect at once (cold credential cache): time
     /// until p99 is back under the SLO.
     RestartStorm,
+    /// One call each (issue 7's table): balance by number only.
+    BalanceNumber,
+    /// Balance by phone only.
+    BalancePhone,
+    /// Balance by contact code only.
+    BalanceCode,
+    /// purchase/confirm only (with write-offs, as in pos-mix).
+    Confirm,
     /// GET /health only: the yardstick.
     Health,
 }
@@ -45,6 +53,10 @@ impl ScenarioName {
             ScenarioName::WriteHeavy => "write-heavy",
             ScenarioName::Lifecycle => "lifecycle",
             ScenarioName::RestartStorm => "restart-storm",
+            ScenarioName::BalanceNumber => "balance-number",
+            ScenarioName::BalancePhone => "balance-phone",
+            ScenarioName::BalanceCode => "balance-code",
+            ScenarioName::Confirm => "confirm",
             ScenarioName::Health => "health",
         }
     }
@@ -579,6 +591,16 @@ pub fn build(
         ScenarioName::RestartStorm => s
             .register_transaction(tx!(ctx, "till", 1, till_balance))
             .set_wait_time(till_interval, till_interval)?,
+        ScenarioName::BalanceNumber => {
+            s.register_transaction(tx!(ctx, "balance by number", 1, balance_number))
+        }
+        ScenarioName::BalancePhone => {
+            s.register_transaction(tx!(ctx, "balance by phone", 1, balance_phone))
+        }
+        ScenarioName::BalanceCode => {
+            s.register_transaction(tx!(ctx, "balance by code", 1, balance_code))
+        }
+        ScenarioName::Confirm => s.register_transaction(tx!(ctx, "confirm", 1, confirm)),
         ScenarioName::Health => s.register_transaction(tx!(ctx, "health", 1, health)),
     })
 }
