@@ -65,6 +65,7 @@ async fn managers(a: &Args, script: &redis::Script) -> f64 {
     }
     let conns = Arc::new(conns);
     let next = Arc::new(AtomicUsize::new(0));
+    let script = script.clone();
     run(a, move |i| {
         let conns = conns.clone();
         let next = next.clone();
