@@ -23,6 +23,7 @@ use crate::engine::{Engine, EngineSettings, OpsSettings, PurchaseSettings};
 use crate::metrics;
 use crate::net;
 use crate::reload::Reloader;
+use crate::store::events::EventLog;
 use crate::store::redis::{RedisSettings, RedisStore};
 use crate::store::{instrumented::Instrumented, memory::MemoryStore, Store};
 use crate::tls;
@@ -224,11 +225,31 @@ fn bonus_rules(bonus: &BonusSettings) -> BonusRules {
     }
 }
 
+fn event_log(settings: &Settings) -> EventLog {
+    EventLog {
+        max_len: settings.events.stream_max_len,
+    }
+}
+
+/// A PurchaseId stays bound to its card as long as its outcome is kept,
+/// plus the claim lease: the index is claimed before the outcome is
+/// written (at most a lease earlier, or the claim is retried), so it
+/// outlives the outcome and a cancel or refund finds the card as long as
+/// the purchase can be reversed.
+fn purchase_index_ttl(settings: &Settings) -> Duration {
+    Duration::from_secs(settings.bonus.idempotency_retention_secs)
+        + Duration::from_millis(u64::try_from(settings.engine.claim_lease_ms).unwrap_or(0))
+}
+
 async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     let inner: Arc<dyn Store> = match settings.store.backend.as_str() {
         "memory" => {
             tracing::warn!("store.backend = memory: the embedded store keeps data in memory only; nothing survives a restart");
-            Arc::new(MemoryStore::new())
+            Arc::new(
+                MemoryStore::new()
+                    .with_event_log(event_log(settings))
+                    .with_purchase_index_ttl(purchase_index_ttl(settings)),
+            )
         }
         "redis" => {
             let store = &settings.store;
@@ -239,12 +260,14 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
                 connect_timeout: Duration::from_millis(store.connect_timeout_ms),
                 command_timeout: Duration::from_millis(store.command_timeout_ms),
             };
+            let (events, index_ttl) = (event_log(settings), purchase_index_ttl(settings));
             let connect = move || {
                 let redis = redis.clone();
                 async move {
-                    RedisStore::connect(redis)
-                        .await
-                        .map(|s| Arc::new(s) as Arc<dyn Store>)
+                    RedisStore::connect(redis).await.map(|s| {
+                        Arc::new(s.with_event_log(events).with_purchase_index_ttl(index_ttl))
+                            as Arc<dyn Store>
+                    })
                 }
             };
             match connect().await {

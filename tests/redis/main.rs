@@ -10,6 +10,7 @@ mod redis_server;
 
 mod durability;
 mod engine_settings;
+mod events;
 mod faults;
 mod interleavings;
 mod replacement_repair;
