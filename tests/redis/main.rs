@@ -5,9 +5,12 @@
 //! process, which these tests must not disturb), and because they always
 //! need Redis whatever LOYALTY_TEST_BACKEND says.
 
+#[path = "../common/postgres_server.rs"]
+mod postgres_server;
 #[path = "../common/redis_server.rs"]
 mod redis_server;
 
+mod archive;
 mod durability;
 mod engine_settings;
 mod events;
