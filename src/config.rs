@@ -22,6 +22,16 @@ pub struct Settings {
     pub bonus: BonusSettings,
     pub events: EventsSettings,
     pub archive: ArchiveSettings,
+    pub history: HistorySettings,
+}
+
+/// How much of a card's history Redis keeps (docs/adr/0009).
+#[derive(Debug, Clone, Deserialize)]
+pub struct HistorySettings {
+    /// The newest entries per card that stay in Redis once the archive has
+    /// them; older ones are read from the archive. Without an archive
+    /// nothing is trimmed.
+    pub hot_entries: u64,
 }
 
 /// `loyalty archive` (docs/adr/0009-change-stream-and-archive.md).

@@ -15,6 +15,7 @@ use actix_web::web;
 use anyhow::{bail, Context};
 
 use crate::api::{auth::Authenticator, router::Router, users, AppState};
+use crate::archive::history_store::WithArchive;
 use crate::config::{BonusSettings, Settings};
 use crate::demo;
 use crate::domain::purchase::BonusRules;
@@ -292,6 +293,15 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
         other => {
             bail!("store.backend = {other:?} is not supported (expected \"memory\" or \"redis\")")
         }
+    };
+    // Histories page on from Redis into the archive, where one is set.
+    let inner: Arc<dyn Store> = if settings.archive.postgres_url.is_empty() {
+        inner
+    } else {
+        Arc::new(WithArchive::new(
+            inner,
+            settings.archive.postgres_url.clone(),
+        ))
     };
     Ok(Arc::new(Instrumented(inner)))
 }

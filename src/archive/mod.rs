@@ -9,8 +9,10 @@
 //! may run: the consumer group shares the streams out, and each takes over
 //! what a dead one left pending once it has been idle `claim_min_idle_ms`.
 
+pub mod history_store;
 pub mod postgres;
 pub mod streams;
+pub mod trim;
 
 use std::time::{Duration, Instant};
 
@@ -136,6 +138,13 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
             // Archived but still pending in Redis: delivered again later,
             // and the primary key makes that a no-op.
             tracing::warn!(error = %e, "archive: acknowledging failed; the batch will come again");
+        }
+        // After the commit only: what leaves Redis is on disk. A failure
+        // leaves entries in Redis until the card's next archived change.
+        if let Err(e) =
+            trim::trim_cards(&streams, &archive, &batch, settings.history.hot_entries).await
+        {
+            tracing::warn!(error = %e, "archive: trimming the hot window failed");
         }
         lag.record(&batch);
     }

@@ -55,6 +55,18 @@ impl Archive {
         Ok(Archive { client })
     }
 
+    /// Connects to read only (the server paging a history into the
+    /// archive): the tables are the archiver's to create.
+    pub async fn connect_reader(url: &str) -> Result<Archive, ArchiveError> {
+        let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(error = %e, "archive: PostgreSQL connection ended");
+            }
+        });
+        Ok(Archive { client })
+    }
+
     pub fn is_closed(&self) -> bool {
         self.client.is_closed()
     }
@@ -106,6 +118,29 @@ impl Archive {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Per card, the number of history entries archived without a gap from
+    /// the first (every entry below it is here); cards with a gap are left
+    /// out.
+    pub async fn contiguous(&self, cards: &[&str]) -> Result<Vec<(String, u64)>, ArchiveError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT card, count(*), max(seq) FROM loyalty_events
+                 WHERE card = ANY($1) AND seq IS NOT NULL GROUP BY card",
+                &[&cards],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let count: i64 = r.get(1);
+                let max: i64 = r.get(2);
+                (max + 1 == count).then(|| (r.get::<_, String>(0), u64::try_from(count).ok()))
+            })
+            .filter_map(|(card, n)| Some((card, n?)))
+            .collect())
     }
 
     /// The archived history entries of a card with a sequence number below

@@ -19,6 +19,9 @@ use crate::store::redis::{slots, Keys};
 
 /// Commands in flight at once during a sweep over the streams.
 const CONCURRENCY: usize = 512;
+/// Streams named in one XREADGROUP on a single node (a cluster refuses a
+/// command whose keys are in different slots, so there it is one each).
+const KEYS_PER_READ: usize = 512;
 
 #[derive(Clone)]
 enum Conn {
@@ -54,6 +57,7 @@ impl Delivered {
 
 pub struct Streams {
     conn: Conn,
+    names: Keys,
     keys: Vec<String>,
     group: String,
     consumer: String,
@@ -91,6 +95,7 @@ impl Streams {
             keys: (0..slots::SLOTS as u16)
                 .map(|s| names.events_of_slot(s))
                 .collect(),
+            names,
             group: group.to_owned(),
             consumer: consumer.to_owned(),
             timeout,
@@ -105,6 +110,33 @@ impl Streams {
                 redis::ErrorKind::IoError,
                 "archive: Redis command timed out",
             ))),
+        }
+    }
+
+    /// The store's key schema.
+    pub fn keys(&self) -> &Keys {
+        &self.names
+    }
+
+    /// Runs a Lua script on the keys' slot: EVALSHA, and EVAL when that
+    /// node does not know it yet.
+    pub async fn eval<T: FromRedisValue>(
+        &self,
+        code: &str,
+        keys: &[&str],
+        args: &[u64],
+    ) -> RedisResult<T> {
+        let script = redis::Script::new(code);
+        let build = |name: &str, body: &str| {
+            let mut cmd = redis::cmd(name);
+            cmd.arg(body).arg(keys.len()).arg(keys).arg(args);
+            cmd
+        };
+        match self.run::<T>(build("EVALSHA", script.get_hash())).await {
+            Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
+                self.run::<T>(build("EVAL", code)).await
+            }
+            other => other,
         }
     }
 
@@ -147,6 +179,9 @@ impl Streams {
         max: usize,
         pending: bool,
     ) -> RedisResult<(Vec<Delivered>, usize)> {
+        if let Conn::Single(_) = self.conn {
+            return self.read_many(start, per_stream, max, pending).await;
+        }
         let mut out = Vec::new();
         let n = self.keys.len();
         let mut done = 0;
@@ -161,8 +196,52 @@ impl Streams {
                     .map(|key| self.read_one(key, per_stream, pending)),
             )
             .await;
-            for (key, reply) in batch.iter().zip(replies) {
-                out.extend(parse_entries(key, &reply?)?);
+            for reply in replies {
+                out.extend(parse_entries(&reply?)?);
+            }
+            done += take;
+        }
+        Ok((out, (start + done) % n))
+    }
+
+    /// `read` on a single node: many streams per XREADGROUP, so that a
+    /// sweep over all 16,384 is a few dozen commands, and Redis answers
+    /// only for the streams that have something.
+    async fn read_many(
+        &self,
+        start: usize,
+        per_stream: usize,
+        max: usize,
+        pending: bool,
+    ) -> RedisResult<(Vec<Delivered>, usize)> {
+        let mut out = Vec::new();
+        let n = self.keys.len();
+        let mut done = 0;
+        while done < n && out.len() < max {
+            let take = KEYS_PER_READ.min(n - done);
+            let batch: Vec<&String> = (done..done + take)
+                .map(|i| &self.keys[(start + i) % n])
+                .collect();
+            let mut cmd = redis::cmd("XREADGROUP");
+            cmd.arg("GROUP")
+                .arg(&self.group)
+                .arg(&self.consumer)
+                .arg("COUNT")
+                .arg(per_stream)
+                .arg("STREAMS")
+                .arg(&batch)
+                .arg(vec![if pending { "0" } else { ">" }; batch.len()]);
+            match self.run::<Value>(cmd).await {
+                Ok(reply) => out.extend(parse_entries(&reply)?),
+                // A stream (or its group) is gone: one at a time, which
+                // creates it again.
+                Err(e) if e.code() == Some("NOGROUP") => {
+                    for key in batch {
+                        let reply = self.read_one(key, per_stream, pending).await?;
+                        out.extend(parse_entries(&reply)?);
+                    }
+                }
+                Err(e) => return Err(e),
             }
             done += take;
         }
@@ -268,32 +347,33 @@ fn malformed(key: &str, why: impl Into<String>) -> RedisError {
     ))
 }
 
-/// An XREADGROUP reply: nil, or `[[key, [entries]]]` (RESP2), or a map
-/// `{key: [entries]}` (RESP3).
-fn parse_entries(key: &str, reply: &Value) -> RedisResult<Vec<Delivered>> {
+/// An XREADGROUP reply: nil, or `[[key, [entries]], ...]` (RESP2), or a
+/// map `{key: [entries]}` (RESP3).
+fn parse_entries(reply: &Value) -> RedisResult<Vec<Delivered>> {
+    let mut out = Vec::new();
     match reply {
-        Value::Nil => Ok(Vec::new()),
+        Value::Nil => {}
         Value::Array(streams) => {
-            let mut out = Vec::new();
             for s in streams {
                 match s {
                     Value::Array(pair) if pair.len() == 2 => {
-                        out.extend(parse_stream_entries(key, &pair[1])?)
+                        let (key, entries) = (&pair[0], &pair[1]);
+                        let key = String::from_redis_value(key)?;
+                        out.extend(parse_stream_entries(&key, entries)?)
                     }
-                    other => return Err(malformed(key, format!("{other:?}"))),
+                    _ => return Err(malformed("XREADGROUP", format!("{s:?}"))),
                 }
             }
-            Ok(out)
         }
         Value::Map(streams) => {
-            let mut out = Vec::new();
-            for (_, entries) in streams {
-                out.extend(parse_stream_entries(key, entries)?);
+            for (key, entries) in streams {
+                let key = String::from_redis_value(key)?;
+                out.extend(parse_stream_entries(&key, entries)?);
             }
-            Ok(out)
         }
-        other => Err(malformed(key, format!("{other:?}"))),
+        other => return Err(malformed("XREADGROUP", format!("{other:?}"))),
     }
+    Ok(out)
 }
 
 /// `[[id, [field, value, ...]], ...]`; an entry deleted while pending

@@ -269,6 +269,7 @@ impl Store for MemoryStore {
             return Ok(HistoryPage {
                 entries: Vec::new(),
                 next: None,
+                archived_below: 0,
             });
         };
         let end = before.map_or(record.history.len(), |b| {
@@ -279,9 +280,11 @@ impl Store for MemoryStore {
             .rev()
             .map(|i| (i as u64, record.history[i].clone()))
             .collect();
+        // Nothing is ever archived out of the memory store.
         Ok(HistoryPage {
             entries,
             next: (start > 0).then_some(start as u64),
+            archived_below: 0,
         })
     }
 

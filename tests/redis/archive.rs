@@ -7,9 +7,11 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::try_join_all;
+use loyalty::archive::history_store::WithArchive;
 use loyalty::domain::{
     Card, CardNumber, CardStatus, CardType, Category, HistoryEntry, Operation, Role,
 };
@@ -76,8 +78,9 @@ impl Drop for Archiver {
 
 fn entry(i: u64) -> HistoryEntry {
     HistoryEntry {
-        at: time::OffsetDateTime::now_utc(),
+        at: time::macros::datetime!(2026-01-02 03:04:05.678 UTC),
         login: format!("user{i}"),
+        // Fixed, so that an entry can be compared after its round trip.
         role: Role::Administrator,
         operation: Operation::Issue,
         from: CardStatus::New,
@@ -257,4 +260,116 @@ async fn every_event_reaches_the_archive_once_across_kill_9_of_the_archiver() {
         assert!(Instant::now() < deadline, "the stream still holds {len}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The hot window: the archiver takes a card's archived entries off its
+/// list in Redis down to `history.hot_entries`, and a history read pages on
+/// from Redis into the archive with the same sequence numbers and cursors:
+/// every entry once, newest first. Without the archive the page says where
+/// Redis' entries end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_pages_from_redis_into_the_archive_every_entry_once_in_order() {
+    const ENTRIES: u64 = 250;
+    const HOT: u64 = 40;
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let redis = RedisServer::start(&dir.path().join("redis"), free_port(false), &[], None);
+    let postgres = PostgresServer::start(&dir.path().join("pg"), free_port(false));
+    let prefix = "hot";
+    let store = Arc::new(
+        RedisStore::connect(RedisSettings {
+            urls: vec![redis.url()],
+            key_prefix: prefix.into(),
+            pool_size: 1,
+            connect_timeout: Duration::from_secs(1),
+            command_timeout: Duration::from_secs(5),
+        })
+        .await
+        .expect("connects")
+        .with_event_log(EventLog { max_len: 100_000 }),
+    );
+    let number = CardNumber::from_trusted("6000000000001".into());
+    let card = Card::new(number.clone(), Category::Plastic, CardType::ALL[0]);
+    store
+        .insert_cards(std::slice::from_ref(&card))
+        .await
+        .expect("inserts");
+    for v in 1..=ENTRIES {
+        assert_eq!(
+            store.update_card(&card, v, &entry(v - 1)).await.ok(),
+            Some(Cas::Applied)
+        );
+    }
+
+    let config = dir.path().join("archive.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\nbackend = \"redis\"\nurl = \"{url}\"\nkey_prefix = \"{prefix}\"\n\
+             [archive]\npostgres_url = \"{pg}\"\npoll_idle_ms = 20\n\
+             [history]\nhot_entries = {HOT}\n\
+             [log]\nlevel = \"info\"\n[demo]\ndata_file = \"\"\n",
+            url = redis.url(),
+            pg = postgres.url(),
+        ),
+    )
+    .expect("write the config");
+    let archiver = Archiver::start(&config, dir.path(), 0);
+    let list = store.keys().history(number.as_str());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !redis
+        .command(&format!("LLEN {list}"))
+        .is_some_and(|r| r.starts_with(&format!(":{HOT}\r")))
+    {
+        if Instant::now() > deadline {
+            let log = std::fs::read_to_string(dir.path().join("archive.log")).unwrap_or_default();
+            panic!("the history was not trimmed to {HOT}; archiver log:\n{log}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(archiver);
+
+    // Redis alone: its newest entries, then the end of what it has.
+    let page = store.card_history(&number, None, 100).await.expect("reads");
+    let seqs: Vec<u64> = page.entries.iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, (ENTRIES - HOT..ENTRIES).rev().collect::<Vec<_>>());
+    assert_eq!((page.next, page.archived_below), (None, ENTRIES - HOT));
+
+    // With the archive: every entry once, in order, whatever the page size.
+    let with = WithArchive::new(store.clone(), postgres.url());
+    for limit in [1, 7, 40, 41, 100, 1000] {
+        let mut cursor = None;
+        let mut seen = Vec::new();
+        loop {
+            let page = with
+                .card_history(&number, cursor, limit)
+                .await
+                .expect("reads");
+            assert!(page.entries.len() <= limit);
+            assert_eq!(page.archived_below, 0, "everything is reachable");
+            for (seq, e) in &page.entries {
+                assert_eq!(e, &entry(*seq), "entry {seq}");
+                seen.push(*seq);
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(
+            seen,
+            (0..ENTRIES).rev().collect::<Vec<_>>(),
+            "page size {limit}"
+        );
+    }
+
+    // A change after the trim continues the numbering.
+    assert_eq!(
+        store
+            .update_card(&card, ENTRIES + 1, &entry(ENTRIES))
+            .await
+            .ok(),
+        Some(Cas::Applied)
+    );
+    let newest = store.card_history(&number, None, 1).await.expect("reads");
+    assert_eq!(newest.entries.first().map(|(s, _)| *s), Some(ENTRIES));
 }

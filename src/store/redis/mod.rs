@@ -573,24 +573,27 @@ impl Store for RedisStore {
         limit: usize,
     ) -> Result<HistoryPage, StoreError> {
         let key = self.keys.history(number.as_str());
+        let card_key = self.keys.card(number.as_str());
         let before = before.map(|b| b.to_string()).unwrap_or_default();
         let limit = limit.to_string();
         let reply = self
             .script(
                 &self.scripts.card_history,
-                &[&key],
+                &[&key, &card_key],
                 &[before.as_bytes(), limit.as_bytes()],
             )
             .await?;
         let Value::Array(items) = reply else {
             return Err(errors::corrupt(&key, format!("unexpected reply {reply:?}")));
         };
-        let (first, rest) = items
-            .split_first()
-            .ok_or_else(|| errors::corrupt(&key, "empty reply"))?;
-        let start = int(first)
-            .and_then(|s| u64::try_from(s).ok())
-            .ok_or_else(|| errors::corrupt(&key, "no start index"))?;
+        let seq = |v: Option<&Value>, what: &str| {
+            v.and_then(int)
+                .and_then(|s| u64::try_from(s).ok())
+                .ok_or_else(|| errors::corrupt(&key, format!("no {what}")))
+        };
+        let start = seq(items.first(), "start")?;
+        let archived_below = seq(items.get(1), "history base")?;
+        let rest = items.get(2..).unwrap_or_default();
         let mut entries = Vec::with_capacity(rest.len());
         for (i, item) in rest.iter().enumerate().rev() {
             let Value::BulkString(bytes) = item else {
@@ -605,7 +608,8 @@ impl Store for RedisStore {
         }
         Ok(HistoryPage {
             entries,
-            next: (start > 0).then_some(start),
+            next: (start > archived_below).then_some(start),
+            archived_below,
         })
     }
 

@@ -66,8 +66,10 @@ for i = 1, records do
 end
 redis.call('HSET', KEYS[1], 'v', tostring(n + 1), 'd', ARGV[2])
 if ARGV[3] ~= '' then
-  -- The entry's sequence number is its index in the list.
-  local seq = tostring(redis.call('RPUSH', KEYS[2], ARGV[3]) - 1)
+  -- The entry's sequence number: its index in the list plus the entries
+  -- the archive has taken off the list's head (`hb`, docs/redis.md).
+  local base = tonumber(redis.call('HGET', KEYS[1], 'hb') or '0') or 0
+  local seq = string.format('%d', base + redis.call('RPUSH', KEYS[2], ARGV[3]) - 1)
   if events > 0 then
     redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*',
       'v', '1', 'id', ARGV[8] .. ':' .. seq, 'card', ARGV[8],
