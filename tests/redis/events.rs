@@ -17,7 +17,7 @@ use loyalty::store::redis::{RedisSettings, RedisStore};
 use loyalty::store::{Cas, Index, Store};
 use time::macros::datetime;
 
-use crate::redis_server::{free_port, RedisServer};
+use crate::redis_server::{free_port, RedisCluster, RedisServer};
 
 fn card(n: &str) -> Card {
     Card::new(
@@ -251,4 +251,51 @@ async fn the_purchase_index_expires_on_redis() {
 async fn the_purchase_index_expires_in_memory() {
     let store = MemoryStore::new().with_purchase_index_ttl(Duration::from_millis(500));
     purchase_index_expires(Arc::new(store)).await;
+}
+
+/// On a 3-master cluster every script may only touch its card's slot: the
+/// change stream of that slot is in it, and the archive's reader finds
+/// every event, one XREADGROUP per stream.
+#[tokio::test]
+async fn on_a_cluster_the_events_land_in_their_slots_and_are_all_read() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let cluster = RedisCluster::start(dir.path(), false);
+    let mut settings = settings(String::new(), "evc");
+    settings.urls = cluster.urls();
+    let store = RedisStore::connect(settings)
+        .await
+        .expect("connects")
+        .with_event_log(EventLog { max_len: 1000 });
+    let mut expected = changes(&store).await;
+    // Cards all over the slot space, on every master.
+    let cards: Vec<Card> = (0..300).map(|i| card(&format!("41{i:011}"))).collect();
+    store.insert_cards(&cards).await.expect("inserts");
+    for c in &cards {
+        assert_eq!(
+            store.update_card(c, 1, &entry(3)).await.ok(),
+            Some(Cas::Applied)
+        );
+        let json = serde_json::to_string(c).expect("a card encodes");
+        expected.push(ChangeEvent::loaded(c.number.as_str(), json));
+        let e = serde_json::to_string(&entry(3)).expect("an entry encodes");
+        expected.push(ChangeEvent::history(c.number.as_str(), 0, e));
+    }
+    let reader = Streams::connect(
+        &cluster.urls(),
+        "evc",
+        "test",
+        "reader-1",
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("connects");
+    reader.create_groups().await.expect("groups");
+    let (got, _) = reader.read(0, 100, 100_000, false).await.expect("reads");
+    assert_eq!(
+        sorted(got.iter().map(|d| d.event.clone()).collect()),
+        sorted(expected)
+    );
+    reader.acknowledge(&got, true).await.expect("acks");
+    let (pending, _) = reader.read(0, 100, 100_000, true).await.expect("reads");
+    assert!(pending.is_empty());
 }
