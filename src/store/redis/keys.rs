@@ -48,11 +48,6 @@ impl Keys {
         format!("{}:events:{{{}}}", self.prefix, slots::tag_for_slot(slot))
     }
 
-    /// What every change stream's key starts with (for `SCAN MATCH`).
-    pub fn events_pattern(&self) -> String {
-        format!("{}:events:{{*", self.prefix)
-    }
-
     /// Hash: `v` (version), `d` (the contact as JSON).
     pub fn contact(&self, code: &str) -> String {
         format!("{}:contact:{{{code}}}", self.prefix)
