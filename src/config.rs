@@ -238,6 +238,15 @@ pub struct EngineConfig {
     pub shard_queue_capacity: usize,
     pub claim_lease_ms: i64,
     pub overload_retry_after_secs: u64,
+    /// Decoded cards, contacts and index entries kept in memory in front of
+    /// Redis (0: none; the memory store needs none). Coherent across
+    /// instances through Redis' client-side-caching invalidations.
+    #[serde(default = "default_cache_capacity")]
+    pub cache_capacity: usize,
+}
+
+fn default_cache_capacity() -> usize {
+    1_000_000
 }
 
 #[derive(Debug, Clone, Deserialize)]

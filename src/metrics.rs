@@ -32,6 +32,18 @@ pub const STORE_ERRORS: &str = "loyalty_store_errors_total";
 /// 1 when the store answered the last ping (taken at every scrape and every
 /// `/ready`), else 0: what "not ready" looks like to Prometheus.
 pub const STORE_UP: &str = "loyalty_store_up";
+/// The Redis store's cache of decoded records (src/store/redis/cache.rs).
+/// `result`: hit | miss.
+pub const CACHE_LOOKUPS: &str = "loyalty_cache_lookups_total";
+/// Keys Redis told us changed (client-side-caching invalidations).
+pub const CACHE_INVALIDATIONS: &str = "loyalty_cache_invalidations_received_total";
+/// Whole-cache drops. `reason`: disconnected | flushall | topology | started.
+pub const CACHE_FLUSHES: &str = "loyalty_cache_flushes_total";
+pub const CACHE_ENTRIES: &str = "loyalty_cache_entries";
+/// An estimate of the heap the cached records hold.
+pub const CACHE_BYTES: &str = "loyalty_cache_bytes";
+/// 1 while the cache serves (invalidations flowing from every node), else 0.
+pub const CACHE_SERVING: &str = "loyalty_cache_serving";
 pub const CARDS_LOADED: &str = "loyalty_cards_loaded_total";
 /// In hundredths of a bonus point: counters are integers and amounts are exact.
 pub const BONUS_AMOUNT: &str = "loyalty_bonus_amount_hundredths_total";
@@ -152,6 +164,35 @@ pub fn store_operation(operation: &'static str, seconds: f64, error: Option<&'st
 
 pub fn store_up(up: bool) {
     gauge!(STORE_UP).set(if up { 1.0 } else { 0.0 });
+}
+
+/// Registered once: a lookup happens on every read.
+pub fn cache_lookup(hit: bool) {
+    static HANDLES: OnceLock<(Counter, Counter)> = OnceLock::new();
+    let (hits, misses) = HANDLES.get_or_init(|| {
+        (
+            counter!(CACHE_LOOKUPS, "result" => "hit"),
+            counter!(CACHE_LOOKUPS, "result" => "miss"),
+        )
+    });
+    if hit { hits } else { misses }.increment(1);
+}
+
+pub fn cache_invalidations(keys: u64) {
+    counter!(CACHE_INVALIDATIONS).increment(keys);
+}
+
+pub fn cache_flushed(reason: &'static str) {
+    counter!(CACHE_FLUSHES, "reason" => reason).increment(1);
+}
+
+pub fn cache_size(entries: usize, bytes: usize) {
+    gauge!(CACHE_ENTRIES).set(entries as f64);
+    gauge!(CACHE_BYTES).set(bytes as f64);
+}
+
+pub fn cache_serving(serving: bool) {
+    gauge!(CACHE_SERVING).set(if serving { 1.0 } else { 0.0 });
 }
 
 pub fn cards_loaded(outcome: &'static str, n: u64) {

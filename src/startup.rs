@@ -260,6 +260,10 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
                 pool_size: store.pool_size,
                 connect_timeout: Duration::from_millis(store.connect_timeout_ms),
                 command_timeout: Duration::from_millis(store.command_timeout_ms),
+                cache_capacity: settings.engine.cache_capacity,
+                // As many locks as shards: readers of different cards
+                // rarely meet on one.
+                cache_segments: 4 * num_cpus::get().max(1),
             };
             let (events, index_ttl) = (event_log(settings), purchase_index_ttl(settings));
             let connect = move || {

@@ -76,8 +76,8 @@ impl Streams {
             [url] => {
                 let client = redis::Client::open(url.as_str())?;
                 let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(timeout)
-                    .set_response_timeout(timeout);
+                    .set_connection_timeout(Some(timeout))
+                    .set_response_timeout(Some(timeout));
                 Conn::Single(ConnectionManager::new_with_config(client, config).await?)
             }
             seeds => Conn::Cluster(
@@ -106,8 +106,8 @@ impl Streams {
         let mut conn = self.conn.clone();
         match tokio::time::timeout(self.timeout, conn.query::<T>(&cmd)).await {
             Ok(r) => r,
-            Err(_) => Err(RedisError::from((
-                redis::ErrorKind::IoError,
+            Err(_) => Err(RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
                 "archive: Redis command timed out",
             ))),
         }
@@ -133,7 +133,7 @@ impl Streams {
             cmd
         };
         match self.run::<T>(build("EVALSHA", script.get_hash())).await {
-            Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
                 self.run::<T>(build("EVAL", code)).await
             }
             other => other,
@@ -341,7 +341,7 @@ impl Streams {
 
 fn malformed(key: &str, why: impl Into<String>) -> RedisError {
     RedisError::from((
-        redis::ErrorKind::TypeError,
+        redis::ErrorKind::UnexpectedReturnType,
         "malformed change stream entry",
         format!("{key}: {}", why.into()),
     ))
@@ -358,7 +358,7 @@ fn parse_entries(reply: &Value) -> RedisResult<Vec<Delivered>> {
                 match s {
                     Value::Array(pair) if pair.len() == 2 => {
                         let (key, entries) = (&pair[0], &pair[1]);
-                        let key = String::from_redis_value(key)?;
+                        let key = String::from_redis_value(key.clone())?;
                         out.extend(parse_stream_entries(&key, entries)?)
                     }
                     _ => return Err(malformed("XREADGROUP", format!("{s:?}"))),
@@ -367,7 +367,7 @@ fn parse_entries(reply: &Value) -> RedisResult<Vec<Delivered>> {
         }
         Value::Map(streams) => {
             for (key, entries) in streams {
-                let key = String::from_redis_value(key)?;
+                let key = String::from_redis_value(key.clone())?;
                 out.extend(parse_stream_entries(&key, entries)?);
             }
         }
@@ -390,7 +390,7 @@ fn parse_stream_entries(key: &str, entries: &Value) -> RedisResult<Vec<Delivered
         let [id, fields] = parts.as_slice() else {
             return Err(malformed(key, "an entry is not [id, fields]"));
         };
-        let entry_id = String::from_redis_value(id)?;
+        let entry_id = String::from_redis_value(id.clone())?;
         let fields = match fields {
             Value::Nil => continue,
             Value::Array(f) => f,
@@ -399,7 +399,10 @@ fn parse_stream_entries(key: &str, entries: &Value) -> RedisResult<Vec<Delivered
         let mut get = std::collections::HashMap::new();
         for pair in fields.chunks(2) {
             if let [k, v] = pair {
-                get.insert(String::from_redis_value(k)?, String::from_redis_value(v)?);
+                get.insert(
+                    String::from_redis_value(k.clone())?,
+                    String::from_redis_value(v.clone())?,
+                );
             }
         }
         let field = |name: &str| {

@@ -11,6 +11,7 @@ mod admin;
 mod balance;
 mod bindto;
 mod block;
+mod cache_coherence;
 mod concurrency;
 mod contacts;
 mod exactly_once;

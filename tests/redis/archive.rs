@@ -184,6 +184,8 @@ async fn every_event_reaches_the_archive_once_across_kill_9_of_the_archiver() {
         pool_size: 2,
         connect_timeout: Duration::from_secs(1),
         command_timeout: Duration::from_secs(5),
+        cache_capacity: 0,
+        cache_segments: 1,
     })
     .await
     .expect("connects")
@@ -297,6 +299,8 @@ async fn history_pages_from_redis_into_the_archive_every_entry_once_in_order() {
             pool_size: 1,
             connect_timeout: Duration::from_secs(1),
             command_timeout: Duration::from_secs(5),
+            cache_capacity: 0,
+            cache_segments: 1,
         })
         .await
         .expect("connects")

@@ -49,6 +49,8 @@ fn settings(url: String, prefix: &str) -> RedisSettings {
         pool_size: 1,
         connect_timeout: Duration::from_secs(1),
         command_timeout: Duration::from_secs(5),
+        cache_capacity: 0,
+        cache_segments: 1,
     }
 }
 

@@ -352,6 +352,8 @@ async fn refund_ttl_redis() {
         pool_size: 2,
         connect_timeout: Duration::from_secs(2),
         command_timeout: Duration::from_secs(2),
+        cache_capacity: 0,
+        cache_segments: 1,
     })
     .await
     .unwrap();

@@ -204,6 +204,8 @@ async fn a_cut_short_replacement_is_finished_by_any_later_command_on_redis() {
         pool_size: 1,
         connect_timeout: Duration::from_secs(1),
         command_timeout: Duration::from_secs(5),
+        cache_capacity: 0,
+        cache_segments: 1,
     })
     .await
     .expect("connects");

@@ -202,6 +202,8 @@ async fn redis_store() -> (RedisServer, tempfile::TempDir, Arc<dyn Store>) {
         pool_size: 2,
         connect_timeout: Duration::from_secs(2),
         command_timeout: Duration::from_secs(2),
+        cache_capacity: 0,
+        cache_segments: 1,
     })
     .await
     .unwrap();

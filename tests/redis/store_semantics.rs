@@ -234,6 +234,8 @@ async fn the_redis_store_answers_exactly_like_the_memory_store() {
             pool_size: 2,
             connect_timeout: Duration::from_secs(1),
             command_timeout: Duration::from_secs(5),
+            cache_capacity: 0,
+            cache_segments: 1,
         })
         .await
         .expect("connects"),
@@ -267,6 +269,8 @@ async fn foreign_or_malformed_data_is_corrupt_not_a_panic() {
         pool_size: 1,
         connect_timeout: Duration::from_secs(1),
         command_timeout: Duration::from_secs(5),
+        cache_capacity: 0,
+        cache_segments: 1,
     })
     .await
     .expect("connects");

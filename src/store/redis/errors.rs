@@ -3,7 +3,7 @@
 //! applied, and the caller must be told so (`OutcomeUnknown`), while a write
 //! that provably never left (no connection) is `Unavailable`.
 
-use redis::{ErrorKind, RedisError};
+use redis::{ErrorKind, RedisError, ServerErrorKind};
 
 use crate::store::StoreError;
 
@@ -17,14 +17,15 @@ fn not_executed(e: &RedisError) -> bool {
     // shebang, so OOM is refused before they start) out of memory.
     matches!(
         e.kind(),
-        ErrorKind::ClusterDown
-            | ErrorKind::BusyLoadingError
-            | ErrorKind::ReadOnly
-            | ErrorKind::MasterDown
-            | ErrorKind::TryAgain
-            | ErrorKind::NoScriptError
-            | ErrorKind::CrossSlot
-            | ErrorKind::ClusterConnectionNotFound
+        ErrorKind::Server(
+            ServerErrorKind::ClusterDown
+                | ServerErrorKind::BusyLoading
+                | ServerErrorKind::ReadOnly
+                | ServerErrorKind::MasterDown
+                | ServerErrorKind::TryAgain
+                | ServerErrorKind::NoScript
+                | ServerErrorKind::CrossSlot
+        ) | ErrorKind::ClusterConnectionNotFound
             | ErrorKind::AuthenticationFailed
     ) || e.code() == Some("OOM")
 }
@@ -85,7 +86,8 @@ mod tests {
             write("w", refused(), true),
             StoreError::OutcomeUnknown(_)
         ));
-        let try_again = || RedisError::from((ErrorKind::TryAgain, "TRYAGAIN"));
+        let try_again =
+            || RedisError::from((ErrorKind::Server(ServerErrorKind::TryAgain), "TRYAGAIN"));
         assert!(matches!(
             write("w", try_again(), false),
             StoreError::Unavailable(_)

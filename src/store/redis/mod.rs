@@ -11,13 +11,16 @@
 //! themselves when Redis comes back. Every command is bounded by
 //! `store.command_timeout_ms`.
 
+mod cache;
 mod errors;
 mod keys;
 mod scripts;
 pub mod slots;
+mod tracking;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures_util::future::try_join_all;
@@ -25,7 +28,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
-use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, RedisResult, Value};
+use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, RedisResult, ServerErrorKind, Value};
 use serde::de::DeserializeOwned;
 
 use super::events::EventLog;
@@ -34,6 +37,7 @@ use super::{
     Versioned,
 };
 use crate::domain::{Card, CardNumber, Contact, ContactCode, HistoryEntry};
+use cache::{Cache, Cached};
 pub use keys::Keys;
 use scripts::{Lua, Scripts};
 
@@ -49,6 +53,10 @@ pub struct RedisSettings {
     pub pool_size: usize,
     pub connect_timeout: Duration,
     pub command_timeout: Duration,
+    /// Decoded cards, contacts and index entries kept in memory (0: none).
+    pub cache_capacity: usize,
+    /// Locks the cache is split over.
+    pub cache_segments: usize,
 }
 
 #[derive(Clone)]
@@ -76,7 +84,7 @@ impl Conn {
             Conn::Cluster(c) => {
                 let slots = c
                     .route_command(
-                        redis::cmd("CLUSTER").arg("SLOTS"),
+                        redis::cmd("CLUSTER").arg("SLOTS").clone(),
                         RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
                     )
                     .await?;
@@ -90,7 +98,7 @@ impl Conn {
                         // redis-rs answers from a random node when it cannot
                         // reach the slot's master: check who answered.
                         let me = c
-                            .route_command(redis::cmd("CLUSTER").arg("MYID"), route.clone())
+                            .route_command(redis::cmd("CLUSTER").arg("MYID").clone(), route.clone())
                             .await?;
                         if text(&me).as_deref() != Some(id.as_str()) {
                             return Err(not_ready(format!(
@@ -98,7 +106,7 @@ impl Conn {
                             )));
                         }
                         let info = c
-                            .route_command(redis::cmd("CLUSTER").arg("INFO"), route)
+                            .route_command(redis::cmd("CLUSTER").arg("INFO").clone(), route)
                             .await?;
                         let info = text(&info).unwrap_or_default();
                         if info.lines().any(|l| l.trim() == "cluster_state:ok") {
@@ -129,6 +137,17 @@ pub struct RedisStore {
     events: EventLog,
     /// How long a PurchaseId stays bound to its card (`None`: for good).
     purchase_index_ttl_ms: Option<u64>,
+    cache: Option<Arc<Cache>>,
+    /// The cache's invalidation channel (`tracking.rs`): stops with the store.
+    tracker: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for RedisStore {
+    fn drop(&mut self) {
+        if let Some(t) = &self.tracker {
+            t.abort();
+        }
+    }
 }
 
 impl RedisStore {
@@ -150,10 +169,10 @@ impl RedisStore {
                 // request should fail within its timeout, and the next
                 // request starts a new attempt anyway.
                 let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(settings.connect_timeout)
-                    .set_response_timeout(settings.command_timeout)
+                    .set_connection_timeout(Some(settings.connect_timeout))
+                    .set_response_timeout(Some(settings.command_timeout))
                     .set_number_of_retries(1)
-                    .set_max_delay(100);
+                    .set_max_delay(Duration::from_millis(100));
                 for _ in 0..pool_size {
                     let manager =
                         ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
@@ -174,7 +193,29 @@ impl RedisStore {
             }
         }
         let resends = matches!(conns.first(), Some(Conn::Cluster(_)));
+        let (cache, tracker) = if settings.cache_capacity == 0 {
+            (None, None)
+        } else {
+            let cache = Arc::new(Cache::new(settings.cache_capacity, settings.cache_segments));
+            let cluster = match conns.first() {
+                Some(Conn::Cluster(c)) => Some(c.clone()),
+                _ => None,
+            };
+            let tracker = tracking::spawn(
+                tracking::TrackingSettings {
+                    urls: settings.urls.clone(),
+                    key_prefix: settings.key_prefix.clone(),
+                    connect_timeout: settings.connect_timeout,
+                    command_timeout: settings.command_timeout,
+                },
+                cache.clone(),
+                cluster,
+            );
+            (Some(cache), Some(tracker))
+        };
         Ok(RedisStore {
+            cache,
+            tracker,
             resends,
             conns,
             next: AtomicUsize::new(0),
@@ -204,6 +245,47 @@ impl RedisStore {
     /// The keys the archive reads (the change streams).
     pub fn keys(&self) -> &Keys {
         &self.keys
+    }
+
+    /// A read through the cache: a hit answers from memory; a miss runs
+    /// `read` and keeps its answer unless the key changed meanwhile.
+    async fn cached<T: Clone>(
+        &self,
+        key: &str,
+        read: impl std::future::Future<Output = Result<T, StoreError>>,
+        wrap: impl FnOnce(T) -> Cached,
+        unwrap: impl FnOnce(Cached) -> Option<T>,
+    ) -> Result<T, StoreError> {
+        let Some(cache) = &self.cache else {
+            return read.await;
+        };
+        let fill = match cache.lookup(key) {
+            Ok(hit) => match unwrap(hit) {
+                Some(value) => return Ok(value),
+                // Another kind under this key cannot happen (kinds have
+                // their own key spaces); read Redis rather than trust it.
+                None => None,
+            },
+            Err(fill) => fill,
+        };
+        let value = read.await?;
+        if let Some(fill) = fill {
+            cache.fill(fill, wrap(value.clone()));
+        }
+        Ok(value)
+    }
+
+    /// Our own write (or write attempt) to a cached key: drop it now rather
+    /// than wait for its invalidation to come round.
+    fn forget(&self, key: &str) {
+        if let Some(cache) = &self.cache {
+            cache.invalidate(key);
+        }
+    }
+
+    /// Whether the record cache is serving (tests and diagnostics).
+    pub fn cache_serving(&self) -> bool {
+        self.cache.as_ref().is_some_and(|c| c.is_enabled())
     }
 
     fn conn(&self) -> Conn {
@@ -248,7 +330,7 @@ impl RedisStore {
         let mut conn = self.conn();
         let run = async {
             match conn.query::<Value>(&lua.command(false, keys, args)).await {
-                Err(e) if e.kind() == ErrorKind::NoScriptError => {
+                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
                     conn.query::<Value>(&lua.command(true, keys, args)).await
                 }
                 other => other,
@@ -303,8 +385,9 @@ impl RedisStore {
                 &[&key, &stream],
                 &[&json, max_len.as_bytes(), number.as_bytes()],
             )
-            .await?;
-        flag(&key, &reply)
+            .await;
+        self.forget(&key);
+        flag(&key, &reply?)
     }
 }
 
@@ -339,13 +422,19 @@ fn slot_masters(reply: &Value) -> Result<Vec<(u16, String)>, String> {
 }
 
 fn not_ready(why: String) -> RedisError {
-    RedisError::from((ErrorKind::ClusterDown, "cluster not ready", why))
+    RedisError::from((
+        ErrorKind::Server(ServerErrorKind::ClusterDown),
+        "cluster not ready",
+        why,
+    ))
 }
 
 /// A reply that says the data is not what we wrote (a foreign value under
 /// our key, or a script that found a malformed field).
 fn is_corrupt(e: &RedisError) -> bool {
-    e.kind() == ErrorKind::TypeError || matches!(e.code(), Some("WRONGTYPE" | "CORRUPT"))
+    e.kind() == ErrorKind::UnexpectedReturnType
+        || e.kind() == ErrorKind::Parse
+        || matches!(e.code(), Some("WRONGTYPE" | "CORRUPT"))
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
@@ -413,7 +502,16 @@ impl Store for RedisStore {
 
     async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError> {
         let key = self.keys.card(number.as_str());
-        self.get_versioned("get_card", &key).await
+        self.cached(
+            &key,
+            self.get_versioned("get_card", &key),
+            Cached::Card,
+            |c| match c {
+                Cached::Card(card) => Some(card),
+                _ => None,
+            },
+        )
+        .await
     }
 
     async fn insert_cards(&self, cards: &[Card]) -> Result<Vec<bool>, StoreError> {
@@ -497,8 +595,12 @@ impl Store for RedisStore {
             args.push(r.value.as_bytes());
             args.push(at.as_bytes());
         }
-        let reply = self.script(&self.scripts.update_card, &keys, &args).await?;
-        Ok(if flag(&key, &reply)? {
+        self.forget(&key);
+        let reply = self.script(&self.scripts.update_card, &keys, &args).await;
+        // Also after: a miss that read the old version while the write was
+        // under way must not install it.
+        self.forget(&key);
+        Ok(if flag(&key, &reply?)? {
             Cas::Applied
         } else {
             Cas::Conflict
@@ -618,23 +720,16 @@ impl Store for RedisStore {
         code: &ContactCode,
     ) -> Result<Versioned<Option<Contact>>, StoreError> {
         let key = self.keys.contact(code.as_str());
-        let mut cmd = redis::cmd("HMGET");
-        cmd.arg(&key).arg("v").arg("d");
-        let (v, d): (Option<String>, Option<Vec<u8>>) = self.read("get_contact", &key, cmd).await?;
-        let version = match &v {
-            None => 0,
-            Some(v) => v
-                .parse::<u64>()
-                .map_err(|_| errors::corrupt(&key, format!("version {v:?}")))?,
-        };
-        let value = match (v, d) {
-            (_, None) => None,
-            (Some(_), Some(d)) => {
-                Some(serde_json::from_slice(&d).map_err(|e| errors::corrupt(&key, e.to_string()))?)
-            }
-            (None, Some(_)) => return Err(errors::corrupt(&key, "data without a version")),
-        };
-        Ok(Versioned { value, version })
+        self.cached(
+            &key,
+            self.read_contact(&key),
+            Cached::Contact,
+            |c| match c {
+                Cached::Contact(contact) => Some(contact),
+                _ => None,
+            },
+        )
+        .await
     }
 
     async fn put_contact(
@@ -644,14 +739,16 @@ impl Store for RedisStore {
     ) -> Result<Cas, StoreError> {
         let key = self.keys.contact(contact.code.as_str());
         let version = expected_version.to_string();
+        self.forget(&key);
         let reply = self
             .script(
                 &self.scripts.put_contact,
                 &[&key],
                 &[version.as_bytes(), &to_json(contact)?],
             )
-            .await?;
-        cas(&key, &reply)
+            .await;
+        self.forget(&key);
+        cas(&key, &reply?)
     }
 
     async fn fence_contact(
@@ -661,29 +758,37 @@ impl Store for RedisStore {
     ) -> Result<Cas, StoreError> {
         let key = self.keys.contact(code.as_str());
         let version = expected_version.to_string();
+        self.forget(&key);
         let reply = self
             .script(&self.scripts.fence_contact, &[&key], &[version.as_bytes()])
-            .await?;
-        cas(&key, &reply)
+            .await;
+        self.forget(&key);
+        cas(&key, &reply?)
     }
 
     async fn index_get(&self, index: Index, key: &str) -> Result<Option<Claim>, StoreError> {
         let key = self.keys.index(index, key);
-        let reply = self.script(&self.scripts.index_get, &[&key], &[]).await?;
-        let bad = || errors::corrupt(&key, format!("unexpected script reply {reply:?}"));
-        let Value::Array(items) = &reply else {
-            return Err(bad());
+        let read = async {
+            let claim = self.read_index(&key).await?;
+            Ok(claim.map(|c| (c.owner, c.age_ms)))
         };
-        match items.as_slice() {
-            [] => Ok(None),
-            [owner, since, now] => Ok(Some(claim(
+        let (entry, read_at) = self
+            .cached(
                 &key,
-                text(owner).ok_or_else(bad)?,
-                text(since),
-                text(now),
-            )?)),
-            _ => Err(bad()),
-        }
+                async { Ok((read.await?, Instant::now())) },
+                |(entry, at)| Cached::Index(entry, at),
+                |c| match c {
+                    Cached::Index(entry, at) => Some((entry, at)),
+                    _ => None,
+                },
+            )
+            .await?;
+        // A claim ages while it sits in the cache.
+        let aged = i64::try_from(read_at.elapsed().as_millis()).unwrap_or(i64::MAX);
+        Ok(entry.map(|(owner, age_ms)| Claim {
+            owner,
+            age_ms: age_ms.saturating_add(aged),
+        }))
     }
 
     async fn index_claim(
@@ -715,7 +820,9 @@ impl Store for RedisStore {
                     ttl_ms.as_bytes(),
                 ],
             )
-            .await?;
+            .await;
+        self.forget(&key);
+        let reply = reply?;
         let bad = || errors::corrupt(&key, format!("unexpected script reply {reply:?}"));
         let Value::Array(items) = &reply else {
             return Err(bad());
@@ -733,9 +840,53 @@ impl Store for RedisStore {
 
     async fn index_release(&self, index: Index, key: &str, owner: &str) -> Result<(), StoreError> {
         let key = self.keys.index(index, key);
-        self.script(&self.scripts.index_release, &[&key], &[owner.as_bytes()])
-            .await?;
-        Ok(())
+        let reply = self
+            .script(&self.scripts.index_release, &[&key], &[owner.as_bytes()])
+            .await;
+        self.forget(&key);
+        reply.map(|_| ())
+    }
+}
+
+impl RedisStore {
+    /// A contact's hash as it is in Redis (`v` 0 and no data: none yet).
+    async fn read_contact(&self, key: &str) -> Result<Versioned<Option<Contact>>, StoreError> {
+        let mut cmd = redis::cmd("HMGET");
+        cmd.arg(key).arg("v").arg("d");
+        let (v, d): (Option<String>, Option<Vec<u8>>) = self.read("get_contact", key, cmd).await?;
+        let version = match &v {
+            None => 0,
+            Some(v) => v
+                .parse::<u64>()
+                .map_err(|_| errors::corrupt(key, format!("version {v:?}")))?,
+        };
+        let value = match (v, d) {
+            (_, None) => None,
+            (Some(_), Some(d)) => {
+                Some(serde_json::from_slice(&d).map_err(|e| errors::corrupt(key, e.to_string()))?)
+            }
+            (None, Some(_)) => return Err(errors::corrupt(key, "data without a version")),
+        };
+        Ok(Versioned { value, version })
+    }
+
+    /// An index entry with its age by the server's clock.
+    async fn read_index(&self, key: &str) -> Result<Option<Claim>, StoreError> {
+        let reply = self.script(&self.scripts.index_get, &[key], &[]).await?;
+        let bad = || errors::corrupt(key, format!("unexpected script reply {reply:?}"));
+        let Value::Array(items) = &reply else {
+            return Err(bad());
+        };
+        match items.as_slice() {
+            [] => Ok(None),
+            [owner, since, now] => Ok(Some(claim(
+                key,
+                text(owner).ok_or_else(bad)?,
+                text(since),
+                text(now),
+            )?)),
+            _ => Err(bad()),
+        }
     }
 }
 
