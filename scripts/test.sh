@@ -19,7 +19,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Tools the tests need, from Debian's packages when missing: Redis for the
-# store tests; Prometheus (promtool comes with it), redis_exporter, yamllint,
+# store tests; PostgreSQL for the archive; Prometheus (promtool comes with
+# it), redis_exporter, yamllint,
 # docker-compose, systemd-analyze and python3-venv for the observability and
 # deploy checks. Nothing is skipped for want of a tool.
 need=()
@@ -30,6 +31,9 @@ command -v yamllint >/dev/null || need+=(yamllint)
 command -v docker-compose >/dev/null || need+=(docker-compose)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+# PostgreSQL for the archive's tests (tests/redis/archive.rs starts its own
+# from Debian's binaries under /usr/lib/postgresql, never the machine's).
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
     echo "== installing ${need[*]} (apt-get)"
     sudo_cmd=""

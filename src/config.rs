@@ -20,6 +20,68 @@ pub struct Settings {
     pub log: LogSettings,
     pub demo: DemoSettings,
     pub bonus: BonusSettings,
+    pub events: EventsSettings,
+    pub archive: ArchiveSettings,
+    pub history: HistorySettings,
+}
+
+/// How much of a card's history Redis keeps (docs/adr/0009).
+#[derive(Debug, Clone, Deserialize)]
+pub struct HistorySettings {
+    /// The newest entries per card that stay in Redis once the archive has
+    /// them; older ones are read from the archive. Without an archive
+    /// nothing is trimmed.
+    pub hot_entries: u64,
+}
+
+/// `loyalty archive` (docs/adr/0009-change-stream-and-archive.md).
+#[derive(Clone, Deserialize)]
+pub struct ArchiveSettings {
+    /// libpq connection string or `postgres://` URL; "" = no archive. May
+    /// hold a password: never logged (see the `Debug` below).
+    pub postgres_url: String,
+    /// This archiver's consumer name in the group; "" = `<host>-<pid>`.
+    pub consumer: String,
+    /// Events read (and stored in one transaction) per round at most.
+    pub batch_max: usize,
+    /// Events taken from one stream per round at most.
+    pub per_stream: usize,
+    /// Pause after a round that found nothing.
+    pub poll_idle_ms: u64,
+    /// Events another consumer has held this long unacknowledged are taken
+    /// over (it died or hangs).
+    pub claim_min_idle_ms: u64,
+    /// Delete archived events from the streams (else only trimming does).
+    pub delete_archived: bool,
+}
+
+impl std::fmt::Debug for ArchiveSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArchiveSettings")
+            .field(
+                "postgres_url",
+                &if self.postgres_url.is_empty() {
+                    ""
+                } else {
+                    "<set, not shown>"
+                },
+            )
+            .field("consumer", &self.consumer)
+            .field("batch_max", &self.batch_max)
+            .field("per_stream", &self.per_stream)
+            .field("poll_idle_ms", &self.poll_idle_ms)
+            .field("claim_min_idle_ms", &self.claim_min_idle_ms)
+            .field("delete_archived", &self.delete_archived)
+            .finish()
+    }
+}
+
+/// The change stream (docs/events.md).
+#[derive(Debug, Clone, Deserialize)]
+pub struct EventsSettings {
+    /// Events each stream keeps while no one has consumed them (Redis: one
+    /// stream per cluster slot, trimmed approximately); 0: no events.
+    pub stream_max_len: u64,
 }
 
 /// Purchase rules (API.md §7). Percentages may have up to two decimals

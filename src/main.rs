@@ -26,6 +26,9 @@ struct Cli {
 enum Cmd {
     /// Run the server (the default).
     Serve,
+    /// Move the change streams into the PostgreSQL archive
+    /// (`archive.postgres_url`), until stopped.
+    Archive,
     /// Read a password on standard input and print its argon2id PHC hash.
     HashPassword,
     /// Print a new till token (a 256-bit random secret, shown once) and the
@@ -49,7 +52,18 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Serve => serve(cli.config),
+        Cmd::Archive => archive(cli.config),
     }
+}
+
+fn archive(config: Vec<PathBuf>) -> anyhow::Result<()> {
+    let settings = Settings::load(&config).context("loading the configuration")?;
+    telemetry::init(&settings.log);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(loyalty::archive::run(&settings))
 }
 
 fn hash_password() -> anyhow::Result<()> {

@@ -15,6 +15,7 @@ use actix_web::web;
 use anyhow::{bail, Context};
 
 use crate::api::{auth::Authenticator, router::Router, users, AppState};
+use crate::archive::history_store::WithArchive;
 use crate::config::{BonusSettings, Settings};
 use crate::demo;
 use crate::domain::purchase::BonusRules;
@@ -23,6 +24,7 @@ use crate::engine::{Engine, EngineSettings, OpsSettings, PurchaseSettings};
 use crate::metrics;
 use crate::net;
 use crate::reload::Reloader;
+use crate::store::events::EventLog;
 use crate::store::redis::{RedisSettings, RedisStore};
 use crate::store::{instrumented::Instrumented, memory::MemoryStore, Store};
 use crate::tls;
@@ -224,11 +226,31 @@ fn bonus_rules(bonus: &BonusSettings) -> BonusRules {
     }
 }
 
+fn event_log(settings: &Settings) -> EventLog {
+    EventLog {
+        max_len: settings.events.stream_max_len,
+    }
+}
+
+/// A PurchaseId stays bound to its card as long as its outcome is kept,
+/// plus the claim lease: the index is claimed before the outcome is
+/// written (at most a lease earlier, or the claim is retried), so it
+/// outlives the outcome and a cancel or refund finds the card as long as
+/// the purchase can be reversed.
+fn purchase_index_ttl(settings: &Settings) -> Duration {
+    Duration::from_secs(settings.bonus.idempotency_retention_secs)
+        + Duration::from_millis(u64::try_from(settings.engine.claim_lease_ms).unwrap_or(0))
+}
+
 async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     let inner: Arc<dyn Store> = match settings.store.backend.as_str() {
         "memory" => {
             tracing::warn!("store.backend = memory: the embedded store keeps data in memory only; nothing survives a restart");
-            Arc::new(MemoryStore::new())
+            Arc::new(
+                MemoryStore::new()
+                    .with_event_log(event_log(settings))
+                    .with_purchase_index_ttl(purchase_index_ttl(settings)),
+            )
         }
         "redis" => {
             let store = &settings.store;
@@ -243,12 +265,14 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
                 // rarely meet on one.
                 cache_segments: 4 * num_cpus::get().max(1),
             };
+            let (events, index_ttl) = (event_log(settings), purchase_index_ttl(settings));
             let connect = move || {
                 let redis = redis.clone();
                 async move {
-                    RedisStore::connect(redis)
-                        .await
-                        .map(|s| Arc::new(s) as Arc<dyn Store>)
+                    RedisStore::connect(redis).await.map(|s| {
+                        Arc::new(s.with_event_log(events).with_purchase_index_ttl(index_ttl))
+                            as Arc<dyn Store>
+                    })
                 }
             };
             match connect().await {
@@ -273,6 +297,15 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
         other => {
             bail!("store.backend = {other:?} is not supported (expected \"memory\" or \"redis\")")
         }
+    };
+    // Histories page on from Redis into the archive, where one is set.
+    let inner: Arc<dyn Store> = if settings.archive.postgres_url.is_empty() {
+        inner
+    } else {
+        Arc::new(WithArchive::new(
+            inner,
+            settings.archive.postgres_url.clone(),
+        ))
     };
     Ok(Arc::new(Instrumented(inner)))
 }

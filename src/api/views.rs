@@ -161,5 +161,36 @@ pub fn page(page: &crate::engine::HistoryPage, item: fn(u64, &HistoryEntry) -> V
         "NextCursor".into(),
         page.next.map_or(Value::Null, |n| n.to_string().into()),
     );
+    // Only when it is so: older entries were moved to the archive and this
+    // server cannot read it.
+    if page.older_archived {
+        f.insert("OlderEntriesArchived".into(), Value::Bool(true));
+    }
     f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page_of(next: Option<u64>, archived_below: u64) -> Fields {
+        let page: crate::engine::HistoryPage = crate::store::HistoryPage {
+            entries: Vec::new(),
+            next,
+            archived_below,
+        }
+        .into();
+        super::page(&page, |_, _| Value::Null)
+    }
+
+    #[test]
+    fn the_last_readable_page_says_when_older_entries_are_only_archived() {
+        assert_eq!(
+            page_of(None, 210).get("OlderEntriesArchived"),
+            Some(&Value::Bool(true))
+        );
+        // Not on a page with more to come, nor when nothing was archived.
+        assert_eq!(page_of(Some(300), 210).get("OlderEntriesArchived"), None);
+        assert_eq!(page_of(None, 0).get("OlderEntriesArchived"), None);
+    }
 }

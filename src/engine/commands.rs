@@ -150,11 +150,15 @@ pub enum Reply {
 pub struct HistoryPage {
     pub entries: Vec<(u64, HistoryEntry)>,
     pub next: Option<u64>,
+    /// Older entries exist, but only in the archive, and this server has
+    /// none configured to read them from (docs/adr/0009).
+    pub older_archived: bool,
 }
 
 impl From<crate::store::HistoryPage> for HistoryPage {
     fn from(page: crate::store::HistoryPage) -> HistoryPage {
         HistoryPage {
+            older_archived: page.next.is_none() && page.archived_below > 0,
             entries: page.entries,
             next: page.next,
         }

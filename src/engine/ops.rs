@@ -190,6 +190,7 @@ impl Ops {
                     return Ok(HistoryPage {
                         entries,
                         next: Some(seq + 1),
+                        older_archived: false,
                     });
                 }
                 if entry.bonus.is_some() {
@@ -202,6 +203,7 @@ impl Ops {
                     return Ok(HistoryPage {
                         entries,
                         next: None,
+                        older_archived: page.archived_below > 0,
                     })
                 }
             }

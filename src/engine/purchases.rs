@@ -171,7 +171,8 @@ fn bonus_entry(
 }
 
 impl Ops {
-    /// Binds a PurchaseId to its card, once and for good: cancel and refund
+    /// Binds a PurchaseId to its card, once, for the retention (the store
+    /// expires the binding after it, docs/redis.md): cancel and refund
     /// name only the purchase. The same id on another card is a conflict.
     /// An id bound longer ago than the retention whose outcome is gone has
     /// expired: applying it again would count the purchase twice.

@@ -2,12 +2,13 @@
 //! restart. Each write takes the lock of the one map it touches, which makes
 //! every conditional write of the trait atomic.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use parking_lot::RwLock;
 
+use super::events::{ChangeEvent, EventLog};
 use super::{
     CardRecordWrite, Cas, Claim, Expiry, HistoryPage, Index, RecordRead, Store, StoreError,
     Versioned,
@@ -29,13 +30,32 @@ pub struct MemoryStore {
     mobiles: RwLock<HashMap<String, Stamped>>,
     contact_cards: RwLock<HashMap<String, Stamped>>,
     purchases: RwLock<HashMap<String, Stamped>>,
+    /// The change stream, in process (docs/events.md): bounded, newest
+    /// last. Appended under the cards' lock, in the same critical section
+    /// as the change. There is no archive for it: the archive reads the
+    /// Redis streams only.
+    events: parking_lot::Mutex<VecDeque<ChangeEvent>>,
+    event_log: EventLog,
+    /// How long a PurchaseId stays bound (`None`: for good).
+    purchase_index_ttl: Option<Duration>,
+    /// Index entries that expire, soonest first (one TTL, so claim order
+    /// is expiry order): dropped as they expire, so that the map does not
+    /// keep every PurchaseId ever seen.
+    expiring: parking_lot::Mutex<VecDeque<(Instant, String)>>,
 }
 
 /// An index entry: its owner and when it was set (a monotonic clock, so
-/// that a step of the wall clock cannot age a claim).
+/// that a step of the wall clock cannot age a claim), and when it expires.
 struct Stamped {
     owner: String,
     since: Instant,
+    until: Option<Instant>,
+}
+
+impl Stamped {
+    fn live(&self, now: Instant) -> bool {
+        self.until.is_none_or(|until| until > now)
+    }
 }
 
 impl Stamped {
@@ -56,6 +76,40 @@ fn later(now: Instant, d: Duration) -> Instant {
 impl MemoryStore {
     pub fn new() -> MemoryStore {
         MemoryStore::default()
+    }
+
+    /// Keeps the newest `events.max_len` changes in process.
+    pub fn with_event_log(mut self, events: EventLog) -> MemoryStore {
+        self.event_log = events;
+        self
+    }
+
+    /// Lets a PurchaseId's index entry expire this long after its claim.
+    pub fn with_purchase_index_ttl(mut self, ttl: Duration) -> MemoryStore {
+        self.purchase_index_ttl = Some(ttl);
+        self
+    }
+
+    /// The events kept, oldest first.
+    pub fn events(&self) -> Vec<ChangeEvent> {
+        self.events.lock().iter().cloned().collect()
+    }
+
+    fn append_event(
+        &self,
+        event: impl FnOnce() -> Result<ChangeEvent, StoreError>,
+    ) -> Result<(), StoreError> {
+        if !self.event_log.enabled() {
+            return Ok(());
+        }
+        let event = event()?;
+        let mut log = self.events.lock();
+        log.push_back(event);
+        let cap = usize::try_from(self.event_log.max_len).unwrap_or(usize::MAX);
+        while log.len() > cap {
+            log.pop_front();
+        }
+        Ok(())
     }
 
     fn index(&self, index: Index) -> &RwLock<HashMap<String, Stamped>> {
@@ -82,25 +136,26 @@ impl Store for MemoryStore {
 
     async fn insert_cards(&self, cards: &[Card]) -> Result<Vec<bool>, StoreError> {
         let mut map = self.cards.write();
-        Ok(cards
-            .iter()
-            .map(|card| {
-                if map.contains_key(&card.number) {
-                    false
-                } else {
-                    map.insert(
-                        card.number.clone(),
-                        CardRecord {
-                            card: card.clone(),
-                            version: 1,
-                            history: Vec::new(),
-                            records: HashMap::new(),
-                        },
-                    );
-                    true
-                }
-            })
-            .collect())
+        let mut created = Vec::with_capacity(cards.len());
+        for card in cards {
+            if map.contains_key(&card.number) {
+                created.push(false);
+                continue;
+            }
+            let number = card.number.as_str();
+            self.append_event(|| Ok(ChangeEvent::loaded(number, json(card)?)))?;
+            map.insert(
+                card.number.clone(),
+                CardRecord {
+                    card: card.clone(),
+                    version: 1,
+                    history: Vec::new(),
+                    records: HashMap::new(),
+                },
+            );
+            created.push(true);
+        }
+        Ok(created)
     }
 
     async fn update_card(
@@ -133,11 +188,19 @@ impl Store for MemoryStore {
                 if refused {
                     return Ok(Cas::Conflict);
                 }
-                record.card = card.clone();
-                record.version += 1;
                 if let Some(entry) = entry {
+                    let seq = record.history.len() as u64;
+                    self.append_event(|| {
+                        Ok(ChangeEvent::history(
+                            card.number.as_str(),
+                            seq,
+                            json(entry)?,
+                        ))
+                    })?;
                     record.history.push(entry.clone());
                 }
+                record.card = card.clone();
+                record.version += 1;
                 let retention = later(now, Duration::from_secs(ttl_secs));
                 for w in records {
                     let until = match w.expiry {
@@ -206,6 +269,7 @@ impl Store for MemoryStore {
             return Ok(HistoryPage {
                 entries: Vec::new(),
                 next: None,
+                archived_below: 0,
             });
         };
         let end = before.map_or(record.history.len(), |b| {
@@ -216,9 +280,11 @@ impl Store for MemoryStore {
             .rev()
             .map(|i| (i as u64, record.history[i].clone()))
             .collect();
+        // Nothing is ever archived out of the memory store.
         Ok(HistoryPage {
             entries,
             next: (start > 0).then_some(start as u64),
+            archived_below: 0,
         })
     }
 
@@ -275,7 +341,13 @@ impl Store for MemoryStore {
     }
 
     async fn index_get(&self, index: Index, key: &str) -> Result<Option<Claim>, StoreError> {
-        Ok(self.index(index).read().get(key).map(Stamped::claim))
+        let now = Instant::now();
+        Ok(self
+            .index(index)
+            .read()
+            .get(key)
+            .filter(|s| s.live(now))
+            .map(Stamped::claim))
     }
 
     async fn index_claim(
@@ -286,25 +358,58 @@ impl Store for MemoryStore {
         owner: &str,
     ) -> Result<Result<(), Option<Claim>>, StoreError> {
         let mut map = self.index(index).write();
-        let current = map.get(key);
+        let now = Instant::now();
+        let current = map.get(key).filter(|s| s.live(now));
         if current.map(|c| c.owner.as_str()) != expected {
             return Ok(Err(current.map(Stamped::claim)));
         }
+        let ttl = match index {
+            Index::Purchase => self.purchase_index_ttl,
+            Index::Mobile | Index::ContactCard => None,
+        };
+        let until = ttl.map(|ttl| later(now, ttl));
         map.insert(
             key.to_owned(),
             Stamped {
                 owner: owner.to_owned(),
-                since: Instant::now(),
+                since: now,
+                until,
             },
         );
+        if let Some(until) = until {
+            let mut expiring = self.expiring.lock();
+            expiring.push_back((until, key.to_owned()));
+            while let Some((at, _)) = expiring.front() {
+                if *at > now {
+                    break;
+                }
+                if let Some((at, key)) = expiring.pop_front() {
+                    // Only if not claimed again since.
+                    if map.get(&key).is_some_and(|s| s.until == Some(at)) {
+                        map.remove(&key);
+                    }
+                }
+            }
+        }
         Ok(Ok(()))
     }
 
     async fn index_release(&self, index: Index, key: &str, owner: &str) -> Result<(), StoreError> {
         let mut map = self.index(index).write();
-        if map.get(key).is_some_and(|c| c.owner == owner) {
+        if map
+            .get(key)
+            .is_some_and(|c| c.owner == owner || !c.live(Instant::now()))
+        {
             map.remove(key);
         }
         Ok(())
     }
+}
+
+/// The JSON an event carries: what the Redis store writes too.
+fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt {
+        key: String::new(),
+        reason: format!("cannot encode: {e}"),
+    })
 }

@@ -4,6 +4,7 @@
 //! engine the same guarantees, and the engine's protocols stay correct with
 //! several server instances on one store.
 
+pub mod events;
 pub mod instrumented;
 pub mod memory;
 pub mod redis;
@@ -51,11 +52,15 @@ pub struct Claim {
 }
 
 /// A page of a card's history, newest first. Entries carry their sequence
-/// number; `next` is the cursor for the following (older) page.
+/// number; `next` is the cursor for the following (older) page in this
+/// store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryPage {
     pub entries: Vec<(u64, HistoryEntry)>,
     pub next: Option<u64>,
+    /// Entries with a lower sequence number are no longer in the store:
+    /// the archive has them (docs/adr/0009). 0: the store has them all.
+    pub archived_below: u64,
 }
 
 /// A record kept in the card's own key space (same hash tag), written in the

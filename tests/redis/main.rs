@@ -5,12 +5,16 @@
 //! process, which these tests must not disturb), and because they always
 //! need Redis whatever LOYALTY_TEST_BACKEND says.
 
+#[path = "../common/postgres_server.rs"]
+mod postgres_server;
 #[path = "../common/redis_server.rs"]
 mod redis_server;
 
+mod archive;
 mod cache_faults;
 mod durability;
 mod engine_settings;
+mod events;
 mod faults;
 mod interleavings;
 mod replacement_repair;

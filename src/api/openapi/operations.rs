@@ -106,6 +106,11 @@ const PAGE_ANSWER: &[Field] = &[
         Ty::Str,
         "cursor of the next page; null on the last",
     ),
+    opt(
+        "OlderEntriesArchived",
+        Ty::Bool,
+        "present (true) only on the last page this server can read when older entries were moved to the archive and no archive is configured to read them from",
+    ),
 ];
 const BALANCE: &[Field] = &[
     req("Number", Ty::Str, "card number"),

@@ -3,6 +3,7 @@
 //! the hash tag holds the record's identity, so all keys of one card land in
 //! one cluster slot and a script may touch them together.
 
+use super::slots;
 use crate::store::Index;
 
 #[derive(Debug, Clone)]
@@ -33,6 +34,18 @@ impl Keys {
     /// together with the card.
     pub fn card_record(&self, number: &str, record: &str) -> String {
         format!("{}:card:{{{number}}}:rec:{record}", self.prefix)
+    }
+
+    /// The change stream of the card's cluster slot (docs/events.md): a
+    /// script that changes the card appends its event here, so the stream
+    /// must be in the card's slot; its hash tag is one chosen to land there.
+    pub fn events(&self, number: &str) -> String {
+        self.events_of_slot(slots::slot_of_tag(number))
+    }
+
+    /// The change stream of one cluster slot.
+    pub fn events_of_slot(&self, slot: u16) -> String {
+        format!("{}:events:{{{}}}", self.prefix, slots::tag_for_slot(slot))
     }
 
     /// Hash: `v` (version), `d` (the contact as JSON).
@@ -84,5 +97,9 @@ mod tests {
             "loyalty:contact-card:{C-1}"
         );
         assert_eq!(k.contact("C-1"), "loyalty:contact:{C-1}");
+        assert_eq!(
+            slots::slot_of_key(&k.events("4000000000001")),
+            slots::slot_of_key(&k.card("4000000000001"))
+        );
     }
 }

@@ -15,6 +15,7 @@ mod cache;
 mod errors;
 mod keys;
 mod scripts;
+pub mod slots;
 mod tracking;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,6 +31,7 @@ use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr
 use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, RedisResult, ServerErrorKind, Value};
 use serde::de::DeserializeOwned;
 
+use super::events::EventLog;
 use super::{
     CardRecordWrite, Cas, Claim, Expiry, HistoryPage, Index, RecordRead, Store, StoreError,
     Versioned,
@@ -131,6 +133,10 @@ pub struct RedisStore {
     /// The client may send a command again on its own (the cluster client
     /// does): see `errors::write`.
     resends: bool,
+    /// The change streams' length (docs/events.md); off unless set.
+    events: EventLog,
+    /// How long a PurchaseId stays bound to its card (`None`: for good).
+    purchase_index_ttl_ms: Option<u64>,
     cache: Option<Arc<Cache>>,
     /// The cache's invalidation channel (`tracking.rs`): stops with the store.
     tracker: Option<tokio::task::JoinHandle<()>>,
@@ -216,7 +222,29 @@ impl RedisStore {
             keys: Keys::new(&settings.key_prefix),
             scripts: Scripts::new(),
             timeout: settings.command_timeout,
+            events: EventLog::OFF,
+            purchase_index_ttl_ms: None,
         })
+    }
+
+    /// Appends every change to the change stream of its card's slot.
+    pub fn with_event_log(mut self, events: EventLog) -> RedisStore {
+        self.events = events;
+        self
+    }
+
+    /// Lets a PurchaseId's index entry expire this long after its claim
+    /// (docs/redis.md, "Exactly once"): the index then costs nothing once
+    /// the purchase's outcome is gone.
+    pub fn with_purchase_index_ttl(mut self, ttl: Duration) -> RedisStore {
+        self.purchase_index_ttl_ms =
+            Some(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1));
+        self
+    }
+
+    /// The keys the archive reads (the change streams).
+    pub fn keys(&self) -> &Keys {
+        &self.keys
     }
 
     /// A read through the cache: a hit answers from memory; a miss runs
@@ -346,10 +374,17 @@ impl RedisStore {
     }
 
     async fn insert_card(&self, card: &Card) -> Result<bool, StoreError> {
-        let key = self.keys.card(card.number.as_str());
+        let number = card.number.as_str();
+        let key = self.keys.card(number);
+        let stream = self.keys.events(number);
         let json = to_json(card)?;
+        let max_len = self.events.max_len.to_string();
         let reply = self
-            .script(&self.scripts.insert_card, &[&key], &[&json])
+            .script(
+                &self.scripts.insert_card,
+                &[&key, &stream],
+                &[&json, max_len.as_bytes(), number.as_bytes()],
+            )
             .await;
         self.forget(&key);
         flag(&key, &reply?)
@@ -511,11 +546,12 @@ impl Store for RedisStore {
         let number = card.number.as_str();
         let key = self.keys.card(number);
         let history = self.keys.history(number);
+        let stream = self.keys.events(number);
         let record_keys: Vec<String> = records
             .iter()
             .map(|r| self.keys.card_record(number, &r.key))
             .collect();
-        let mut keys: Vec<&str> = vec![&key, &history];
+        let mut keys: Vec<&str> = vec![&key, &history, &stream];
         keys.extend(record_keys.iter().map(String::as_str));
         let version = expected_version.to_string();
         let ttl = ttl_secs.to_string();
@@ -544,6 +580,7 @@ impl Store for RedisStore {
                 _ => String::new(),
             })
             .collect();
+        let max_len = self.events.max_len.to_string();
         let mut args: Vec<&[u8]> = vec![
             version.as_bytes(),
             &card_json,
@@ -551,6 +588,8 @@ impl Store for RedisStore {
             ttl.as_bytes(),
             flags.as_bytes(),
             modes.as_bytes(),
+            max_len.as_bytes(),
+            number.as_bytes(),
         ];
         for (r, at) in records.iter().zip(&instants) {
             args.push(r.value.as_bytes());
@@ -636,24 +675,27 @@ impl Store for RedisStore {
         limit: usize,
     ) -> Result<HistoryPage, StoreError> {
         let key = self.keys.history(number.as_str());
+        let card_key = self.keys.card(number.as_str());
         let before = before.map(|b| b.to_string()).unwrap_or_default();
         let limit = limit.to_string();
         let reply = self
             .script(
                 &self.scripts.card_history,
-                &[&key],
+                &[&key, &card_key],
                 &[before.as_bytes(), limit.as_bytes()],
             )
             .await?;
         let Value::Array(items) = reply else {
             return Err(errors::corrupt(&key, format!("unexpected reply {reply:?}")));
         };
-        let (first, rest) = items
-            .split_first()
-            .ok_or_else(|| errors::corrupt(&key, "empty reply"))?;
-        let start = int(first)
-            .and_then(|s| u64::try_from(s).ok())
-            .ok_or_else(|| errors::corrupt(&key, "no start index"))?;
+        let seq = |v: Option<&Value>, what: &str| {
+            v.and_then(int)
+                .and_then(|s| u64::try_from(s).ok())
+                .ok_or_else(|| errors::corrupt(&key, format!("no {what}")))
+        };
+        let start = seq(items.first(), "start")?;
+        let archived_below = seq(items.get(1), "history base")?;
+        let rest = items.get(2..).unwrap_or_default();
         let mut entries = Vec::with_capacity(rest.len());
         for (i, item) in rest.iter().enumerate().rev() {
             let Value::BulkString(bytes) = item else {
@@ -668,7 +710,8 @@ impl Store for RedisStore {
         }
         Ok(HistoryPage {
             entries,
-            next: (start > 0).then_some(start),
+            next: (start > archived_below).then_some(start),
+            archived_below,
         })
     }
 
@@ -760,11 +803,22 @@ impl Store for RedisStore {
             None => ("0", ""),
             Some(e) => ("1", e),
         };
+        let ttl_ms = match index {
+            Index::Purchase => self.purchase_index_ttl_ms,
+            Index::Mobile | Index::ContactCard => None,
+        }
+        .map(|ms| ms.to_string())
+        .unwrap_or_default();
         let reply = self
             .script(
                 &self.scripts.index_claim,
                 &[&key],
-                &[mode.as_bytes(), expected.as_bytes(), owner.as_bytes()],
+                &[
+                    mode.as_bytes(),
+                    expected.as_bytes(),
+                    owner.as_bytes(),
+                    ttl_ms.as_bytes(),
+                ],
             )
             .await;
         self.forget(&key);

@@ -4,7 +4,8 @@
 -- of the server instances that made and judge it.
 -- KEYS[1] the index entry (hash: owner, since)
 -- ARGV[1] '0' expect absent / '1' expect ARGV[2] as owner
--- ARGV[3] the new owner
+-- ARGV[3] the new owner, ARGV[4] ms until the entry expires ('' or absent:
+--   never; a PurchaseId's entry lives as long as its outcome, docs/redis.md)
 -- Returns {1} when claimed, else {0, owner, since, now} ({0} when absent).
 local cur = redis.call('HMGET', KEYS[1], 'owner', 'since')
 local owner = cur[1]
@@ -22,5 +23,12 @@ if not matches then
   end
   return {0}
 end
+local ttl = ARGV[4] or ''
+if ttl ~= '' and not tonumber(ttl) then
+  return redis.error_reply('index_claim: TTL not a number')
+end
 redis.call('HSET', KEYS[1], 'owner', ARGV[3], 'since', tostring(now))
+if ttl ~= '' then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+end
 return {1}

@@ -1,8 +1,27 @@
 #!lua
--- Creates a card only if it does not exist (existing cards keep their state).
--- KEYS[1] card hash; ARGV[1] the card's JSON. Returns 1 if created, 0 if not.
+-- Creates a card only if it does not exist (existing cards keep their state)
+-- and, when events are on, appends its `loaded` event to the change stream
+-- of the card's slot (docs/events.md).
+-- KEYS[1] card hash, KEYS[2] the change stream; ARGV[1] the card's JSON,
+-- ARGV[2] the stream's approximate length ('0': no events), ARGV[3] the
+-- card number. Returns 1 if created, 0 if not.
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
+local events = tonumber(ARGV[2] or '0')
+if not events or events < 0 then
+  return redis.error_reply('insert_card: events length not a number')
+end
+if events > 0 then
+  local kind = redis.call('TYPE', KEYS[2])['ok']
+  if kind ~= 'none' and kind ~= 'stream' then
+    return redis.error_reply('CORRUPT change stream ' .. KEYS[2] .. ' is a ' .. kind)
+  end
+end
 redis.call('HSET', KEYS[1], 'v', '1', 'd', ARGV[1])
+if events > 0 then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*',
+    'v', '1', 'id', ARGV[3] .. ':loaded', 'card', ARGV[3],
+    'kind', 'loaded', 'e', ARGV[1])
+end
 return 1
