@@ -1,8 +1,9 @@
 //! The invalidation channel of the record cache (`cache.rs`): Redis
 //! server-assisted client-side caching in broadcast mode. One RESP3
 //! connection per master (one on a single node) runs
-//! `CLIENT TRACKING ON BCAST PREFIX <our prefix>`; Redis then pushes the name
-//! of every key under our prefix that anyone changes — this instance's
+//! `CLIENT TRACKING ON BCAST PREFIX <our prefix>:card: PREFIX ...` (the key
+//! spaces the cache holds); Redis then pushes the name of every such key
+//! that anyone changes — this instance's
 //! writes, another instance's, a script's, an expiry, an eviction — and a
 //! null for `FLUSHALL`/`FLUSHDB`.
 //!
@@ -36,6 +37,10 @@ use crate::metrics as m;
 /// compared with the ones tracked: the longest a silently dead channel or
 /// an unnoticed failover can leave the cache serving.
 const HEARTBEAT: Duration = Duration::from_millis(500);
+
+/// The key spaces of `keys.rs` that the cache holds records of. None is a
+/// prefix of another (Redis refuses overlapping prefixes).
+const CACHED_SPACES: [&str; 5] = ["card", "contact", "mobile", "contact-card", "purchase"];
 
 pub struct TrackingSettings {
     /// The URL the store connects with (a single node) or the seed URLs (a
@@ -209,12 +214,17 @@ async fn connect(
         .get_multiplexed_async_connection_with_config(&config)
         .await
         .map_err(|e| e.to_string())?;
-    redis::cmd("CLIENT")
-        .arg("TRACKING")
-        .arg("ON")
-        .arg("BCAST")
-        .arg("PREFIX")
-        .arg(format!("{}:", settings.key_prefix))
+    let mut tracking = redis::cmd("CLIENT");
+    tracking.arg("TRACKING").arg("ON").arg("BCAST");
+    // Only the key spaces the cache holds (cards — whose histories and
+    // records share the prefix —, contacts, index entries): not the change
+    // streams, which every write appends to.
+    for space in CACHED_SPACES {
+        tracking
+            .arg("PREFIX")
+            .arg(format!("{}:{space}:", settings.key_prefix));
+    }
+    tracking
         .query_async::<()>(&mut conn)
         .await
         .map_err(|e| e.to_string())?;
