@@ -170,8 +170,8 @@ impl Engine {
         &self,
         mobile: &MobileNumber,
     ) -> Result<Option<Versioned<Card>>, EngineError> {
-        match self.ops.contact_by_mobile(mobile).await? {
-            Some(contact) => self.ops.current_card(&contact.value.code).await,
+        match self.ops.contact_by_mobile_cached(mobile).await? {
+            Some(contact) => self.ops.current_card_cached(&contact.value.code).await,
             None => Ok(None),
         }
     }
@@ -180,7 +180,7 @@ impl Engine {
         &self,
         code: &ContactCode,
     ) -> Result<Option<Versioned<Card>>, EngineError> {
-        self.ops.current_card(code).await
+        self.ops.current_card_cached(code).await
     }
 
     /// Resolves `ContactMobileNumber` to the contact's current card for
@@ -208,10 +208,10 @@ impl Engine {
         &self,
         code: &ContactCode,
     ) -> Result<Option<(Contact, Option<Card>)>, EngineError> {
-        let Some(contact) = self.ops.store.get_contact(code).await? else {
+        let Some(contact) = self.ops.store.get_contact_cached(code).await? else {
             return Ok(None);
         };
-        let card = self.ops.current_card(code).await?.map(|c| c.value);
+        let card = self.ops.current_card_cached(code).await?.map(|c| c.value);
         Ok(Some((contact.value, card)))
     }
 

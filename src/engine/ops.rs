@@ -220,6 +220,18 @@ impl Ops {
             .ok_or_else(|| not_found_card(number))
     }
 
+    /// The card for an answer that nothing is written or refused on
+    /// (balance, calculate): may come from the store's cache.
+    pub(crate) async fn load_card_cached(
+        &self,
+        number: &CardNumber,
+    ) -> Result<Versioned<Card>, EngineError> {
+        self.store
+            .get_card_cached(number)
+            .await?
+            .ok_or_else(|| not_found_card(number))
+    }
+
     /// Finishes the replacement `card` takes part in, if its last steps
     /// were cut short. Returns whether it did: the card has changed, read it
     /// again.
@@ -254,9 +266,12 @@ impl Ops {
     }
 
     pub(crate) async fn balance(&self, number: &CardNumber) -> Result<BalanceView, EngineError> {
-        let card = self.settled(self.load_card(number).await?).await?.value;
+        let card = self
+            .settled(self.load_card_cached(number).await?)
+            .await?
+            .value;
         let contact = match &card.contact {
-            Some(code) => self.store.get_contact(code).await?.map(|c| c.value),
+            Some(code) => self.store.get_contact_cached(code).await?.map(|c| c.value),
             None => None,
         };
         Ok(BalanceView { card, contact })
@@ -268,11 +283,39 @@ impl Ops {
         &self,
         mobile: &MobileNumber,
     ) -> Result<Option<Versioned<Contact>>, EngineError> {
-        let Some(claim) = self.store.index_get(Index::Mobile, mobile.as_str()).await? else {
+        self.contact_by_mobile_read(mobile, false).await
+    }
+
+    /// As [`Ops::contact_by_mobile`], for an answer only (balance by phone):
+    /// may come from the store's cache.
+    pub(crate) async fn contact_by_mobile_cached(
+        &self,
+        mobile: &MobileNumber,
+    ) -> Result<Option<Versioned<Contact>>, EngineError> {
+        self.contact_by_mobile_read(mobile, true).await
+    }
+
+    async fn contact_by_mobile_read(
+        &self,
+        mobile: &MobileNumber,
+        cached: bool,
+    ) -> Result<Option<Versioned<Contact>>, EngineError> {
+        let claim = if cached {
+            self.store
+                .index_get_cached(Index::Mobile, mobile.as_str())
+                .await?
+        } else {
+            self.store.index_get(Index::Mobile, mobile.as_str()).await?
+        };
+        let Some(claim) = claim else {
             return Ok(None);
         };
         let code = ContactCode::from_trusted(record_of(&claim.owner).to_owned());
-        let contact = self.store.get_contact(&code).await?;
+        let contact = if cached {
+            self.store.get_contact_cached(&code).await?
+        } else {
+            self.store.get_contact(&code).await?
+        };
         Ok(contact.filter(|c| c.value.mobile.as_ref() == Some(mobile)))
     }
 
@@ -283,19 +326,41 @@ impl Ops {
         &self,
         code: &ContactCode,
     ) -> Result<Option<Versioned<Card>>, EngineError> {
-        let Some(claim) = self
-            .store
-            .index_get(Index::ContactCard, code.as_str())
-            .await?
-        else {
+        self.current_card_read(code, false).await
+    }
+
+    /// As [`Ops::current_card`], for an answer only (balance by phone or
+    /// code, contact views): may come from the store's cache.
+    pub(crate) async fn current_card_cached(
+        &self,
+        code: &ContactCode,
+    ) -> Result<Option<Versioned<Card>>, EngineError> {
+        self.current_card_read(code, true).await
+    }
+
+    async fn current_card_read(
+        &self,
+        code: &ContactCode,
+        cached: bool,
+    ) -> Result<Option<Versioned<Card>>, EngineError> {
+        let claim = if cached {
+            self.store
+                .index_get_cached(Index::ContactCard, code.as_str())
+                .await?
+        } else {
+            self.store
+                .index_get(Index::ContactCard, code.as_str())
+                .await?
+        };
+        let Some(claim) = claim else {
             return Ok(None);
         };
-        let card = self
-            .store
-            .get_card(&CardNumber::from_trusted(
-                record_of(&claim.owner).to_owned(),
-            ))
-            .await?;
+        let number = CardNumber::from_trusted(record_of(&claim.owner).to_owned());
+        let card = if cached {
+            self.store.get_card_cached(&number).await?
+        } else {
+            self.store.get_card(&number).await?
+        };
         Ok(card.filter(|c| c.value.contact.as_ref() == Some(code)))
     }
 

@@ -292,7 +292,11 @@ impl Ops {
         amount: Amount,
         bonus_to_pay: Amount,
     ) -> Result<Calculated, EngineError> {
-        let card = self.settled(self.load_card(number).await?).await?.value;
+        // A quote, not a write: confirm decides again on a fresh read.
+        let card = self
+            .settled(self.load_card_cached(number).await?)
+            .await?
+            .value;
         let rules = &self.settings.purchases.rules;
         let today = today();
         let c = purchase::calculate(rules, &card, amount, bonus_to_pay, today);

@@ -70,6 +70,24 @@ impl Store for DeferredStore {
         self.store()?.get_card(number).await
     }
 
+    async fn get_card_cached(
+        &self,
+        number: &CardNumber,
+    ) -> Result<Option<Versioned<Card>>, StoreError> {
+        self.store()?.get_card_cached(number).await
+    }
+
+    async fn get_contact_cached(
+        &self,
+        code: &ContactCode,
+    ) -> Result<Option<Versioned<Contact>>, StoreError> {
+        self.store()?.get_contact_cached(code).await
+    }
+
+    async fn index_get_cached(&self, index: Index, key: &str) -> Result<Option<Claim>, StoreError> {
+        self.store()?.index_get_cached(index, key).await
+    }
+
     async fn insert_cards(&self, cards: &[Card]) -> Result<Vec<bool>, StoreError> {
         self.store()?.insert_cards(cards).await
     }

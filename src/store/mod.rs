@@ -223,6 +223,30 @@ pub trait Store: Send + Sync + 'static {
         }))
     }
 
+    /// Reads that may be answered from a cache that can lag another
+    /// instance's acknowledged write by milliseconds (the Redis store's
+    /// record cache; docs/redis.md). Only for answers that nothing is
+    /// written or refused on — balances, views, calculate. Every read that
+    /// gates a write or a refusal uses the plain methods, which always ask
+    /// the store. A store without a cache answers as the plain methods do.
+    async fn get_card_cached(
+        &self,
+        number: &CardNumber,
+    ) -> Result<Option<Versioned<Card>>, StoreError> {
+        self.get_card(number).await
+    }
+
+    async fn get_contact_cached(
+        &self,
+        code: &ContactCode,
+    ) -> Result<Option<Versioned<Contact>>, StoreError> {
+        self.get_contact(code).await
+    }
+
+    async fn index_get_cached(&self, index: Index, key: &str) -> Result<Option<Claim>, StoreError> {
+        self.index_get(index, key).await
+    }
+
     /// A contact's record for a conditional write: the contact if it
     /// exists, and the record's version even when it does not (0: never
     /// written; a fence raises it too), so that a fenced creation fails.

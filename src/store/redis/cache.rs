@@ -102,6 +102,13 @@ impl Cache {
             return Err(None);
         }
         let mut seg = self.segment(key).lock();
+        // Again under the lock: a flush turns the flag off before it clears
+        // the segments, so a lookup that passed the first check and waited
+        // for this lock while the flush cleared it must not leave a ticket
+        // (or read an entry) in a cache that is off.
+        if !self.is_enabled() {
+            return Err(None);
+        }
         if let Some(Slot::Filled(value, _)) = seg.entries.get(key) {
             m::cache_lookup(true);
             return Ok(Cached::clone(value));
@@ -123,6 +130,9 @@ impl Cache {
             return;
         }
         let mut seg = self.segment(&fill.key).lock();
+        if !self.is_enabled() {
+            return;
+        }
         match seg.entries.peek(&fill.key) {
             Some(Slot::Pending(t)) if *t == fill.token => {}
             _ => return,

@@ -502,6 +502,14 @@ impl Store for RedisStore {
 
     async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError> {
         let key = self.keys.card(number.as_str());
+        self.get_versioned("get_card", &key).await
+    }
+
+    async fn get_card_cached(
+        &self,
+        number: &CardNumber,
+    ) -> Result<Option<Versioned<Card>>, StoreError> {
+        let key = self.keys.card(number.as_str());
         self.cached(
             &key,
             self.get_versioned("get_card", &key),
@@ -720,16 +728,29 @@ impl Store for RedisStore {
         code: &ContactCode,
     ) -> Result<Versioned<Option<Contact>>, StoreError> {
         let key = self.keys.contact(code.as_str());
-        self.cached(
-            &key,
-            self.read_contact(&key),
-            Cached::Contact,
-            |c| match c {
-                Cached::Contact(contact) => Some(contact),
-                _ => None,
-            },
-        )
-        .await
+        self.read_contact(&key).await
+    }
+
+    async fn get_contact_cached(
+        &self,
+        code: &ContactCode,
+    ) -> Result<Option<Versioned<Contact>>, StoreError> {
+        let key = self.keys.contact(code.as_str());
+        let slot = self
+            .cached(
+                &key,
+                self.read_contact(&key),
+                Cached::Contact,
+                |c| match c {
+                    Cached::Contact(contact) => Some(contact),
+                    _ => None,
+                },
+            )
+            .await?;
+        Ok(slot.value.map(|value| Versioned {
+            value,
+            version: slot.version,
+        }))
     }
 
     async fn put_contact(
@@ -767,6 +788,11 @@ impl Store for RedisStore {
     }
 
     async fn index_get(&self, index: Index, key: &str) -> Result<Option<Claim>, StoreError> {
+        let key = self.keys.index(index, key);
+        self.read_index(&key).await
+    }
+
+    async fn index_get_cached(&self, index: Index, key: &str) -> Result<Option<Claim>, StoreError> {
         let key = self.keys.index(index, key);
         let read = async {
             let claim = self.read_index(&key).await?;

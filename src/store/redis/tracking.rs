@@ -152,11 +152,14 @@ fn invalidate(cache: &Cache, data: &[Value]) -> Option<&'static str> {
             m::cache_invalidations(keys.len() as u64);
             for key in keys {
                 match key {
-                    Value::BulkString(k) => match std::str::from_utf8(k) {
-                        Ok(k) => cache.invalidate(k),
-                        // Not one of our keys (ours are UTF-8), but play safe.
-                        Err(_) => return Some("unreadable"),
-                    },
+                    // Cache keys are UTF-8 strings: a key that is not is
+                    // someone else's (a longer prefix that starts like
+                    // ours) and cannot be in the cache.
+                    Value::BulkString(k) => {
+                        if let Ok(k) = std::str::from_utf8(k) {
+                            cache.invalidate(k)
+                        }
+                    }
                     Value::SimpleString(k) => cache.invalidate(k),
                     _ => return Some("unreadable"),
                 }
