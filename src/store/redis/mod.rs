@@ -11,6 +11,7 @@
 //! themselves when Redis comes back. Every command is bounded by
 //! `store.command_timeout_ms`.
 
+mod dump;
 mod errors;
 mod keys;
 mod scripts;
@@ -28,8 +29,8 @@ use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, RedisResult, Value};
 use serde::de::DeserializeOwned;
 
 use super::{
-    CardRecordWrite, Cas, Claim, Expiry, HistoryPage, Index, RecordRead, Store, StoreError,
-    Versioned,
+    CardRecordWrite, Cas, Claim, DumpPage, Expiry, HistoryPage, Index, RecordRead, Store,
+    StoreError, Versioned,
 };
 use crate::domain::{Card, CardNumber, Contact, ContactCode, HistoryEntry};
 pub use keys::Keys;
@@ -390,6 +391,28 @@ impl Store for RedisStore {
             created.extend(try_join_all(futures).await?);
         }
         Ok(created)
+    }
+
+    async fn dump_page(&self, cursor: Option<&str>, count: usize) -> Result<DumpPage, StoreError> {
+        self.dump(cursor, count).await
+    }
+
+    async fn restore_card(
+        &self,
+        card: &Card,
+        history: &[HistoryEntry],
+    ) -> Result<bool, StoreError> {
+        self.restore_one_card(card, history).await
+    }
+
+    async fn restore_record(
+        &self,
+        number: &CardNumber,
+        key: &str,
+        value: &str,
+        ttl_ms: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        self.restore_one_record(number, key, value, ttl_ms).await
     }
 
     async fn update_card(
