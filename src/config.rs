@@ -20,6 +20,25 @@ pub struct Settings {
     pub log: LogSettings,
     pub demo: DemoSettings,
     pub bonus: BonusSettings,
+    pub bulk: BulkSettings,
+}
+
+/// Data loading, export and import (API.md §8).
+#[derive(Debug, Clone, Deserialize)]
+pub struct BulkSettings {
+    /// A streamed line longer than this is rejected, and skipped without
+    /// being held in memory.
+    pub max_line_bytes: usize,
+    /// Rejected lines listed in an answer; `Rejected` counts them all.
+    pub max_listed_rejections: usize,
+    /// Cards written to the store per batch.
+    pub card_batch: usize,
+    /// Contact lines (and import records) in flight at once.
+    pub parallelism: usize,
+    /// Records per store page of an export.
+    pub export_page: usize,
+    /// How often a long load or export logs its progress.
+    pub progress_interval_secs: u64,
 }
 
 /// Purchase rules (API.md §7). Percentages may have up to two decimals

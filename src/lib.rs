@@ -4,6 +4,7 @@
 //! Layers (dependencies point down): `api` → `engine` → `store` → `domain`.
 
 pub mod api;
+pub mod bulk;
 pub mod config;
 pub mod demo;
 pub mod domain;

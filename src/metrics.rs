@@ -33,6 +33,10 @@ pub const STORE_ERRORS: &str = "loyalty_store_errors_total";
 /// `/ready`), else 0: what "not ready" looks like to Prometheus.
 pub const STORE_UP: &str = "loyalty_store_up";
 pub const CARDS_LOADED: &str = "loyalty_cards_loaded_total";
+/// Lines of bulk loads, imports and exports, by `kind` (cards, contacts,
+/// import, export) and `outcome` (created, updated, existing, rejected,
+/// exported).
+pub const BULK_LINES: &str = "loyalty_bulk_lines_total";
 /// In hundredths of a bonus point: counters are integers and amounts are exact.
 pub const BONUS_AMOUNT: &str = "loyalty_bonus_amount_hundredths_total";
 
@@ -156,6 +160,12 @@ pub fn store_up(up: bool) {
 
 pub fn cards_loaded(outcome: &'static str, n: u64) {
     counter!(CARDS_LOADED, "outcome" => outcome).increment(n);
+}
+
+pub fn bulk_lines(kind: &'static str, outcome: &'static str, n: u64) {
+    if n > 0 {
+        counter!(BULK_LINES, "kind" => kind, "outcome" => outcome).increment(n);
+    }
 }
 
 /// `operation`: accrual, write_off, accrual_reversed, write_off_returned,
