@@ -2,6 +2,7 @@
 //! format with its export and import (API.md §8). Shared by the HTTP
 //! handlers and the `loyalty export` / `loyalty import` commands.
 
+pub mod cli;
 pub mod export;
 pub mod format;
 pub mod import;
