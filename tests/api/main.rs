@@ -13,6 +13,7 @@ mod balance;
 mod bindto;
 mod block;
 mod bulk;
+mod bulk_cli;
 mod bulk_transfer;
 mod concurrency;
 mod contacts;
