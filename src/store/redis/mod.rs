@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::future::try_join_all;
+use futures_util::{StreamExt, TryStreamExt};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
@@ -384,13 +385,14 @@ impl Store for RedisStore {
 
     async fn insert_cards(&self, cards: &[Card]) -> Result<Vec<bool>, StoreError> {
         // Each card is its own script (cards live in different slots); run
-        // concurrently, they share the pipelined connections.
-        let mut created = Vec::with_capacity(cards.len());
-        for chunk in cards.chunks(INSERT_CONCURRENCY) {
-            let futures: Vec<_> = chunk.iter().map(|card| self.insert_card(card)).collect();
-            created.extend(try_join_all(futures).await?);
-        }
-        Ok(created)
+        // concurrently, they share the pipelined connections. A window that
+        // slides (rather than chunks waited for in turn) keeps the pipeline
+        // full.
+        let inserts: Vec<_> = cards.iter().map(|card| self.insert_card(card)).collect();
+        futures_util::stream::iter(inserts)
+            .buffered(INSERT_CONCURRENCY)
+            .try_collect()
+            .await
     }
 
     async fn dump_page(&self, cursor: Option<&str>, count: usize) -> Result<DumpPage, StoreError> {
