@@ -170,8 +170,40 @@ impl RedisStore {
     /// Reads the records behind the keys a scan found; a key gone meanwhile
     /// is left out.
     async fn fetch(&self, phase: usize, keys: Vec<String>) -> Result<Vec<DumpItem>, StoreError> {
+        // On one node a page of cards is one script call: one command
+        // instead of hundreds (a cluster would refuse keys of many slots).
+        if PHASES[phase] == "cards" && !self.is_cluster() && keys.len() > 1 {
+            return self.fetch_cards(&keys).await;
+        }
         let reads = keys.iter().map(|key| self.fetch_one(phase, key));
         Ok(try_join_all(reads).await?.into_iter().flatten().collect())
+    }
+
+    async fn fetch_cards(&self, keys: &[String]) -> Result<Vec<DumpItem>, StoreError> {
+        let mut ids = Vec::with_capacity(keys.len());
+        let mut names = Vec::with_capacity(keys.len() * 2);
+        for key in keys {
+            if let Some((id, "")) = tag(key) {
+                ids.push(id);
+                names.push(key.clone());
+                names.push(self.keys.history(id));
+            }
+        }
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let reply = self.script(&self.scripts.dump_cards, &refs, &[]).await?;
+        let Value::Array(cards) = reply else {
+            return Err(errors::corrupt("", "unexpected dump_cards reply"));
+        };
+        let mut items = Vec::with_capacity(cards.len());
+        for (card, id) in cards.iter().zip(ids) {
+            let Value::Array(parts) = card else {
+                return Err(errors::corrupt(id, "unexpected dump_cards reply"));
+            };
+            if let Some(item) = card_item(&self.keys.card(id), &self.keys.history(id), parts)? {
+                items.push(item);
+            }
+        }
+        Ok(items)
     }
 
     async fn fetch_one(&self, phase: usize, key: &str) -> Result<Option<DumpItem>, StoreError> {
@@ -190,15 +222,7 @@ impl RedisStore {
                 let Value::Array(parts) = reply else {
                     return Err(errors::corrupt(key, "unexpected dump_card reply"));
                 };
-                let Some((card, entries)) = parts.split_first() else {
-                    return Ok(None);
-                };
-                let card: Card = decode(key, card)?;
-                let history = entries
-                    .iter()
-                    .map(|e| decode::<HistoryEntry>(&history, e))
-                    .collect::<Result<_, _>>()?;
-                Ok(Some(DumpItem::Card { card, history }))
+                card_item(key, &history, &parts)
             }
             "records" => {
                 let Some(record) = rest.strip_prefix(":rec:") else {
@@ -290,6 +314,19 @@ impl RedisStore {
             .await?;
         super::flag(&record_key, &reply)
     }
+}
+
+/// A card from its JSON and history entries as a dump script returns them.
+fn card_item(key: &str, history: &str, parts: &[Value]) -> Result<Option<DumpItem>, StoreError> {
+    let Some((card, entries)) = parts.split_first() else {
+        return Ok(None);
+    };
+    let card: Card = decode(key, card)?;
+    let history = entries
+        .iter()
+        .map(|e| decode::<HistoryEntry>(history, e))
+        .collect::<Result<_, _>>()?;
+    Ok(Some(DumpItem::Card { card, history }))
 }
 
 fn decode<T: serde::de::DeserializeOwned>(key: &str, v: &Value) -> Result<T, StoreError> {

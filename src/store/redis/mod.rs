@@ -180,6 +180,10 @@ impl RedisStore {
         })
     }
 
+    fn is_cluster(&self) -> bool {
+        matches!(self.conns.first(), Some(Conn::Cluster(_)))
+    }
+
     fn conn(&self) -> Conn {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
         self.conns[i].clone()

@@ -59,6 +59,7 @@ pub struct Scripts {
     pub restore_card: Lua,
     pub restore_record: Lua,
     pub dump_card: Lua,
+    pub dump_cards: Lua,
     pub dump_record: Lua,
 }
 
@@ -80,6 +81,7 @@ impl Scripts {
             restore_card: Lua::new("restore_card", include_str!("lua/restore_card.lua")),
             restore_record: Lua::new("restore_record", include_str!("lua/restore_record.lua")),
             dump_card: Lua::new("dump_card", include_str!("lua/dump_card.lua")),
+            dump_cards: Lua::new("dump_cards", include_str!("lua/dump_cards.lua")),
             dump_record: Lua::new("dump_record", include_str!("lua/dump_record.lua")),
         }
     }
