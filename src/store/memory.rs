@@ -217,8 +217,9 @@ impl Store for MemoryStore {
         let mut after = after.to_owned();
         let mut items = Vec::new();
         let count = count.max(1);
-        // Empty phases are skipped within one call: a page has items unless
-        // the dump is over.
+        // A phase that ends within a call hands over to the next one at
+        // once. (A page of the records phase can still be empty: it covers
+        // `count` cards, whether they hold records or not.)
         loop {
             match self.dump_phase(phase, &after, count, &mut items) {
                 Some(last) => {
