@@ -14,6 +14,11 @@ use crate::domain::{Card, CardNumber, Contact, HistoryEntry};
 use crate::store::dump::{cursor, split_cursor, PHASES};
 use crate::store::{DumpItem, DumpPage, Index, StoreError};
 
+/// Keys a SCAN step examines, per record of a page: most phases match few
+/// of the keys they pass (the contacts among all the cards), and each step
+/// is a round trip. The keys found are then read a page at a time.
+const SCAN_WIDTH: usize = 8;
+
 /// Escapes the glob characters of SCAN's MATCH.
 fn glob_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -139,7 +144,7 @@ impl RedisStore {
                 return Ok((nodes.len(), 0, Vec::new()));
             };
             let (next, keys) = conn
-                .scan(node, scan_at, &pattern, kind, count.max(1))
+                .scan(node, scan_at, &pattern, kind, count.max(1) * SCAN_WIDTH)
                 .await?;
             Ok::<_, redis::RedisError>((nodes.len(), next, keys))
         };
@@ -154,7 +159,10 @@ impl RedisStore {
                 super::not_ready("the cluster's masters changed during the export".into()),
             ));
         }
-        let items = self.fetch(phase, keys).await?;
+        let mut items = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(count.max(1)) {
+            items.extend(self.fetch(phase, chunk).await?);
+        }
         let next = if next != 0 {
             Some(cursor(phase, &format!("{node_at}/{next}")))
         } else if node_at + 1 < nodes {
@@ -169,11 +177,11 @@ impl RedisStore {
 
     /// Reads the records behind the keys a scan found; a key gone meanwhile
     /// is left out.
-    async fn fetch(&self, phase: usize, keys: Vec<String>) -> Result<Vec<DumpItem>, StoreError> {
+    async fn fetch(&self, phase: usize, keys: &[String]) -> Result<Vec<DumpItem>, StoreError> {
         // On one node a page of cards is one script call: one command
         // instead of hundreds (a cluster would refuse keys of many slots).
         if PHASES[phase] == "cards" && !self.is_cluster() && keys.len() > 1 {
-            return self.fetch_cards(&keys).await;
+            return self.fetch_cards(keys).await;
         }
         let reads = keys.iter().map(|key| self.fetch_one(phase, key));
         Ok(try_join_all(reads).await?.into_iter().flatten().collect())
