@@ -1,9 +1,8 @@
 //! Import: dump lines into a store, creating only what is missing (an
-//! import never overwrites; docs/export.md). Records of one kind run
-//! concurrently, a bounded number at a time; a change of kind waits for the
-//! records before it, so a card's records always find the card written.
+//! import never overwrites; docs/export.md). Lines run concurrently, a
+//! bounded number at a time; card records wait for every line before them,
+//! so a card's records always find the card written.
 
-use std::mem::discriminant;
 use std::sync::Arc;
 
 use futures_util::future::try_join_all;
@@ -106,10 +105,13 @@ impl Importer {
                 self.end = Some(counts);
             }
             DumpLine::Item(item) => {
+                // Only a record waits for what came before it (its card);
+                // cards, contacts and index entries go together.
+                let is_record = |i: &DumpItem| matches!(i, DumpItem::Record { .. });
                 if self
                     .pending
                     .first()
-                    .is_some_and(|p| discriminant(p) != discriminant(&item))
+                    .is_some_and(|p| is_record(p) != is_record(&item))
                 {
                     self.flush().await?;
                 }

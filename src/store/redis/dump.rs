@@ -1,6 +1,7 @@
 //! Export and import on Redis. An export walks the key space with SCAN (on
-//! a cluster, every master in turn), once per kind of record, so that every
-//! card comes out before any card's record; each key found is read with its
+//! a cluster, every master in turn) twice: every hash (cards, contacts,
+//! index entries), then the cards' records, so that every card comes out
+//! before any card's record; each key found is read with its
 //! companions in one step (a card with its history, a record with its time
 //! left). SCAN guarantees every key present for the whole walk is returned
 //! (possibly twice); keys written meanwhile may or may not be (docs/redis.md).
@@ -12,6 +13,9 @@ use redis::{RedisResult, Value};
 use super::{errors, int, slot_masters, text, Conn, RedisStore};
 use crate::domain::{Card, CardNumber, Contact, HistoryEntry};
 use crate::store::dump::{cursor, split_cursor, PHASES};
+
+/// The phase of the cards' records; every other record is read in phase 0.
+const RECORDS: usize = 1;
 use crate::store::{DumpItem, DumpPage, Index, StoreError};
 
 /// Keys a SCAN step examines, per record of a page: most phases match few
@@ -108,17 +112,30 @@ impl Conn {
 }
 
 impl RedisStore {
-    /// MATCH pattern and TYPE of the keys of a dump phase.
+    /// MATCH pattern and TYPE of the keys of a dump phase. Redis walks
+    /// twice, not once per kind (each walk passes every key, which was most
+    /// of an export's Redis time): every hash first — cards, contacts and
+    /// index entries, told apart by their key — then the cards' records.
     fn phase_keys(&self, phase: usize) -> (String, &'static str) {
         let p = glob_escape(self.keys.prefix());
-        match PHASES[phase] {
-            "cards" => (format!("{p}:card:*"), "hash"),
-            "records" => (format!("{p}:card:*:rec:*"), "string"),
-            "contacts" => (format!("{p}:contact:*"), "hash"),
-            "mobile" => (format!("{p}:mobile:*"), "hash"),
-            "contact-card" => (format!("{p}:contact-card:*"), "hash"),
-            _ => (format!("{p}:purchase:*"), "hash"),
+        if phase == RECORDS {
+            (format!("{p}:card:*:rec:*"), "string")
+        } else {
+            (format!("{p}:*"), "hash")
         }
+    }
+
+    /// The dump phase (its index in `PHASES`) whose reader a hash key
+    /// needs, by the kind its key names.
+    fn kind_of(&self, key: &str) -> Option<usize> {
+        let rest = key.strip_prefix(self.keys.prefix())?.strip_prefix(':')?;
+        let (kind, _) = rest.split_once(":{")?;
+        let name = match kind {
+            "card" => "cards",
+            "contact" => "contacts",
+            other => other,
+        };
+        PHASES.iter().position(|p| *p == name && *p != "records")
     }
 
     pub(super) async fn dump(
@@ -127,7 +144,9 @@ impl RedisStore {
         count: usize,
     ) -> Result<DumpPage, StoreError> {
         let bad_cursor = || errors::corrupt("", format!("bad dump cursor {at:?}"));
-        let (phase, position) = split_cursor(at).ok_or_else(bad_cursor)?;
+        let (phase, position) = split_cursor(at)
+            .filter(|(phase, _)| *phase <= RECORDS)
+            .ok_or_else(bad_cursor)?;
         let (node_at, scan_at) = match position.split_once('/') {
             None if position.is_empty() => (0, 0),
             Some((n, c)) => (
@@ -167,8 +186,8 @@ impl RedisStore {
             Some(cursor(phase, &format!("{node_at}/{next}")))
         } else if node_at + 1 < nodes {
             Some(cursor(phase, &format!("{}/0", node_at + 1)))
-        } else if phase + 1 < PHASES.len() {
-            Some(cursor(phase + 1, ""))
+        } else if phase < RECORDS {
+            Some(cursor(RECORDS, ""))
         } else {
             None
         };
@@ -178,13 +197,30 @@ impl RedisStore {
     /// Reads the records behind the keys a scan found; a key gone meanwhile
     /// is left out.
     async fn fetch(&self, phase: usize, keys: &[String]) -> Result<Vec<DumpItem>, StoreError> {
+        if phase == RECORDS {
+            let reads = keys.iter().map(|key| self.fetch_one(phase, key));
+            return Ok(try_join_all(reads).await?.into_iter().flatten().collect());
+        }
+        let mut cards = Vec::new();
+        let mut others = Vec::new();
+        for key in keys {
+            match self.kind_of(key) {
+                Some(0) => cards.push(key.clone()),
+                Some(kind) => others.push((kind, key.as_str())),
+                None => {}
+            }
+        }
         // On one node a page of cards is one script call: one command
         // instead of hundreds (a cluster would refuse keys of many slots).
-        if PHASES[phase] == "cards" && !self.is_cluster() && keys.len() > 1 {
-            return self.fetch_cards(keys).await;
-        }
-        let reads = keys.iter().map(|key| self.fetch_one(phase, key));
-        Ok(try_join_all(reads).await?.into_iter().flatten().collect())
+        let mut items = if !self.is_cluster() && cards.len() > 1 {
+            self.fetch_cards(&cards).await?
+        } else {
+            let reads = cards.iter().map(|key| self.fetch_one(0, key));
+            try_join_all(reads).await?.into_iter().flatten().collect()
+        };
+        let reads = others.iter().map(|(kind, key)| self.fetch_one(*kind, key));
+        items.extend(try_join_all(reads).await?.into_iter().flatten());
+        Ok(items)
     }
 
     async fn fetch_cards(&self, keys: &[String]) -> Result<Vec<DumpItem>, StoreError> {
