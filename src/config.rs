@@ -23,6 +23,7 @@ pub struct Settings {
     pub events: EventsSettings,
     pub archive: ArchiveSettings,
     pub history: HistorySettings,
+    pub bulk: BulkSettings,
 }
 
 /// How much of a card's history Redis keeps (docs/adr/0009).
@@ -82,6 +83,24 @@ pub struct EventsSettings {
     /// Events each stream keeps while no one has consumed them (Redis: one
     /// stream per cluster slot, trimmed approximately); 0: no events.
     pub stream_max_len: u64,
+}
+
+/// Data loading, export and import (API.md §8).
+#[derive(Debug, Clone, Deserialize)]
+pub struct BulkSettings {
+    /// A streamed line longer than this is rejected, and skipped without
+    /// being held in memory.
+    pub max_line_bytes: usize,
+    /// Rejected lines listed in an answer; `Rejected` counts them all.
+    pub max_listed_rejections: usize,
+    /// Cards written to the store per batch.
+    pub card_batch: usize,
+    /// Contact lines (and import records) in flight at once.
+    pub parallelism: usize,
+    /// Records per store page of an export.
+    pub export_page: usize,
+    /// How often a long load or export logs its progress.
+    pub progress_interval_secs: u64,
 }
 
 /// Purchase rules (API.md §7). Percentages may have up to two decimals

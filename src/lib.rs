@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod archive;
+pub mod bulk;
 pub mod config;
 pub mod demo;
 pub mod domain;

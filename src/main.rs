@@ -1,9 +1,11 @@
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use loyalty::store::Store;
 use loyalty::{config::Settings, telemetry, Application};
 
 // Every request allocates many small, short-lived objects (JSON, labels,
@@ -33,6 +35,19 @@ enum Cmd {
     HashPassword,
     /// Print a new till token (a 256-bit random secret, shown once) and the
     /// users-file entry that accepts it (only its SHA-256 is stored).
+    /// Write an NDJSON dump of the configured Redis store (docs/export.md).
+    Export {
+        /// The dump file (standard output when absent).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Load a dump into the configured Redis store: an empty one, unless
+    /// --merge (then only what is missing is created).
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        merge: bool,
+    },
     IssueTillToken {
         /// The till's login in the printed entry.
         #[arg(long, default_value = "till-0001")]
@@ -53,6 +68,12 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Serve => serve(cli.config),
         Cmd::Archive => archive(cli.config),
+        Cmd::Export { out } => transfer(cli.config, |store, settings| async move {
+            loyalty::bulk::cli::export(store, &settings, out.as_deref()).await
+        }),
+        Cmd::Import { file, merge } => transfer(cli.config, |store, settings| async move {
+            loyalty::bulk::cli::import(store, &settings, &file, merge).await
+        }),
     }
 }
 
@@ -83,6 +104,21 @@ fn issue_till_token(login: &str, role: &str) {
     println!("{token}");
     println!("# The users-file entry (only the SHA-256 is stored):");
     println!("[[users]]\nlogin = {login:?}\nrole = {role:?}\ntoken_sha256 = \"{sha256}\"");
+}
+
+/// Runs an export or import against the configured store, without HTTP.
+fn transfer<F, Fut>(config: Vec<PathBuf>, run: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Arc<dyn Store>, Settings) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let settings = Settings::load(&config).context("loading the configuration")?;
+    // Standard output may carry the dump.
+    telemetry::init_to_stderr(&settings.log);
+    actix_rt::System::new().block_on(async move {
+        let store = loyalty::startup::connect_store(&settings).await?;
+        run(store, settings).await
+    })
 }
 
 fn serve(config: Vec<PathBuf>) -> anyhow::Result<()> {

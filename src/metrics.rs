@@ -45,6 +45,10 @@ pub const CACHE_BYTES: &str = "loyalty_cache_bytes";
 /// 1 while the cache serves (invalidations flowing from every node), else 0.
 pub const CACHE_SERVING: &str = "loyalty_cache_serving";
 pub const CARDS_LOADED: &str = "loyalty_cards_loaded_total";
+/// Lines of bulk loads, imports and exports, by `kind` (cards, contacts,
+/// import, export) and `outcome` (created, updated, existing, rejected,
+/// exported).
+pub const BULK_LINES: &str = "loyalty_bulk_lines_total";
 /// In hundredths of a bonus point: counters are integers and amounts are exact.
 pub const BONUS_AMOUNT: &str = "loyalty_bonus_amount_hundredths_total";
 
@@ -197,6 +201,12 @@ pub fn cache_serving(serving: bool) {
 
 pub fn cards_loaded(outcome: &'static str, n: u64) {
     counter!(CARDS_LOADED, "outcome" => outcome).increment(n);
+}
+
+pub fn bulk_lines(kind: &'static str, outcome: &'static str, n: u64) {
+    if n > 0 {
+        counter!(BULK_LINES, "kind" => kind, "outcome" => outcome).increment(n);
+    }
 }
 
 /// `operation`: accrual, write_off, accrual_reversed, write_off_returned,

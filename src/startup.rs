@@ -310,6 +310,33 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     Ok(Arc::new(Instrumented(inner)))
 }
 
+/// The configured store for the command line (`loyalty export`/`import`):
+/// Redis only — the embedded store lives inside a server process — and
+/// connected now, or an error.
+pub async fn connect_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    let store = &settings.store;
+    if store.backend != "redis" {
+        bail!(
+            "store.backend = {:?}: the command line reaches Redis only (the embedded store lives inside the server; use GET /api/admin/export and POST /api/admin/import)",
+            store.backend
+        );
+    }
+    let redis = RedisSettings {
+        urls: store.url.clone(),
+        key_prefix: store.key_prefix.clone(),
+        pool_size: store.pool_size,
+        connect_timeout: Duration::from_millis(store.connect_timeout_ms),
+        command_timeout: Duration::from_millis(store.command_timeout_ms),
+        // A dump and a restore read and write each record once.
+        cache_capacity: 0,
+        cache_segments: 1,
+    };
+    let connected = RedisStore::connect(redis)
+        .await
+        .with_context(|| "connecting to Redis (store.url)".to_owned())?;
+    Ok(Arc::new(connected))
+}
+
 /// What a users-file reload refuses: users marked `demo = true` on a public
 /// bind (plain or HTTPS) unless allowed. The full check of what the hashes
 /// verify (`demo_guard`) runs at start only: it costs argon2 per user.

@@ -18,3 +18,19 @@ pub fn init(settings: &LogSettings) {
         builder.try_init()
     };
 }
+
+/// For commands whose standard output is data (`loyalty export`): the log
+/// goes to standard error.
+pub fn init_to_stderr(settings: &LogSettings) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr);
+    let _ = if settings.format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}

@@ -31,6 +31,7 @@ pub fn status_of(key: ErrorKey) -> StatusCode {
         | CardNumberBindToAnotherContact
         | ContactBindToAnotherCardNumber
         | IdempotencyConflict
+        | StoreNotEmpty
         | InsufficientBonuses
         | MobileNumberBelongsToAnotherContact => StatusCode::CONFLICT,
         PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -62,6 +63,7 @@ pub fn meaning(key: ErrorKey) -> &'static str {
         InsufficientBonuses => "more bonuses to write off than allowed (balance, share of the purchase)",
         PurchaseNotFound => "no purchase with that PurchaseId (or its records have expired)",
         IdempotencyConflict => "the PurchaseId/RefundId/OperationId was used with another request or another card",
+        StoreNotEmpty => "an import into a store that holds data (without ?merge=true)",
         Unauthorized => "missing or wrong credentials (HTTP Basic)",
         Forbidden => "the role may not call this method",
         RateLimited => "too many failed logins for this login; retry after Retry-After seconds",

@@ -1,6 +1,7 @@
 //! Contacts: create-or-update and read (API.md §8).
 
 use super::error::ApiError;
+use super::params::Params;
 use super::views::{self, Fields};
 use super::Ctx;
 use crate::domain::contact::{parse_date, parse_text};
@@ -15,36 +16,41 @@ fn generate_code() -> ContactCode {
     ContactCode::from_trusted(format!("C{ms:011X}{:012X}", tail & 0xFFFF_FFFF_FFFF))
 }
 
-fn text_field(ctx: &Ctx<'_>, name: &str) -> Result<Option<String>, ApiError> {
-    ctx.params
+fn text_field(params: &Params, name: &str) -> Result<Option<String>, ApiError> {
+    params
         .string(name)?
         .map(|v| parse_text(name, &v).map_err(ApiError::from))
         .transpose()
 }
 
-pub async fn upsert(ctx: &Ctx<'_>) -> Result<Fields, ApiError> {
-    let code = match ctx.params.text("Code")? {
+/// The contact a create-or-update names (its code, generated when absent)
+/// and the fields it sets; shared with the bulk load.
+pub(super) fn contact_input(params: &Params) -> Result<(ContactCode, ContactPatch), ApiError> {
+    let code = match params.text("Code")? {
         Some(raw) => ContactCode::parse(&raw)?,
         None => generate_code(),
     };
-    let mobile = ctx
-        .params
+    let mobile = params
         .text("MobileNumber")?
         .map(|m| MobileNumber::parse(&m))
         .transpose()?;
-    let birth_date = ctx
-        .params
+    let birth_date = params
         .string("BirthDate")?
         .map(|d| parse_date("BirthDate", &d))
         .transpose()?;
     let patch = ContactPatch {
-        name: text_field(ctx, "Name")?,
+        name: text_field(params, "Name")?,
         mobile,
-        email: text_field(ctx, "Email")?,
+        email: text_field(params, "Email")?,
         birth_date,
-        gender: text_field(ctx, "Gender")?,
-        city: text_field(ctx, "City")?,
+        gender: text_field(params, "Gender")?,
+        city: text_field(params, "City")?,
     };
+    Ok((code, patch))
+}
+
+pub async fn upsert(ctx: &Ctx<'_>) -> Result<Fields, ApiError> {
+    let (code, patch) = contact_input(&ctx.params)?;
     let reply = ctx
         .state
         .engine

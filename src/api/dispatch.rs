@@ -154,20 +154,42 @@ async fn handle(
         );
     }
 
-    let limit = if route.id == RouteId::AdminCards {
-        state.settings.http.admin_max_body_bytes
-    } else {
-        state.settings.http.max_body_bytes
-    };
+    if admin::reads_own_body(route.id) {
+        let params = match Params::from_query(req.query_string()) {
+            Ok(p) => p,
+            Err(e) => return with_login(render(state, Err(e)), &actor.login),
+        };
+        let login = actor.login.clone();
+        let ctx = Ctx {
+            state,
+            actor,
+            params,
+            captures,
+        };
+        let outcome = match admin::handle(&ctx, route.id, req, payload).await {
+            Ok(admin::Answer::Fields(fields)) => render(state, Ok(fields)),
+            Ok(admin::Answer::Stream(response)) => Outcome {
+                response,
+                login: None,
+                error: None,
+                request_body: None,
+                response_body: None,
+                auth_failure: None,
+            },
+            Err(e) => render(state, Err(e)),
+        };
+        return with_login(outcome, &login);
+    }
+
     let body = if req.method() == HttpMethod::POST {
-        match read_body(req, payload, limit).await {
+        match read_body(req, payload, state.settings.http.max_body_bytes).await {
             Ok(b) => Some(b),
             Err(e) => return with_login(render(state, Err(e)), &actor.login),
         }
     } else {
         None
     };
-    let params = match params_of(req, body.as_deref(), route.id) {
+    let params = match params_of(req, body.as_deref()) {
         Ok(p) => p,
         Err(e) => return with_login(render(state, Err(e)), &actor.login),
     };
@@ -190,14 +212,20 @@ async fn handle(
         RouteId::History => card::history(&ctx).await,
         RouteId::ContactUpsert => contact::upsert(&ctx).await,
         RouteId::ContactGet => contact::get(&ctx).await,
-        RouteId::AdminCards => admin::load_cards(&ctx, body.as_deref().unwrap_or_default()).await,
         RouteId::Calculate => purchase::calculate(&ctx).await,
         RouteId::Confirm => purchase::confirm(&ctx).await,
         RouteId::Cancel => purchase::cancel(&ctx).await,
         RouteId::Refund => purchase::refund(&ctx).await,
         RouteId::ManualBonus => purchase::manual_bonus(&ctx).await,
         RouteId::Transactions => purchase::transactions(&ctx).await,
-        RouteId::Health | RouteId::Ready | RouteId::Metrics | RouteId::OpenApi => ops::health(),
+        RouteId::Health
+        | RouteId::Ready
+        | RouteId::Metrics
+        | RouteId::OpenApi
+        | RouteId::AdminCards
+        | RouteId::AdminContacts
+        | RouteId::AdminExport
+        | RouteId::AdminImport => ops::health(),
     };
     let mut outcome = with_login(render(state, result), &login);
     outcome.request_body = body;
@@ -277,11 +305,9 @@ fn forwarded_for(req: &HttpRequest) -> String {
         )
 }
 
-fn params_of(req: &HttpRequest, body: Option<&[u8]>, route: RouteId) -> Result<Params, ApiError> {
+fn params_of(req: &HttpRequest, body: Option<&[u8]>) -> Result<Params, ApiError> {
     let query = Params::from_query(req.query_string())?;
     match body {
-        // The admin loader parses its own (array) body.
-        Some(_) if route == RouteId::AdminCards => Ok(query),
         Some(body) => Ok(Params::from_json(body)?.merge(query)),
         None => Ok(query),
     }
@@ -293,7 +319,7 @@ fn with_login(mut outcome: Outcome, login: &str) -> Outcome {
 }
 
 /// Reads at most `limit` bytes; more is 413 without reading the rest.
-async fn read_body(
+pub(super) async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,

@@ -116,6 +116,29 @@ impl Params {
         }
     }
 
+    /// A yes/no parameter: `true`/`false`, or `1`/`0` as a number or text;
+    /// absent is no.
+    pub fn flag(&self, name: &str) -> Result<bool, ApiError> {
+        match self.raw(name) {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(Value::Number(n)) if n.as_u64() == Some(1) => Ok(true),
+            Some(Value::Number(n)) if n.as_u64() == Some(0) => Ok(false),
+            Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" => Ok(true),
+                "false" | "0" | "" => Ok(false),
+                _ => Err(ApiError::new(
+                    ErrorKey::InvalidParameter,
+                    format!("the parameter {name} must be true or false"),
+                )),
+            },
+            Some(_) => Err(ApiError::new(
+                ErrorKey::InvalidParameter,
+                format!("the parameter {name} must be true or false"),
+            )),
+        }
+    }
+
     /// A free-text parameter: strings only (an empty string clears a field).
     pub fn string(&self, name: &str) -> Result<Option<String>, ApiError> {
         match self.raw(name) {

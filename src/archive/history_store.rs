@@ -11,7 +11,8 @@ use async_trait::async_trait;
 use super::postgres::Archive;
 use crate::domain::{Card, CardNumber, Contact, ContactCode, HistoryEntry};
 use crate::store::{
-    CardRecordWrite, Cas, Claim, HistoryPage, Index, RecordRead, Store, StoreError, Versioned,
+    CardLoad, CardRecordWrite, Cas, Claim, DumpPage, HistoryPage, Index, RecordRead, Store,
+    StoreError, Versioned,
 };
 
 pub struct WithArchive {
@@ -112,6 +113,50 @@ impl Store for WithArchive {
 
     async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError> {
         self.inner.get_card(number).await
+    }
+
+    async fn get_card_cached(
+        &self,
+        number: &CardNumber,
+    ) -> Result<Option<Versioned<Card>>, StoreError> {
+        self.inner.get_card_cached(number).await
+    }
+
+    async fn get_contact_cached(
+        &self,
+        code: &ContactCode,
+    ) -> Result<Option<Versioned<Contact>>, StoreError> {
+        self.inner.get_contact_cached(code).await
+    }
+
+    async fn index_get_cached(&self, index: Index, key: &str) -> Result<Option<Claim>, StoreError> {
+        self.inner.index_get_cached(index, key).await
+    }
+
+    async fn load_cards(&self, cards: &[Card]) -> Result<Vec<CardLoad>, StoreError> {
+        self.inner.load_cards(cards).await
+    }
+
+    async fn dump_page(&self, cursor: Option<&str>, count: usize) -> Result<DumpPage, StoreError> {
+        self.inner.dump_page(cursor, count).await
+    }
+
+    async fn restore_card(
+        &self,
+        card: &Card,
+        history: &[HistoryEntry],
+    ) -> Result<bool, StoreError> {
+        self.inner.restore_card(card, history).await
+    }
+
+    async fn restore_record(
+        &self,
+        number: &CardNumber,
+        key: &str,
+        value: &str,
+        ttl_ms: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        self.inner.restore_record(number, key, value, ttl_ms).await
     }
 
     async fn insert_cards(&self, cards: &[Card]) -> Result<Vec<bool>, StoreError> {

@@ -24,6 +24,8 @@ pub enum ErrorKey {
     InsufficientBonuses,
     PurchaseNotFound,
     IdempotencyConflict,
+    /// An import into a store that holds data, without `merge`.
+    StoreNotEmpty,
     Unauthorized,
     Forbidden,
     RateLimited,
@@ -44,7 +46,7 @@ pub enum ErrorKey {
 }
 
 impl ErrorKey {
-    pub const ALL: [ErrorKey; 32] = [
+    pub const ALL: [ErrorKey; 33] = [
         ErrorKey::RequiredParameterNotSpecified,
         ErrorKey::InvalidCardNumber,
         ErrorKey::InvalidMobileNumber,
@@ -63,6 +65,7 @@ impl ErrorKey {
         ErrorKey::InsufficientBonuses,
         ErrorKey::PurchaseNotFound,
         ErrorKey::IdempotencyConflict,
+        ErrorKey::StoreNotEmpty,
         ErrorKey::Unauthorized,
         ErrorKey::Forbidden,
         ErrorKey::RateLimited,
@@ -99,6 +102,7 @@ impl ErrorKey {
             ErrorKey::InsufficientBonuses => "InsufficientBonuses",
             ErrorKey::PurchaseNotFound => "PurchaseNotFound",
             ErrorKey::IdempotencyConflict => "IdempotencyConflict",
+            ErrorKey::StoreNotEmpty => "StoreNotEmpty",
             ErrorKey::Unauthorized => "Unauthorized",
             ErrorKey::Forbidden => "Forbidden",
             ErrorKey::RateLimited => "RateLimited",

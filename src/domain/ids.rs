@@ -28,6 +28,14 @@ impl CardNumber {
     }
 }
 
+/// Ordered maps keyed by card number are searched by its text (the derived
+/// order is the text's, so the two agree).
+impl std::borrow::Borrow<str> for CardNumber {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl fmt::Display for CardNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -131,6 +139,12 @@ impl fmt::Display for MobileNumber {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct ContactCode(String);
+
+impl std::borrow::Borrow<str> for ContactCode {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
 
 impl ContactCode {
     pub fn parse(raw: &str) -> Result<ContactCode, RuleError> {

@@ -27,7 +27,7 @@ pub use purchases::{
 
 use crate::domain::{Card, CardNumber, Contact, ContactCode, ErrorKey, MobileNumber, RuleError};
 use crate::metrics as m;
-use crate::store::{Index, Store, Versioned};
+use crate::store::{CardLoad, Index, Store, Versioned};
 use shard::{Execute, Shard, Turn, Turns};
 
 #[derive(Debug, Clone)]
@@ -219,6 +219,19 @@ impl Engine {
     /// card that does not exist yet cannot race a command on it.
     pub async fn insert_cards(&self, cards: &[Card]) -> Result<Vec<bool>, EngineError> {
         Ok(self.ops.store.insert_cards(cards).await?)
+    }
+
+    /// Bulk load (API.md §8): creates missing cards, and an existing card
+    /// still New takes the given category and type — a conditional write,
+    /// so a command that moves the card on meanwhile wins.
+    pub async fn load_cards(&self, cards: &[Card]) -> Result<Vec<CardLoad>, EngineError> {
+        Ok(self.ops.store.load_cards(cards).await?)
+    }
+
+    /// The store itself, for export and import (which read and write
+    /// records as stored, outside any card's turn: docs/export.md).
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.ops.store.clone()
     }
 
     /// The card a purchase was confirmed on.

@@ -13,7 +13,8 @@ use async_trait::async_trait;
 
 use crate::domain::{Card, CardNumber, Contact, ContactCode, HistoryEntry};
 use crate::store::{
-    CardRecordWrite, Cas, Claim, HistoryPage, Index, RecordRead, Store, StoreError, Versioned,
+    CardLoad, CardRecordWrite, Cas, Claim, DumpPage, HistoryPage, Index, RecordRead, Store,
+    StoreError, Versioned,
 };
 
 #[derive(Default)]
@@ -90,6 +91,34 @@ impl Store for DeferredStore {
 
     async fn insert_cards(&self, cards: &[Card]) -> Result<Vec<bool>, StoreError> {
         self.store()?.insert_cards(cards).await
+    }
+
+    async fn load_cards(&self, cards: &[Card]) -> Result<Vec<CardLoad>, StoreError> {
+        self.store()?.load_cards(cards).await
+    }
+
+    async fn dump_page(&self, cursor: Option<&str>, count: usize) -> Result<DumpPage, StoreError> {
+        self.store()?.dump_page(cursor, count).await
+    }
+
+    async fn restore_card(
+        &self,
+        card: &Card,
+        history: &[HistoryEntry],
+    ) -> Result<bool, StoreError> {
+        self.store()?.restore_card(card, history).await
+    }
+
+    async fn restore_record(
+        &self,
+        number: &CardNumber,
+        key: &str,
+        value: &str,
+        ttl_ms: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        self.store()?
+            .restore_record(number, key, value, ttl_ms)
+            .await
     }
 
     async fn update_card(

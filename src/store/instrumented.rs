@@ -8,7 +8,8 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use super::{
-    CardRecordWrite, Cas, Claim, HistoryPage, Index, RecordRead, Store, StoreError, Versioned,
+    CardLoad, CardRecordWrite, Cas, Claim, DumpPage, HistoryPage, Index, RecordRead, Store,
+    StoreError, Versioned,
 };
 use crate::domain::{Card, CardNumber, Contact, ContactCode, HistoryEntry};
 use crate::metrics as m;
@@ -63,6 +64,36 @@ impl Store for Instrumented {
 
     async fn insert_cards(&self, cards: &[Card]) -> Result<Vec<bool>, StoreError> {
         timed("insert_cards", self.0.insert_cards(cards)).await
+    }
+
+    async fn load_cards(&self, cards: &[Card]) -> Result<Vec<CardLoad>, StoreError> {
+        timed("load_cards", self.0.load_cards(cards)).await
+    }
+
+    async fn dump_page(&self, cursor: Option<&str>, count: usize) -> Result<DumpPage, StoreError> {
+        timed("dump_page", self.0.dump_page(cursor, count)).await
+    }
+
+    async fn restore_card(
+        &self,
+        card: &Card,
+        history: &[HistoryEntry],
+    ) -> Result<bool, StoreError> {
+        timed("restore_card", self.0.restore_card(card, history)).await
+    }
+
+    async fn restore_record(
+        &self,
+        number: &CardNumber,
+        key: &str,
+        value: &str,
+        ttl_ms: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        timed(
+            "restore_record",
+            self.0.restore_record(number, key, value, ttl_ms),
+        )
+        .await
     }
 
     async fn update_card(

@@ -1,19 +1,24 @@
 //! The embedded store: everything in process memory, nothing survives a
 //! restart. Each write takes the lock of the one map it touches, which makes
-//! every conditional write of the trait atomic.
+//! every conditional write of the trait atomic. The maps are ordered so
+//! that an export can walk them page by page, resuming after the last key
+//! it saw, without holding a lock between pages.
 
-use std::collections::{HashMap, VecDeque};
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ops::Bound;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use parking_lot::RwLock;
 
+use super::dump::{cursor, split_cursor, PHASES};
 use super::events::{ChangeEvent, EventLog};
 use super::{
-    CardRecordWrite, Cas, Claim, Expiry, HistoryPage, Index, RecordRead, Store, StoreError,
-    Versioned,
+    CardLoad, CardRecordWrite, Cas, Claim, DumpItem, DumpPage, Expiry, HistoryPage, Index,
+    RecordRead, Store, StoreError, Versioned,
 };
-use crate::domain::{Card, CardNumber, Contact, ContactCode, HistoryEntry};
+use crate::domain::{Card, CardNumber, CardStatus, Contact, ContactCode, HistoryEntry};
 
 struct CardRecord {
     card: Card,
@@ -25,11 +30,11 @@ struct CardRecord {
 
 #[derive(Default)]
 pub struct MemoryStore {
-    cards: RwLock<HashMap<CardNumber, CardRecord>>,
-    contacts: RwLock<HashMap<ContactCode, Versioned<Option<Contact>>>>,
-    mobiles: RwLock<HashMap<String, Stamped>>,
-    contact_cards: RwLock<HashMap<String, Stamped>>,
-    purchases: RwLock<HashMap<String, Stamped>>,
+    cards: RwLock<BTreeMap<CardNumber, CardRecord>>,
+    contacts: RwLock<BTreeMap<ContactCode, Versioned<Option<Contact>>>>,
+    mobiles: RwLock<BTreeMap<String, Stamped>>,
+    contact_cards: RwLock<BTreeMap<String, Stamped>>,
+    purchases: RwLock<BTreeMap<String, Stamped>>,
     /// The change stream, in process (docs/events.md): bounded, newest
     /// last. Appended under the cards' lock, in the same critical section
     /// as the change. There is no archive for it: the archive reads the
@@ -42,6 +47,17 @@ pub struct MemoryStore {
     /// is expiry order): dropped as they expire, so that the map does not
     /// keep every PurchaseId ever seen.
     expiring: parking_lot::Mutex<VecDeque<(Instant, String)>>,
+}
+
+impl CardRecord {
+    fn new(card: Card) -> CardRecord {
+        CardRecord {
+            card,
+            version: 1,
+            history: Vec::new(),
+            records: HashMap::new(),
+        }
+    }
 }
 
 /// An index entry: its owner and when it was set (a monotonic clock, so
@@ -112,7 +128,7 @@ impl MemoryStore {
         Ok(())
     }
 
-    fn index(&self, index: Index) -> &RwLock<HashMap<String, Stamped>> {
+    fn index(&self, index: Index) -> &RwLock<BTreeMap<String, Stamped>> {
         match index {
             Index::Mobile => &self.mobiles,
             Index::ContactCard => &self.contact_cards,
@@ -121,8 +137,218 @@ impl MemoryStore {
     }
 }
 
+/// Keys after `after` (all when empty), at most `count` of them.
+fn page_after<'m, K: Ord + Borrow<str> + 'm, V>(
+    map: &'m BTreeMap<K, V>,
+    after: &str,
+    count: usize,
+) -> impl Iterator<Item = (&'m K, &'m V)> {
+    let from = if after.is_empty() {
+        Bound::Unbounded
+    } else {
+        Bound::Excluded(after)
+    };
+    map.range::<str, _>((from, Bound::Unbounded)).take(count)
+}
+
+/// What a record has left; `None` for one restored as never expiring
+/// (kept for a century here, which is what `later` caps "forever" at).
+fn ttl_of(now: Instant, until: Instant) -> Option<i64> {
+    let left = until.saturating_duration_since(now);
+    (left < Duration::from_secs(50 * 365 * 86_400))
+        .then(|| i64::try_from(left.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl MemoryStore {
+    /// One page of phase `phase`, resuming after `after`; the last key it
+    /// covered (`None`: the phase is done).
+    fn dump_phase(
+        &self,
+        phase: usize,
+        after: &str,
+        count: usize,
+        items: &mut Vec<DumpItem>,
+    ) -> Option<String> {
+        let now = Instant::now();
+        let mut last = None;
+        let mut seen = 0;
+        match PHASES[phase] {
+            "cards" | "records" => {
+                let cards = self.cards.read();
+                for (number, r) in page_after(&cards, after, count) {
+                    seen += 1;
+                    last = Some(number.as_str().to_owned());
+                    if phase == 0 {
+                        items.push(DumpItem::Card {
+                            card: r.card.clone(),
+                            history: r.history.clone(),
+                        });
+                        continue;
+                    }
+                    let mut records: Vec<_> = r
+                        .records
+                        .iter()
+                        .filter(|(_, (_, until))| *until > now)
+                        .collect();
+                    records.sort_by(|a, b| a.0.cmp(b.0));
+                    items.extend(records.into_iter().map(|(key, (value, until))| {
+                        DumpItem::Record {
+                            number: number.clone(),
+                            key: key.clone(),
+                            value: value.clone(),
+                            ttl_ms: ttl_of(now, *until),
+                        }
+                    }));
+                }
+            }
+            "contacts" => {
+                let contacts = self.contacts.read();
+                for (code, slot) in page_after(&contacts, after, count) {
+                    seen += 1;
+                    last = Some(code.as_str().to_owned());
+                    // A fenced, never-written contact is no record.
+                    if let Some(contact) = &slot.value {
+                        items.push(DumpItem::Contact(contact.clone()));
+                    }
+                }
+            }
+            name => {
+                let index = Index::from_name(name)?;
+                let map = self.index(index).read();
+                for (key, stamped) in page_after(&map, after, count) {
+                    seen += 1;
+                    last = Some(key.clone());
+                    items.push(DumpItem::Index {
+                        index,
+                        key: key.clone(),
+                        owner: stamped.owner.clone(),
+                    });
+                }
+            }
+        }
+        if seen < count {
+            None
+        } else {
+            last
+        }
+    }
+}
+
 #[async_trait]
 impl Store for MemoryStore {
+    /// Under one lock: each card is created, updated or kept atomically.
+    /// Cards created by the load go to the change stream, as a single
+    /// card's load does (`ChangeEvent::loaded`).
+    async fn load_cards(&self, cards: &[Card]) -> Result<Vec<CardLoad>, StoreError> {
+        let mut map = self.cards.write();
+        let mut outcomes = Vec::with_capacity(cards.len());
+        for card in cards {
+            let outcome = match map.get_mut(&card.number) {
+                None => {
+                    self.append_event(|| {
+                        Ok(ChangeEvent::loaded(card.number.as_str(), json(card)?))
+                    })?;
+                    map.insert(card.number.clone(), CardRecord::new(card.clone()));
+                    CardLoad::Created
+                }
+                Some(r)
+                    if r.card.status == CardStatus::New
+                        && (r.card.category != card.category
+                            || r.card.card_type != card.card_type) =>
+                {
+                    // No event: a load event's id is one per card
+                    // (docs/events.md); a New card's category and type
+                    // changed by a later load are in its state, not its
+                    // history.
+                    r.card.category = card.category;
+                    r.card.card_type = card.card_type;
+                    r.version += 1;
+                    CardLoad::Updated
+                }
+                Some(_) => CardLoad::Existing,
+            };
+            outcomes.push(outcome);
+        }
+        Ok(outcomes)
+    }
+
+    async fn dump_page(&self, at: Option<&str>, count: usize) -> Result<DumpPage, StoreError> {
+        let Some((mut phase, after)) = split_cursor(at) else {
+            return Err(StoreError::Corrupt {
+                key: String::new(),
+                reason: format!("bad dump cursor {at:?}"),
+            });
+        };
+        let mut after = after.to_owned();
+        let mut items = Vec::new();
+        let count = count.max(1);
+        // A phase that ends within a call hands over to the next one at
+        // once. (A page of the records phase can still be empty: it covers
+        // `count` cards, whether they hold records or not.)
+        loop {
+            match self.dump_phase(phase, &after, count, &mut items) {
+                Some(last) => {
+                    return Ok(DumpPage {
+                        items,
+                        next: Some(cursor(phase, &last)),
+                    })
+                }
+                None if phase + 1 < PHASES.len() => {
+                    phase += 1;
+                    after.clear();
+                    if !items.is_empty() {
+                        return Ok(DumpPage {
+                            items,
+                            next: Some(cursor(phase, "")),
+                        });
+                    }
+                }
+                None => return Ok(DumpPage { items, next: None }),
+            }
+        }
+    }
+
+    async fn restore_card(
+        &self,
+        card: &Card,
+        history: &[HistoryEntry],
+    ) -> Result<bool, StoreError> {
+        let mut map = self.cards.write();
+        if map.contains_key(&card.number) {
+            return Ok(false);
+        }
+        let mut record = CardRecord::new(card.clone());
+        record.history = history.to_vec();
+        map.insert(card.number.clone(), record);
+        Ok(true)
+    }
+
+    async fn restore_record(
+        &self,
+        number: &CardNumber,
+        key: &str,
+        value: &str,
+        ttl_ms: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let mut map = self.cards.write();
+        let Some(record) = map.get_mut(number) else {
+            return Ok(false);
+        };
+        let now = Instant::now();
+        record.records.retain(|_, (_, until)| *until > now);
+        if record.records.contains_key(key) {
+            return Ok(false);
+        }
+        let until = match ttl_ms {
+            Some(ms) => later(now, Duration::from_millis(ms.max(1) as u64)),
+            None => later(now, Duration::MAX),
+        };
+        record
+            .records
+            .insert(key.to_owned(), (value.to_owned(), until));
+        Ok(true)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
@@ -144,15 +370,7 @@ impl Store for MemoryStore {
             }
             let number = card.number.as_str();
             self.append_event(|| Ok(ChangeEvent::loaded(number, json(card)?)))?;
-            map.insert(
-                card.number.clone(),
-                CardRecord {
-                    card: card.clone(),
-                    version: 1,
-                    history: Vec::new(),
-                    records: HashMap::new(),
-                },
-            );
+            map.insert(card.number.clone(), CardRecord::new(card.clone()));
             created.push(true);
         }
         Ok(created)

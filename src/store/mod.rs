@@ -4,14 +4,20 @@
 //! engine the same guarantees, and the engine's protocols stay correct with
 //! several server instances on one store.
 
+pub mod dump;
 pub mod events;
 pub mod instrumented;
 pub mod memory;
 pub mod redis;
 
 use async_trait::async_trait;
+use futures_util::future::try_join_all;
 
-use crate::domain::{Card, CardNumber, Contact, ContactCode, HistoryEntry};
+use crate::domain::{Card, CardNumber, CardStatus, Contact, ContactCode, HistoryEntry};
+pub use dump::{CardLoad, DumpItem, DumpPage};
+
+/// Conflicting writes a bulk card update retries before it gives up.
+const LOAD_ATTEMPTS: usize = 16;
 
 /// A record with the version that a conditional write must name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,6 +168,72 @@ pub trait Store: Send + Sync + 'static {
     /// Creates each card that does not exist yet (existing cards keep their
     /// state); returns, per card, whether it was created.
     async fn insert_cards(&self, cards: &[Card]) -> Result<Vec<bool>, StoreError>;
+
+    /// Bulk loading (API.md §8): creates each card that does not exist; an
+    /// existing card that is still New takes the given category and type;
+    /// any other keeps its state. Per card, in order, what happened.
+    async fn load_cards(&self, cards: &[Card]) -> Result<Vec<CardLoad>, StoreError> {
+        let created = self.insert_cards(cards).await?;
+        let outcomes = cards.iter().zip(created).map(|(card, created)| async move {
+            if created {
+                Ok(CardLoad::Created)
+            } else {
+                self.refresh_new_card(card).await
+            }
+        });
+        try_join_all(outcomes).await
+    }
+
+    /// The update half of `load_cards`: a conditional write, so that a
+    /// command that issues the card meanwhile wins and the card keeps
+    /// whatever it has become.
+    async fn refresh_new_card(&self, card: &Card) -> Result<CardLoad, StoreError> {
+        for _ in 0..LOAD_ATTEMPTS {
+            let Some(current) = self.get_card(&card.number).await? else {
+                return Ok(CardLoad::Existing);
+            };
+            let stored = &current.value;
+            if stored.status != CardStatus::New
+                || (stored.category == card.category && stored.card_type == card.card_type)
+            {
+                return Ok(CardLoad::Existing);
+            }
+            let mut updated = stored.clone();
+            updated.category = card.category;
+            updated.card_type = card.card_type;
+            if self
+                .update_card_with(&updated, current.version, None, &[], 0)
+                .await?
+                == Cas::Applied
+            {
+                return Ok(CardLoad::Updated);
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "card {} kept changing during the load",
+            card.number
+        )))
+    }
+
+    /// One page of an export (about `count` records) from `cursor` (`None`:
+    /// the start); see [`DumpItem`] for the order of the records.
+    async fn dump_page(&self, cursor: Option<&str>, count: usize) -> Result<DumpPage, StoreError>;
+
+    /// Creates a card as exported, with its history (oldest first), unless
+    /// a card with its number exists; returns whether it did.
+    async fn restore_card(&self, card: &Card, history: &[HistoryEntry])
+        -> Result<bool, StoreError>;
+
+    /// Creates a record of a card as exported, to expire in `ttl_ms`
+    /// (`None`: never), unless it exists or the card does not; returns
+    /// whether it did.
+    async fn restore_record(
+        &self,
+        number: &CardNumber,
+        key: &str,
+        value: &str,
+        ttl_ms: Option<i64>,
+    ) -> Result<bool, StoreError>;
 
     /// Writes `card` and appends `entry` to its history, atomically, if the
     /// stored version is still `expected_version`.

@@ -2,6 +2,7 @@
 //! The store backend is chosen by LOYALTY_TEST_BACKEND (memory by default).
 
 mod access_support;
+mod bulk_support;
 mod card_support;
 mod documented;
 mod helpers;
@@ -11,6 +12,9 @@ mod admin;
 mod balance;
 mod bindto;
 mod block;
+mod bulk;
+mod bulk_cli;
+mod bulk_transfer;
 mod cache_coherence;
 mod concurrency;
 mod contacts;

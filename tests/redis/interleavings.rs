@@ -18,7 +18,8 @@ use loyalty::engine::{Command, ConfirmRequest, ManualBonusRequest, Ops, Reply};
 use loyalty::store::memory::MemoryStore;
 use loyalty::store::redis::{RedisSettings, RedisStore};
 use loyalty::store::{
-    CardRecordWrite, Cas, Claim, HistoryPage, Index, RecordRead, Store, StoreError, Versioned,
+    CardLoad, CardRecordWrite, Cas, Claim, DumpPage, HistoryPage, Index, RecordRead, Store,
+    StoreError, Versioned,
 };
 use time::OffsetDateTime;
 
@@ -93,6 +94,28 @@ impl Store for HookStore {
     }
     async fn insert_cards(&self, cards: &[Card]) -> Result<Vec<bool>, StoreError> {
         self.inner.insert_cards(cards).await
+    }
+    async fn load_cards(&self, cards: &[Card]) -> Result<Vec<CardLoad>, StoreError> {
+        self.inner.load_cards(cards).await
+    }
+    async fn dump_page(&self, cursor: Option<&str>, count: usize) -> Result<DumpPage, StoreError> {
+        self.inner.dump_page(cursor, count).await
+    }
+    async fn restore_card(
+        &self,
+        card: &Card,
+        history: &[HistoryEntry],
+    ) -> Result<bool, StoreError> {
+        self.inner.restore_card(card, history).await
+    }
+    async fn restore_record(
+        &self,
+        number: &CardNumber,
+        key: &str,
+        value: &str,
+        ttl_ms: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        self.inner.restore_record(number, key, value, ttl_ms).await
     }
     async fn update_card(
         &self,

@@ -119,10 +119,22 @@ fn operation_object(
     if *method == HttpMethod::GET {
         parameters.extend(op.inputs.iter().map(|f| parameter(f, "query")));
     } else if let Some(line) = op.array_body {
+        parameters.extend(op.inputs.iter().map(|f| parameter(f, "query")));
         o.insert("requestBody".into(), json!({
             "required": true,
+            "description": "A JSON array (read whole, within the admin body limit), or NDJSON (`application/x-ndjson`: one object per line, streamed, any number of lines; blank lines are skipped; a line over bulk.max_line_bytes is rejected).",
             "content": {
                 "application/json": {"schema": {"type": "array", "items": {"$ref": format!("#/components/schemas/{line}")}}},
+                "application/x-ndjson": {"schema": {"$ref": format!("#/components/schemas/{line}")}},
+            },
+        }));
+    } else if let Some(line) = op.stream_body {
+        parameters.extend(op.inputs.iter().map(|f| parameter(f, "query")));
+        o.insert("requestBody".into(), json!({
+            "required": true,
+            "description": "NDJSON, one record per line, as GET /api/admin/export writes it.",
+            "content": {
+                "application/x-ndjson": {"schema": {"$ref": format!("#/components/schemas/{line}")}},
             },
         }));
     } else {
@@ -356,12 +368,29 @@ fn components() -> Value {
                 Field { required: false, ..f("CategoryCode", Code, "0 Plastic (default), 1 Virtual") },
                 Field { required: false, ..f("TypeCode", Code, "0 Bonus (default), 1 Discount, 2 Bonus/Discount") },
             ], true),
+            "ContactLine": object_schema(&[
+                Field { required: false, ..f("Code", Code, "contact code; generated when absent") },
+                Field { required: false, ..f("Name", Str, "") },
+                Field { required: false, ..f("MobileNumber", Code, "required to create a contact") },
+                Field { required: false, ..f("Email", Str, "") },
+                Field { required: false, ..f("BirthDate", Date, "") },
+                Field { required: false, ..f("Gender", Str, "") },
+                Field { required: false, ..f("City", Str, "") },
+                Field { required: false, ..f("CardNumber", Code, "a card to issue (if New) and bind to the contact") },
+                Field { required: false, ..f("Activate", Bool, "then activate the card") },
+            ], true),
+            "DumpLine": {
+                "type": "object",
+                "description": "A record of a dump, tagged by Kind: header (Format, Version, CreatedAt), card (Card, History), record (Number, Key, Value, TtlMs), contact (Contact), index (Index, Key, Owner), end (Cards, Records, Contacts, Indexes); see docs/export.md.",
+                "properties": {"Kind": {"enum": ["header", "card", "record", "contact", "index", "end"]}},
+                "required": ["Kind"],
+            },
             "RejectedLine": {
                 "type": "object",
                 "properties": {
-                    "Line": {"type": "integer", "description": "1-based"},
-                    "Number": {"type": ["string", "null"]},
-                    "Key": {"enum": ["InvalidJson", "RequiredParameterNotSpecified", "InvalidCardNumber", "InvalidParameter"]},
+                    "Line": {"type": "integer", "description": "1-based line (or array element) number"},
+                    "Number": {"type": ["string", "null"], "description": "card loads: the line's card number"},
+                    "Key": {"type": "string", "description": "the error Key the line would have answered alone"},
                     "Value": {"type": "string"},
                 },
                 "required": ["Line", "Key", "Value"],

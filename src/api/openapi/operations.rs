@@ -75,6 +75,8 @@ pub struct Operation {
     pub inputs: &'static [Field],
     /// The body is a JSON array or NDJSON (data loading) instead.
     pub array_body: Option<&'static str>,
+    /// The body is NDJSON only (an import).
+    pub stream_body: Option<&'static str>,
     /// Fields of the answer after `Status`, `Key`, `Value`.
     pub answer: &'static [Field],
     /// Fields a refusal carries after the envelope, when it has them.
@@ -195,6 +197,42 @@ const BLOCK_INPUTS: &[Field] = &[
     ),
 ];
 
+const BULK_ANSWER: &[Field] = &[
+    req("Created", Ty::Int, "lines that created a record"),
+    req("Updated", Ty::Int, "lines that changed an existing record"),
+    req(
+        "Existing",
+        Ty::Int,
+        "lines whose record was already as they say (left alone)",
+    ),
+    req("Rejected", Ty::Int, "every rejected line"),
+    req(
+        "RejectedLines",
+        Ty::List("RejectedLine"),
+        "the first rejected lines (bulk.max_listed_rejections, default 1000)",
+    ),
+];
+const IMPORT_ANSWER: &[Field] = &[
+    req("Created", Ty::Int, "records created"),
+    req("Updated", Ty::Int, "always 0: an import never overwrites"),
+    req(
+        "Existing",
+        Ty::Int,
+        "records that existed already (left alone)",
+    ),
+    req("Rejected", Ty::Int, "lines that do not read"),
+    req(
+        "RejectedLines",
+        Ty::List("RejectedLine"),
+        "the first rejected lines",
+    ),
+    req(
+        "Complete",
+        Ty::Bool,
+        "the dump's end line was read (else it was cut short)",
+    ),
+];
+
 pub fn operation(id: RouteId) -> Operation {
     let base = Operation {
         id: "",
@@ -202,6 +240,7 @@ pub fn operation(id: RouteId) -> Operation {
         path: fields![],
         inputs: fields![],
         array_body: None,
+        stream_body: None,
         answer: fields![],
         refusal: fields![],
         raw_answer: None,
@@ -351,15 +390,40 @@ pub fn operation(id: RouteId) -> Operation {
         },
         RouteId::AdminCards => Operation {
             id: "LoadCards",
-            summary: "Creates cards in New; existing cards keep their status",
+            summary: "Creates cards in New; existing cards keep their status. A JSON array (read whole, within the admin body limit) never changes an existing card; NDJSON (`application/x-ndjson`, streamed, any size) also sets the category and type of a card that is still New (`Updated`). A rejected line never stops the load.",
             array_body: Some("CardLine"),
-            answer: fields![
-                req("Created", Ty::Int, ""),
-                req("Existing", Ty::Int, ""),
-                req("Rejected", Ty::Int, ""),
-                req("RejectedLines", Ty::List("RejectedLine"), "the first 1000 rejected lines"),
-            ],
+            answer: BULK_ANSWER,
+            refusal: BULK_ANSWER,
             errors: &[],
+            ..base
+        },
+        RouteId::AdminContacts => Operation {
+            id: "LoadContacts",
+            summary: "Creates or updates contacts as POST /api/contact does (a mobile number of another contact is a rejected line, MobileNumberBelongsToAnotherContact); a line's CardNumber is issued if New and bound to the contact, and with Activate also activated. A JSON array or NDJSON; lines run concurrently.",
+            array_body: Some("ContactLine"),
+            answer: BULK_ANSWER,
+            refusal: BULK_ANSWER,
+            errors: &[],
+            ..base
+        },
+        RouteId::AdminExport => Operation {
+            id: "Export",
+            summary: "NDJSON dump of every card (with its history), card record (purchases, operation outcomes, with their time left), contact and index entry: a header line, the records, an end line with the counts (docs/export.md). Streamed; an error part-way ends it with an `error` line and no end line.",
+            raw_answer: Some(("application/x-ndjson", "the dump, one record per line")),
+            ..base
+        },
+        RouteId::AdminImport => Operation {
+            id: "Import",
+            summary: "Loads an export into an empty store (StoreNotEmpty otherwise); with merge=true into any store, creating only what is missing and never overwriting (docs/export.md).",
+            inputs: fields![opt(
+                "merge",
+                Ty::Bool,
+                "query parameter: import into a store that holds data, creating only what is missing"
+            )],
+            stream_body: Some("DumpLine"),
+            answer: IMPORT_ANSWER,
+            refusal: BULK_ANSWER,
+            errors: &[StoreNotEmpty],
             ..base
         },
         RouteId::Calculate => Operation {

@@ -18,6 +18,10 @@ impl Keys {
         }
     }
 
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// Hash: `v` (version), `d` (the card as JSON).
     pub fn card(&self, number: &str) -> String {
         format!("{}:card:{{{number}}}", self.prefix)

@@ -12,6 +12,7 @@
 //! `store.command_timeout_ms`.
 
 mod cache;
+mod dump;
 mod errors;
 mod keys;
 mod scripts;
@@ -24,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures_util::future::try_join_all;
+use futures_util::{StreamExt, TryStreamExt};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
@@ -33,8 +35,8 @@ use serde::de::DeserializeOwned;
 
 use super::events::EventLog;
 use super::{
-    CardRecordWrite, Cas, Claim, Expiry, HistoryPage, Index, RecordRead, Store, StoreError,
-    Versioned,
+    CardRecordWrite, Cas, Claim, DumpPage, Expiry, HistoryPage, Index, RecordRead, Store,
+    StoreError, Versioned,
 };
 use crate::domain::{Card, CardNumber, Contact, ContactCode, HistoryEntry};
 use cache::{Cache, Cached};
@@ -288,6 +290,10 @@ impl RedisStore {
         self.cache.as_ref().is_some_and(|c| c.is_enabled())
     }
 
+    fn is_cluster(&self) -> bool {
+        matches!(self.conns.first(), Some(Conn::Cluster(_)))
+    }
+
     fn conn(&self) -> Conn {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
         self.conns[i].clone()
@@ -524,13 +530,36 @@ impl Store for RedisStore {
 
     async fn insert_cards(&self, cards: &[Card]) -> Result<Vec<bool>, StoreError> {
         // Each card is its own script (cards live in different slots); run
-        // concurrently, they share the pipelined connections.
-        let mut created = Vec::with_capacity(cards.len());
-        for chunk in cards.chunks(INSERT_CONCURRENCY) {
-            let futures: Vec<_> = chunk.iter().map(|card| self.insert_card(card)).collect();
-            created.extend(try_join_all(futures).await?);
-        }
-        Ok(created)
+        // concurrently, they share the pipelined connections. A window that
+        // slides (rather than chunks waited for in turn) keeps the pipeline
+        // full.
+        let inserts: Vec<_> = cards.iter().map(|card| self.insert_card(card)).collect();
+        futures_util::stream::iter(inserts)
+            .buffered(INSERT_CONCURRENCY)
+            .try_collect()
+            .await
+    }
+
+    async fn dump_page(&self, cursor: Option<&str>, count: usize) -> Result<DumpPage, StoreError> {
+        self.dump(cursor, count).await
+    }
+
+    async fn restore_card(
+        &self,
+        card: &Card,
+        history: &[HistoryEntry],
+    ) -> Result<bool, StoreError> {
+        self.restore_one_card(card, history).await
+    }
+
+    async fn restore_record(
+        &self,
+        number: &CardNumber,
+        key: &str,
+        value: &str,
+        ttl_ms: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        self.restore_one_record(number, key, value, ttl_ms).await
     }
 
     async fn update_card(

@@ -56,6 +56,11 @@ pub struct Scripts {
     pub index_release: Lua,
     pub card_history: Lua,
     pub card_with_record: Lua,
+    pub restore_card: Lua,
+    pub restore_record: Lua,
+    pub dump_card: Lua,
+    pub dump_cards: Lua,
+    pub dump_record: Lua,
 }
 
 impl Scripts {
@@ -73,6 +78,11 @@ impl Scripts {
                 "card_with_record",
                 include_str!("lua/card_with_record.lua"),
             ),
+            restore_card: Lua::new("restore_card", include_str!("lua/restore_card.lua")),
+            restore_record: Lua::new("restore_record", include_str!("lua/restore_record.lua")),
+            dump_card: Lua::new("dump_card", include_str!("lua/dump_card.lua")),
+            dump_cards: Lua::new("dump_cards", include_str!("lua/dump_cards.lua")),
+            dump_record: Lua::new("dump_record", include_str!("lua/dump_record.lua")),
         }
     }
 }

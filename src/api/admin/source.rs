@@ -1,0 +1,134 @@
+//! The lines of a bulk body: an `application/x-ndjson` stream, read as it
+//! arrives (never whole: memory holds one chunk and one line), or a JSON
+//! array, read whole within `http.admin_max_body_bytes` as it always was.
+
+use std::collections::VecDeque;
+
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::{web, HttpRequest};
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use super::super::dispatch::read_body;
+use super::super::error::ApiError;
+use crate::bulk::lines::{Line, Splitter};
+use crate::config::Settings;
+use crate::domain::ErrorKey;
+
+pub struct Source {
+    inner: Inner,
+    ready: VecDeque<Line>,
+}
+
+enum Inner {
+    Stream {
+        payload: web::Payload,
+        splitter: Splitter,
+        done: bool,
+    },
+    Array(std::iter::Enumerate<std::vec::IntoIter<Value>>),
+}
+
+/// NDJSON by its media type (and the names other tools give it).
+pub fn is_ndjson(req: &HttpRequest) -> bool {
+    let Some(ct) = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let mime = ct.split(';').next().unwrap_or_default().trim();
+    [
+        "application/x-ndjson",
+        "application/ndjson",
+        "application/jsonl",
+        "application/x-jsonlines",
+        "application/jsonlines",
+    ]
+    .iter()
+    .any(|m| mime.eq_ignore_ascii_case(m))
+}
+
+impl Source {
+    /// A stream of lines, whatever the media type (imports).
+    pub fn stream(payload: web::Payload, settings: &Settings) -> Source {
+        Source {
+            inner: Inner::Stream {
+                payload,
+                splitter: Splitter::new(settings.bulk.max_line_bytes),
+                done: false,
+            },
+            ready: VecDeque::new(),
+        }
+    }
+
+    /// NDJSON when the request says so, else the JSON array of old.
+    pub async fn open(
+        req: &HttpRequest,
+        payload: web::Payload,
+        settings: &Settings,
+    ) -> Result<Source, ApiError> {
+        if is_ndjson(req) {
+            return Ok(Source::stream(payload, settings));
+        }
+        let body = read_body(req, payload, settings.http.admin_max_body_bytes).await?;
+        let value: Value = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                ErrorKey::InvalidJson,
+                format!("the body is not valid JSON: {e}"),
+            )
+        })?;
+        let Value::Array(items) = value else {
+            return Err(ApiError::new(
+                ErrorKey::InvalidJson,
+                "the body must be a JSON array (or application/x-ndjson lines)",
+            ));
+        };
+        Ok(Source {
+            inner: Inner::Array(items.into_iter().enumerate()),
+            ready: VecDeque::new(),
+        })
+    }
+
+    pub fn is_array(&self) -> bool {
+        matches!(self.inner, Inner::Array(_))
+    }
+
+    /// The next non-blank line. Cancel-safe: the only await is the
+    /// payload's next chunk, and a chunk is taken in whole once it is in.
+    pub async fn next(&mut self) -> Result<Option<Line>, ApiError> {
+        loop {
+            if let Some(line) = self.ready.pop_front() {
+                return Ok(Some(line));
+            }
+            match &mut self.inner {
+                Inner::Array(items) => {
+                    return Ok(items.next().map(|(i, v)| Line::Json(i as u64 + 1, v)));
+                }
+                Inner::Stream { done: true, .. } => return Ok(None),
+                Inner::Stream {
+                    payload,
+                    splitter,
+                    done,
+                } => {
+                    let mut lines = Vec::new();
+                    match payload.next().await {
+                        Some(Ok(chunk)) => splitter.feed(&chunk, &mut lines),
+                        Some(Err(e)) => {
+                            return Err(ApiError::new(
+                                ErrorKey::InvalidJson,
+                                format!("the body could not be read: {e}"),
+                            ))
+                        }
+                        None => {
+                            splitter.finish(&mut lines);
+                            *done = true;
+                        }
+                    }
+                    self.ready.extend(lines);
+                }
+            }
+        }
+    }
+}

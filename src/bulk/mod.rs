@@ -1,0 +1,10 @@
+//! Bulk data: NDJSON framing, the answer of a bulk load, and the dump
+//! format with its export and import (API.md §8). Shared by the HTTP
+//! handlers and the `loyalty export` / `loyalty import` commands.
+
+pub mod cli;
+pub mod export;
+pub mod format;
+pub mod import;
+pub mod lines;
+pub mod report;
