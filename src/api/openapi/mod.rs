@@ -222,7 +222,13 @@ fn responses(op: &Operation, keys: &[ErrorKey]) -> Value {
             json!({"properties": {"Key": {"enum": names}}}),
         ];
         if !op.refusal.is_empty() && (status == 400 || status == 409) {
-            schema.push(object_schema(op.refusal, false));
+            // "When it has them": a refusal of the whole request (a body
+            // that does not parse) carries none of these fields.
+            let mut refusal = object_schema(op.refusal, false);
+            if let Some(o) = refusal.as_object_mut() {
+                o.remove("required");
+            }
+            schema.push(refusal);
         }
         r.insert(
             status.to_string(),
