@@ -56,9 +56,9 @@ impl Conn {
                     )
                     .await?;
                 let mut masters = slot_masters(&slots).map_err(super::not_ready)?;
-                masters.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
-                masters.dedup_by(|a, b| a.1 == b.1);
-                Ok(masters.into_iter().map(|(slot, _)| Some(slot)).collect())
+                masters.sort_by(|a, b| a.id.cmp(&b.id).then(a.start.cmp(&b.start)));
+                masters.dedup_by(|a, b| a.id == b.id);
+                Ok(masters.into_iter().map(|m| Some(m.start)).collect())
             }
         }
     }

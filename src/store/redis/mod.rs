@@ -91,7 +91,8 @@ impl Conn {
                     )
                     .await?;
                 let masters = slot_masters(&slots).map_err(not_ready)?;
-                let checks = masters.into_iter().map(|(slot, id)| {
+                let checks = masters.into_iter().map(|m| {
+                    let (slot, id) = (m.start, m.id);
                     let mut c = c.clone();
                     async move {
                         let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
@@ -397,28 +398,47 @@ impl RedisStore {
     }
 }
 
-/// The first slot and the master's node id of every range in a
-/// `CLUSTER SLOTS` reply (`[start, end, [ip, port, id], replicas...]`).
-fn slot_masters(reply: &Value) -> Result<Vec<(u16, String)>, String> {
+/// One slot range's master, as `CLUSTER SLOTS` names it
+/// (`[start, end, [ip, port, id], replicas...]`).
+struct SlotMaster {
+    start: u16,
+    host: String,
+    port: u16,
+    id: String,
+}
+
+/// The master of every range in a `CLUSTER SLOTS` reply.
+fn slot_masters(reply: &Value) -> Result<Vec<SlotMaster>, String> {
     let Value::Array(ranges) = reply else {
         return Err(format!("unexpected CLUSTER SLOTS reply {reply:?}"));
     };
     let mut masters = Vec::new();
     for range in ranges {
+        let bad = || format!("unexpected CLUSTER SLOTS range {range:?}");
         let Value::Array(items) = range else {
-            return Err(format!("unexpected CLUSTER SLOTS range {range:?}"));
+            return Err(bad());
         };
         let start = items
             .first()
             .and_then(int)
             .and_then(|s| u16::try_from(s).ok());
-        let id = match items.get(2) {
-            Some(Value::Array(node)) => node.get(2).and_then(text),
-            _ => None,
+        let Some(Value::Array(node)) = items.get(2) else {
+            return Err(bad());
         };
-        match (start, id) {
-            (Some(start), Some(id)) => masters.push((start, id)),
-            _ => return Err(format!("unexpected CLUSTER SLOTS range {range:?}")),
+        let host = node.first().and_then(text);
+        let port = node
+            .get(1)
+            .and_then(int)
+            .and_then(|p| u16::try_from(p).ok());
+        let id = node.get(2).and_then(text);
+        match (start, host, port, id) {
+            (Some(start), Some(host), Some(port), Some(id)) => masters.push(SlotMaster {
+                start,
+                host,
+                port,
+                id,
+            }),
+            _ => return Err(bad()),
         }
     }
     if masters.is_empty() {

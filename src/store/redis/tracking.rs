@@ -243,31 +243,11 @@ async fn masters(cluster: &mut ClusterConnection) -> Result<Vec<(String, u16)>, 
         )
         .await
         .map_err(|e| e.to_string())?;
-    let Value::Array(ranges) = reply else {
-        return Err("unexpected CLUSTER SLOTS reply".into());
-    };
-    let mut nodes = Vec::new();
-    for range in ranges {
-        let Value::Array(items) = range else {
-            return Err("unexpected CLUSTER SLOTS range".into());
-        };
-        let Some(Value::Array(master)) = items.get(2) else {
-            return Err("unexpected CLUSTER SLOTS range".into());
-        };
-        let host = master.first().and_then(super::text);
-        let port = master
-            .get(1)
-            .and_then(super::int)
-            .and_then(|p| u16::try_from(p).ok());
-        match (host, port) {
-            (Some(h), Some(p)) => nodes.push((h, p)),
-            _ => return Err("unexpected CLUSTER SLOTS node".into()),
-        }
-    }
+    let mut nodes: Vec<(String, u16)> = super::slot_masters(&reply)?
+        .into_iter()
+        .map(|m| (m.host, m.port))
+        .collect();
     nodes.sort();
     nodes.dedup();
-    if nodes.is_empty() {
-        return Err("the cluster serves no slots".into());
-    }
     Ok(nodes)
 }
