@@ -97,7 +97,6 @@ fn write_off(c: &mut Criterion) {
                     purchase::confirm(
                         &rules(),
                         &mut card,
-                        "purchase:bench",
                         amount(10_000),
                         amount(3_000),
                         TODAY,
@@ -119,7 +118,6 @@ fn refund(c: &mut Criterion) {
         let record = purchase::confirm(
             &rules(),
             &mut card,
-            "purchase:bench",
             amount(10_000),
             amount(3_000),
             TODAY,
@@ -133,14 +131,8 @@ fn refund(c: &mut Criterion) {
                 b.iter_batched(
                     || (card.clone(), record.clone()),
                     |(mut card, mut record)| {
-                        purchase::refund(
-                            &mut card,
-                            &mut record,
-                            amount(2_500),
-                            "refund:bench",
-                            TODAY,
-                        )
-                        .expect("a valid refund")
+                        purchase::refund(&mut card, &mut record, amount(2_500), TODAY)
+                            .expect("a valid refund")
                     },
                     BatchSize::SmallInput,
                 )

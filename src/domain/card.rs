@@ -47,7 +47,7 @@ pub struct BlockInfo {
     pub reason_name: Option<String>,
     pub login: String,
     pub role: Role,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "super::compact::timestamp")]
     pub at: OffsetDateTime,
     pub previous: CardStatus,
 }

@@ -6,7 +6,8 @@ use time::OffsetDateTime;
 use super::money::Amount;
 use super::reference::{CardStatus, Role};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// By variant name in JSON, by index in the compact encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Operation {
     Issue,
     BindTo,
@@ -27,6 +28,39 @@ pub enum Operation {
 }
 
 impl Operation {
+    const ALL: [Operation; 12] = [
+        Operation::Issue,
+        Operation::BindTo,
+        Operation::Active,
+        Operation::Block,
+        Operation::Unblock,
+        Operation::Replaced,
+        Operation::Purchase,
+        Operation::Cancel,
+        Operation::Refund,
+        Operation::Bonus,
+        Operation::TransferOut,
+        Operation::TransferIn,
+    ];
+
+    /// The name JSON has always used for it (the variant's).
+    fn json_name(self) -> &'static str {
+        match self {
+            Operation::Issue => "Issue",
+            Operation::BindTo => "BindTo",
+            Operation::Active => "Active",
+            Operation::Block => "Block",
+            Operation::Unblock => "Unblock",
+            Operation::Replaced => "Replaced",
+            Operation::Purchase => "Purchase",
+            Operation::Cancel => "Cancel",
+            Operation::Refund => "Refund",
+            Operation::Bonus => "Bonus",
+            Operation::TransferOut => "TransferOut",
+            Operation::TransferIn => "TransferIn",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Operation::Issue => "issue",
@@ -45,10 +79,27 @@ impl Operation {
     }
 }
 
+impl super::compact::Coded for Operation {
+    const WHAT: &'static str = "operation";
+    fn to_code(self) -> u8 {
+        self as u8
+    }
+    fn of_code(code: u8) -> Option<Self> {
+        Operation::ALL.get(usize::from(code)).copied()
+    }
+    fn json_name(self) -> &'static str {
+        Operation::json_name(self)
+    }
+    fn of_json_name(name: &str) -> Option<Self> {
+        Operation::ALL.into_iter().find(|o| o.json_name() == name)
+    }
+}
+super::compact::coded_serde!(Operation);
+
 /// One change of a card, as written to its history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryEntry {
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "super::compact::timestamp")]
     pub at: OffsetDateTime,
     pub login: String,
     pub role: Role,

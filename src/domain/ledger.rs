@@ -5,6 +5,12 @@
 //! `expires` date (the last usable day), Burnt after it. Write-offs take the
 //! nearest-expiring Active lots first. Expired lots are compacted into a
 //! per-type Burnt total so that years of history stay small.
+//!
+//! Lots that share their type, both dates and the kind of operation that
+//! made them are one lot: a card's record is bounded by the number of
+//! distinct dates, not by the number of purchases (docs/adr/0012). What a
+//! cancel or refund needs to find its accrual again (its dates) is kept in
+//! the purchase's record instead.
 
 use serde::{Deserialize, Serialize};
 use time::Date;
@@ -13,16 +19,75 @@ use super::error::{ErrorKey, RuleError};
 use super::money::Amount;
 use super::reference::{BonusStatus, BonusType};
 
+/// The kinds of operation that make lots (a lot's `source`).
+pub mod source {
+    /// A purchase's accrual.
+    pub const PURCHASE: &str = "purchase";
+    /// A manual accrual (`/api/bonus`).
+    pub const BONUS: &str = "bonus";
+    /// Written-off bonuses given back by a cancel or refund.
+    pub const RETURNED: &str = "returned";
+
+    const KINDS: [&str; 3] = [PURCHASE, BONUS, RETURNED];
+
+    /// A kind is its index in the compact encoding (one byte instead of a
+    /// word, on every lot of every card); any other source (a reference
+    /// stored before lots were merged) stays text.
+    pub(super) mod serde {
+        use serde::de::{Deserializer, Error, Visitor};
+        use serde::Serializer;
+        use std::fmt;
+
+        pub fn serialize<S: Serializer>(source: &str, s: S) -> Result<S::Ok, S::Error> {
+            match super::KINDS.iter().position(|k| *k == source) {
+                Some(i) if !s.is_human_readable() => s.serialize_u8(i as u8),
+                _ => s.serialize_str(source),
+            }
+        }
+
+        struct Source;
+
+        impl Visitor<'_> for Source {
+            type Value = String;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a lot source (text, or the number of a kind)")
+            }
+
+            fn visit_str<E: Error>(self, v: &str) -> Result<String, E> {
+                Ok(v.to_owned())
+            }
+
+            fn visit_u64<E: Error>(self, v: u64) -> Result<String, E> {
+                usize::try_from(v)
+                    .ok()
+                    .and_then(|i| super::KINDS.get(i))
+                    .map(|k| (*k).to_owned())
+                    .ok_or_else(|| E::custom(format!("unknown lot source kind {v}")))
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+            d.deserialize_any(Source)
+        }
+    }
+}
+
+// The field order is the stored encoding's (a positional MessagePack array,
+// src/store/codec.rs): add fields at the end only, with a default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lot {
-    pub id: u64,
     pub bonus_type: BonusType,
     /// What is left of the lot.
     pub amount: Amount,
     pub active_from: Date,
     /// Last day the lot is usable; `None`: never expires.
     pub expires: Option<Date>,
-    /// The operation that created the lot (purchase, manual accrual, transfer).
+    /// The kind of operation that created the lot (`source::*`; a transfer
+    /// keeps it). A lot stored before lots were merged carries its
+    /// operation's reference instead (`purchase:<PurchaseId>`): it stays a
+    /// lot of its own, found by that reference, until it is used up or burnt.
+    #[serde(with = "source::serde")]
     pub source: String,
 }
 
@@ -35,25 +100,38 @@ impl Lot {
         self.expires.is_some_and(|e| e < today)
     }
 
-    /// Nearest expiry first, never-expiring last; then oldest first.
-    fn spend_order(&self) -> (bool, Option<Date>, Date, u64) {
-        (
-            self.expires.is_none(),
-            self.expires,
-            self.active_from,
-            self.id,
-        )
+    /// Nearest expiry first, never-expiring last; then the earliest
+    /// activation (ties keep the lots' order: oldest first).
+    fn spend_order(&self) -> (bool, Option<Date>, Date) {
+        (self.expires.is_none(), self.expires, self.active_from)
+    }
+
+    fn is(
+        &self,
+        bonus_type: BonusType,
+        active_from: Date,
+        expires: Option<Date>,
+        source: &str,
+    ) -> bool {
+        self.bonus_type == bonus_type
+            && self.active_from == active_from
+            && self.expires == expires
+            && self.source == source
     }
 }
 
 /// A part of a lot taken by a write-off: enough to give it back later with
-/// its original dates.
+/// its original dates. Kept in a purchase's record (one-letter names: see
+/// `PurchaseRecord`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Allocation {
-    pub lot: u64,
+    #[serde(rename = "a", alias = "amount")]
     pub amount: Amount,
+    #[serde(rename = "t", alias = "bonus_type")]
     pub bonus_type: BonusType,
+    #[serde(rename = "f", alias = "active_from")]
     pub active_from: Date,
+    #[serde(rename = "e", alias = "expires", default)]
     pub expires: Option<Date>,
 }
 
@@ -67,12 +145,13 @@ pub struct Bucket {
     pub expire_date: Option<Date>,
 }
 
+// A record stored before lots were merged also has `next_lot` (and its lots
+// an `id`): serde passes over them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ledger {
     pub lots: Vec<Lot>,
     /// Expired amounts of compacted lots: [cash, status].
     pub burnt: [Amount; 2],
-    pub next_lot: u64,
 }
 
 fn type_index(t: BonusType) -> usize {
@@ -87,7 +166,8 @@ fn sum(amounts: impl Iterator<Item = Amount>) -> Amount {
 }
 
 impl Ledger {
-    /// Adds a lot; returns its id.
+    /// Adds bonuses: to the lot of the same type, dates and source if there
+    /// is one, else as a new lot.
     pub fn accrue(
         &mut self,
         amount: Amount,
@@ -95,20 +175,24 @@ impl Ledger {
         active_from: Date,
         expires: Option<Date>,
         source: &str,
-    ) -> u64 {
-        let id = self.next_lot;
-        self.next_lot += 1;
-        if amount > Amount::ZERO {
-            self.lots.push(Lot {
-                id,
+    ) {
+        if amount == Amount::ZERO {
+            return;
+        }
+        match self
+            .lots
+            .iter_mut()
+            .find(|l| l.is(bonus_type, active_from, expires, source))
+        {
+            Some(lot) => lot.amount = lot.amount.checked_add(amount).unwrap_or(Amount::MAX),
+            None => self.lots.push(Lot {
                 bonus_type,
                 amount,
                 active_from,
                 expires,
                 source: source.to_owned(),
-            });
+            }),
         }
-        id
     }
 
     /// What can be written off today.
@@ -184,7 +268,6 @@ impl Ledger {
             lot.amount = lot.amount.saturating_sub(part);
             left = left.saturating_sub(part);
             taken.push(Allocation {
-                lot: lot.id,
                 amount: part,
                 bonus_type: lot.bonus_type,
                 active_from: lot.active_from,
@@ -195,13 +278,30 @@ impl Ledger {
         taken
     }
 
-    /// Removes up to `amount` from the lots an operation created (reversing
-    /// its accrual), found by their `source` — which, unlike lot ids,
-    /// survives a move to a replacement card. Returns what was removed (less
-    /// when part was already spent).
+    /// Removes up to `amount` from the lot a purchase's accrual went into
+    /// (reversing it), found by its type, dates and source, which a move to
+    /// a replacement card keeps. Returns what was removed (less when part
+    /// was already spent).
+    pub fn remove_from_lot(
+        &mut self,
+        bonus_type: BonusType,
+        active_from: Date,
+        expires: Option<Date>,
+        source: &str,
+        amount: Amount,
+    ) -> Amount {
+        self.remove_where(amount, |l| l.is(bonus_type, active_from, expires, source))
+    }
+
+    /// Removes up to `amount` from the lots of a record stored before lots
+    /// were merged, found by their operation's reference (`Lot::source`).
     pub fn remove_from_source(&mut self, source: &str, amount: Amount) -> Amount {
+        self.remove_where(amount, |l| l.source == source)
+    }
+
+    fn remove_where(&mut self, amount: Amount, which: impl Fn(&Lot) -> bool) -> Amount {
         let mut left = amount;
-        for l in self.lots.iter_mut().filter(|l| l.source == source) {
+        for l in self.lots.iter_mut().filter(|l| which(l)) {
             let part = left.min(l.amount);
             l.amount = l.amount.saturating_sub(part);
             left = left.saturating_sub(part);
@@ -212,9 +312,15 @@ impl Ledger {
 
     /// Gives written-off bonuses back with their original dates (an expired
     /// one comes back Burnt).
-    pub fn restore(&mut self, allocations: &[Allocation], source: &str) {
+    pub fn restore(&mut self, allocations: &[Allocation]) {
         for a in allocations {
-            self.accrue(a.amount, a.bonus_type, a.active_from, a.expires, source);
+            self.accrue(
+                a.amount,
+                a.bonus_type,
+                a.active_from,
+                a.expires,
+                source::RETURNED,
+            );
         }
     }
 
@@ -224,7 +330,8 @@ impl Ledger {
         std::mem::take(&mut self.lots)
     }
 
-    /// Receives lots moved from another card, under new ids.
+    /// Receives lots moved from another card (merged with its own lots of
+    /// the same type, dates and source).
     pub fn receive(&mut self, lots: Vec<Lot>) {
         for lot in lots {
             self.accrue(

@@ -3,6 +3,7 @@
 //! the clock; time is always passed in.
 
 pub mod card;
+pub mod compact;
 pub mod contact;
 pub mod error;
 pub mod history;

@@ -7,7 +7,7 @@ use time::{Date, Duration, OffsetDateTime};
 
 use super::card::Card;
 use super::error::{ErrorKey, RuleError};
-use super::ledger::Allocation;
+use super::ledger::{source, Allocation};
 use super::money::Amount;
 use super::reference::{BonusType, CardStatus, CardType};
 
@@ -35,22 +35,80 @@ pub struct Calculation {
 }
 
 /// What the engine keeps about a confirmed purchase, to answer replays and
-/// to cancel or refund it later.
+/// to cancel or refund it later. Stored in Redis as JSON with one-letter
+/// names (one record per purchase for the whole retention: its size is RAM
+/// per purchase); the long names of records stored before still read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PurchaseRecord {
+    #[serde(rename = "m", alias = "amount")]
     pub amount: Amount,
+    #[serde(
+        rename = "b",
+        alias = "bonus_paid",
+        default,
+        skip_serializing_if = "is_zero"
+    )]
     pub bonus_paid: Amount,
+    #[serde(
+        rename = "a",
+        alias = "accrual",
+        default,
+        skip_serializing_if = "is_zero"
+    )]
     pub accrual: Amount,
-    /// The `source` of the accrual's lot (it keeps it when moved to a
-    /// replacement card, where it gets a new id).
+    /// The dates of the lot the accrual went into (a Cash lot of source
+    /// `purchase`): what a reversal takes it back from, on whichever card
+    /// the lot has moved to. `None` in a record stored before lots were
+    /// merged: `accrual_source` names its lot then.
+    #[serde(rename = "d", default, skip_serializing_if = "Option::is_none")]
+    pub accrual_dates: Option<(Date, Date)>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub accrual_source: String,
+    #[serde(
+        rename = "w",
+        alias = "writeoffs",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub writeoffs: Vec<Allocation>,
     /// Cumulative money refunded, bonuses of the accrual taken back, and
     /// written-off bonuses given back.
+    #[serde(
+        rename = "r",
+        alias = "refunded",
+        default,
+        skip_serializing_if = "is_zero"
+    )]
     pub refunded: Amount,
+    #[serde(
+        rename = "ar",
+        alias = "accrual_reversed",
+        default,
+        skip_serializing_if = "is_zero"
+    )]
     pub accrual_reversed: Amount,
+    #[serde(
+        rename = "br",
+        alias = "bonus_returned",
+        default,
+        skip_serializing_if = "is_zero"
+    )]
     pub bonus_returned: Amount,
+    #[serde(
+        rename = "c",
+        alias = "cancelled",
+        default,
+        skip_serializing_if = "is_false"
+    )]
     pub cancelled: bool,
+}
+
+fn is_zero(a: &Amount) -> bool {
+    *a == Amount::ZERO
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// The ledger effect of a cancel or refund.
@@ -186,12 +244,11 @@ pub fn check_date(rules: &BonusRules, date: Date, now: OffsetDateTime) -> Result
 }
 
 /// Applies a purchase to the card's ledger: writes off `bonus_to_pay`
-/// (nearest-expiring first) and accrues a new lot, Inactive for the
-/// activation delay, then Active until its expiry.
+/// (nearest-expiring first) and accrues to the lot of its dates, Inactive
+/// for the activation delay, then Active until its expiry.
 pub fn confirm(
     rules: &BonusRules,
     card: &mut Card,
-    reference: &str,
     amount: Amount,
     bonus_to_pay: Amount,
     date: Date,
@@ -205,13 +262,14 @@ pub fn confirm(
         BonusType::Cash,
         active_from,
         Some(expires),
-        reference,
+        source::PURCHASE,
     );
     Ok(PurchaseRecord {
         amount,
         bonus_paid: bonus_to_pay,
         accrual: calc.accrual,
-        accrual_source: reference.to_owned(),
+        accrual_dates: Some((active_from, expires)),
+        accrual_source: String::new(),
         writeoffs,
         refunded: Amount::ZERO,
         accrual_reversed: Amount::ZERO,
@@ -230,18 +288,12 @@ pub fn accrual_dates(rules: &BonusRules, date: Date) -> (Date, Date) {
 /// Reverses what is left of the purchase: gives back the written-off
 /// bonuses not yet returned and takes back the accrual not yet reversed
 /// (what was already spent of it comes out of the balance).
-pub fn cancel(
-    card: &mut Card,
-    record: &mut PurchaseRecord,
-    reference: &str,
-    today: Date,
-) -> Reversal {
+pub fn cancel(card: &mut Card, record: &mut PurchaseRecord, today: Date) -> Reversal {
     let reversal = reverse(
         card,
         record,
         record.accrual.saturating_sub(record.accrual_reversed),
         record.bonus_paid.saturating_sub(record.bonus_returned),
-        reference,
         today,
     );
     record.cancelled = true;
@@ -255,7 +307,6 @@ pub fn refund(
     card: &mut Card,
     record: &mut PurchaseRecord,
     amount: Amount,
-    reference: &str,
     today: Date,
 ) -> Result<Reversal, RuleError> {
     if record.cancelled {
@@ -285,7 +336,6 @@ pub fn refund(
         record,
         accrual_target.saturating_sub(record.accrual_reversed),
         bonus_target.saturating_sub(record.bonus_returned),
-        reference,
         today,
     );
     record.refunded = refunded;
@@ -297,14 +347,22 @@ fn reverse(
     record: &mut PurchaseRecord,
     accrual: Amount,
     bonus: Amount,
-    reference: &str,
     today: Date,
 ) -> Reversal {
     let give_back = slice(&record.writeoffs, record.bonus_returned, bonus);
-    card.ledger.restore(&give_back, reference);
-    let removed = card
-        .ledger
-        .remove_from_source(&record.accrual_source, accrual);
+    card.ledger.restore(&give_back);
+    let removed = match record.accrual_dates {
+        Some((from, expires)) => card.ledger.remove_from_lot(
+            BonusType::Cash,
+            from,
+            Some(expires),
+            source::PURCHASE,
+            accrual,
+        ),
+        None => card
+            .ledger
+            .remove_from_source(&record.accrual_source, accrual),
+    };
     let spent = accrual.saturating_sub(removed);
     let covered = sum(card.ledger.take_back(spent, today).iter().map(|a| a.amount));
     record.accrual_reversed = record

@@ -58,30 +58,12 @@ fn calculate_limits_the_write_off_by_balance_and_share() {
 #[test]
 fn confirm_writes_off_and_accrues_an_inactive_lot() {
     let mut card = active_card(10_000);
-    let rec = confirm(
-        &rules(),
-        &mut card,
-        "purchase:p1",
-        amt(10_000),
-        amt(3_000),
-        TODAY,
-        TODAY,
-    )
-    .unwrap();
+    let rec = confirm(&rules(), &mut card, amt(10_000), amt(3_000), TODAY, TODAY).unwrap();
     assert_eq!(rec.accrual, amt(350));
     assert_eq!(card.ledger.usable(TODAY), amt(7_000));
     assert_eq!(card.ledger.unburnt(TODAY), amt(7_350));
     assert_eq!(card.ledger.usable(TODAY + Duration::days(14)), amt(7_350));
-    let err = confirm(
-        &rules(),
-        &mut card,
-        "p2",
-        amt(100_000),
-        amt(7_001),
-        TODAY,
-        TODAY,
-    )
-    .unwrap_err();
+    let err = confirm(&rules(), &mut card, amt(100_000), amt(7_001), TODAY, TODAY).unwrap_err();
     assert_eq!(err.key, ErrorKey::InsufficientBonuses);
 }
 
@@ -109,7 +91,6 @@ fn cancel_takes_back_a_spent_accrual_from_the_balance() {
     let mut rec = confirm(
         &rules(),
         &mut card,
-        "p",
         amt(100_000),
         Amount::ZERO,
         TODAY - Duration::days(20),
@@ -119,7 +100,7 @@ fn cancel_takes_back_a_spent_accrual_from_the_balance() {
     assert_eq!(rec.accrual, amt(5_000));
     // The accrual is active now (20 days > 14) and 5 800 of 6 000 get spent.
     card.ledger.write_off(amt(5_800), TODAY).unwrap();
-    let r = cancel(&mut card, &mut rec, "cancel:p", TODAY);
+    let r = cancel(&mut card, &mut rec, TODAY);
     assert_eq!(r.accrual_reversed, amt(5_000));
     assert_eq!(r.uncovered, amt(4_800));
     assert_eq!(card.ledger.unburnt(TODAY), Amount::ZERO);
@@ -140,15 +121,7 @@ fn check_answers_what_confirm_answers_in_confirms_order() {
     assert_eq!(key(0, 0), Some(ErrorKey::InvalidAmount));
     for (amount, pay) in [(15_000, 8_000), (1_000, 2_000), (0, 0), (15_000, 7_500)] {
         let mut copy = card.clone();
-        let confirmed = confirm(
-            &rules(),
-            &mut copy,
-            "p",
-            amt(amount),
-            amt(pay),
-            TODAY,
-            TODAY,
-        );
+        let confirmed = confirm(&rules(), &mut copy, amt(amount), amt(pay), TODAY, TODAY);
         assert_eq!(confirmed.err().map(|e| e.key), key(amount, pay));
     }
     // The card's status comes first, as in confirm.
@@ -194,10 +167,10 @@ proptest! {
         let mut card = active_card(1_000_000);
         let before = card.ledger.buckets(TODAY, false);
         let pay = amt(amount).percent_bp(pay_share * 50); // up to 50%
-        let mut rec = confirm(&rules(), &mut card, "p", amt(amount), pay, TODAY, TODAY).unwrap();
+        let mut rec = confirm(&rules(), &mut card, amt(amount), pay, TODAY, TODAY).unwrap();
         for r in refunds {
             let left = rec.amount.saturating_sub(rec.refunded);
-            let result = refund(&mut card, &mut rec, amt(r), "r", TODAY);
+            let result = refund(&mut card, &mut rec, amt(r), TODAY);
             if amt(r) > left {
                 prop_assert_eq!(result.unwrap_err().key, ErrorKey::InvalidAmount);
             } else {
@@ -209,7 +182,7 @@ proptest! {
         }
         let left = rec.amount.saturating_sub(rec.refunded);
         if left > Amount::ZERO {
-            refund(&mut card, &mut rec, left, "last", TODAY).unwrap();
+            refund(&mut card, &mut rec, left, TODAY).unwrap();
         }
         prop_assert_eq!(rec.accrual_reversed, rec.accrual);
         prop_assert_eq!(rec.bonus_returned, rec.bonus_paid);
@@ -228,11 +201,11 @@ proptest! {
         let mut card = active_card(1_000_000);
         let before = card.ledger.buckets(TODAY, false);
         let pay = amt(amount).percent_bp(pay_share * 50);
-        let mut rec = confirm(&rules(), &mut card, "p", amt(amount), pay, TODAY, TODAY).unwrap();
-        let _ = refund(&mut card, &mut rec, amt(partial.min(amount - 1).max(0)), "r", TODAY);
-        let r = cancel(&mut card, &mut rec, "c", TODAY);
+        let mut rec = confirm(&rules(), &mut card, amt(amount), pay, TODAY, TODAY).unwrap();
+        let _ = refund(&mut card, &mut rec, amt(partial.min(amount - 1).max(0)), TODAY);
+        let r = cancel(&mut card, &mut rec, TODAY);
         prop_assert_eq!(r.uncovered, Amount::ZERO);
         prop_assert_eq!(card.ledger.buckets(TODAY, false), before);
-        prop_assert_eq!(refund(&mut card, &mut rec, amt(1), "x", TODAY).unwrap_err().key, ErrorKey::InvalidAmount);
+        prop_assert_eq!(refund(&mut card, &mut rec, amt(1), TODAY).unwrap_err().key, ErrorKey::InvalidAmount);
     }
 }

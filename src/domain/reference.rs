@@ -1,13 +1,29 @@
 //! Reference values of API.md §3: codes on the wire are strings of digits,
 //! names are English.
 
-use serde::{Deserialize, Serialize};
-
 macro_rules! reference {
     ($(#[$meta:meta])* $name:ident { $($variant:ident = $code:literal, $label:literal;)+ }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        // Stored by variant name in JSON, by code in the compact encoding.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum $name { $($variant),+ }
+
+        impl super::compact::Coded for $name {
+            const WHAT: &'static str = stringify!($name);
+            fn to_code(self) -> u8 {
+                self.code()
+            }
+            fn of_code(code: u8) -> Option<Self> {
+                Self::from_code(code)
+            }
+            fn json_name(self) -> &'static str {
+                match self { $($name::$variant => stringify!($variant)),+ }
+            }
+            fn of_json_name(name: &str) -> Option<Self> {
+                match name { $(stringify!($variant) => Some($name::$variant),)+ _ => None }
+            }
+        }
+        super::compact::coded_serde!($name);
 
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
@@ -119,9 +135,9 @@ impl UnblockReason {
     }
 }
 
-/// The callers' roles of API.md §2.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// The callers' roles of API.md §2 (by `as_str` in JSON, by index in the
+/// compact encoding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
     Pos,
     Client,
@@ -159,6 +175,23 @@ impl Role {
         Role::ALL.into_iter().find(|r| r.as_str() == raw)
     }
 }
+
+impl super::compact::Coded for Role {
+    const WHAT: &'static str = "role";
+    fn to_code(self) -> u8 {
+        self as u8
+    }
+    fn of_code(code: u8) -> Option<Self> {
+        Role::ALL.get(usize::from(code)).copied()
+    }
+    fn json_name(self) -> &'static str {
+        self.as_str()
+    }
+    fn of_json_name(name: &str) -> Option<Self> {
+        Role::parse(name)
+    }
+}
+super::compact::coded_serde!(Role);
 
 #[cfg(test)]
 mod tests {

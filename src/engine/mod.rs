@@ -7,6 +7,7 @@ mod claims;
 pub mod commands;
 mod contacts;
 mod error;
+mod kept;
 pub mod ops;
 pub mod purchases;
 mod shard;

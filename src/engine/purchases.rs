@@ -3,13 +3,15 @@
 //! the same atomic step as the ledger change: a crash loses both or neither,
 //! and a replay finds the stored outcome instead of applying twice.
 
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
 
 use super::claims::{new_owner, record_of};
 use super::error::EngineError;
+use super::kept::{purchase_fingerprint, Kept, ReversalOutcome, Stored};
 use super::ops::{Ops, MAX_ATTEMPTS};
-use crate::domain::purchase::{self, BonusRules, PurchaseRecord, Reversal};
+use crate::domain::ledger::source;
+use crate::domain::purchase::{self, BonusRules, Reversal};
 use crate::domain::{
     Actor, Amount, BonusMovement, BonusType, Card, CardNumber, ErrorKey, HistoryEntry, Operation,
     RuleError,
@@ -37,36 +39,93 @@ pub struct Calculated {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Confirmed {
+    #[serde(rename = "n", alias = "number")]
     pub number: CardNumber,
+    #[serde(rename = "i", alias = "purchase_id")]
     pub purchase_id: String,
+    #[serde(rename = "m", alias = "amount")]
     pub amount: Amount,
+    #[serde(
+        rename = "b",
+        alias = "bonus_to_pay",
+        default,
+        skip_serializing_if = "is_zero"
+    )]
     pub bonus_to_pay: Amount,
+    #[serde(
+        rename = "a",
+        alias = "accrual",
+        default,
+        skip_serializing_if = "is_zero"
+    )]
     pub accrual: Amount,
+    #[serde(rename = "af", alias = "accrual_active_from")]
     pub accrual_active_from: Date,
+    #[serde(rename = "ae", alias = "accrual_expire_date")]
     pub accrual_expire_date: Date,
+    #[serde(
+        rename = "dp",
+        alias = "discount_bp",
+        default,
+        skip_serializing_if = "is_zero_bp"
+    )]
     pub discount_bp: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reversed {
+    #[serde(rename = "n", alias = "number")]
     pub number: CardNumber,
+    #[serde(rename = "i", alias = "purchase_id")]
     pub purchase_id: String,
+    #[serde(
+        rename = "ri",
+        alias = "refund_id",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub refund_id: Option<String>,
     /// Money refunded by this operation (the whole purchase for a cancel).
+    #[serde(rename = "m", alias = "amount")]
     pub amount: Amount,
+    #[serde(
+        rename = "ar",
+        alias = "accrual_reversed",
+        default,
+        skip_serializing_if = "is_zero"
+    )]
     pub accrual_reversed: Amount,
+    #[serde(
+        rename = "br",
+        alias = "bonus_returned",
+        default,
+        skip_serializing_if = "is_zero"
+    )]
     pub bonus_returned: Amount,
+    #[serde(
+        rename = "u",
+        alias = "uncovered",
+        default,
+        skip_serializing_if = "is_zero"
+    )]
     pub uncovered: Amount,
+    #[serde(rename = "rt", alias = "refunded_total")]
     pub refunded_total: Amount,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Accrued {
+    #[serde(rename = "n", alias = "number")]
     pub number: CardNumber,
+    #[serde(rename = "i", alias = "operation_id")]
     pub operation_id: String,
+    #[serde(rename = "m", alias = "amount")]
     pub amount: Amount,
+    #[serde(rename = "t", alias = "bonus_type")]
     pub bonus_type: BonusType,
+    #[serde(rename = "af", alias = "active_from")]
     pub active_from: Date,
+    #[serde(rename = "ae", alias = "expire_date", default)]
     pub expire_date: Option<Date>,
 }
 
@@ -77,28 +136,12 @@ enum Reversing<'a> {
     Refund { refund_id: &'a str, amount: Amount },
 }
 
-/// What is kept under an idempotency key.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Stored<T> {
-    /// The request's meaningful fields: a replay must match them.
-    fingerprint: String,
-    outcome: T,
-    #[serde(default)]
-    purchase: Option<PurchaseRecord>,
-    /// A purchase's refunds and cancel, each with its request's
-    /// fingerprint and its answer. They live in the purchase's record, so
-    /// that they share its one life (and its copies onto replacement
-    /// cards): no reversal's outcome can expire while the purchase it
-    /// reversed can still be reversed again.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    reversals: Vec<ReversalOutcome>,
+fn is_zero(a: &Amount) -> bool {
+    *a == Amount::ZERO
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct ReversalOutcome {
-    key: String,
-    fingerprint: String,
-    outcome: Reversed,
+fn is_zero_bp(bp: &i64) -> bool {
+    *bp == 0
 }
 
 #[derive(Debug, Clone)]
@@ -237,20 +280,20 @@ impl Ops {
         Ok(self.store.index_get(Index::Purchase, purchase_id).await?)
     }
 
-    async fn stored<T: DeserializeOwned>(
+    async fn stored<T: Kept>(
         &self,
         number: &CardNumber,
         key: &str,
     ) -> Result<Option<Stored<T>>, EngineError> {
         match self.store.get_card_record(number, key).await? {
-            Some(raw) => decode(key, &raw).map(Some),
+            Some(raw) => T::decode(key, &raw).map(Some),
             None => Ok(None),
         }
     }
 
     /// The card and the operation's stored outcome under `key`, read
     /// together: the outcome is the one that goes with the card's version.
-    async fn read_with<T: DeserializeOwned>(
+    async fn read_with<T: Kept>(
         &self,
         number: &CardNumber,
         key: &str,
@@ -258,7 +301,7 @@ impl Ops {
         let (card, record) = self.store.get_card_with_record(number, key).await?;
         let card = card.ok_or_else(|| super::ops::not_found_card(number))?;
         let stored = match record {
-            Some(r) => Some((decode(key, &r.value)?, r.ttl_ms)),
+            Some(r) => Some((T::decode(key, &r.value)?, r.ttl_ms)),
             None => None,
         };
         Ok((card, stored))
@@ -311,12 +354,11 @@ impl Ops {
 
     pub(crate) async fn confirm(&self, r: &ConfirmRequest) -> Result<Confirmed, EngineError> {
         let key = purchase_key(&r.purchase_id);
-        let fingerprint = format!(
-            "{}|{}|{}|{}",
-            r.number,
+        let fingerprint = purchase_fingerprint(
+            &r.number,
             r.amount,
             r.bonus_to_pay,
-            r.date.map(|d| d.to_string()).unwrap_or_default()
+            &r.date.map(|d| d.to_string()).unwrap_or_default(),
         );
         let rules = &self.settings.purchases.rules;
         // The PurchaseId is bound to the card only once the rules accepted
@@ -336,7 +378,7 @@ impl Ops {
             // PurchaseId taken by another card is a conflict whatever this
             // card's state.
             if let Some(stored) = stored {
-                let stored: Stored<Confirmed> = decode(&key, &stored.value)?;
+                let stored = Confirmed::decode(&key, &stored.value)?;
                 return replay(stored, &fingerprint, "PurchaseId");
             }
             if let Some(claim) = claim? {
@@ -354,27 +396,20 @@ impl Ops {
             let date = r.date.unwrap_or(today);
             let mut next = card.value.clone();
             next.ledger.compact(today);
-            let record = match purchase::confirm(
-                rules,
-                &mut next,
-                &key,
-                r.amount,
-                r.bonus_to_pay,
-                date,
-                today,
-            ) {
-                Ok(record) => record,
-                // The card we read may already carry this very purchase,
-                // applied by a twin of this request after our outcome read
-                // (its write-off then leaves too little for ours): answer
-                // what the twin answered, not a refusal.
-                Err(refusal) => {
-                    return match self.stored::<Confirmed>(&r.number, &key).await? {
-                        Some(stored) => replay(stored, &fingerprint, "PurchaseId"),
-                        None => Err(refusal.into()),
+            let record =
+                match purchase::confirm(rules, &mut next, r.amount, r.bonus_to_pay, date, today) {
+                    Ok(record) => record,
+                    // The card we read may already carry this very purchase,
+                    // applied by a twin of this request after our outcome read
+                    // (its write-off then leaves too little for ours): answer
+                    // what the twin answered, not a refusal.
+                    Err(refusal) => {
+                        return match self.stored::<Confirmed>(&r.number, &key).await? {
+                            Some(stored) => replay(stored, &fingerprint, "PurchaseId"),
+                            None => Err(refusal.into()),
+                        }
                     }
-                }
-            };
+                };
             if !claimed {
                 self.claim_purchase(&r.purchase_id, &r.number).await?;
                 claimed = true;
@@ -416,7 +451,10 @@ impl Ops {
                     &next,
                     card.version,
                     Some(&entry),
-                    vec![CardRecordWrite::outcome(key.clone(), to_json(&stored))],
+                    vec![CardRecordWrite::outcome(
+                        key.clone(),
+                        Confirmed::encode(&stored),
+                    )],
                 )
                 .await?
                 == Cas::Applied
@@ -511,13 +549,13 @@ impl Ops {
             let (reversal, money, reference, operation, refund_id, total) = match what {
                 Reversing::Cancel => {
                     let left = record.amount.saturating_sub(record.refunded);
-                    let r = purchase::cancel(&mut next, &mut record, &outcome_key, today);
+                    let r = purchase::cancel(&mut next, &mut record, today);
                     (r, left, purchase_id, Operation::Cancel, None, record.amount)
                 }
                 Reversing::Refund { refund_id, amount } => {
                     // The purchase was read with the card's version: a
                     // refusal here is the purchase's state, not a race.
-                    let r = purchase::refund(&mut next, &mut record, amount, &outcome_key, today)?;
+                    let r = purchase::refund(&mut next, &mut record, amount, today)?;
                     (
                         r,
                         amount,
@@ -553,7 +591,10 @@ impl Ops {
                     &next,
                     card.version,
                     Some(&entry),
-                    vec![CardRecordWrite::replace(key.clone(), to_json(&updated))],
+                    vec![CardRecordWrite::replace(
+                        key.clone(),
+                        Confirmed::encode(&updated),
+                    )],
                 )
                 .await?
                 == Cas::Applied
@@ -595,7 +636,7 @@ impl Ops {
 
     /// An operation's stored outcome on a card that `card` replaced, directly
     /// or along earlier replacements.
-    async fn predecessors_outcome<T: DeserializeOwned>(
+    async fn predecessors_outcome<T: Kept>(
         &self,
         card: &Card,
         key: &str,
@@ -693,8 +734,13 @@ impl Ops {
             purchase::check_status(&card.value, Amount::ZERO)?;
             let mut next = card.value.clone();
             next.ledger.compact(today);
-            next.ledger
-                .accrue(r.amount, r.bonus_type, active_from, expire_date, &key);
+            next.ledger.accrue(
+                r.amount,
+                r.bonus_type,
+                active_from,
+                expire_date,
+                source::BONUS,
+            );
             let outcome = Accrued {
                 number: r.number.clone(),
                 operation_id: r.operation_id.clone(),
@@ -722,7 +768,10 @@ impl Ops {
                     &next,
                     card.version,
                     Some(&entry),
-                    vec![CardRecordWrite::outcome(key.clone(), to_json(&stored))],
+                    vec![CardRecordWrite::outcome(
+                        key.clone(),
+                        Accrued::encode(&stored),
+                    )],
                 )
                 .await?
                 == Cas::Applied
@@ -771,17 +820,4 @@ fn movement(reference: &str, r: &Reversal, money: Amount) -> BonusMovement {
         money: Some(money),
         comment: None,
     }
-}
-
-fn to_json<T: Serialize>(value: &T) -> String {
-    serde_json::to_string(value).expect("plain data (strings, integers, dates) always serializes")
-}
-
-fn decode<T: DeserializeOwned>(key: &str, raw: &str) -> Result<T, EngineError> {
-    serde_json::from_str(raw).map_err(|e| {
-        EngineError::from(crate::store::StoreError::Corrupt {
-            key: key.to_owned(),
-            reason: e.to_string(),
-        })
-    })
 }

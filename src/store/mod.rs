@@ -4,6 +4,7 @@
 //! engine the same guarantees, and the engine's protocols stay correct with
 //! several server instances on one store.
 
+pub mod codec;
 pub mod dump;
 pub mod events;
 pub mod instrumented;

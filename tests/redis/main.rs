@@ -17,6 +17,7 @@ mod engine_settings;
 mod events;
 mod faults;
 mod interleavings;
+mod legacy_records;
 mod replacement_repair;
 mod review2;
 mod store_semantics;

@@ -183,9 +183,15 @@ pub fn dangling_index_entries(url: &str, prefix: &str) -> Vec<String> {
     let keys = |con: &mut redis::Connection, pattern: String| -> Vec<String> {
         redis::cmd("KEYS").arg(pattern).query(con).expect("KEYS")
     };
-    let record = |con: &mut redis::Connection, key: String| -> Option<Value> {
+    let card_record = |con: &mut redis::Connection, key: String| -> Option<Value> {
         let d: Option<Vec<u8>> = redis::cmd("HGET").arg(&key).arg("d").query(con).ok()?;
-        serde_json::from_slice(&d?).ok()
+        let card: loyalty::domain::Card = loyalty::store::codec::decode(&key, &d?).ok()?;
+        serde_json::to_value(card).ok()
+    };
+    let contact_record = |con: &mut redis::Connection, key: String| -> Option<Value> {
+        let d: Option<Vec<u8>> = redis::cmd("HGET").arg(&key).arg("d").query(con).ok()?;
+        let contact: loyalty::domain::Contact = loyalty::store::codec::decode(&key, &d?).ok()?;
+        serde_json::to_value(contact).ok()
     };
     let tag = |key: &str| -> String {
         let open = key.find('{').map_or(0, |i| i + 1);
@@ -202,7 +208,7 @@ pub fn dangling_index_entries(url: &str, prefix: &str) -> Vec<String> {
         let Some(owner) = owner else { continue };
         // Owners are `<record>#<attempt token>[#<replaced card>]`.
         let card_number = owner.split('#').next().unwrap_or_default();
-        let card = record(&mut con, format!("{prefix}:card:{{{card_number}}}"));
+        let card = card_record(&mut con, format!("{prefix}:card:{{{card_number}}}"));
         if card.as_ref().map(|c| c["contact"].clone()) != Some(json!(code)) {
             problems.push(format!("{key} -> card {owner} = {card:?}"));
         }
@@ -216,7 +222,7 @@ pub fn dangling_index_entries(url: &str, prefix: &str) -> Vec<String> {
             .expect("HGET");
         let Some(owner) = owner else { continue };
         let contact_code = owner.split('#').next().unwrap_or_default();
-        let contact = record(&mut con, format!("{prefix}:contact:{{{contact_code}}}"));
+        let contact = contact_record(&mut con, format!("{prefix}:contact:{{{contact_code}}}"));
         if contact.as_ref().map(|c| c["mobile"].clone()) != Some(json!(number)) {
             problems.push(format!("{key} -> contact {owner} = {contact:?}"));
         }

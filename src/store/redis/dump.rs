@@ -16,7 +16,7 @@ use crate::store::dump::{cursor, split_cursor, PHASES};
 
 /// The phase of the cards' records; every other record is read in phase 0.
 const RECORDS: usize = 1;
-use crate::store::{DumpItem, DumpPage, Index, StoreError};
+use crate::store::{codec, DumpItem, DumpPage, Index, StoreError};
 
 /// Keys a SCAN step examines, per record of a page: most phases match few
 /// of the keys they pass (the contacts among all the cards), and each step
@@ -295,12 +295,8 @@ impl RedisStore {
                 cmd.arg(key).arg("d");
                 let d: Option<Vec<u8>> = self.read("dump_contact", key, cmd).await?;
                 // A fenced record that never held a contact is no contact.
-                d.map(|d| {
-                    serde_json::from_slice::<Contact>(&d)
-                        .map(DumpItem::Contact)
-                        .map_err(|e| errors::corrupt(key, e.to_string()))
-                })
-                .transpose()
+                d.map(|d| codec::decode::<Contact>(key, &d).map(DumpItem::Contact))
+                    .transpose()
             }
             name => {
                 let index = Index::from_name(name)
@@ -328,9 +324,9 @@ impl RedisStore {
         let number = card.number.as_str();
         let key = self.keys.card(number);
         let history_key = self.keys.history(number);
-        let mut args = vec![super::to_json(card)?];
+        let mut args = vec![codec::encode(card)?];
         for entry in history {
-            args.push(super::to_json(entry)?);
+            args.push(codec::encode(entry)?);
         }
         let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
         let reply = self
@@ -360,24 +356,22 @@ impl RedisStore {
     }
 }
 
-/// A card from its JSON and history entries as a dump script returns them.
+/// A card from its record and history entries as a dump script returns them.
 fn card_item(key: &str, history: &str, parts: &[Value]) -> Result<Option<DumpItem>, StoreError> {
     let Some((card, entries)) = parts.split_first() else {
         return Ok(None);
     };
-    let card: Card = decode(key, card)?;
+    let card: Card = codec::decode(key, bulk(key, card)?)?;
     let history = entries
         .iter()
-        .map(|e| decode::<HistoryEntry>(history, e))
+        .map(|e| codec::decode::<HistoryEntry>(history, bulk(history, e)?))
         .collect::<Result<_, _>>()?;
     Ok(Some(DumpItem::Card { card, history }))
 }
 
-fn decode<T: serde::de::DeserializeOwned>(key: &str, v: &Value) -> Result<T, StoreError> {
+fn bulk<'a>(key: &str, v: &'a Value) -> Result<&'a [u8], StoreError> {
     match v {
-        Value::BulkString(b) => {
-            serde_json::from_slice(b).map_err(|e| errors::corrupt(key, e.to_string()))
-        }
+        Value::BulkString(b) => Ok(b),
         other => Err(errors::corrupt(key, format!("unexpected value {other:?}"))),
     }
 }

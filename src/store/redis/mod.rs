@@ -33,6 +33,7 @@ use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr
 use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, RedisResult, ServerErrorKind, Value};
 use serde::de::DeserializeOwned;
 
+use super::codec;
 use super::events::EventLog;
 use super::{
     CardRecordWrite, Cas, Claim, DumpPage, Expiry, HistoryPage, Index, RecordRead, Store,
@@ -369,8 +370,7 @@ impl RedisStore {
                 let version = v
                     .parse::<u64>()
                     .map_err(|_| errors::corrupt(key, format!("version {v:?}")))?;
-                let value =
-                    serde_json::from_slice(&d).map_err(|e| errors::corrupt(key, e.to_string()))?;
+                let value = codec::decode(key, &d)?;
                 Ok(Some(Versioned { value, version }))
             }
             _ => Err(errors::corrupt(
@@ -384,13 +384,18 @@ impl RedisStore {
         let number = card.number.as_str();
         let key = self.keys.card(number);
         let stream = self.keys.events(number);
-        let json = to_json(card)?;
+        let stored = codec::encode(card)?;
+        let json = if self.events.max_len > 0 {
+            to_json(card)?
+        } else {
+            Vec::new()
+        };
         let max_len = self.events.max_len.to_string();
         let reply = self
             .script(
                 &self.scripts.insert_card,
                 &[&key, &stream],
-                &[&json, max_len.as_bytes(), number.as_bytes()],
+                &[&stored, max_len.as_bytes(), number.as_bytes(), &json],
             )
             .await;
         self.forget(&key);
@@ -612,10 +617,13 @@ impl Store for RedisStore {
         keys.extend(record_keys.iter().map(String::as_str));
         let version = expected_version.to_string();
         let ttl = ttl_secs.to_string();
-        let card_json = to_json(card)?;
-        let entry_json = match entry {
-            Some(e) => to_json(e)?,
-            None => Vec::new(),
+        let card_json = codec::encode(card)?;
+        // The list keeps the compact encoding; the event carries JSON
+        // (docs/events.md), only when there is a stream to append to.
+        let (entry_bytes, entry_json) = match entry {
+            Some(e) if self.events.max_len > 0 => (codec::encode(e)?, to_json(e)?),
+            Some(e) => (codec::encode(e)?, Vec::new()),
+            None => (Vec::new(), Vec::new()),
         };
         let flags: String = records
             .iter()
@@ -641,12 +649,13 @@ impl Store for RedisStore {
         let mut args: Vec<&[u8]> = vec![
             version.as_bytes(),
             &card_json,
-            &entry_json,
+            &entry_bytes,
             ttl.as_bytes(),
             flags.as_bytes(),
             modes.as_bytes(),
             max_len.as_bytes(),
             number.as_bytes(),
+            &entry_json,
         ];
         for (r, at) in records.iter().zip(&instants) {
             args.push(r.value.as_bytes());
@@ -704,8 +713,7 @@ impl Store for RedisStore {
                 let version = v
                     .parse::<u64>()
                     .map_err(|_| errors::corrupt(&card_key, format!("version {v:?}")))?;
-                let value = serde_json::from_slice(d)
-                    .map_err(|e| errors::corrupt(&card_key, e.to_string()))?;
+                let value = codec::decode(&card_key, d)?;
                 Some(Versioned { value, version })
             }
             _ => {
@@ -761,8 +769,7 @@ impl Store for RedisStore {
                     "a history entry that is not a string",
                 ));
             };
-            let entry: HistoryEntry =
-                serde_json::from_slice(bytes).map_err(|e| errors::corrupt(&key, e.to_string()))?;
+            let entry: HistoryEntry = codec::decode(&key, bytes)?;
             entries.push((start + i as u64, entry));
         }
         Ok(HistoryPage {
@@ -814,7 +821,7 @@ impl Store for RedisStore {
             .script(
                 &self.scripts.put_contact,
                 &[&key],
-                &[version.as_bytes(), &to_json(contact)?],
+                &[version.as_bytes(), &codec::encode(contact)?],
             )
             .await;
         self.forget(&key);
@@ -937,9 +944,7 @@ impl RedisStore {
         };
         let value = match (v, d) {
             (_, None) => None,
-            (Some(_), Some(d)) => {
-                Some(serde_json::from_slice(&d).map_err(|e| errors::corrupt(key, e.to_string()))?)
-            }
+            (Some(_), Some(d)) => Some(codec::decode(key, &d)?),
             (None, Some(_)) => return Err(errors::corrupt(key, "data without a version")),
         };
         Ok(Versioned { value, version })

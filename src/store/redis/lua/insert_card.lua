@@ -2,9 +2,10 @@
 -- Creates a card only if it does not exist (existing cards keep their state)
 -- and, when events are on, appends its `loaded` event to the change stream
 -- of the card's slot (docs/events.md).
--- KEYS[1] card hash, KEYS[2] the change stream; ARGV[1] the card's JSON,
--- ARGV[2] the stream's approximate length ('0': no events), ARGV[3] the
--- card number. Returns 1 if created, 0 if not.
+-- KEYS[1] card hash, KEYS[2] the change stream; ARGV[1] the card
+-- (src/store/codec.rs), ARGV[2] the stream's approximate length ('0': no
+-- events), ARGV[3] the card number, ARGV[4] the card as the event carries
+-- it (JSON, docs/events.md). Returns 1 if created, 0 if not.
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
@@ -22,6 +23,6 @@ redis.call('HSET', KEYS[1], 'v', '1', 'd', ARGV[1])
 if events > 0 then
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*',
     'v', '1', 'id', ARGV[3] .. ':loaded', 'card', ARGV[3],
-    'kind', 'loaded', 'e', ARGV[1])
+    'kind', 'loaded', 'e', ARGV[4])
 end
 return 1

@@ -2,7 +2,8 @@
 -- Creates a card as an export wrote it, with its history, unless a card
 -- with that number exists (an import never overwrites).
 -- KEYS[1] card hash, KEYS[2] its history list (same hash tag)
--- ARGV[1] the card's JSON, ARGV[2..] its history entries, oldest first.
+-- ARGV[1] the card, ARGV[2..] its history entries, oldest first (both in
+--   the stored encoding, src/store/codec.rs).
 -- Returns 1 if created, 0 if the card existed.
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0

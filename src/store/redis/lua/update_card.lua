@@ -6,8 +6,8 @@
 -- KEYS[1] card hash, KEYS[2] its history list, KEYS[3] the change stream
 --   of the card's slot (docs/events.md), KEYS[4..] record keys (all in the
 --   card's slot)
--- ARGV[1] expected version, ARGV[2] card JSON, ARGV[3] history entry JSON
---   ("" for none), ARGV[4] record TTL in seconds (0: no expiry),
+-- ARGV[1] expected version, ARGV[2] the card (src/store/codec.rs),
+--   ARGV[3] its history entry as the list keeps it (codec; "" for none), ARGV[4] record TTL in seconds (0: no expiry),
 --   ARGV[5] one flag per record: '1' create-only (an operation's outcome:
 --   if it exists already, the operation has been applied and nothing is
 --   written), '0' set;
@@ -15,7 +15,8 @@
 --   record's expiry (the record must exist: an update never brings an
 --   expired record back), 'F' in a number of ms;
 --   ARGV[7] the change stream's approximate length ('0': no events),
---   ARGV[8] the card number (the event's card);
+--   ARGV[8] the card number (the event's card), ARGV[9] the history entry
+--   as the event carries it (JSON, docs/events.md; "" with no events);
 --   then per record: its value, and its ms (for 'F'; '' otherwise)
 -- Returns 1 if applied, 0 on a version conflict (or a missing card, an
 -- outcome that exists already, or a record to keep that has expired).
@@ -33,7 +34,7 @@ local ttl = tonumber(ARGV[4] or '0')
 local records = #KEYS - 3
 local flags = ARGV[5] or ''
 local modes = ARGV[6] or ''
-if not ttl or #ARGV ~= 8 + 2 * records or #flags ~= records or #modes ~= records then
+if not ttl or #ARGV ~= 9 + 2 * records or #flags ~= records or #modes ~= records then
   return redis.error_reply('update_card: records and values do not match')
 end
 -- SET refuses an expiry past its range: refuse here, before any write.
@@ -60,7 +61,7 @@ for i = 1, records do
   if mode == 'K' and not exists then
     return 0
   end
-  if mode == 'F' and not tonumber(ARGV[8 + 2 * i]) then
+  if mode == 'F' and not tonumber(ARGV[9 + 2 * i]) then
     return redis.error_reply('update_card: a record without its ms')
   end
 end
@@ -73,17 +74,17 @@ if ARGV[3] ~= '' then
   if events > 0 then
     redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*',
       'v', '1', 'id', ARGV[8] .. ':' .. seq, 'card', ARGV[8],
-      'kind', 'history', 'seq', seq, 'e', ARGV[3])
+      'kind', 'history', 'seq', seq, 'e', ARGV[9])
   end
 end
 for i = 1, records do
   local key = KEYS[i + 3]
-  local value = ARGV[7 + 2 * i]
+  local value = ARGV[8 + 2 * i]
   local mode = string.sub(modes, i, i)
   if mode == 'K' then
     redis.call('SET', key, value, 'KEEPTTL')
   elseif mode == 'F' then
-    redis.call('SET', key, value, 'PX', ARGV[8 + 2 * i])
+    redis.call('SET', key, value, 'PX', ARGV[9 + 2 * i])
   elseif ttl > 0 then
     redis.call('SET', key, value, 'EX', ARGV[4])
   else

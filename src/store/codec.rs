@@ -1,0 +1,198 @@
+//! How a card or a contact is stored in Redis (the `d` field of its hash):
+//! a version byte, then the record as a positional MessagePack array
+//! (rmp-serde's compact form: no field names, integers for amounts and
+//! dates). Every card is read and rewritten by each of its writes and ten
+//! million of them sit in RAM, so the bytes count (docs/adr/0012).
+//!
+//! Records written before this encoding are JSON; they still read (a JSON
+//! object starts with `{`, never with a version byte), and the next write
+//! of the record stores it in the new encoding: the migration is lazy and
+//! needs no downtime.
+//!
+//! Positional means the field order of the stored types (`Card`, `Ledger`,
+//! `Lot`, `BlockInfo`, `Contact`) is the format: a new field goes at the
+//! end with `#[serde(default)]`, and none may be skipped when serialized.
+//! A change beyond that takes a new version byte.
+
+use serde::{de::DeserializeOwned, Serialize};
+
+use super::StoreError;
+
+/// The first byte of a record in this encoding.
+pub const VERSION: u8 = 2;
+
+/// The stored bytes of a card or contact.
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::with_capacity(64);
+    out.push(VERSION);
+    // Only the signature can fail: our types always serialise.
+    rmp_serde::encode::write(&mut out, value).map_err(|e| StoreError::Corrupt {
+        key: String::new(),
+        reason: format!("cannot encode: {e}"),
+    })?;
+    Ok(out)
+}
+
+/// Reads a record in this encoding or in the JSON one before it; `key`
+/// names it in the error.
+pub fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        key: key.to_owned(),
+        reason,
+    };
+    match bytes.first() {
+        Some(&VERSION) => rmp_serde::from_slice(&bytes[1..]).map_err(|e| corrupt(e.to_string())),
+        Some(b'{') => serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string())),
+        Some(other) => Err(corrupt(format!("unknown record encoding {other:#04x}"))),
+        None => Err(corrupt("an empty record".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{
+        BlockInfo, BlockReason, BonusType, Card, CardNumber, CardStatus, CardType, Category,
+        Contact, ContactCode, Role,
+    };
+    use time::macros::{date, datetime};
+
+    fn number(n: &str) -> CardNumber {
+        CardNumber::from_trusted(n.into())
+    }
+
+    fn full_card() -> Card {
+        let mut card = Card::new(number("4000000000001"), Category::Plastic, CardType::Bonus);
+        card.status = CardStatus::Blocked;
+        card.contact = Some(ContactCode::parse("C-1").expect("a code"));
+        card.block = Some(BlockInfo {
+            reason: BlockReason::Replacement,
+            reason_name: Some("lost".into()),
+            login: "till-1".into(),
+            role: Role::CcOperator,
+            at: datetime!(2026-11-28 10:11:12.345 UTC),
+            previous: CardStatus::Active,
+        });
+        card.replaced_by = Some(number("4000000000002"));
+        card.replaces = Some(number("4000000000003"));
+        let amount = crate::domain::Amount::from_hundredths(12_345).expect("an amount");
+        card.ledger.accrue(
+            amount,
+            BonusType::Cash,
+            date!(2026 - 11 - 28),
+            Some(date!(2027 - 11 - 28)),
+            "purchase",
+        );
+        card.ledger.accrue(
+            amount,
+            BonusType::Status,
+            date!(2026 - 11 - 28),
+            None,
+            "bonus",
+        );
+        card.ledger.burnt = [amount, amount];
+        card.transfer_out = card.ledger.lots.clone();
+        card.received_from = vec![number("4000000000004")];
+        card
+    }
+
+    #[test]
+    fn cards_round_trip_in_both_encodings() {
+        for card in [
+            Card::new(number("4000000000001"), Category::Plastic, CardType::Bonus),
+            full_card(),
+        ] {
+            let bytes = encode(&card).unwrap();
+            assert_eq!(bytes[0], VERSION);
+            assert_eq!(decode::<Card>("k", &bytes).unwrap(), card);
+            // What was stored before: JSON.
+            let json = serde_json::to_vec(&card).unwrap();
+            assert_eq!(decode::<Card>("k", &json).unwrap(), card);
+            assert!(
+                bytes.len() * 2 < json.len(),
+                "{} vs {}",
+                bytes.len(),
+                json.len()
+            );
+        }
+    }
+
+    /// Every code of every enum reads back as itself in both forms, and
+    /// JSON keeps the names it always had.
+    #[test]
+    fn enums_round_trip_by_code_and_by_name() {
+        use crate::domain::Operation;
+        fn both<T>(values: &[T], json: &[&str])
+        where
+            T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug,
+        {
+            for (v, name) in values.iter().zip(json) {
+                let bytes = encode(v).unwrap();
+                assert_eq!(bytes.len(), 2, "{v:?} is one byte");
+                assert_eq!(&decode::<T>("k", &bytes).unwrap(), v);
+                assert_eq!(serde_json::to_string(v).unwrap(), format!("\"{name}\""));
+                let back: T = serde_json::from_str(&format!("\"{name}\"")).unwrap();
+                assert_eq!(&back, v);
+            }
+        }
+        both(CardStatus::ALL, &["New", "Issued", "Active", "Blocked"]);
+        both(CardType::ALL, &["Bonus", "Discount", "BonusDiscount"]);
+        both(BonusType::ALL, &["Cash", "Status"]);
+        both(Category::ALL, &["Plastic", "Virtual"]);
+        both(
+            &Role::ALL,
+            &[
+                "pos",
+                "client",
+                "cc_operator",
+                "marketer",
+                "senior_employee",
+                "director",
+                "administrator",
+            ],
+        );
+        both(
+            &[Operation::Issue, Operation::TransferIn, Operation::BindTo],
+            &["Issue", "TransferIn", "BindTo"],
+        );
+    }
+
+    #[test]
+    fn a_new_card_is_a_few_bytes() {
+        let card = Card::new(number("4000000000001"), Category::Plastic, CardType::Bonus);
+        let bytes = encode(&card).unwrap();
+        assert!(bytes.len() <= 48, "{} bytes", bytes.len());
+    }
+
+    #[test]
+    fn a_json_card_of_before_merged_lots_still_reads() {
+        // As stored before lots were merged: lot ids, next_lot, references.
+        let json = br#"{"number":"4000000000001","status":"Active","category":"Plastic","card_type":"Bonus","contact":"C-1","block":null,"replaced_by":null,"replaces":null,"ledger":{"lots":[{"id":0,"bonus_type":"Cash","amount":500,"active_from":[2026,300],"expires":[2027,300],"source":"purchase:P-1"}],"burnt":[0,0],"next_lot":1},"transfer_out":[],"received_from":[]}"#;
+        let card: Card = decode("k", json).unwrap();
+        assert_eq!(card.ledger.lots.len(), 1);
+        assert_eq!(card.ledger.lots[0].source, "purchase:P-1");
+        assert_eq!(card.ledger.lots[0].amount.hundredths(), 500);
+    }
+
+    #[test]
+    fn contacts_round_trip_and_garbage_is_corrupt() {
+        let contact = Contact {
+            code: ContactCode::parse("C-1").unwrap(),
+            name: "Ann".into(),
+            mobile: None,
+            email: String::new(),
+            birth_date: String::new(),
+            gender: String::new(),
+            city: "Riga".into(),
+            mobile_claim: Some("x".into()),
+        };
+        let bytes = encode(&contact).unwrap();
+        assert_eq!(decode::<Contact>("k", &bytes).unwrap(), contact);
+        for bad in [&b""[..], b"\x07abc", b"{no", b"\x02\xc1"] {
+            assert!(matches!(
+                decode::<Contact>("k", bad),
+                Err(StoreError::Corrupt { .. })
+            ));
+        }
+    }
+}
