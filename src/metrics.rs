@@ -61,6 +61,9 @@ const LATENCY_BUCKETS: &[f64] = &[
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Installs the process-wide recorder once (tests start many servers in one
 /// process) and returns the handle that renders `/metrics`.
 pub fn install() -> PrometheusHandle {
@@ -71,6 +74,17 @@ pub fn install() -> PrometheusHandle {
                 .expect("the bucket list is not empty");
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
+            // A histogram keeps every sample until upkeep folds them into
+            // its buckets; rendering `/metrics` does it too, but an
+            // instance nobody scrapes would otherwise grow by every request
+            // (~200 MB over a bulk load of 600,000 contacts, heaptrack).
+            let upkeep = handle.clone();
+            let _ = std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || loop {
+                    std::thread::sleep(UPKEEP_EVERY);
+                    upkeep.run_upkeep();
+                });
             // Another recorder may already be installed by an embedding
             // program; our handle still renders what we record through it.
             let _ = metrics::set_global_recorder(recorder);
