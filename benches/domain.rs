@@ -1,6 +1,7 @@
-//! The domain's hot pieces in isolation: a card record's encoding (as the
-//! Redis store writes and reads it, JSON) by ledger size, the balance
-//! buckets, and write-off and refund on large ledgers.
+//! The domain's hot pieces in isolation: a card record's encoding by ledger
+//! size (as the Redis store writes and reads it, src/store/codec.rs, and the
+//! JSON it stored before), the balance buckets, and write-off and refund on
+//! large ledgers.
 //!
 //! `cargo bench --bench domain` (HTML in target/criterion/report/);
 //! `cargo test --benches` runs each once as a test.
@@ -10,8 +11,10 @@ use std::hint::black_box;
 use time::macros::date;
 use time::{Date, Duration};
 
+use loyalty::domain::ledger::source;
 use loyalty::domain::purchase::{self, BonusRules};
 use loyalty::domain::{Amount, BonusType, Card, CardNumber, CardStatus, CardType, Category};
+use loyalty::store::codec;
 
 const TODAY: Date = date!(2026 - 06 - 01);
 const LOTS: [usize; 4] = [0, 10, 100, 1_000];
@@ -34,6 +37,7 @@ fn amount(hundredths: i64) -> Amount {
 
 /// An Active card with `lots` lots: purchases of the past year (some still
 /// Inactive, some expiring soon), as a card that has been used for a while.
+/// Lots of one day merge, so each lot has dates of its own.
 pub fn card_with_lots(lots: usize) -> Card {
     let mut card = Card::new(
         CardNumber::from_trusted("7100000000001".into()),
@@ -51,8 +55,8 @@ pub fn card_with_lots(lots: usize) -> Card {
                 BonusType::Cash
             },
             active_from,
-            Some(active_from + Duration::days(365)),
-            &format!("purchase:till7-{i:06}"),
+            Some(active_from + Duration::days(365 + (i / 364) as i64)),
+            source::PURCHASE,
         );
     }
     card
@@ -62,13 +66,22 @@ fn card_record(c: &mut Criterion) {
     let mut g = c.benchmark_group("card_record");
     for lots in LOTS {
         let card = card_with_lots(lots);
-        let json = serde_json::to_vec(&card).expect("a card encodes");
-        g.throughput(Throughput::Bytes(json.len() as u64));
+        assert_eq!(card.ledger.lots.len(), lots, "lots of distinct dates");
+        let stored = codec::encode(&card).expect("a card encodes");
+        g.throughput(Throughput::Bytes(stored.len() as u64));
         g.bench_with_input(BenchmarkId::new("encode", lots), &card, |b, card| {
+            b.iter(|| codec::encode(black_box(card)).expect("encodes"))
+        });
+        g.bench_with_input(BenchmarkId::new("decode", lots), &stored, |b, bytes| {
+            b.iter(|| codec::decode::<Card>("card", black_box(bytes)).expect("decodes"))
+        });
+        // The JSON the store kept before (and still reads).
+        let json = serde_json::to_vec(&card).expect("a card encodes");
+        g.bench_with_input(BenchmarkId::new("encode_json", lots), &card, |b, card| {
             b.iter(|| serde_json::to_vec(black_box(card)).expect("encodes"))
         });
-        g.bench_with_input(BenchmarkId::new("decode", lots), &json, |b, json| {
-            b.iter(|| serde_json::from_slice::<Card>(black_box(json)).expect("decodes"))
+        g.bench_with_input(BenchmarkId::new("decode_json", lots), &json, |b, json| {
+            b.iter(|| codec::decode::<Card>("card", black_box(json)).expect("decodes"))
         });
     }
     g.finish();

@@ -76,7 +76,10 @@ step() {
 base="http://127.0.0.1:$HTTP_PORT"
 nd=(-H 'Content-Type: application/x-ndjson' -X POST)
 echo "== loading" >&2
+redis_used() { [ "$BACKEND" = redis ] && redis-cli -p "$REDIS_PORT" info memory | awk -F: '/^used_memory:/ { print $2 + 0 }' || echo 0; }
+used0=$(redis_used)
 r_cards=$(step cards "${nd[@]}" -T "$WORK/cards.ndjson" "$base/api/admin/cards")
+used1=$(redis_used)
 r_contacts=$(step contacts "${nd[@]}" -T "$WORK/contacts.ndjson" "$base/api/admin/contacts")
 r_export=$(step export "$base/api/admin/export")
 lines=$(wc -l <"$WORK/export.out")
@@ -95,6 +98,7 @@ read -r _ s m <<<"$r_cards"; row "cards (NDJSON)" "$s" "$m" "$CARDS"
 read -r _ s m <<<"$r_contacts"; row "contacts + bind + activate" "$s" "$m" "$CONTACTS"
 read -r _ s m <<<"$r_export"; row "export (all records)" "$s" "$m" "$lines"
 echo
+[ "$BACKEND" = redis ] && echo "Redis used_memory after the cards: +$(( (used1 - used0) / 1048576 )) MiB, $(( (used1 - used0) / CARDS )) B per card (change streams included)"
 echo "server RSS after the run: $idle MB"
 echo "answers:"; cut -c1-300 "$WORK/cards.out"; echo; cut -c1-300 "$WORK/contacts.out"; echo
 tail -1 "$WORK/export.out"

@@ -11,7 +11,13 @@ use crate::store::{DumpItem, Index};
 
 pub const FORMAT: &str = "loyalty-dump";
 /// Raised when a record's meaning changes; an import refuses other versions.
-pub const VERSION: u64 = 1;
+/// 2: lots are merged (no lot `id`, no `next_lot`; docs/adr/0012), so a
+/// release that reads only 1 refuses the dump up front instead of line by
+/// line.
+pub const VERSION: u64 = 2;
+/// The versions an import reads: a dump of version 1 loads as it is (its
+/// lot ids are passed over).
+pub const READS: [u64; 2] = [1, 2];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]

@@ -9,22 +9,23 @@ use super::reference::{CardStatus, Role};
 /// By variant name in JSON, by index in the compact encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Operation {
-    Issue,
-    BindTo,
-    Active,
-    Block,
-    Unblock,
+    // The numbers are the compact encoding's: never change or reuse one.
+    Issue = 0,
+    BindTo = 1,
+    Active = 2,
+    Block = 3,
+    Unblock = 4,
     /// The card was replaced by a new card bound to its contact.
-    Replaced,
-    Purchase,
-    Cancel,
-    Refund,
+    Replaced = 5,
+    Purchase = 6,
+    Cancel = 7,
+    Refund = 8,
     /// Manual accrual (promotions, status bonuses).
-    Bonus,
+    Bonus = 9,
     /// Lots moved out to the card that replaced this one.
-    TransferOut,
+    TransferOut = 10,
     /// Lots received from the card this one replaced.
-    TransferIn,
+    TransferIn = 11,
 }
 
 impl Operation {
@@ -85,7 +86,7 @@ impl super::compact::Coded for Operation {
         self as u8
     }
     fn of_code(code: u8) -> Option<Self> {
-        Operation::ALL.get(usize::from(code)).copied()
+        Operation::ALL.into_iter().find(|o| *o as u8 == code)
     }
     fn json_name(self) -> &'static str {
         Operation::json_name(self)

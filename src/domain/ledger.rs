@@ -28,6 +28,8 @@ pub mod source {
     /// Written-off bonuses given back by a cancel or refund.
     pub const RETURNED: &str = "returned";
 
+    /// A kind's number in the compact encoding is its index here: append
+    /// only.
     const KINDS: [&str; 3] = [PURCHASE, BONUS, RETURNED];
 
     /// A kind is its index in the compact encoding (one byte instead of a
@@ -179,12 +181,15 @@ impl Ledger {
         if amount == Amount::ZERO {
             return;
         }
-        match self
+        // A lot that cannot take the amount without passing the largest
+        // amount stays as it is and a new lot takes it: nothing is clamped.
+        let merged = self
             .lots
             .iter_mut()
-            .find(|l| l.is(bonus_type, active_from, expires, source))
-        {
-            Some(lot) => lot.amount = lot.amount.checked_add(amount).unwrap_or(Amount::MAX),
+            .filter(|l| l.is(bonus_type, active_from, expires, source))
+            .find_map(|l| l.amount.checked_add(amount).map(|sum| (l, sum)));
+        match merged {
+            Some((lot, sum)) => lot.amount = sum,
             None => self.lots.push(Lot {
                 bonus_type,
                 amount,

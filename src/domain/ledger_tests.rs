@@ -93,6 +93,49 @@ fn write_off_takes_nearest_expiring_first_and_is_all_or_nothing() {
 }
 
 #[test]
+fn lots_of_the_same_dates_merge_but_never_past_the_largest_amount() {
+    let mut l = Ledger::default();
+    l.accrue(
+        amt(100),
+        BonusType::Cash,
+        day(0),
+        Some(day(9)),
+        source::PURCHASE,
+    );
+    l.accrue(
+        amt(200),
+        BonusType::Cash,
+        day(0),
+        Some(day(9)),
+        source::PURCHASE,
+    );
+    l.accrue(
+        amt(50),
+        BonusType::Cash,
+        day(0),
+        Some(day(9)),
+        source::BONUS,
+    );
+    l.accrue(
+        amt(70),
+        BonusType::Status,
+        day(0),
+        Some(day(9)),
+        source::PURCHASE,
+    );
+    let amounts: Vec<i64> = l.lots.iter().map(|x| x.amount.hundredths()).collect();
+    assert_eq!(amounts, [300, 50, 70]);
+    // Two near-maximum accruals of one date: two lots, nothing clamped.
+    let mut big = Ledger::default();
+    let max = Amount::MAX.hundredths();
+    big.accrue(amt(max - 1), BonusType::Cash, day(0), None, source::BONUS);
+    big.accrue(amt(max - 1), BonusType::Cash, day(0), None, source::BONUS);
+    big.accrue(amt(1), BonusType::Cash, day(0), None, source::BONUS);
+    let amounts: Vec<i64> = big.lots.iter().map(|x| x.amount.hundredths()).collect();
+    assert_eq!(amounts, [max, max - 1]);
+}
+
+#[test]
 fn restored_write_offs_keep_their_dates_and_burn_if_expired() {
     let mut l = Ledger::default();
     l.accrue(amt(500), BonusType::Cash, day(-10), Some(day(1)), "p");

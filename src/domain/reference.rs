@@ -139,13 +139,14 @@ impl UnblockReason {
 /// compact encoding).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
-    Pos,
-    Client,
-    CcOperator,
-    Marketer,
-    SeniorEmployee,
-    Director,
-    Administrator,
+    // The numbers are the compact encoding's: never change or reuse one.
+    Pos = 0,
+    Client = 1,
+    CcOperator = 2,
+    Marketer = 3,
+    SeniorEmployee = 4,
+    Director = 5,
+    Administrator = 6,
 }
 
 impl Role {
@@ -182,7 +183,7 @@ impl super::compact::Coded for Role {
         self as u8
     }
     fn of_code(code: u8) -> Option<Self> {
-        Role::ALL.get(usize::from(code)).copied()
+        Role::ALL.into_iter().find(|r| *r as u8 == code)
     }
     fn json_name(self) -> &'static str {
         self.as_str()

@@ -113,7 +113,7 @@ async fn a_dump_restores_the_same_answers_on_a_fresh_store_of_another_backend() 
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines[0]["Kind"], json!("header"), "{}", lines[0]);
-    assert_eq!(lines[0]["Version"], json!(1));
+    assert_eq!(lines[0]["Version"], json!(2));
     let end = lines.last().unwrap();
     assert_eq!(end["Kind"], json!("end"), "{end}");
     assert_eq!(end["Cards"], json!(data.cards.len()), "{end}");
@@ -221,4 +221,46 @@ async fn an_import_refuses_what_is_not_a_dump_and_tells_a_cut_short_one() {
     assert_eq!(r.body["Complete"], json!(false), "{}", r.body);
     assert_eq!(r.body["Rejected"], json!(1), "{}", r.body);
     assert_eq!(app.status_of(&card).await, "1");
+}
+
+/// A dump written before lots were merged (version 1: lot ids, `next_lot`,
+/// a purchase's reference as its lot's source) still imports, and its card
+/// answers its balance.
+#[tokio::test]
+async fn a_version_1_dump_of_before_merged_lots_imports() {
+    let app = spawn_app().await;
+    let today = time::OffsetDateTime::now_utc().date();
+    let day = |offset: i64| {
+        let d = today + time::Duration::days(offset);
+        format!("[{},{}]", d.year(), d.ordinal())
+    };
+    let number = "7777000000001";
+    let dump = format!(
+        concat!(
+            "{{\"Kind\":\"header\",\"Format\":\"loyalty-dump\",\"Version\":1,\"CreatedAt\":\"\"}}\n",
+            "{{\"Kind\":\"card\",\"Card\":{{\"number\":\"{n}\",\"status\":\"Issued\",\"category\":\"Plastic\",",
+            "\"card_type\":\"Bonus\",\"contact\":null,\"block\":null,\"replaced_by\":null,\"replaces\":null,",
+            "\"ledger\":{{\"lots\":[{{\"id\":0,\"bonus_type\":\"Cash\",\"amount\":1250,\"active_from\":{a},",
+            "\"expires\":{e},\"source\":\"purchase:OLD\"}},{{\"id\":1,\"bonus_type\":\"Cash\",\"amount\":750,",
+            "\"active_from\":{a},\"expires\":{e},\"source\":\"purchase:OLD-2\"}}],\"burnt\":[0,0],\"next_lot\":2}},",
+            "\"transfer_out\":[],\"received_from\":[]}},\"History\":[]}}\n",
+            "{{\"Kind\":\"end\",\"Cards\":1,\"Records\":0,\"Contacts\":0,\"Indexes\":0}}\n"
+        ),
+        n = number,
+        a = day(-3),
+        e = day(100),
+    );
+    let r = app.import("", dump).await;
+    r.ok();
+    assert_eq!(r.body["Complete"], json!(true), "{}", r.body);
+    let b = app.balance(number).await;
+    b.ok();
+    let active: f64 = b.body["Bonuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["StatusName"] == "Active")
+        .map(|x| x["Amount"].as_f64().unwrap())
+        .sum();
+    assert_eq!(active, 20.0, "{}", b.body);
 }
