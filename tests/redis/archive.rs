@@ -29,13 +29,13 @@ const UPDATES: u64 = 3;
 
 /// The real archiver under a watchdog shell that kills it if this test
 /// process dies.
-struct Archiver {
+pub(crate) struct Archiver {
     watchdog: Child,
     pidfile: PathBuf,
 }
 
 impl Archiver {
-    fn start(config: &Path, dir: &Path, n: u32) -> Archiver {
+    pub(crate) fn start(config: &Path, dir: &Path, n: u32) -> Archiver {
         let pidfile = dir.join(format!("archive-{n}.pid"));
         let script = format!(
             "'{bin}' archive --config '{config}' >>'{log}' 2>&1 & s=$!; echo $s >'{pidfile}'; \
@@ -56,7 +56,7 @@ impl Archiver {
         Archiver { watchdog, pidfile }
     }
 
-    fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         for _ in 0..500 {
             if let Ok(pid) = std::fs::read_to_string(&self.pidfile) {
                 let _ = Command::new("kill").arg("-9").arg(pid.trim()).status();
@@ -128,7 +128,7 @@ async fn make_events(store: &RedisStore) -> BTreeSet<String> {
     ids
 }
 
-async fn pg(url: &str) -> tokio_postgres::Client {
+pub(crate) async fn pg(url: &str) -> tokio_postgres::Client {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         match tokio_postgres::connect(url, tokio_postgres::NoTls).await {

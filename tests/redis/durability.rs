@@ -10,13 +10,13 @@ use crate::support::*;
 
 /// The real `loyalty` binary, under a watchdog shell that kills it if this
 /// test process dies, so that no server outlives the test.
-struct Server {
+pub(crate) struct Server {
     watchdog: Child,
     pidfile: PathBuf,
 }
 
 impl Server {
-    fn start(config: &Path, dir: &Path) -> Server {
+    pub(crate) fn start(config: &Path, dir: &Path) -> Server {
         let pidfile = dir.join("loyalty.pid");
         let _ = std::fs::remove_file(&pidfile);
         let script = format!(
@@ -38,7 +38,7 @@ impl Server {
         Server { watchdog, pidfile }
     }
 
-    fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         for _ in 0..500 {
             if let Ok(pid) = std::fs::read_to_string(&self.pidfile) {
                 let _ = Command::new("kill").arg("-9").arg(pid.trim()).status();

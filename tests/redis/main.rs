@@ -11,6 +11,7 @@ mod postgres_server;
 mod redis_server;
 
 mod archive;
+mod archive_crash;
 mod cache_faults;
 mod durability;
 mod engine_settings;
