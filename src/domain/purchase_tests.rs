@@ -208,4 +208,45 @@ proptest! {
         prop_assert_eq!(card.ledger.buckets(TODAY, false), before);
         prop_assert_eq!(refund(&mut card, &mut rec, amt(1), TODAY).unwrap_err().key, ErrorKey::InvalidAmount);
     }
+
+    /// Purchases of the same days share their lots; cancelled in any order,
+    /// with the card's lots moved to a replacement card part-way (as a
+    /// replacement does), they give back exactly the ledger of before, and
+    /// no cancel finds its accrual missing.
+    #[test]
+    fn merged_purchases_cancel_in_any_order_across_a_transfer(
+        purchases in proptest::collection::vec((1i64..100_000, 0i64..=100, 0i64..3), 1..12),
+        seed in any::<u64>(),
+        transfer_after in 0usize..12,
+    ) {
+        let mut card = active_card(1_000_000);
+        let before = card.ledger.buckets(TODAY, false);
+        let mut records = Vec::new();
+        for (amount, pay_share, days_ago) in &purchases {
+            let pay = amt(*amount).percent_bp(pay_share * 50);
+            let date = TODAY - Duration::days(*days_ago);
+            records.push(confirm(&rules(), &mut card, amt(*amount), pay, date, TODAY).unwrap());
+        }
+        // At most one `purchase` lot per day (and the seed's lot).
+        prop_assert!(card.ledger.lots.len() <= 4, "{:?}", card.ledger.lots);
+        let mut order: Vec<usize> = (0..records.len()).collect();
+        let mut x = seed | 1;
+        for i in (1..order.len()).rev() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            order.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+        for (step, i) in order.into_iter().enumerate() {
+            if step == transfer_after {
+                let lots = card.ledger.take_all_unburnt(TODAY);
+                card.ledger = crate::domain::Ledger::default();
+                card.ledger.receive(lots);
+            }
+            let r = cancel(&mut card, &mut records[i], TODAY);
+            prop_assert_eq!(r.uncovered, Amount::ZERO);
+            prop_assert_eq!(r.accrual_reversed, records[i].accrual);
+        }
+        prop_assert_eq!(card.ledger.buckets(TODAY, false), before);
+    }
 }
