@@ -28,6 +28,29 @@ pub const GROUP: &str = "archive";
 /// Waits after a failure before trying again (Redis or PostgreSQL away).
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// Runs a startup step until it succeeds, waiting `RETRY_AFTER` between
+/// attempts; an error `fatal` says cannot pass by waiting ends the run.
+async fn until_done<T, E, Fut>(
+    what: &str,
+    mut step: impl FnMut() -> Fut,
+    fatal: impl Fn(&E) -> bool,
+) -> anyhow::Result<T>
+where
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    loop {
+        match step().await {
+            Ok(v) => return Ok(v),
+            Err(e) if fatal(&e) => return Err(anyhow::Error::new(e).context(what.to_owned())),
+            Err(e) => {
+                tracing::warn!(error = %e, step = what, "archive: a startup step failed; retrying");
+                tokio::time::sleep(RETRY_AFTER).await;
+            }
+        }
+    }
+}
+
 /// Runs until the process is stopped.
 pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     let a = &settings.archive;
@@ -48,22 +71,38 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     } else {
         a.consumer.clone()
     };
-    let streams = Streams::connect(
-        &settings.store.url,
-        &settings.store.key_prefix,
-        GROUP,
-        &consumer,
-        Duration::from_millis(settings.store.command_timeout_ms.max(1000)),
+    // Only a malformed address ends the archiver at start; Redis or
+    // PostgreSQL being down or restarting is waited out, as in the loop.
+    a.postgres_url
+        .parse::<tokio_postgres::Config>()
+        .context("archive.postgres_url")?;
+    let timeout = Duration::from_millis(settings.store.command_timeout_ms.max(1000));
+    let streams = until_done(
+        "connecting to Redis",
+        || {
+            Streams::connect(
+                &settings.store.url,
+                &settings.store.key_prefix,
+                GROUP,
+                &consumer,
+                timeout,
+            )
+        },
+        |e: &redis::RedisError| e.kind() == redis::ErrorKind::InvalidClientConfig,
     )
-    .await
-    .context("connecting to Redis")?;
-    streams
-        .create_groups()
-        .await
-        .context("creating the archive's consumer groups")?;
-    let mut archive = Archive::connect(&a.postgres_url)
-        .await
-        .context("connecting to PostgreSQL (archive.postgres_url)")?;
+    .await?;
+    until_done(
+        "creating the archive's consumer groups",
+        || streams.create_groups(),
+        |_| false,
+    )
+    .await?;
+    let mut archive = until_done(
+        "connecting to PostgreSQL (archive.postgres_url)",
+        || Archive::connect(&a.postgres_url),
+        |_| false,
+    )
+    .await?;
     tracing::info!(consumer = %consumer, "archiving the change streams");
 
     let mut lag = Lag::default();
