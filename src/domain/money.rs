@@ -24,6 +24,11 @@ impl Amount {
         (0..=Self::MAX.0).contains(&h).then_some(Amount(h))
     }
 
+    /// For `skip_serializing_if`: stored records leave zeros out.
+    pub fn is_zero(&self) -> bool {
+        self.0 == 0
+    }
+
     pub fn hundredths(self) -> i64 {
         self.0
     }

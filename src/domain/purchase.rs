@@ -46,14 +46,14 @@ pub struct PurchaseRecord {
         rename = "b",
         alias = "bonus_paid",
         default,
-        skip_serializing_if = "is_zero"
+        skip_serializing_if = "Amount::is_zero"
     )]
     pub bonus_paid: Amount,
     #[serde(
         rename = "a",
         alias = "accrual",
         default,
-        skip_serializing_if = "is_zero"
+        skip_serializing_if = "Amount::is_zero"
     )]
     pub accrual: Amount,
     /// The dates of the lot the accrual went into (a Cash lot of source
@@ -77,38 +77,30 @@ pub struct PurchaseRecord {
         rename = "r",
         alias = "refunded",
         default,
-        skip_serializing_if = "is_zero"
+        skip_serializing_if = "Amount::is_zero"
     )]
     pub refunded: Amount,
     #[serde(
         rename = "ar",
         alias = "accrual_reversed",
         default,
-        skip_serializing_if = "is_zero"
+        skip_serializing_if = "Amount::is_zero"
     )]
     pub accrual_reversed: Amount,
     #[serde(
         rename = "br",
         alias = "bonus_returned",
         default,
-        skip_serializing_if = "is_zero"
+        skip_serializing_if = "Amount::is_zero"
     )]
     pub bonus_returned: Amount,
     #[serde(
         rename = "c",
         alias = "cancelled",
         default,
-        skip_serializing_if = "is_false"
+        skip_serializing_if = "std::ops::Not::not"
     )]
     pub cancelled: bool,
-}
-
-fn is_zero(a: &Amount) -> bool {
-    *a == Amount::ZERO
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
 }
 
 /// The ledger effect of a cancel or refund.

@@ -155,7 +155,7 @@ fn rebuild(purchase_id: &str, kept: &KeptPurchase) -> Option<Confirmed> {
     })
 }
 
-fn is_zero_bp(bp: &i64) -> bool {
+pub(crate) fn is_zero_bp(bp: &i64) -> bool {
     *bp == 0
 }
 

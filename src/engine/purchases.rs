@@ -49,14 +49,14 @@ pub struct Confirmed {
         rename = "b",
         alias = "bonus_to_pay",
         default,
-        skip_serializing_if = "is_zero"
+        skip_serializing_if = "Amount::is_zero"
     )]
     pub bonus_to_pay: Amount,
     #[serde(
         rename = "a",
         alias = "accrual",
         default,
-        skip_serializing_if = "is_zero"
+        skip_serializing_if = "Amount::is_zero"
     )]
     pub accrual: Amount,
     #[serde(rename = "af", alias = "accrual_active_from")]
@@ -67,7 +67,7 @@ pub struct Confirmed {
         rename = "dp",
         alias = "discount_bp",
         default,
-        skip_serializing_if = "is_zero_bp"
+        skip_serializing_if = "super::kept::is_zero_bp"
     )]
     pub discount_bp: i64,
 }
@@ -92,21 +92,21 @@ pub struct Reversed {
         rename = "ar",
         alias = "accrual_reversed",
         default,
-        skip_serializing_if = "is_zero"
+        skip_serializing_if = "Amount::is_zero"
     )]
     pub accrual_reversed: Amount,
     #[serde(
         rename = "br",
         alias = "bonus_returned",
         default,
-        skip_serializing_if = "is_zero"
+        skip_serializing_if = "Amount::is_zero"
     )]
     pub bonus_returned: Amount,
     #[serde(
         rename = "u",
         alias = "uncovered",
         default,
-        skip_serializing_if = "is_zero"
+        skip_serializing_if = "Amount::is_zero"
     )]
     pub uncovered: Amount,
     #[serde(rename = "rt", alias = "refunded_total")]
@@ -134,14 +134,6 @@ pub struct Accrued {
 enum Reversing<'a> {
     Cancel,
     Refund { refund_id: &'a str, amount: Amount },
-}
-
-fn is_zero(a: &Amount) -> bool {
-    *a == Amount::ZERO
-}
-
-fn is_zero_bp(bp: &i64) -> bool {
-    *bp == 0
 }
 
 #[derive(Debug, Clone)]

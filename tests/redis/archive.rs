@@ -293,18 +293,9 @@ async fn history_pages_from_redis_into_the_archive_every_entry_once_in_order() {
     let postgres = PostgresServer::start(&dir.path().join("pg"), free_port(false));
     let prefix = "hot";
     let store = Arc::new(
-        RedisStore::connect(RedisSettings {
-            urls: vec![redis.url()],
-            key_prefix: prefix.into(),
-            pool_size: 1,
-            connect_timeout: Duration::from_secs(1),
-            command_timeout: Duration::from_secs(5),
-            cache_capacity: 0,
-            cache_segments: 1,
-        })
-        .await
-        .expect("connects")
-        .with_event_log(EventLog { max_len: 100_000 }),
+        crate::support::redis_store(&redis.url(), prefix)
+            .await
+            .with_event_log(EventLog { max_len: 100_000 }),
     );
     let number = CardNumber::from_trusted("6000000000001".into());
     let card = Card::new(number.clone(), Category::Plastic, CardType::ALL[0]);

@@ -4,11 +4,8 @@
 //! and a JSON history entry are read, refunded, replayed and cancelled, and
 //! the card's next write stores it in the new encoding.
 
-use std::time::Duration;
-
 use loyalty::domain::{Actor, Amount, CardNumber, Role};
 use loyalty::engine::{Command, ConfirmRequest, Ops, Reply};
-use loyalty::store::redis::{RedisSettings, RedisStore};
 use loyalty::store::Store;
 use redis::Commands;
 use std::sync::Arc;
@@ -80,19 +77,7 @@ async fn records_stored_as_json_with_lots_per_purchase_still_work() {
         .set_ex(format!("{card_key}:rec:purchase:OLD-1"), outcome, 3600)
         .unwrap();
 
-    let store: Arc<dyn Store> = Arc::new(
-        RedisStore::connect(RedisSettings {
-            urls: vec![redis.url()],
-            key_prefix: PREFIX.into(),
-            pool_size: 1,
-            connect_timeout: Duration::from_secs(1),
-            command_timeout: Duration::from_secs(5),
-            cache_capacity: 0,
-            cache_segments: 1,
-        })
-        .await
-        .expect("connects"),
-    );
+    let store: Arc<dyn Store> = Arc::new(crate::support::redis_store(&redis.url(), PREFIX).await);
     let ops = Ops::new(store.clone(), ops_settings(30_000, 3600));
     let card = CardNumber::from_trusted(number.into());
     assert_eq!(lots_total(store.as_ref(), &card).await, 2500);

@@ -6,7 +6,6 @@
 //! a real redis-server.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use loyalty::domain::card::Change;
 use loyalty::domain::{
@@ -15,7 +14,6 @@ use loyalty::domain::{
 };
 use loyalty::engine::{Command, Ops, Reply};
 use loyalty::store::memory::MemoryStore;
-use loyalty::store::redis::{RedisSettings, RedisStore};
 use loyalty::store::Store;
 use time::OffsetDateTime;
 
@@ -198,16 +196,6 @@ async fn a_cut_short_replacement_is_finished_by_any_later_command_on_memory() {
 async fn a_cut_short_replacement_is_finished_by_any_later_command_on_redis() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let redis = RedisServer::start(dir.path(), free_port(false), &[], None);
-    let store = RedisStore::connect(RedisSettings {
-        urls: vec![redis.url()],
-        key_prefix: "repair".into(),
-        pool_size: 1,
-        connect_timeout: Duration::from_secs(1),
-        command_timeout: Duration::from_secs(5),
-        cache_capacity: 0,
-        cache_segments: 1,
-    })
-    .await
-    .expect("connects");
+    let store = crate::support::redis_store(&redis.url(), "repair").await;
     scenarios(Arc::new(store), 200).await;
 }

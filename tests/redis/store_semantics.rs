@@ -263,17 +263,7 @@ async fn the_redis_store_answers_exactly_like_the_memory_store() {
 async fn foreign_or_malformed_data_is_corrupt_not_a_panic() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let redis = RedisServer::start(dir.path(), free_port(false), &[], None);
-    let store = RedisStore::connect(RedisSettings {
-        urls: vec![redis.url()],
-        key_prefix: "corrupt".into(),
-        pool_size: 1,
-        connect_timeout: Duration::from_secs(1),
-        command_timeout: Duration::from_secs(5),
-        cache_capacity: 0,
-        cache_segments: 1,
-    })
-    .await
-    .expect("connects");
+    let store = crate::support::redis_store(&redis.url(), "corrupt").await;
     let set = |cmd: &str| assert!(redis.command(cmd).is_some_and(|r| !r.starts_with('-')));
     set("SET corrupt:card:{1000000000001} plain-string");
     set("HSET corrupt:card:{1000000000002} v 1 d not-json");
