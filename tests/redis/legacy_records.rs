@@ -108,6 +108,17 @@ async fn records_stored_as_json_with_lots_per_purchase_still_work() {
     };
     let r = reversed(&ops, refund()).await;
     assert_eq!((r.accrual_reversed, r.uncovered), (amt(250), Amount::ZERO));
+    // The refund updated the old purchase's record where it is, a key of
+    // its own (ADR 0013), with the time it had left.
+    let legacy_ttl: i64 = con.pttl(format!("{card_key}:rec:purchase:OLD-1")).unwrap();
+    assert!(
+        (1..=3_600_000).contains(&legacy_ttl),
+        "legacy PTTL {legacy_ttl}"
+    );
+    let in_set: bool = con
+        .hexists(format!("{card_key}:recs"), "purchase:OLD-1")
+        .unwrap();
+    assert!(!in_set, "a record is in one place for its whole life");
     assert_eq!(lots_total(store.as_ref(), &card).await, 2250);
     let stored = store.get_card(&card).await.unwrap().unwrap().value;
     let old0 = stored

@@ -19,6 +19,7 @@ mod events;
 mod faults;
 mod interleavings;
 mod legacy_records;
+mod record_sets;
 mod replacement_repair;
 mod review2;
 mod store_semantics;

@@ -294,4 +294,20 @@ async fn foreign_or_malformed_data_is_corrupt_not_a_panic() {
         matches!(got, Err(loyalty::store::StoreError::Corrupt { .. })),
         "{got:?}"
     );
+    // A record without its expiry, and a record set that is not a hash.
+    set("HSET corrupt:card:{1000000000005}:recs purchase:P-1 no-expiry");
+    set("SET corrupt:card:{1000000000006}:recs plain-string");
+    for n in [5, 6] {
+        let number = CardNumber::from_trusted(format!("100000000000{n}"));
+        let got = store.get_card_record(&number, "purchase:P-1").await;
+        assert!(
+            matches!(got, Err(loyalty::store::StoreError::Corrupt { .. })),
+            "record set {n}: {got:?}"
+        );
+        let got = store.get_card_with_record(&number, "purchase:P-1").await;
+        assert!(
+            matches!(got, Err(loyalty::store::StoreError::Corrupt { .. })),
+            "card with record {n}: {got:?}"
+        );
+    }
 }

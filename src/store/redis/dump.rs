@@ -68,7 +68,7 @@ impl Conn {
         node: Option<u16>,
         at: u64,
         pattern: &str,
-        kind: &str,
+        kind: Option<&str>,
         count: usize,
     ) -> RedisResult<(u64, Vec<String>)> {
         let mut cmd = redis::cmd("SCAN");
@@ -76,9 +76,10 @@ impl Conn {
             .arg("MATCH")
             .arg(pattern)
             .arg("COUNT")
-            .arg(count)
-            .arg("TYPE")
-            .arg(kind);
+            .arg(count);
+        if let Some(kind) = kind {
+            cmd.arg("TYPE").arg(kind);
+        }
         let reply: Value = match (self, node) {
             (Conn::Cluster(c), Some(slot)) => {
                 let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
@@ -115,13 +116,15 @@ impl RedisStore {
     /// MATCH pattern and TYPE of the keys of a dump phase. Redis walks
     /// twice, not once per kind (each walk passes every key, which was most
     /// of an export's Redis time): every hash first — cards, contacts and
-    /// index entries, told apart by their key — then the cards' records.
-    fn phase_keys(&self, phase: usize) -> (String, &'static str) {
+    /// index entries, told apart by their key — then the cards' records:
+    /// record sets (hashes, `…:recs`) and records kept before them
+    /// (strings, `…:rec:<key>`).
+    fn phase_keys(&self, phase: usize) -> (String, Option<&'static str>) {
         let p = glob_escape(self.keys.prefix());
         if phase == RECORDS {
-            (format!("{p}:card:*:rec:*"), "string")
+            (format!("{p}:card:*:rec*"), None)
         } else {
-            (format!("{p}:*"), "hash")
+            (format!("{p}:*"), Some("hash"))
         }
     }
 
@@ -198,7 +201,7 @@ impl RedisStore {
     /// is left out.
     async fn fetch(&self, phase: usize, keys: &[String]) -> Result<Vec<DumpItem>, StoreError> {
         if phase == RECORDS {
-            let reads = keys.iter().map(|key| self.fetch_one(phase, key));
+            let reads = keys.iter().map(|key| self.fetch_records(key));
             return Ok(try_join_all(reads).await?.into_iter().flatten().collect());
         }
         let mut cards = Vec::new();
@@ -268,25 +271,6 @@ impl RedisStore {
                 };
                 card_item(key, &history, &parts)
             }
-            "records" => {
-                let Some(record) = rest.strip_prefix(":rec:") else {
-                    return Ok(None);
-                };
-                let reply = self.script(&self.scripts.dump_record, &[key], &[]).await?;
-                let Value::Array(parts) = reply else {
-                    return Err(errors::corrupt(key, "unexpected dump_record reply"));
-                };
-                let [value, ttl] = parts.as_slice() else {
-                    return Ok(None);
-                };
-                Ok(Some(DumpItem::Record {
-                    number: CardNumber::from_trusted(id.to_owned()),
-                    key: record.to_owned(),
-                    value: text(value)
-                        .ok_or_else(|| errors::corrupt(key, "a record that is not text"))?,
-                    ttl_ms: int(ttl).filter(|t| *t >= 0),
-                }))
-            }
             "contacts" => {
                 if !rest.is_empty() {
                     return Ok(None);
@@ -316,6 +300,51 @@ impl RedisStore {
         }
     }
 
+    /// The records behind a key of the records phase: every live record of
+    /// a record set, or a record kept before them.
+    async fn fetch_records(&self, key: &str) -> Result<Vec<DumpItem>, StoreError> {
+        let Some((id, rest)) = tag(key) else {
+            return Ok(Vec::new());
+        };
+        let number = || CardNumber::from_trusted(id.to_owned());
+        let not_text = || errors::corrupt(key, "a record that is not text");
+        if rest == ":recs" {
+            let reply = self.script(&self.scripts.dump_records, &[key], &[]).await?;
+            let Value::Array(parts) = reply else {
+                return Err(errors::corrupt(key, "unexpected dump_records reply"));
+            };
+            let mut items = Vec::with_capacity(parts.len() / 3);
+            for record in parts.chunks(3) {
+                let [name, value, ttl] = record else {
+                    return Err(errors::corrupt(key, "unexpected dump_records reply"));
+                };
+                items.push(DumpItem::Record {
+                    number: number(),
+                    key: text(name).ok_or_else(not_text)?,
+                    value: text(value).ok_or_else(not_text)?,
+                    ttl_ms: int(ttl).filter(|t| *t >= 0),
+                });
+            }
+            return Ok(items);
+        }
+        let Some(record) = rest.strip_prefix(":rec:") else {
+            return Ok(Vec::new());
+        };
+        let reply = self.script(&self.scripts.dump_record, &[key], &[]).await?;
+        let Value::Array(parts) = reply else {
+            return Err(errors::corrupt(key, "unexpected dump_record reply"));
+        };
+        let [value, ttl] = parts.as_slice() else {
+            return Ok(Vec::new());
+        };
+        Ok(vec![DumpItem::Record {
+            number: number(),
+            key: record.to_owned(),
+            value: text(value).ok_or_else(not_text)?,
+            ttl_ms: int(ttl).filter(|t| *t >= 0),
+        }])
+    }
+
     pub(super) async fn restore_one_card(
         &self,
         card: &Card,
@@ -343,16 +372,17 @@ impl RedisStore {
         ttl_ms: Option<i64>,
     ) -> Result<bool, StoreError> {
         let key = self.keys.card(number.as_str());
-        let record_key = self.keys.card_record(number.as_str(), record);
+        let set = self.keys.card_records(number.as_str());
+        let legacy = self.keys.legacy_card_record(number.as_str(), record);
         let ms = ttl_ms.map(|ms| ms.max(1).to_string()).unwrap_or_default();
         let reply = self
             .script(
                 &self.scripts.restore_record,
-                &[&key, &record_key],
-                &[value.as_bytes(), ms.as_bytes()],
+                &[&key, &set, &legacy],
+                &[record.as_bytes(), value.as_bytes(), ms.as_bytes()],
             )
             .await?;
-        super::flag(&record_key, &reply)
+        super::flag(&set, &reply)
     }
 }
 

@@ -33,10 +33,18 @@ impl Keys {
         format!("{}:card:{{{number}}}:history", self.prefix)
     }
 
-    /// A record kept with the card (an idempotency outcome, a purchase):
-    /// a string with a TTL, in the card's slot so that one script writes it
-    /// together with the card.
-    pub fn card_record(&self, number: &str, record: &str) -> String {
+    /// Hash of the records kept with the card (idempotency outcomes,
+    /// purchases), one field per record, each with its own expiry
+    /// (lua/records.lua): in the card's slot so that one script writes
+    /// them together with the card.
+    pub fn card_records(&self, number: &str) -> String {
+        format!("{}:card:{{{number}}}:recs", self.prefix)
+    }
+
+    /// A record as releases before record sets kept it: a string with a
+    /// TTL. Still read until it expires, and moved into the set when next
+    /// written.
+    pub fn legacy_card_record(&self, number: &str, record: &str) -> String {
         format!("{}:card:{{{number}}}:rec:{record}", self.prefix)
     }
 
@@ -90,8 +98,9 @@ mod tests {
         assert_eq!(tag(&k.card("42")), tag(&k.history("42")));
         assert_eq!(
             tag(&k.card("42")),
-            tag(&k.card_record("42", "purchase:{x}"))
+            tag(&k.legacy_card_record("42", "purchase:{x}"))
         );
+        assert_eq!(tag(&k.card("42")), tag(&k.card_records("42")));
         assert_eq!(
             k.index(Index::Mobile, "79001234567"),
             "loyalty:mobile:{79001234567}"

@@ -337,8 +337,17 @@ impl RedisStore {
     async fn script(&self, lua: &Lua, keys: &[&str], args: &[&[u8]]) -> Result<Value, StoreError> {
         let mut conn = self.conn();
         let run = async {
-            match conn.query::<Value>(&lua.command(false, keys, args)).await {
+            let first = match conn.query::<Value>(&lua.command(false, keys, args)).await {
                 Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                    conn.query::<Value>(&lua.command(true, keys, args)).await
+                }
+                other => other,
+            };
+            match first {
+                // As `read`: the first command on a connection that died
+                // while Redis was away fails; a read-only script is safe to
+                // send again (in full: a restarted Redis has no scripts).
+                Err(e) if lua.read_only && (e.is_io_error() || e.is_connection_dropped()) => {
                     conn.query::<Value>(&lua.command(true, keys, args)).await
                 }
                 other => other,
@@ -609,12 +618,16 @@ impl Store for RedisStore {
         let key = self.keys.card(number);
         let history = self.keys.history(number);
         let stream = self.keys.events(number);
-        let record_keys: Vec<String> = records
+        let set = self.keys.card_records(number);
+        let legacy: Vec<String> = records
             .iter()
-            .map(|r| self.keys.card_record(number, &r.key))
+            .map(|r| self.keys.legacy_card_record(number, &r.key))
             .collect();
         let mut keys: Vec<&str> = vec![&key, &history, &stream];
-        keys.extend(record_keys.iter().map(String::as_str));
+        if !records.is_empty() {
+            keys.push(&set);
+            keys.extend(legacy.iter().map(String::as_str));
+        }
         let version = expected_version.to_string();
         let ttl = ttl_secs.to_string();
         let card_json = codec::encode(card)?;
@@ -658,6 +671,7 @@ impl Store for RedisStore {
             &entry_json,
         ];
         for (r, at) in records.iter().zip(&instants) {
+            args.push(r.key.as_bytes());
             args.push(r.value.as_bytes());
             args.push(at.as_bytes());
         }
@@ -678,11 +692,21 @@ impl Store for RedisStore {
         number: &CardNumber,
         key: &str,
     ) -> Result<Option<String>, StoreError> {
-        let record = self.keys.card_record(number.as_str(), key);
-        let mut cmd = redis::cmd("GET");
-        cmd.arg(&record);
-        self.read::<Option<String>>("get_card_record", &record, cmd)
-            .await
+        let set = self.keys.card_records(number.as_str());
+        let legacy = self.keys.legacy_card_record(number.as_str(), key);
+        let reply = self
+            .script(
+                &self.scripts.card_record,
+                &[&set, &legacy],
+                &[key.as_bytes()],
+            )
+            .await?;
+        match reply {
+            Value::Nil => Ok(None),
+            other => text(&other)
+                .map(Some)
+                .ok_or_else(|| errors::corrupt(&set, format!("unexpected script reply {other:?}"))),
+        }
     }
 
     async fn get_card_with_record(
@@ -691,12 +715,13 @@ impl Store for RedisStore {
         key: &str,
     ) -> Result<(Option<Versioned<Card>>, Option<RecordRead>), StoreError> {
         let card_key = self.keys.card(number.as_str());
-        let record_key = self.keys.card_record(number.as_str(), key);
+        let set = self.keys.card_records(number.as_str());
+        let legacy = self.keys.legacy_card_record(number.as_str(), key);
         let reply = self
             .script(
                 &self.scripts.card_with_record,
-                &[&card_key, &record_key],
-                &[],
+                &[&card_key, &set, &legacy],
+                &[key.as_bytes()],
             )
             .await?;
         let bad = || errors::corrupt(&card_key, format!("unexpected script reply {reply:?}"));

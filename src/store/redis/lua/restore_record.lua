@@ -1,19 +1,24 @@
 #!lua
 -- Creates a card's record as an export wrote it, unless it exists or its
 -- card does not.
--- KEYS[1] card hash, KEYS[2] the record (same hash tag)
--- ARGV[1] value, ARGV[2] ms left ('' for no expiry).
+-- KEYS[1] card hash, KEYS[2] the card's record set, KEYS[3] the record's
+-- legacy key (same hash tag)
+-- ARGV[1] the record's name, ARGV[2] value, ARGV[3] ms left ('' for no
+-- expiry).
 -- Returns 1 if created, 0 if not.
-if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('EXISTS', KEYS[2]) == 1 then
+local now = records_now()
+local at = 0
+if ARGV[3] ~= '' then
+  local ms = tonumber(ARGV[3])
+  if not ms or ms < 1 or ms > 1e15 then
+    return redis.error_reply('restore_record: bad ms ' .. ARGV[3])
+  end
+  at = now + ms
+end
+if redis.call('EXISTS', KEYS[1]) == 0 or records_get(KEYS[2], ARGV[1], KEYS[3], now) then
   return 0
 end
-if ARGV[2] == '' then
-  redis.call('SET', KEYS[2], ARGV[1])
-else
-  local ms = tonumber(ARGV[2])
-  if not ms or ms < 1 then
-    return redis.error_reply('restore_record: bad ms ' .. ARGV[2])
-  end
-  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
-end
+local pttl = redis.call('PTTL', KEYS[2])
+records_put(KEYS[2], ARGV[1], nil, ARGV[2], at)
+records_keep(KEYS[2], pttl, at)
 return 1

@@ -2,10 +2,10 @@
 -- Compare-and-set of a card, plus (optionally) the append of its history
 -- entry and the records that belong with the change (idempotency outcomes,
 -- purchases). Every check comes before the first write: Redis does not roll
--- back a script.
+-- back a script. Records are fields of the card's record set (records.lua).
 -- KEYS[1] card hash, KEYS[2] its history list, KEYS[3] the change stream
---   of the card's slot (docs/events.md), KEYS[4..] record keys (all in the
---   card's slot)
+--   of the card's slot (docs/events.md), with records: KEYS[4] the card's
+--   record set, KEYS[5..] each record's legacy key (all in the card's slot)
 -- ARGV[1] expected version, ARGV[2] the card (src/store/codec.rs),
 --   ARGV[3] its history entry as the list keeps it (codec; "" for none), ARGV[4] record TTL in seconds (0: no expiry),
 --   ARGV[5] one flag per record: '1' create-only (an operation's outcome:
@@ -17,7 +17,7 @@
 --   ARGV[7] the change stream's approximate length ('0': no events),
 --   ARGV[8] the card number (the event's card), ARGV[9] the history entry
 --   as the event carries it (JSON, docs/events.md; "" with no events);
---   then per record: its value, and its ms (for 'F'; '' otherwise)
+--   then per record: its name, its value, and its ms (for 'F'; '' otherwise)
 -- Returns 1 if applied, 0 on a version conflict (or a missing card, an
 -- outcome that exists already, or a record to keep that has expired).
 local v = redis.call('HGET', KEYS[1], 'v')
@@ -28,16 +28,15 @@ local n = tonumber(v)
 if not n then
   return redis.error_reply('CORRUPT version field of ' .. KEYS[1])
 end
--- The TTL goes to SET as given: a number read by Lua could come back as
--- '1e+14', which SET refuses (after the first write).
 local ttl = tonumber(ARGV[4] or '0')
-local records = #KEYS - 3
+local records = math.max(#KEYS - 4, 0)
+local set = KEYS[4]
 local flags = ARGV[5] or ''
 local modes = ARGV[6] or ''
-if not ttl or #ARGV ~= 9 + 2 * records or #flags ~= records or #modes ~= records then
+if not ttl or #KEYS == 4 or #ARGV ~= 9 + 3 * records or #flags ~= records or #modes ~= records then
   return redis.error_reply('update_card: records and values do not match')
 end
--- SET refuses an expiry past its range: refuse here, before any write.
+-- Expiries stay exact integers (ms since the epoch, below 2^53).
 if ttl < 0 or ttl > 1e12 then
   return redis.error_reply('update_card: record TTL out of range')
 end
@@ -52,17 +51,32 @@ if events > 0 and ARGV[3] ~= '' then
     return redis.error_reply('CORRUPT change stream ' .. KEYS[3] .. ' is a ' .. kind)
   end
 end
+-- Each record's expiry (ms since the epoch, 0: never), settled before
+-- any write.
+local now, chance = records_now()
+local expires, legacy = {}, {}
 for i = 1, records do
-  local exists = redis.call('EXISTS', KEYS[i + 3]) == 1
-  if string.sub(flags, i, i) == '1' and exists then
+  local value, left, is_legacy = records_get(set, ARGV[7 + 3 * i], KEYS[i + 4], now)
+  if string.sub(flags, i, i) == '1' and value then
     return 0
+  end
+  if is_legacy then
+    legacy[i] = KEYS[i + 4]
   end
   local mode = string.sub(modes, i, i)
-  if mode == 'K' and not exists then
-    return 0
-  end
-  if mode == 'F' and not tonumber(ARGV[9 + 2 * i]) then
-    return redis.error_reply('update_card: a record without its ms')
+  if mode == 'K' then
+    if not value then
+      return 0
+    end
+    expires[i] = (left < 0) and 0 or (now + left)
+  elseif mode == 'F' then
+    local ms = tonumber(ARGV[9 + 3 * i])
+    if not ms or ms < 1 or ms > 1e15 then
+      return redis.error_reply('update_card: a record without its ms')
+    end
+    expires[i] = now + ms
+  else
+    expires[i] = (ttl > 0) and (now + ttl * 1000) or 0
   end
 end
 redis.call('HSET', KEYS[1], 'v', tostring(n + 1), 'd', ARGV[2])
@@ -77,18 +91,32 @@ if ARGV[3] ~= '' then
       'kind', 'history', 'seq', seq, 'e', ARGV[9])
   end
 end
-for i = 1, records do
-  local key = KEYS[i + 3]
-  local value = ARGV[8 + 2 * i]
-  local mode = string.sub(modes, i, i)
-  if mode == 'K' then
-    redis.call('SET', key, value, 'KEEPTTL')
-  elseif mode == 'F' then
-    redis.call('SET', key, value, 'PX', ARGV[9 + 2 * i])
-  elseif ttl > 0 then
-    redis.call('SET', key, value, 'EX', ARGV[4])
-  else
-    redis.call('SET', key, value)
+if records > 0 then
+  local pttl = redis.call('PTTL', set)
+  local latest = -1
+  for i = 1, records do
+    records_put(set, ARGV[7 + 3 * i], legacy[i], ARGV[8 + 3 * i], expires[i])
+    if not legacy[i] and latest ~= 0 and (expires[i] == 0 or expires[i] > latest) then
+      latest = expires[i]
+    end
+  end
+  if latest ~= -1 then
+    records_keep(set, pttl, latest)
+  end
+  -- Sweep about 4 fields a write (records.lua): a small set (a listpack,
+  -- which HSCAN returns whole) with a chance of 4 in its size, a large one
+  -- 16 fields every 4 writes of the card, from a cursor that visits every
+  -- bucket in turn (7919 is odd: its multiples cover every residue).
+  local encoding = redis.call('OBJECT', 'ENCODING', set)
+  if encoding == 'hashtable' then
+    if n % 4 == 0 then
+      records_sweep(set, now, 16, string.format('%d', (n / 4) * 7919 % 1048576))
+    end
+  elseif encoding then
+    local size = redis.call('HLEN', set)
+    if chance % math.max(1, math.floor(size / 4)) == 0 then
+      records_sweep(set, now, size, '0')
+    end
   end
 end
 return 1
