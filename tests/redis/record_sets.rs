@@ -151,7 +151,7 @@ async fn records_of_an_earlier_release_are_read_updated_in_place_and_exported() 
     let redis = RedisServer::start(dir.path(), free_port(false), &[], None);
     let store = crate::support::redis_store(&redis.url(), PREFIX).await;
     let a = card("7200000000003");
-    store.insert_cards(&[a.clone()]).await.unwrap();
+    store.insert_cards(std::slice::from_ref(&a)).await.unwrap();
     let legacy = format!("{PREFIX}:card:{{{}}}:rec:purchase:OLD", a.number);
     let set = format!("{PREFIX}:card:{{{}}}:recs", a.number);
     assert!(redis
@@ -244,7 +244,7 @@ async fn records_of_an_earlier_release_are_read_updated_in_place_and_exported() 
 
     // An import writes into the set, and not over a record that exists.
     let b = card("7200000000004");
-    store.insert_cards(&[b.clone()]).await.unwrap();
+    store.insert_cards(std::slice::from_ref(&b)).await.unwrap();
     assert!(store
         .restore_record(&b.number, "purchase:IMP", "imported", Some(5_000))
         .await
@@ -273,7 +273,7 @@ async fn a_large_record_set_is_swept_as_its_card_keeps_buying() {
     );
     let store = crate::support::redis_store(&redis.url(), PREFIX).await;
     let a = card("7200000000005");
-    store.insert_cards(&[a.clone()]).await.unwrap();
+    store.insert_cards(std::slice::from_ref(&a)).await.unwrap();
     let set = format!("{PREFIX}:card:{{{}}}:recs", a.number);
     // A live record keeps the set from expiring whole; then 200 records
     // that expire at once: past `hash-max-listpack-entries` (128 as in
