@@ -4,6 +4,8 @@
 //!
 //!   purchase_memory --bin target/release/loyalty [--purchases 100000]
 //!                   [--cards 100] [--retention-secs 60] [--concurrency 64]
+//!   purchase_memory --bin target/release/loyalty --pos-mix 60s
+//!                   [--loadtest target/release/loyalty-loadtest]
 //!
 //! Starts its own redis-server (AOF `appendfsync always`), PostgreSQL
 //! (Debian's binaries), the server and `loyalty archive`, all on free
@@ -14,6 +16,11 @@
 //! card records (which hold each purchase's accrual lot until it expires),
 //! history entries per card in Redis, and the archive's lag and throughput
 //! (from its progress lines).
+//!
+//! With `--pos-mix RUN_TIME` it measures the archive's lag under the till
+//! fleet's mix instead: `loyalty-loadtest prepare` and then `run pos-mix`
+//! (the load test's defaults: 100,000 cards, 32 users) against the same
+//! set-up, and the archive's progress lines of the run's windows.
 
 #[path = "../tests/common/postgres_server.rs"]
 mod postgres_server;
@@ -36,6 +43,8 @@ struct Args {
     cards: u64,
     retention_secs: u64,
     concurrency: usize,
+    pos_mix: Option<String>,
+    loadtest: PathBuf,
 }
 
 fn args() -> Args {
@@ -45,6 +54,8 @@ fn args() -> Args {
         cards: 100,
         retention_secs: 60,
         concurrency: 64,
+        pos_mix: None,
+        loadtest: "target/release/loyalty-loadtest".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -55,6 +66,8 @@ fn args() -> Args {
             "--cards" => a.cards = value.parse().expect("--cards N"),
             "--retention-secs" => a.retention_secs = value.parse().expect("--retention-secs N"),
             "--concurrency" => a.concurrency = value.parse().expect("--concurrency N"),
+            "--pos-mix" => a.pos_mix = Some(value),
+            "--loadtest" => a.loadtest = value.into(),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -120,6 +133,113 @@ fn card_bytes(con: &mut redis::Connection, prefix: &str, cards: &[String]) -> i6
         .sum()
 }
 
+/// The archive's lag under `loyalty-loadtest run pos-mix`: prepares its
+/// data set, runs it, waits for the archive to drain and prints the
+/// progress lines of the windows that ended during the run, with the worst
+/// and the median of their p99.
+fn pos_mix(loadtest: &Path, base: &str, run_time: &str, dir: &Path) {
+    let now = || {
+        time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("a time")
+    };
+    let loadtest = |args: &[&str]| {
+        let ok = Command::new(loadtest)
+            .args(args)
+            .args(["--host", base])
+            .status()
+            .expect("run loyalty-loadtest")
+            .success();
+        assert!(ok, "loyalty-loadtest {args:?} failed");
+    };
+    loadtest(&["prepare"]);
+    // The archive takes the prepared data set first.
+    std::thread::sleep(Duration::from_secs(20));
+    let (start, out) = (now(), dir.join("pos-mix"));
+    loadtest(&[
+        "run",
+        "pos-mix",
+        "--run-time",
+        run_time,
+        "--yardstick-secs",
+        "5",
+        "--backend",
+        "redis",
+        "--fsync",
+        "always",
+        "--output-dir",
+        out.to_str().expect("a UTF-8 path"),
+    ]);
+    let end = now();
+    std::thread::sleep(Duration::from_secs(15));
+    let log = std::fs::read_to_string(dir.join("archive.log")).unwrap_or_default();
+    let mut p99s = Vec::new();
+    println!("archive progress during pos-mix ({start} .. {end}):");
+    for line in log.lines().filter(|l| l.contains("archive: progress")) {
+        let line = strip_ansi(line);
+        let at = line.split_whitespace().next().unwrap_or_default();
+        if at > start.as_str() && at <= end.as_str() {
+            println!("  {line}");
+            p99s.extend(field(&line, "lag_p99_ms"));
+        }
+    }
+    p99s.sort_unstable();
+    if let (Some(worst), Some(median)) = (p99s.last(), p99s.get(p99s.len() / 2)) {
+        println!(
+            "archive lag under pos-mix: p99 of each 10 s window, worst {worst} ms, median {median} ms ({} windows)",
+            p99s.len()
+        );
+    }
+}
+
+/// A log line without its terminal colours.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // An escape runs to its final letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A numeric field (`name=123`) of a log line.
+fn field(line: &str, name: &str) -> Option<u64> {
+    let rest = &line[line.find(&format!("{name}="))? + name.len() + 1..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// Bytes of db 0's key space and expiry table themselves (MEMORY STATS).
+fn hashtable_overhead(con: &mut redis::Connection) -> i64 {
+    let stats: redis::Value = redis::cmd("MEMORY")
+        .arg("STATS")
+        .query(con)
+        .expect("MEMORY STATS");
+    // db.0 is a map of overhead.hashtable.main and .expires.
+    let text = format!("{stats:?}");
+    ["overhead.hashtable.main", "overhead.hashtable.expires"]
+        .iter()
+        .filter_map(|name| {
+            let rest = &text[text.find(name)? + name.len()..];
+            let digits: String = rest
+                .chars()
+                .skip_while(|c| !c.is_ascii_digit())
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits.parse::<i64>().ok()
+        })
+        .sum()
+}
+
 fn keys(con: &mut redis::Connection) -> i64 {
     redis_int(con, &mut redis::cmd("DBSIZE"))
 }
@@ -175,6 +295,10 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(up, "the server did not get ready");
+    if let Some(run_time) = &a.pos_mix {
+        pos_mix(&a.loadtest, &base, run_time, dir);
+        return;
+    }
 
     let cards: Vec<String> = (0..a.cards).map(|i| format!("7100{i:09}")).collect();
     let load: Vec<Value> = cards
@@ -203,6 +327,7 @@ async fn main() {
     // Let the archive take the loads and issues first.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let before = used_memory(&mut con);
+    let tables_before = hashtable_overhead(&mut con);
     let cards_before = card_bytes(&mut con, prefix, &cards);
     let keys_before = keys(&mut con);
 
@@ -287,17 +412,41 @@ async fn main() {
     // cycle, which the loop below waits for).
     let wait = Duration::from_secs(a.retention_secs + 2).saturating_sub(confirmed.elapsed());
     tokio::time::sleep(wait).await;
-    let mut after = used_memory(&mut con);
     for _ in 0..120 {
+        if keys(&mut con) <= keys_before + 16 {
+            break;
+        }
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    // Redis then shrinks the key space's and the expiry table's bucket
+    // arrays (sized for every purchase's keys: 8 B a bucket) in its cron,
+    // a few seconds later; measure once that has settled.
+    let mut after = used_memory(&mut con);
+    println!(
+        "keys gone: {:.1} B/purchase in all, of which the key space's bucket arrays {:.1} B",
+        (after - before) as f64 / n,
+        hashtable_overhead(&mut con) as f64 / n,
+    );
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
         let now = used_memory(&mut con);
-        let done = keys(&mut con) <= keys_before + 16;
+        let settled = (after - now).abs() < 4096;
         after = now;
-        if done {
+        if settled {
             break;
         }
     }
     let cards_after = card_bytes(&mut con, prefix, &cards);
+    // Redis shrinks a key space's table only below 10 % full: the table
+    // sized for every purchase's keys may stay (8 B a slot), whatever the
+    // number of purchases since.
+    let tables = hashtable_overhead(&mut con) - tables_before;
+    println!(
+        "after retention: the key space's and expiry table's growth {:.1} B/purchase ({} B: sized for the peak key count, not per purchase kept); {:.1} B/purchase without it",
+        tables as f64 / n,
+        tables,
+        ((after - before) - tables) as f64 / n,
+    );
     println!(
         "after retention: {:.1} B/purchase in all, of which card records (lots) {:.1} B; {:.1} B/purchase without the lots; keys +{}",
         (after - before) as f64 / n,
