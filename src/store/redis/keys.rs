@@ -42,8 +42,8 @@ impl Keys {
     }
 
     /// A record as releases before record sets kept it: a string with a
-    /// TTL. Still read until it expires, and moved into the set when next
-    /// written.
+    /// TTL. Still read, and updated where it is, until it expires (a record
+    /// stays in one place for its whole life, ADR 0013).
     pub fn legacy_card_record(&self, number: &str, record: &str) -> String {
         format!("{}:card:{{{number}}}:rec:{record}", self.prefix)
     }
