@@ -85,12 +85,13 @@ end
 -- Removes the expired fields among about `n` of the set's, found by an
 -- HSCAN from `cursor` (any number: Redis masks it to a bucket). A large
 -- set gives about `n` fields from that point; a small one (listpack
--- encoded: up to `hash-max-listpack-entries`, 128 in deploy/redis/
--- redis.conf) gives all of them. update_card sweeps about 4 fields per write of a card: a card that
--- keeps buying carries about one expired record for four live ones
--- (inflow one field per write, outflow 4 × the expired share), and an
--- idle card loses them all when the set expires. (HRANDFIELD costs about a
--- microsecond per field on a large set; HSCAN walks buckets in order.)
+-- encoded: up to `hash-max-listpack-entries`, 128 in
+-- deploy/redis/redis.conf) gives all of them. update_card sweeps about 4
+-- fields per write of a card: a card that keeps buying carries about one
+-- expired record for four live ones (inflow one field per write, outflow
+-- 4 × the expired share), and an idle card loses them all when the set
+-- expires. (HRANDFIELD costs about a microsecond per field on a large
+-- set; HSCAN walks buckets in order.)
 local function records_sweep(set, now, n, cursor)
   local found = redis.call('HSCAN', set, cursor, 'COUNT', n)[2]
   for i = 1, #found, 2 do
