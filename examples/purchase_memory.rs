@@ -249,12 +249,7 @@ async fn main() {
     let a = args();
     let work = tempfile::tempdir().expect("a temp dir");
     let dir = work.path();
-    let redis = RedisServer::start(
-        &dir.join("redis"),
-        free_port(false),
-        &["--appendonly", "yes", "--appendfsync", "always"],
-        None,
-    );
+    let redis = RedisServer::start_aof_always(&dir.join("redis"));
     let postgres = PostgresServer::start(&dir.join("pg"), free_port(false));
     let http_port = free_port(false);
     let prefix = "mem";

@@ -23,6 +23,9 @@ pub struct RedisServer {
 
 /// A port that is free now, and (for a cluster node) whose bus port
 /// (+10000) is free as well.
+/// Config arguments for an AOF fsynced on every write.
+pub const AOF_ALWAYS: &[&str] = &["--appendonly", "yes", "--appendfsync", "always"];
+
 pub fn free_port(with_bus: bool) -> u16 {
     loop {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
@@ -40,6 +43,12 @@ pub fn free_port(with_bus: bool) -> u16 {
 }
 
 impl RedisServer {
+    /// Starts a server in `dir` on a free port that loses no acknowledged
+    /// write (AOF, `appendfsync always`): the durability and fault tests.
+    pub fn start_aof_always(dir: &Path) -> RedisServer {
+        RedisServer::start(dir, free_port(false), AOF_ALWAYS, None)
+    }
+
     /// Starts a server in `dir` (created if missing) with extra config
     /// arguments (`["--appendonly", "yes"]`...), and waits until it answers.
     pub fn start(dir: &Path, port: u16, extra: &[&str], cleanup: Option<&Path>) -> RedisServer {

@@ -17,7 +17,7 @@ use loyalty::domain::{
     Card, CardNumber, CardStatus, CardType, Category, HistoryEntry, Operation, Role,
 };
 use loyalty::store::events::{history_event_id, loaded_event_id, EventLog};
-use loyalty::store::redis::{RedisSettings, RedisStore};
+use loyalty::store::redis::RedisStore;
 use loyalty::store::{Cas, Store};
 
 use crate::postgres_server::PostgresServer;
@@ -171,25 +171,11 @@ async fn wait_for(client: &tokio_postgres::Client, at_least: i64, dir: &Path) ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_reaches_the_archive_once_across_kill_9_of_the_archiver() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let mut redis = RedisServer::start(
-        &dir.path().join("redis"),
-        free_port(false),
-        &["--appendonly", "yes", "--appendfsync", "always"],
-        None,
-    );
+    let mut redis = RedisServer::start_aof_always(&dir.path().join("redis"));
     let postgres = PostgresServer::start(&dir.path().join("pg"), free_port(false));
-    let store = RedisStore::connect(RedisSettings {
-        urls: vec![redis.url()],
-        key_prefix: PREFIX.into(),
-        pool_size: 2,
-        connect_timeout: Duration::from_secs(1),
-        command_timeout: Duration::from_secs(5),
-        cache_capacity: 0,
-        cache_segments: 1,
-    })
-    .await
-    .expect("connects")
-    .with_event_log(EventLog { max_len: 1_000_000 });
+    let store = crate::support::redis_store(&redis.url(), PREFIX)
+        .await
+        .with_event_log(EventLog { max_len: 1_000_000 });
     let expected = make_events(&store).await;
     let total = expected.len() as i64;
 

@@ -61,12 +61,7 @@ impl Drop for Server {
 
 /// Redis with `appendfsync always` and the real server on it.
 fn start_stack(dir: &Path, prefix: &str) -> (RedisServer, PathBuf, u16) {
-    let redis = RedisServer::start(
-        &dir.join("redis"),
-        free_port(false),
-        &["--appendonly", "yes", "--appendfsync", "always"],
-        None,
-    );
+    let redis = RedisServer::start_aof_always(&dir.join("redis"));
     let http_port = free_port(false);
     let config = dir.join("loyalty.toml");
     std::fs::write(

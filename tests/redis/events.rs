@@ -13,7 +13,7 @@ use loyalty::domain::{
 };
 use loyalty::store::events::{ChangeEvent, EventKind, EventLog};
 use loyalty::store::memory::MemoryStore;
-use loyalty::store::redis::{RedisSettings, RedisStore};
+use loyalty::store::redis::RedisStore;
 use loyalty::store::{Cas, Index, Store};
 use time::macros::datetime;
 
@@ -39,18 +39,6 @@ fn entry(i: u8) -> HistoryEntry {
         reason_name: None,
         detail: None,
         bonus: None,
-    }
-}
-
-fn settings(url: String, prefix: &str) -> RedisSettings {
-    RedisSettings {
-        urls: vec![url],
-        key_prefix: prefix.into(),
-        pool_size: 1,
-        connect_timeout: Duration::from_secs(1),
-        command_timeout: Duration::from_secs(5),
-        cache_capacity: 0,
-        cache_segments: 1,
     }
 }
 
@@ -104,9 +92,8 @@ fn sorted(mut events: Vec<ChangeEvent>) -> Vec<ChangeEvent> {
 async fn every_change_is_one_event_in_the_cards_slot_stream_on_redis() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let redis = RedisServer::start(dir.path(), free_port(false), &[], None);
-    let store = RedisStore::connect(settings(redis.url(), "ev"))
+    let store = crate::support::redis_store(&redis.url(), "ev")
         .await
-        .expect("connects")
         .with_event_log(EventLog { max_len: 1000 });
     let expected = changes(&store).await;
 
@@ -154,9 +141,8 @@ async fn the_memory_store_keeps_the_same_events_in_process() {
 async fn streams_are_trimmed_to_about_their_length() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let redis = RedisServer::start(dir.path(), free_port(false), &[], None);
-    let store = RedisStore::connect(settings(redis.url(), "trim"))
+    let store = crate::support::redis_store(&redis.url(), "trim")
         .await
-        .expect("connects")
         .with_event_log(EventLog { max_len: 10 });
     let a = card("4000000000009");
     store
@@ -239,9 +225,8 @@ async fn purchase_index_expires(store: Arc<dyn Store>) {
 async fn the_purchase_index_expires_on_redis() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let redis = RedisServer::start(dir.path(), free_port(false), &[], None);
-    let store = RedisStore::connect(settings(redis.url(), "ttl"))
+    let store = crate::support::redis_store(&redis.url(), "ttl")
         .await
-        .expect("connects")
         .with_purchase_index_ttl(Duration::from_millis(500));
     purchase_index_expires(Arc::new(store)).await;
     assert!(redis
@@ -262,8 +247,7 @@ async fn the_purchase_index_expires_in_memory() {
 async fn on_a_cluster_the_events_land_in_their_slots_and_are_all_read() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let cluster = RedisCluster::start(dir.path(), false);
-    let mut settings = settings(String::new(), "evc");
-    settings.urls = cluster.urls();
+    let settings = crate::support::redis_settings(cluster.urls(), "evc");
     let store = RedisStore::connect(settings)
         .await
         .expect("connects")

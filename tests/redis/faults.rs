@@ -15,7 +15,7 @@ use loyalty::RunningApp;
 use serde_json::json;
 use tokio::sync::Notify;
 
-use crate::redis_server::{free_port, RedisServer};
+use crate::redis_server::RedisServer;
 use crate::support::*;
 
 const ITEMS: u64 = 48;
@@ -53,12 +53,7 @@ fn ok_or_unavailable(a: &Answer) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_mid_traffic_answers_503_and_recovers_without_restart() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let mut redis = RedisServer::start(
-        &dir.path().join("redis"),
-        free_port(false),
-        &["--appendonly", "yes", "--appendfsync", "always"],
-        None,
-    );
+    let mut redis = RedisServer::start_aof_always(&dir.path().join("redis"));
     let prefix = format!("faults{}", std::process::id());
     let mut settings = Settings::defaults();
     settings.http.bind = "127.0.0.1:0".into();
@@ -188,7 +183,7 @@ async fn a_cluster_master_down_answers_503_and_the_cluster_recovers_without_rest
     let mut cluster = crate::redis_server::RedisCluster::start_with(
         dir.path(),
         false,
-        &["--appendonly", "yes", "--appendfsync", "always"],
+        crate::redis_server::AOF_ALWAYS,
     );
     let mut settings = Settings::defaults();
     settings.http.bind = "127.0.0.1:0".into();

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use loyalty::domain::{Card, CardNumber, CardType, Category};
-use loyalty::store::{CardRecordWrite, Cas, DumpItem, Store};
+use loyalty::store::{CardRecordWrite, Cas, DumpItem, RecordRead, Store};
 
 use crate::redis_server::{free_port, RedisServer};
 
@@ -42,6 +42,11 @@ async fn read(store: &dyn Store, c: &Card, key: &str) -> Option<String> {
     store.get_card_record(&c.number, key).await.unwrap()
 }
 
+/// The record as read with its card: value and time left.
+async fn read_with_card(store: &dyn Store, c: &Card, key: &str) -> Option<RecordRead> {
+    store.get_card_with_record(&c.number, key).await.unwrap().1
+}
+
 #[tokio::test]
 async fn records_are_fields_of_one_set_per_card_each_with_its_own_expiry() {
     let dir = tempfile::tempdir().expect("a temp dir");
@@ -68,10 +73,7 @@ async fn records_are_fields_of_one_set_per_card_each_with_its_own_expiry() {
         read(&store, &a, "purchase:P-1").await.as_deref(),
         Some("one")
     );
-    let (_, rec) = store
-        .get_card_with_record(&a.number, "purchase:P-1")
-        .await
-        .unwrap();
+    let rec = read_with_card(&store, &a, "purchase:P-1").await;
     let rec = rec.expect("the record");
     assert!(matches!(rec.ttl_ms, Some(1..=1000)), "{rec:?}");
 
@@ -86,10 +88,7 @@ async fn records_are_fields_of_one_set_per_card_each_with_its_own_expiry() {
     // there, and its outcome may be written again (create-only sees none).
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(read(&store, &a, "purchase:P-1").await, None);
-    let (_, rec) = store
-        .get_card_with_record(&a.number, "purchase:P-1")
-        .await
-        .unwrap();
+    let rec = read_with_card(&store, &a, "purchase:P-1").await;
     assert!(rec.is_none(), "{rec:?}");
     assert_eq!(
         write(
@@ -138,10 +137,7 @@ async fn records_are_fields_of_one_set_per_card_each_with_its_own_expiry() {
     let forever = [CardRecordWrite::outcome("bonus:B-1", "kept")];
     assert_eq!(write(&store, &a, &forever, 0).await, Cas::Applied);
     assert_eq!(int(&redis, &format!("PTTL {set}")), -1);
-    let (_, rec) = store
-        .get_card_with_record(&a.number, "bonus:B-1")
-        .await
-        .unwrap();
+    let rec = read_with_card(&store, &a, "bonus:B-1").await;
     assert_eq!(rec.expect("the record").ttl_ms, None);
 }
 
@@ -168,10 +164,7 @@ async fn records_of_an_earlier_release_are_read_updated_in_place_and_exported() 
         read(&store, &a, "purchase:OLD").await.as_deref(),
         Some("old")
     );
-    let (_, rec) = store
-        .get_card_with_record(&a.number, "purchase:OLD")
-        .await
-        .unwrap();
+    let rec = read_with_card(&store, &a, "purchase:OLD").await;
     assert!(
         matches!(rec.expect("the record").ttl_ms, Some(50_000..=60_000)),
         "the legacy key's time left"
@@ -224,10 +217,7 @@ async fn records_of_an_earlier_release_are_read_updated_in_place_and_exported() 
     assert_eq!(int(&redis, &format!("HEXISTS {set} purchase:OLD")), 0);
     let pttl = int(&redis, &format!("PTTL {legacy}"));
     assert!((50_000..=60_000).contains(&pttl), "legacy PTTL {pttl}");
-    let (_, rec) = store
-        .get_card_with_record(&a.number, "purchase:OLD")
-        .await
-        .unwrap();
+    let rec = read_with_card(&store, &a, "purchase:OLD").await;
     let rec = rec.expect("the record");
     assert_eq!(rec.value, "updated");
     assert!(matches!(rec.ttl_ms, Some(50_000..=60_000)), "{rec:?}");

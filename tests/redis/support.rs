@@ -4,20 +4,25 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-/// A store on one redis-server as the process tests use it: one
-/// connection, no record cache (each test reads what Redis holds).
-pub async fn redis_store(url: &str, prefix: &str) -> loyalty::store::redis::RedisStore {
-    loyalty::store::redis::RedisStore::connect(loyalty::store::redis::RedisSettings {
-        urls: vec![url.to_owned()],
+/// Store settings as the process tests use them: one connection, no
+/// record cache (each test reads what Redis holds).
+pub fn redis_settings(urls: Vec<String>, prefix: &str) -> loyalty::store::redis::RedisSettings {
+    loyalty::store::redis::RedisSettings {
+        urls,
         key_prefix: prefix.into(),
         pool_size: 1,
         connect_timeout: Duration::from_secs(1),
         command_timeout: Duration::from_secs(5),
         cache_capacity: 0,
         cache_segments: 1,
-    })
-    .await
-    .expect("connects")
+    }
+}
+
+/// A store on one redis-server with [`redis_settings`].
+pub async fn redis_store(url: &str, prefix: &str) -> loyalty::store::redis::RedisStore {
+    loyalty::store::redis::RedisStore::connect(redis_settings(vec![url.to_owned()], prefix))
+        .await
+        .expect("connects")
 }
 
 pub const ADMIN: &str = "admin";
