@@ -133,7 +133,7 @@ fn balance_view(c: &mut Criterion) {
                 BonusType::Cash,
                 from,
                 Some(from + time::Duration::days(365)),
-                "bench",
+                loyalty::domain::ledger::LotSource::Bonus,
             );
         }
         let view = BalanceView {

@@ -19,61 +19,47 @@ use super::error::{ErrorKey, RuleError};
 use super::money::Amount;
 use super::reference::{BonusStatus, BonusType};
 
-/// The kinds of operation that make lots (a lot's `source`).
-pub mod source {
+/// The kind of operation that made a lot (a transfer keeps it). Stored by
+/// number in the compact encoding (one byte on every lot of every card),
+/// by name in JSON; the numbers are the format: append only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LotSource {
     /// A purchase's accrual.
-    pub const PURCHASE: &str = "purchase";
+    Purchase,
     /// A manual accrual (`/api/bonus`).
-    pub const BONUS: &str = "bonus";
+    Bonus,
     /// Written-off bonuses given back by a cancel or refund.
-    pub const RETURNED: &str = "returned";
+    Returned,
+}
 
-    /// A kind's number in the compact encoding is its index here: append
-    /// only.
-    const KINDS: [&str; 3] = [PURCHASE, BONUS, RETURNED];
-
-    /// A kind is its index in the compact encoding (one byte instead of a
-    /// word, on every lot of every card); any other source (a reference
-    /// stored before lots were merged) stays text.
-    pub(super) mod serde {
-        use serde::de::{Deserializer, Error, Visitor};
-        use serde::Serializer;
-        use std::fmt;
-
-        pub fn serialize<S: Serializer>(source: &str, s: S) -> Result<S::Ok, S::Error> {
-            match super::KINDS.iter().position(|k| *k == source) {
-                Some(i) if !s.is_human_readable() => s.serialize_u8(i as u8),
-                _ => s.serialize_str(source),
-            }
-        }
-
-        struct Source;
-
-        impl Visitor<'_> for Source {
-            type Value = String;
-
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a lot source (text, or the number of a kind)")
-            }
-
-            fn visit_str<E: Error>(self, v: &str) -> Result<String, E> {
-                Ok(v.to_owned())
-            }
-
-            fn visit_u64<E: Error>(self, v: u64) -> Result<String, E> {
-                usize::try_from(v)
-                    .ok()
-                    .and_then(|i| super::KINDS.get(i))
-                    .map(|k| (*k).to_owned())
-                    .ok_or_else(|| E::custom(format!("unknown lot source kind {v}")))
-            }
-        }
-
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-            d.deserialize_any(Source)
+impl super::compact::Coded for LotSource {
+    const WHAT: &'static str = "lot source";
+    fn to_code(self) -> u8 {
+        match self {
+            LotSource::Purchase => 0,
+            LotSource::Bonus => 1,
+            LotSource::Returned => 2,
         }
     }
+    fn of_code(code: u8) -> Option<Self> {
+        [LotSource::Purchase, LotSource::Bonus, LotSource::Returned]
+            .get(usize::from(code))
+            .copied()
+    }
+    fn json_name(self) -> &'static str {
+        match self {
+            LotSource::Purchase => "purchase",
+            LotSource::Bonus => "bonus",
+            LotSource::Returned => "returned",
+        }
+    }
+    fn of_json_name(name: &str) -> Option<Self> {
+        [LotSource::Purchase, LotSource::Bonus, LotSource::Returned]
+            .into_iter()
+            .find(|s| s.json_name() == name)
+    }
 }
+super::compact::coded_serde!(LotSource);
 
 // The field order is the stored encoding's (a positional MessagePack array,
 // src/store/codec.rs): add fields at the end only, with a default.
@@ -85,12 +71,7 @@ pub struct Lot {
     pub active_from: Date,
     /// Last day the lot is usable; `None`: never expires.
     pub expires: Option<Date>,
-    /// The kind of operation that created the lot (`source::*`; a transfer
-    /// keeps it). A lot stored before lots were merged carries its
-    /// operation's reference instead (`purchase:<PurchaseId>`): it stays a
-    /// lot of its own, found by that reference, until it is used up or burnt.
-    #[serde(with = "source::serde")]
-    pub source: String,
+    pub source: LotSource,
 }
 
 impl Lot {
@@ -113,7 +94,7 @@ impl Lot {
         bonus_type: BonusType,
         active_from: Date,
         expires: Option<Date>,
-        source: &str,
+        source: LotSource,
     ) -> bool {
         self.bonus_type == bonus_type
             && self.active_from == active_from
@@ -127,13 +108,13 @@ impl Lot {
 /// `PurchaseRecord`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Allocation {
-    #[serde(rename = "a", alias = "amount")]
+    #[serde(rename = "a")]
     pub amount: Amount,
-    #[serde(rename = "t", alias = "bonus_type")]
+    #[serde(rename = "t")]
     pub bonus_type: BonusType,
-    #[serde(rename = "f", alias = "active_from")]
+    #[serde(rename = "f")]
     pub active_from: Date,
-    #[serde(rename = "e", alias = "expires", default)]
+    #[serde(rename = "e", default)]
     pub expires: Option<Date>,
 }
 
@@ -147,8 +128,6 @@ pub struct Bucket {
     pub expire_date: Option<Date>,
 }
 
-// A record stored before lots were merged also has `next_lot` (and its lots
-// an `id`): serde passes over them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ledger {
     pub lots: Vec<Lot>,
@@ -176,7 +155,7 @@ impl Ledger {
         bonus_type: BonusType,
         active_from: Date,
         expires: Option<Date>,
-        source: &str,
+        source: LotSource,
     ) {
         if amount == Amount::ZERO {
             return;
@@ -195,7 +174,7 @@ impl Ledger {
                 amount,
                 active_from,
                 expires,
-                source: source.to_owned(),
+                source,
             }),
         }
     }
@@ -292,21 +271,15 @@ impl Ledger {
         bonus_type: BonusType,
         active_from: Date,
         expires: Option<Date>,
-        source: &str,
+        source: LotSource,
         amount: Amount,
     ) -> Amount {
-        self.remove_where(amount, |l| l.is(bonus_type, active_from, expires, source))
-    }
-
-    /// Removes up to `amount` from the lots of a record stored before lots
-    /// were merged, found by their operation's reference (`Lot::source`).
-    pub fn remove_from_source(&mut self, source: &str, amount: Amount) -> Amount {
-        self.remove_where(amount, |l| l.source == source)
-    }
-
-    fn remove_where(&mut self, amount: Amount, which: impl Fn(&Lot) -> bool) -> Amount {
         let mut left = amount;
-        for l in self.lots.iter_mut().filter(|l| which(l)) {
+        for l in self
+            .lots
+            .iter_mut()
+            .filter(|l| l.is(bonus_type, active_from, expires, source))
+        {
             let part = left.min(l.amount);
             l.amount = l.amount.saturating_sub(part);
             left = left.saturating_sub(part);
@@ -324,7 +297,7 @@ impl Ledger {
                 a.bonus_type,
                 a.active_from,
                 a.expires,
-                source::RETURNED,
+                LotSource::Returned,
             );
         }
     }
@@ -344,7 +317,7 @@ impl Ledger {
                 lot.bonus_type,
                 lot.active_from,
                 lot.expires,
-                &lot.source,
+                lot.source,
             );
         }
     }

@@ -23,12 +23,48 @@ fn bucket_sum(buckets: &[Bucket], status: BonusStatus) -> i64 {
 #[test]
 fn buckets_as_of_today() {
     let mut l = Ledger::default();
-    l.accrue(amt(1000), BonusType::Cash, day(-10), Some(day(5)), "a");
-    l.accrue(amt(300), BonusType::Cash, day(-10), Some(day(5)), "b");
-    l.accrue(amt(200), BonusType::Cash, day(-10), Some(day(30)), "c");
-    l.accrue(amt(400), BonusType::Cash, day(3), Some(day(60)), "inactive");
-    l.accrue(amt(50), BonusType::Cash, day(-100), Some(day(-1)), "burnt");
-    l.accrue(amt(70), BonusType::Status, day(-1), None, "status");
+    l.accrue(
+        amt(1000),
+        BonusType::Cash,
+        day(-10),
+        Some(day(5)),
+        LotSource::Purchase,
+    );
+    l.accrue(
+        amt(300),
+        BonusType::Cash,
+        day(-10),
+        Some(day(5)),
+        LotSource::Purchase,
+    );
+    l.accrue(
+        amt(200),
+        BonusType::Cash,
+        day(-10),
+        Some(day(30)),
+        LotSource::Purchase,
+    );
+    l.accrue(
+        amt(400),
+        BonusType::Cash,
+        day(3),
+        Some(day(60)),
+        LotSource::Purchase,
+    );
+    l.accrue(
+        amt(50),
+        BonusType::Cash,
+        day(-100),
+        Some(day(-1)),
+        LotSource::Purchase,
+    );
+    l.accrue(
+        amt(70),
+        BonusType::Status,
+        day(-1),
+        None,
+        LotSource::Purchase,
+    );
     let b = l.buckets(TODAY, false);
     let find = |s, t| {
         b.iter()
@@ -70,9 +106,27 @@ fn buckets_as_of_today() {
 #[test]
 fn write_off_takes_nearest_expiring_first_and_is_all_or_nothing() {
     let mut l = Ledger::default();
-    l.accrue(amt(500), BonusType::Cash, day(-1), Some(day(90)), "late");
-    l.accrue(amt(500), BonusType::Cash, day(-1), None, "never");
-    l.accrue(amt(500), BonusType::Cash, day(-1), Some(day(2)), "soon");
+    l.accrue(
+        amt(500),
+        BonusType::Cash,
+        day(-1),
+        Some(day(90)),
+        LotSource::Purchase,
+    );
+    l.accrue(
+        amt(500),
+        BonusType::Cash,
+        day(-1),
+        None,
+        LotSource::Purchase,
+    );
+    l.accrue(
+        amt(500),
+        BonusType::Cash,
+        day(-1),
+        Some(day(2)),
+        LotSource::Purchase,
+    );
     let taken = l.write_off(amt(700), TODAY).unwrap();
     assert_eq!(
         taken
@@ -100,37 +154,49 @@ fn lots_of_the_same_dates_merge_but_never_past_the_largest_amount() {
         BonusType::Cash,
         day(0),
         Some(day(9)),
-        source::PURCHASE,
+        LotSource::Purchase,
     );
     l.accrue(
         amt(200),
         BonusType::Cash,
         day(0),
         Some(day(9)),
-        source::PURCHASE,
+        LotSource::Purchase,
     );
     l.accrue(
         amt(50),
         BonusType::Cash,
         day(0),
         Some(day(9)),
-        source::BONUS,
+        LotSource::Bonus,
     );
     l.accrue(
         amt(70),
         BonusType::Status,
         day(0),
         Some(day(9)),
-        source::PURCHASE,
+        LotSource::Purchase,
     );
     let amounts: Vec<i64> = l.lots.iter().map(|x| x.amount.hundredths()).collect();
     assert_eq!(amounts, [300, 50, 70]);
     // Two near-maximum accruals of one date: two lots, nothing clamped.
     let mut big = Ledger::default();
     let max = Amount::MAX.hundredths();
-    big.accrue(amt(max - 1), BonusType::Cash, day(0), None, source::BONUS);
-    big.accrue(amt(max - 1), BonusType::Cash, day(0), None, source::BONUS);
-    big.accrue(amt(1), BonusType::Cash, day(0), None, source::BONUS);
+    big.accrue(
+        amt(max - 1),
+        BonusType::Cash,
+        day(0),
+        None,
+        LotSource::Bonus,
+    );
+    big.accrue(
+        amt(max - 1),
+        BonusType::Cash,
+        day(0),
+        None,
+        LotSource::Bonus,
+    );
+    big.accrue(amt(1), BonusType::Cash, day(0), None, LotSource::Bonus);
     let amounts: Vec<i64> = big.lots.iter().map(|x| x.amount.hundredths()).collect();
     assert_eq!(amounts, [max, max - 1]);
 }
@@ -138,7 +204,13 @@ fn lots_of_the_same_dates_merge_but_never_past_the_largest_amount() {
 #[test]
 fn restored_write_offs_keep_their_dates_and_burn_if_expired() {
     let mut l = Ledger::default();
-    l.accrue(amt(500), BonusType::Cash, day(-10), Some(day(1)), "p");
+    l.accrue(
+        amt(500),
+        BonusType::Cash,
+        day(-10),
+        Some(day(1)),
+        LotSource::Purchase,
+    );
     let taken = l.write_off(amt(500), TODAY).unwrap();
     l.restore(&taken);
     assert_eq!(l.usable(TODAY), amt(500));
@@ -150,9 +222,27 @@ fn restored_write_offs_keep_their_dates_and_burn_if_expired() {
 #[test]
 fn transfer_moves_unburnt_lots_with_their_dates() {
     let mut old = Ledger::default();
-    old.accrue(amt(100), BonusType::Cash, day(-5), Some(day(5)), "a");
-    old.accrue(amt(200), BonusType::Status, day(5), Some(day(50)), "b");
-    old.accrue(amt(300), BonusType::Cash, day(-50), Some(day(-5)), "burnt");
+    old.accrue(
+        amt(100),
+        BonusType::Cash,
+        day(-5),
+        Some(day(5)),
+        LotSource::Purchase,
+    );
+    old.accrue(
+        amt(200),
+        BonusType::Status,
+        day(5),
+        Some(day(50)),
+        LotSource::Purchase,
+    );
+    old.accrue(
+        amt(300),
+        BonusType::Cash,
+        day(-50),
+        Some(day(-5)),
+        LotSource::Purchase,
+    );
     let mut new = Ledger::default();
     new.receive(old.take_all_unburnt(TODAY));
     assert_eq!(old.unburnt(TODAY), Amount::ZERO);
@@ -182,7 +272,7 @@ fn arb_ledger() -> impl Strategy<Value = Ledger> {
                 BonusType::from_code(t).unwrap(),
                 from,
                 expires,
-                "gen",
+                LotSource::Bonus,
             );
         }
         l
@@ -249,14 +339,14 @@ proptest! {
     ) {
         let mut merged = Ledger::default();
         let mut apart = Ledger::default();
-        for (i, (h, t, from, len, src)) in accruals.iter().enumerate() {
+        for (h, t, from, len, src) in accruals.iter() {
             let t = BonusType::from_code(*t).unwrap();
             let from = day(*from);
             let expires = Some(from + time::Duration::days(*len));
-            let src = if *src == 0 { source::PURCHASE } else { source::BONUS };
+            let src = if *src == 0 { LotSource::Purchase } else { LotSource::Bonus };
             merged.accrue(amt(*h), t, from, expires, src);
-            // A unique source keeps every accrual a lot of its own.
-            apart.accrue(amt(*h), t, from, expires, &format!("{src}:{i}"));
+            // One lot per accrual, as if lots were never merged.
+            apart.lots.push(Lot { bonus_type: t, amount: amt(*h), active_from: from, expires, source: src });
         }
         prop_assert_eq!(merged.buckets(TODAY, false), apart.buckets(TODAY, false));
         let a = merged.write_off(amt(ask), TODAY).map(|t| t.iter().map(|x| x.amount.hundredths()).sum::<i64>());
@@ -269,7 +359,7 @@ proptest! {
         if let Ok(taken) = merged.write_off(amt(ask / 2), TODAY) {
             merged.restore(&taken);
         }
-        let mut keys: Vec<_> = merged.lots.iter().map(|l| (l.bonus_type.code(), l.active_from, l.expires, l.source.clone())).collect();
+        let mut keys: Vec<_> = merged.lots.iter().map(|l| (l.bonus_type.code(), l.active_from, l.expires, l.source)).collect();
         let n = keys.len();
         keys.sort();
         keys.dedup();

@@ -7,7 +7,7 @@ use time::{Date, Duration, OffsetDateTime};
 
 use super::card::Card;
 use super::error::{ErrorKey, RuleError};
-use super::ledger::{source, Allocation};
+use super::ledger::{Allocation, LotSource};
 use super::money::Amount;
 use super::reference::{BonusType, CardStatus, CardType};
 
@@ -37,69 +37,31 @@ pub struct Calculation {
 /// What the engine keeps about a confirmed purchase, to answer replays and
 /// to cancel or refund it later. Stored in Redis as JSON with one-letter
 /// names (one record per purchase for the whole retention: its size is RAM
-/// per purchase); the long names of records stored before still read.
+/// per purchase).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PurchaseRecord {
-    #[serde(rename = "m", alias = "amount")]
+    #[serde(rename = "m")]
     pub amount: Amount,
-    #[serde(
-        rename = "b",
-        alias = "bonus_paid",
-        default,
-        skip_serializing_if = "Amount::is_zero"
-    )]
+    #[serde(rename = "b", default, skip_serializing_if = "Amount::is_zero")]
     pub bonus_paid: Amount,
-    #[serde(
-        rename = "a",
-        alias = "accrual",
-        default,
-        skip_serializing_if = "Amount::is_zero"
-    )]
+    #[serde(rename = "a", default, skip_serializing_if = "Amount::is_zero")]
     pub accrual: Amount,
     /// The dates of the lot the accrual went into (a Cash lot of source
     /// `purchase`): what a reversal takes it back from, on whichever card
-    /// the lot has moved to. `None` in a record stored before lots were
-    /// merged: `accrual_source` names its lot then.
-    #[serde(rename = "d", default, skip_serializing_if = "Option::is_none")]
-    pub accrual_dates: Option<(Date, Date)>,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub accrual_source: String,
-    #[serde(
-        rename = "w",
-        alias = "writeoffs",
-        default,
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    /// the lot has moved to.
+    #[serde(rename = "d")]
+    pub accrual_dates: (Date, Date),
+    #[serde(rename = "w", default, skip_serializing_if = "Vec::is_empty")]
     pub writeoffs: Vec<Allocation>,
     /// Cumulative money refunded, bonuses of the accrual taken back, and
     /// written-off bonuses given back.
-    #[serde(
-        rename = "r",
-        alias = "refunded",
-        default,
-        skip_serializing_if = "Amount::is_zero"
-    )]
+    #[serde(rename = "r", default, skip_serializing_if = "Amount::is_zero")]
     pub refunded: Amount,
-    #[serde(
-        rename = "ar",
-        alias = "accrual_reversed",
-        default,
-        skip_serializing_if = "Amount::is_zero"
-    )]
+    #[serde(rename = "ar", default, skip_serializing_if = "Amount::is_zero")]
     pub accrual_reversed: Amount,
-    #[serde(
-        rename = "br",
-        alias = "bonus_returned",
-        default,
-        skip_serializing_if = "Amount::is_zero"
-    )]
+    #[serde(rename = "br", default, skip_serializing_if = "Amount::is_zero")]
     pub bonus_returned: Amount,
-    #[serde(
-        rename = "c",
-        alias = "cancelled",
-        default,
-        skip_serializing_if = "std::ops::Not::not"
-    )]
+    #[serde(rename = "c", default, skip_serializing_if = "std::ops::Not::not")]
     pub cancelled: bool,
 }
 
@@ -254,14 +216,13 @@ pub fn confirm(
         BonusType::Cash,
         active_from,
         Some(expires),
-        source::PURCHASE,
+        LotSource::Purchase,
     );
     Ok(PurchaseRecord {
         amount,
         bonus_paid: bonus_to_pay,
         accrual: calc.accrual,
-        accrual_dates: Some((active_from, expires)),
-        accrual_source: String::new(),
+        accrual_dates: (active_from, expires),
         writeoffs,
         refunded: Amount::ZERO,
         accrual_reversed: Amount::ZERO,
@@ -343,18 +304,14 @@ fn reverse(
 ) -> Reversal {
     let give_back = slice(&record.writeoffs, record.bonus_returned, bonus);
     card.ledger.restore(&give_back);
-    let removed = match record.accrual_dates {
-        Some((from, expires)) => card.ledger.remove_from_lot(
-            BonusType::Cash,
-            from,
-            Some(expires),
-            source::PURCHASE,
-            accrual,
-        ),
-        None => card
-            .ledger
-            .remove_from_source(&record.accrual_source, accrual),
-    };
+    let (from, expires) = record.accrual_dates;
+    let removed = card.ledger.remove_from_lot(
+        BonusType::Cash,
+        from,
+        Some(expires),
+        LotSource::Purchase,
+        accrual,
+    );
     let spent = accrual.saturating_sub(removed);
     let covered = sum(card.ledger.take_back(spent, today).iter().map(|a| a.amount));
     record.accrual_reversed = record

@@ -34,7 +34,7 @@ fn active_card(bonus: i64) -> Card {
         BonusType::Cash,
         TODAY - Duration::days(30),
         Some(TODAY + Duration::days(60)),
-        "seed",
+        crate::domain::ledger::LotSource::Bonus,
     );
     card
 }

@@ -3,8 +3,7 @@
 //! for the whole retention, so its size is Redis RAM per purchase: the JSON
 //! uses one- and two-letter names, leaves zeros out, and a purchase writes
 //! its amounts and dates once (the answer to a replay is rebuilt from the
-//! purchase's record). Records stored before, with long names and the
-//! answer in full, still read.
+//! purchase's record).
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -18,38 +17,28 @@ use crate::store::StoreError;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Stored<T> {
     /// The request's meaningful fields: a replay must match them.
-    #[serde(rename = "f", alias = "fingerprint")]
+    #[serde(rename = "f")]
     pub fingerprint: String,
-    #[serde(rename = "o", alias = "outcome")]
+    #[serde(rename = "o")]
     pub outcome: T,
-    #[serde(
-        rename = "p",
-        alias = "purchase",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
     pub purchase: Option<PurchaseRecord>,
     /// A purchase's refunds and cancel, each with its request's
     /// fingerprint and its answer. They live in the purchase's record, so
     /// that they share its one life (and its copies onto replacement
     /// cards): no reversal's outcome can expire while the purchase it
     /// reversed can still be reversed again.
-    #[serde(
-        rename = "r",
-        alias = "reversals",
-        default,
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(rename = "r", default, skip_serializing_if = "Vec::is_empty")]
     pub reversals: Vec<ReversalOutcome>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct ReversalOutcome {
-    #[serde(rename = "k", alias = "key")]
+    #[serde(rename = "k")]
     pub key: String,
-    #[serde(rename = "f", alias = "fingerprint")]
+    #[serde(rename = "f")]
     pub fingerprint: String,
-    #[serde(rename = "o", alias = "outcome")]
+    #[serde(rename = "o")]
     pub outcome: Reversed,
 }
 
@@ -116,7 +105,7 @@ impl Kept for Confirmed {
                 p: p.clone(),
                 r: stored.reversals.clone(),
             };
-            (rebuild(&o.purchase_id, &kept).as_ref() == Some(o)).then_some(kept)
+            (rebuild(&o.purchase_id, &kept) == *o).then_some(kept)
         });
         match compact {
             Some(kept) => to_json(&kept),
@@ -129,8 +118,7 @@ impl Kept for Confirmed {
             return from_json(key, raw);
         };
         let purchase_id = key.strip_prefix("purchase:").unwrap_or(key);
-        let outcome = rebuild(purchase_id, &kept)
-            .ok_or_else(|| corrupt(key, "a purchase record without its accrual dates".into()))?;
+        let outcome = rebuild(purchase_id, &kept);
         Ok(Stored {
             fingerprint: purchase_fingerprint(&kept.n, kept.p.amount, kept.p.bonus_paid, &kept.t),
             outcome,
@@ -141,9 +129,9 @@ impl Kept for Confirmed {
 }
 
 /// The answer of a confirm, from what the record keeps.
-fn rebuild(purchase_id: &str, kept: &KeptPurchase) -> Option<Confirmed> {
-    let (active_from, expires) = kept.p.accrual_dates?;
-    Some(Confirmed {
+fn rebuild(purchase_id: &str, kept: &KeptPurchase) -> Confirmed {
+    let (active_from, expires) = kept.p.accrual_dates;
+    Confirmed {
         number: kept.n.clone(),
         purchase_id: purchase_id.to_owned(),
         amount: kept.p.amount,
@@ -152,7 +140,7 @@ fn rebuild(purchase_id: &str, kept: &KeptPurchase) -> Option<Confirmed> {
         accrual_active_from: active_from,
         accrual_expire_date: expires,
         discount_bp: kept.dp,
-    })
+    }
 }
 
 pub(crate) fn is_zero_bp(bp: &i64) -> bool {
@@ -189,8 +177,7 @@ mod tests {
             amount: amt(10_000),
             bonus_paid: amt(1_000),
             accrual: amt(450),
-            accrual_dates: Some((date!(2026 - 12 - 13), date!(2027 - 12 - 13))),
-            accrual_source: String::new(),
+            accrual_dates: (date!(2026 - 12 - 13), date!(2027 - 12 - 13)),
             writeoffs: Vec::new(),
             refunded: Amount::ZERO,
             accrual_reversed: Amount::ZERO,
@@ -239,17 +226,5 @@ mod tests {
         let raw = Confirmed::encode(&s);
         assert!(raw.contains("\"o\""), "{raw}");
         same(&Confirmed::decode("purchase:P:1", &raw).unwrap(), &s);
-    }
-
-    #[test]
-    fn a_record_stored_before_still_reads() {
-        let raw = r#"{"fingerprint":"4000000000001|100.00|10.00|","outcome":{"number":"4000000000001","purchase_id":"P:1","amount":10000,"bonus_to_pay":1000,"accrual":450,"accrual_active_from":[2026,347],"accrual_expire_date":[2027,347],"discount_bp":0},"purchase":{"amount":10000,"bonus_paid":1000,"accrual":450,"accrual_source":"purchase:P:1","writeoffs":[{"lot":3,"amount":1000,"bonus_type":"Cash","active_from":[2026,300],"expires":[2027,300]}],"refunded":0,"accrual_reversed":0,"bonus_returned":0,"cancelled":false}}"#;
-        let s = Confirmed::decode("purchase:P:1", raw).unwrap();
-        assert_eq!(s.fingerprint, "4000000000001|100.00|10.00|");
-        let p = s.purchase.unwrap();
-        assert_eq!(p.accrual_source, "purchase:P:1");
-        assert_eq!(p.accrual_dates, None);
-        assert_eq!(p.writeoffs[0].amount, amt(1_000));
-        assert_eq!(s.outcome.accrual, amt(450));
     }
 }

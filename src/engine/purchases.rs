@@ -10,7 +10,7 @@ use super::claims::{new_owner, record_of};
 use super::error::EngineError;
 use super::kept::{purchase_fingerprint, Kept, ReversalOutcome, Stored};
 use super::ops::{Ops, MAX_ATTEMPTS};
-use crate::domain::ledger::source;
+use crate::domain::ledger::LotSource;
 use crate::domain::purchase::{self, BonusRules, Reversal};
 use crate::domain::{
     Actor, Amount, BonusMovement, BonusType, Card, CardNumber, ErrorKey, HistoryEntry, Operation,
@@ -39,33 +39,22 @@ pub struct Calculated {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Confirmed {
-    #[serde(rename = "n", alias = "number")]
+    #[serde(rename = "n")]
     pub number: CardNumber,
-    #[serde(rename = "i", alias = "purchase_id")]
+    #[serde(rename = "i")]
     pub purchase_id: String,
-    #[serde(rename = "m", alias = "amount")]
+    #[serde(rename = "m")]
     pub amount: Amount,
-    #[serde(
-        rename = "b",
-        alias = "bonus_to_pay",
-        default,
-        skip_serializing_if = "Amount::is_zero"
-    )]
+    #[serde(rename = "b", default, skip_serializing_if = "Amount::is_zero")]
     pub bonus_to_pay: Amount,
-    #[serde(
-        rename = "a",
-        alias = "accrual",
-        default,
-        skip_serializing_if = "Amount::is_zero"
-    )]
+    #[serde(rename = "a", default, skip_serializing_if = "Amount::is_zero")]
     pub accrual: Amount,
-    #[serde(rename = "af", alias = "accrual_active_from")]
+    #[serde(rename = "af")]
     pub accrual_active_from: Date,
-    #[serde(rename = "ae", alias = "accrual_expire_date")]
+    #[serde(rename = "ae")]
     pub accrual_expire_date: Date,
     #[serde(
         rename = "dp",
-        alias = "discount_bp",
         default,
         skip_serializing_if = "super::kept::is_zero_bp"
     )]
@@ -74,58 +63,38 @@ pub struct Confirmed {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reversed {
-    #[serde(rename = "n", alias = "number")]
+    #[serde(rename = "n")]
     pub number: CardNumber,
-    #[serde(rename = "i", alias = "purchase_id")]
+    #[serde(rename = "i")]
     pub purchase_id: String,
-    #[serde(
-        rename = "ri",
-        alias = "refund_id",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "ri", default, skip_serializing_if = "Option::is_none")]
     pub refund_id: Option<String>,
     /// Money refunded by this operation (the whole purchase for a cancel).
-    #[serde(rename = "m", alias = "amount")]
+    #[serde(rename = "m")]
     pub amount: Amount,
-    #[serde(
-        rename = "ar",
-        alias = "accrual_reversed",
-        default,
-        skip_serializing_if = "Amount::is_zero"
-    )]
+    #[serde(rename = "ar", default, skip_serializing_if = "Amount::is_zero")]
     pub accrual_reversed: Amount,
-    #[serde(
-        rename = "br",
-        alias = "bonus_returned",
-        default,
-        skip_serializing_if = "Amount::is_zero"
-    )]
+    #[serde(rename = "br", default, skip_serializing_if = "Amount::is_zero")]
     pub bonus_returned: Amount,
-    #[serde(
-        rename = "u",
-        alias = "uncovered",
-        default,
-        skip_serializing_if = "Amount::is_zero"
-    )]
+    #[serde(rename = "u", default, skip_serializing_if = "Amount::is_zero")]
     pub uncovered: Amount,
-    #[serde(rename = "rt", alias = "refunded_total")]
+    #[serde(rename = "rt")]
     pub refunded_total: Amount,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Accrued {
-    #[serde(rename = "n", alias = "number")]
+    #[serde(rename = "n")]
     pub number: CardNumber,
-    #[serde(rename = "i", alias = "operation_id")]
+    #[serde(rename = "i")]
     pub operation_id: String,
-    #[serde(rename = "m", alias = "amount")]
+    #[serde(rename = "m")]
     pub amount: Amount,
-    #[serde(rename = "t", alias = "bonus_type")]
+    #[serde(rename = "t")]
     pub bonus_type: BonusType,
-    #[serde(rename = "af", alias = "active_from")]
+    #[serde(rename = "af")]
     pub active_from: Date,
-    #[serde(rename = "ae", alias = "expire_date", default)]
+    #[serde(rename = "ae", default)]
     pub expire_date: Option<Date>,
 }
 
@@ -731,7 +700,7 @@ impl Ops {
                 r.bonus_type,
                 active_from,
                 expire_date,
-                source::BONUS,
+                LotSource::Bonus,
             );
             let outcome = Accrued {
                 number: r.number.clone(),

@@ -1,25 +1,21 @@
-//! How a card or a contact is stored in Redis (the `d` field of its hash):
-//! a version byte, then the record as a positional MessagePack array
+//! How a card, a contact or a history entry is stored in Redis (the `d`
+//! field of a card's or contact's hash, an entry of a history list): a
+//! version byte, then the record as a positional MessagePack array
 //! (rmp-serde's compact form: no field names, integers for amounts and
 //! dates). Every card is read and rewritten by each of its writes and ten
 //! million of them sit in RAM, so the bytes count (docs/adr/0012).
 //!
-//! Records written before this encoding are JSON; they still read (a JSON
-//! object starts with `{`, never with a version byte), and the next write
-//! of the record stores it in the new encoding: the migration is lazy and
-//! needs no downtime.
-//!
-//! Positional means the field order of the stored types (`Card`, `Ledger`,
-//! `Lot`, `BlockInfo`, `Contact`) is the format: a new field goes at the
-//! end with `#[serde(default)]`, and none may be skipped when serialized.
-//! A change beyond that takes a new version byte.
+//! This is format 1, the first release's and the only one read. Positional
+//! means the field order of the stored types (`Card`, `Ledger`, `Lot`,
+//! `BlockInfo`, `Contact`, `HistoryEntry`) is the format: a change of it
+//! follows the rule of docs/stored-formats.md (two releases).
 
 use serde::{de::DeserializeOwned, Serialize};
 
 use super::StoreError;
 
 /// The first byte of a record in this encoding.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 1;
 
 /// The stored bytes of a card or contact.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
@@ -33,8 +29,7 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     Ok(out)
 }
 
-/// Reads a record in this encoding or in the JSON one before it; `key`
-/// names it in the error.
+/// Reads a record in this encoding; `key` names it in the error.
 pub fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt {
         key: key.to_owned(),
@@ -42,7 +37,6 @@ pub fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreEr
     };
     match bytes.first() {
         Some(&VERSION) => rmp_serde::from_slice(&bytes[1..]).map_err(|e| corrupt(e.to_string())),
-        Some(b'{') => serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string())),
         Some(other) => Err(corrupt(format!("unknown record encoding {other:#04x}"))),
         None => Err(corrupt("an empty record".into())),
     }
@@ -51,6 +45,7 @@ pub fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreEr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::ledger::LotSource;
     use crate::domain::{
         BlockInfo, BlockReason, BonusType, Card, CardNumber, CardStatus, CardType, Category,
         Contact, ContactCode, Role,
@@ -81,14 +76,14 @@ mod tests {
             BonusType::Cash,
             date!(2026 - 11 - 28),
             Some(date!(2027 - 11 - 28)),
-            "purchase",
+            LotSource::Purchase,
         );
         card.ledger.accrue(
             amount,
             BonusType::Status,
             date!(2026 - 11 - 28),
             None,
-            "bonus",
+            LotSource::Bonus,
         );
         card.ledger.burnt = [amount, amount];
         card.transfer_out = card.ledger.lots.clone();
@@ -135,7 +130,7 @@ mod tests {
     }
 
     const PINNED_CARD: &str = concat!(
-        "029bad34303030303030303030303031030000a3432d319604a46c6f7374a674",
+        "019bad34303030303030303030303031030000a3432d319604a46c6f7374a674",
         "696c6c2d310292ce6b0aa8c0ce1490484002ad34303030303030303030303032",
         "ad3430303030303030303030303392929500cd303992cd07eacd014c92cd07eb",
         "cd014c009501cd303992cd07eacd014cc00192cd3039cd3039929500cd303992",
@@ -143,12 +138,12 @@ mod tests {
         "3030303030303030303034",
     );
     const PINNED_ENTRY: &str = concat!(
-        "029a92ce6b0aa8c0ce14904840a674696c6c2d310008020304a46c6f7374a343",
+        "019a92ce6b0aa8c0ce14904840a674696c6c2d310008020304a46c6f7374a343",
         "2d3195a3522d31cc96ccfacd2710a163",
     );
 
     #[test]
-    fn cards_round_trip_in_both_encodings() {
+    fn cards_round_trip() {
         for card in [
             Card::new(number("4000000000001"), Category::Plastic, CardType::Bonus),
             full_card(),
@@ -156,20 +151,28 @@ mod tests {
             let bytes = encode(&card).unwrap();
             assert_eq!(bytes[0], VERSION);
             assert_eq!(decode::<Card>("k", &bytes).unwrap(), card);
-            // What was stored before: JSON.
-            let json = serde_json::to_vec(&card).unwrap();
-            assert_eq!(decode::<Card>("k", &json).unwrap(), card);
-            assert!(
-                bytes.len() * 2 < json.len(),
-                "{} vs {}",
-                bytes.len(),
-                json.len()
-            );
         }
     }
 
-    /// Every code of every enum reads back as itself in both forms, and
-    /// JSON keeps the names it always had.
+    /// A record in any other encoding is corrupt, JSON included: nothing
+    /// but format 1 was ever released.
+    #[test]
+    fn only_this_encoding_reads() {
+        let json = serde_json::to_vec(&full_card()).unwrap();
+        assert!(matches!(
+            decode::<Card>("k", &json),
+            Err(StoreError::Corrupt { .. })
+        ));
+        let mut other = encode(&full_card()).unwrap();
+        other[0] = 2;
+        assert!(matches!(
+            decode::<Card>("k", &other),
+            Err(StoreError::Corrupt { .. })
+        ));
+    }
+
+    /// Every code of every enum reads back as itself, in the compact form
+    /// and in JSON (the export's and the change stream's), by its name.
     #[test]
     fn enums_round_trip_by_code_and_by_name() {
         use crate::domain::Operation;
@@ -206,6 +209,10 @@ mod tests {
             &[Operation::Issue, Operation::TransferIn, Operation::BindTo],
             &["Issue", "TransferIn", "BindTo"],
         );
+        both(
+            &[LotSource::Purchase, LotSource::Bonus, LotSource::Returned],
+            &["purchase", "bonus", "returned"],
+        );
     }
 
     #[test]
@@ -213,16 +220,6 @@ mod tests {
         let card = Card::new(number("4000000000001"), Category::Plastic, CardType::Bonus);
         let bytes = encode(&card).unwrap();
         assert!(bytes.len() <= 48, "{} bytes", bytes.len());
-    }
-
-    #[test]
-    fn a_json_card_of_before_merged_lots_still_reads() {
-        // As stored before lots were merged: lot ids, next_lot, references.
-        let json = br#"{"number":"4000000000001","status":"Active","category":"Plastic","card_type":"Bonus","contact":"C-1","block":null,"replaced_by":null,"replaces":null,"ledger":{"lots":[{"id":0,"bonus_type":"Cash","amount":500,"active_from":[2026,300],"expires":[2027,300],"source":"purchase:P-1"}],"burnt":[0,0],"next_lot":1},"transfer_out":[],"received_from":[]}"#;
-        let card: Card = decode("k", json).unwrap();
-        assert_eq!(card.ledger.lots.len(), 1);
-        assert_eq!(card.ledger.lots[0].source, "purchase:P-1");
-        assert_eq!(card.ledger.lots[0].amount.hundredths(), 500);
     }
 
     #[test]
@@ -239,7 +236,7 @@ mod tests {
         };
         let bytes = encode(&contact).unwrap();
         assert_eq!(decode::<Contact>("k", &bytes).unwrap(), contact);
-        for bad in [&b""[..], b"\x07abc", b"{no", b"\x02\xc1"] {
+        for bad in [&b""[..], b"\x07abc", b"{no", b"\x01\xc1"] {
             assert!(matches!(
                 decode::<Contact>("k", bad),
                 Err(StoreError::Corrupt { .. })

@@ -18,7 +18,6 @@ mod engine_settings;
 mod events;
 mod faults;
 mod interleavings;
-mod legacy_records;
 mod record_sets;
 mod replacement_repair;
 mod review2;

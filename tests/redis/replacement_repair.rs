@@ -81,7 +81,7 @@ async fn half_done(store: &dyn Store, cut: CutAt, n: u64) -> (CardNumber, CardNu
         BonusType::ALL[0],
         now.date(),
         None,
-        "seed",
+        loyalty::domain::ledger::LotSource::Bonus,
     );
     let card = write(store, (card, entry), 3).await;
     let card = write(

@@ -250,7 +250,7 @@ fn weight(value: &Cached) -> usize {
 }
 
 fn lots_weight(lots: &[crate::domain::Lot]) -> usize {
-    std::mem::size_of_val(lots) + lots.iter().map(|l| l.source.len()).sum::<usize>()
+    std::mem::size_of_val(lots)
 }
 
 #[cfg(test)]
