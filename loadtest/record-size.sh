@@ -87,8 +87,7 @@ a_mobile=$(usage "m:mobile:{79001234567}")
 a_cc=$(usage "m:contact-card:{A1}")
 a_hist=$(usage "m:card:{$n}:history")
 a_hist_n=$(rc llen "m:card:{$n}:history")
-a_ops=0
-for i in $(seq 1 10); do a_ops=$((a_ops + $(usage "m:card:{$n}:rec:bonus:op-$i"))); done
+a_ops=$(usage "m:card:{$n}:recs")
 
 # 3. One card after PURCHASES purchases over 25 dates, one in five paying
 # part with bonuses; its record must not grow with them.
@@ -111,8 +110,8 @@ probe=$(curl -sS -u pos:pos-demo -H 'Content-Type: application/json' -X POST "$b
   -d "{\"Number\":\"$p\",\"PurchaseId\":\"probe\",\"Amount\":100,\"BonusToPay\":10}")
 p_d=$(rc hstrlen "m:card:{$p}" d)
 p_key=$(usage "m:card:{$p}")
-p_rec=$(usage "m:card:{$p}:rec:purchase:s-5")
-p_rec_plain=$(usage "m:card:{$p}:rec:purchase:s-1")
+p_rec=$(rc hstrlen "m:card:{$p}:recs" purchase:s-5)
+p_rec_plain=$(rc hstrlen "m:card:{$p}:recs" purchase:s-1)
 
 echo
 echo "record sizes, $SERVER_BIN, hash-max-listpack-value $LISTPACK_VALUE, $(date -u +%Y-%m-%dT%H:%MZ)"
@@ -125,13 +124,13 @@ echo "| New card: MEMORY USAGE of its key (record $new_d B) | $new_key |"
 echo "| active card + contact + mobile index + contact→card index, 10 lots | $((a_card + a_contact + a_mobile + a_cc)) |"
 echo "| … card $a_card, contact $a_contact, mobile $a_mobile, contact→card $a_cc | |"
 echo "| … its history list ($a_hist_n entries; trimmed to history.hot_entries by the archive) | $a_hist |"
-echo "| … its 10 manual accruals' outcomes (expire after the retention) | $a_ops |"
+echo "| … its 10 manual accruals' outcomes: MEMORY USAGE of its record set (expire after the retention) | $a_ops |"
 echo "| card record after $PURCHASES purchases over 25 dates (HSTRLEN d) | $p_d |"
 echo "| … MEMORY USAGE of that card's key | $p_key |"
-echo "| one purchase's stored outcome, no write-off / with one (MEMORY USAGE; expires after the retention) | $p_rec_plain / $p_rec |"
+echo "| one purchase's stored outcome, no write-off / with one (HSTRLEN of its field in the record set; expires after the retention) | $p_rec_plain / $p_rec |"
 echo
 echo "confirms (count, HTTP status): $(tr -s ' \n' ' ' <"$WORK/codes") in $((t1 - t0)) s; one more with a write-off: $probe"
 echo "load: $(head -c 200 "$WORK/load.out")"
 echo "active card balance: $lots"
 echo "active card: record $(rc hstrlen "m:card:{$n}" d) B, hash encoding $(rc object encoding "m:card:{$n}"); contact record $(rc hstrlen "m:contact:{A1}" d) B, $(rc object encoding "m:contact:{A1}")"
-echo "a stored outcome with a write-off: $(rc get "m:card:{$p}:rec:purchase:s-5")"
+echo "a stored outcome with a write-off: $(rc hget "m:card:{$p}:recs" purchase:s-5)"

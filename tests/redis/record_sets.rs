@@ -1,7 +1,6 @@
 //! A card's records on Redis (ADR 0013): fields of one hash per card, each
-//! with its own expiry kept in its value; records stored by earlier
-//! releases as strings of their own are still read, refuse a second
-//! outcome, are updated where they are, and are exported.
+//! with its own expiry kept in its value, exported with their time left and
+//! imported without overwriting.
 
 use std::time::Duration;
 
@@ -142,40 +141,25 @@ async fn records_are_fields_of_one_set_per_card_each_with_its_own_expiry() {
 }
 
 #[tokio::test]
-async fn records_of_an_earlier_release_are_read_updated_in_place_and_exported() {
+async fn records_are_exported_with_their_time_left_and_imported_without_overwriting() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let redis = RedisServer::start(dir.path(), free_port(false), &[], None);
     let store = crate::support::redis_store(&redis.url(), PREFIX).await;
     let a = card("7200000000003");
     store.insert_cards(std::slice::from_ref(&a)).await.unwrap();
-    let legacy = format!("{PREFIX}:card:{{{}}}:rec:purchase:OLD", a.number);
-    let set = format!("{PREFIX}:card:{{{}}}:recs", a.number);
-    assert!(redis
-        .command(&format!("SET {legacy} old PX 60000"))
-        .is_some_and(|r| r.contains("OK")));
+    let kept = [CardRecordWrite::outcome("bonus:B-0", "kept")];
+    assert_eq!(write(&store, &a, &kept, 0).await, Cas::Applied);
+    let timed = [CardRecordWrite::outcome("purchase:NEW", "new")];
+    assert_eq!(write(&store, &a, &timed, 3600).await, Cas::Applied);
+    // A key of another layout under the records' names is no record.
     assert!(redis
         .command(&format!(
-            "SET {PREFIX}:card:{{{}}}:rec:bonus:B-0 kept",
+            "SET {PREFIX}:card:{{{}}}:rec:purchase:OTHER x",
             a.number
         ))
         .is_some_and(|r| r.contains("OK")));
+    assert_eq!(read(&store, &a, "purchase:OTHER").await, None);
 
-    assert_eq!(
-        read(&store, &a, "purchase:OLD").await.as_deref(),
-        Some("old")
-    );
-    let rec = read_with_card(&store, &a, "purchase:OLD").await;
-    assert!(
-        matches!(rec.expect("the record").ttl_ms, Some(50_000..=60_000)),
-        "the legacy key's time left"
-    );
-    // Its outcome is taken: a second one is refused.
-    let outcome = [CardRecordWrite::outcome("purchase:OLD", "twice")];
-    assert_eq!(write(&store, &a, &outcome, 3600).await, Cas::Conflict);
-
-    // The export has both kinds, each once, with its time left.
-    let set_record = [CardRecordWrite::outcome("purchase:NEW", "new")];
-    assert_eq!(write(&store, &a, &set_record, 3600).await, Cas::Applied);
     let mut records = Vec::new();
     let mut cursor = None;
     loop {
@@ -194,7 +178,7 @@ async fn records_of_an_earlier_release_are_read_updated_in_place_and_exported() 
         }
     }
     records.sort();
-    assert_eq!(records.len(), 3, "{records:?}");
+    assert_eq!(records.len(), 2, "each record once: {records:?}");
     assert_eq!(
         (records[0].0.as_str(), records[0].1.as_str(), records[0].2),
         ("bonus:B-0", "kept", None)
@@ -204,33 +188,6 @@ async fn records_of_an_earlier_release_are_read_updated_in_place_and_exported() 
         ("purchase:NEW", "new")
     );
     assert!(matches!(records[1].2, Some(3_590_000..=3_600_000)));
-    assert_eq!(
-        (records[2].0.as_str(), records[2].1.as_str()),
-        ("purchase:OLD", "old")
-    );
-    assert!(matches!(records[2].2, Some(50_000..=60_000)));
-
-    // An update writes it where it is, with the time it had left: a record
-    // stays in one place for its whole life.
-    let update = [CardRecordWrite::replace("purchase:OLD", "updated")];
-    assert_eq!(write(&store, &a, &update, 3600).await, Cas::Applied);
-    assert_eq!(int(&redis, &format!("HEXISTS {set} purchase:OLD")), 0);
-    let pttl = int(&redis, &format!("PTTL {legacy}"));
-    assert!((50_000..=60_000).contains(&pttl), "legacy PTTL {pttl}");
-    let rec = read_with_card(&store, &a, "purchase:OLD").await;
-    let rec = rec.expect("the record");
-    assert_eq!(rec.value, "updated");
-    assert!(matches!(rec.ttl_ms, Some(50_000..=60_000)), "{rec:?}");
-    // One that never expires stays so.
-    let kept = [CardRecordWrite::replace("bonus:B-0", "kept again")];
-    assert_eq!(write(&store, &a, &kept, 3600).await, Cas::Applied);
-    assert_eq!(
-        int(
-            &redis,
-            &format!("PTTL {PREFIX}:card:{{{}}}:rec:bonus:B-0", a.number)
-        ),
-        -1
-    );
 
     // An import writes into the set, and not over a record that exists.
     let b = card("7200000000004");

@@ -68,7 +68,6 @@ impl Conn {
         node: Option<u16>,
         at: u64,
         pattern: &str,
-        kind: Option<&str>,
         count: usize,
     ) -> RedisResult<(u64, Vec<String>)> {
         let mut cmd = redis::cmd("SCAN");
@@ -76,10 +75,9 @@ impl Conn {
             .arg("MATCH")
             .arg(pattern)
             .arg("COUNT")
-            .arg(count);
-        if let Some(kind) = kind {
-            cmd.arg("TYPE").arg(kind);
-        }
+            .arg(count)
+            .arg("TYPE")
+            .arg("hash");
         let reply: Value = match (self, node) {
             (Conn::Cluster(c), Some(slot)) => {
                 let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
@@ -113,18 +111,16 @@ impl Conn {
 }
 
 impl RedisStore {
-    /// MATCH pattern and TYPE of the keys of a dump phase. Redis walks
+    /// MATCH pattern of the keys of a dump phase, all hashes. Redis walks
     /// twice, not once per kind (each walk passes every key, which was most
-    /// of an export's Redis time): every hash first — cards, contacts and
-    /// index entries, told apart by their key — then the cards' records:
-    /// record sets (hashes, `…:recs`) and records kept before them
-    /// (strings, `…:rec:<key>`).
-    fn phase_keys(&self, phase: usize) -> (String, Option<&'static str>) {
+    /// of an export's Redis time): cards, contacts and index entries first,
+    /// told apart by their key, then the cards' record sets (`…:recs`).
+    fn phase_pattern(&self, phase: usize) -> String {
         let p = glob_escape(self.keys.prefix());
         if phase == RECORDS {
-            (format!("{p}:card:*:rec*"), None)
+            format!("{p}:card:*:recs")
         } else {
-            (format!("{p}:*"), Some("hash"))
+            format!("{p}:*")
         }
     }
 
@@ -158,7 +154,7 @@ impl RedisStore {
             ),
             None => return Err(bad_cursor()),
         };
-        let (pattern, kind) = self.phase_keys(phase);
+        let pattern = self.phase_pattern(phase);
         let mut conn = self.conn();
         let walk = async {
             let nodes = conn.scan_nodes().await?;
@@ -166,7 +162,7 @@ impl RedisStore {
                 return Ok((nodes.len(), 0, Vec::new()));
             };
             let (next, keys) = conn
-                .scan(node, scan_at, &pattern, kind, count.max(1) * SCAN_WIDTH)
+                .scan(node, scan_at, &pattern, count.max(1) * SCAN_WIDTH)
                 .await?;
             Ok::<_, redis::RedisError>((nodes.len(), next, keys))
         };
@@ -300,49 +296,30 @@ impl RedisStore {
         }
     }
 
-    /// The records behind a key of the records phase: every live record of
-    /// a record set, or a record kept before them.
+    /// The live records of a card's record set (a key of the records
+    /// phase).
     async fn fetch_records(&self, key: &str) -> Result<Vec<DumpItem>, StoreError> {
-        let Some((id, rest)) = tag(key) else {
+        let Some((id, ":recs")) = tag(key) else {
             return Ok(Vec::new());
         };
-        let number = || CardNumber::from_trusted(id.to_owned());
         let not_text = || errors::corrupt(key, "a record that is not text");
-        if rest == ":recs" {
-            let reply = self.script(&self.scripts.dump_records, &[key], &[]).await?;
-            let Value::Array(parts) = reply else {
+        let reply = self.script(&self.scripts.dump_records, &[key], &[]).await?;
+        let Value::Array(parts) = reply else {
+            return Err(errors::corrupt(key, "unexpected dump_records reply"));
+        };
+        let mut items = Vec::with_capacity(parts.len() / 3);
+        for record in parts.chunks(3) {
+            let [name, value, ttl] = record else {
                 return Err(errors::corrupt(key, "unexpected dump_records reply"));
             };
-            let mut items = Vec::with_capacity(parts.len() / 3);
-            for record in parts.chunks(3) {
-                let [name, value, ttl] = record else {
-                    return Err(errors::corrupt(key, "unexpected dump_records reply"));
-                };
-                items.push(DumpItem::Record {
-                    number: number(),
-                    key: text(name).ok_or_else(not_text)?,
-                    value: text(value).ok_or_else(not_text)?,
-                    ttl_ms: int(ttl).filter(|t| *t >= 0),
-                });
-            }
-            return Ok(items);
+            items.push(DumpItem::Record {
+                number: CardNumber::from_trusted(id.to_owned()),
+                key: text(name).ok_or_else(not_text)?,
+                value: text(value).ok_or_else(not_text)?,
+                ttl_ms: int(ttl).filter(|t| *t >= 0),
+            });
         }
-        let Some(record) = rest.strip_prefix(":rec:") else {
-            return Ok(Vec::new());
-        };
-        let reply = self.script(&self.scripts.dump_record, &[key], &[]).await?;
-        let Value::Array(parts) = reply else {
-            return Err(errors::corrupt(key, "unexpected dump_record reply"));
-        };
-        let [value, ttl] = parts.as_slice() else {
-            return Ok(Vec::new());
-        };
-        Ok(vec![DumpItem::Record {
-            number: number(),
-            key: record.to_owned(),
-            value: text(value).ok_or_else(not_text)?,
-            ttl_ms: int(ttl).filter(|t| *t >= 0),
-        }])
+        Ok(items)
     }
 
     pub(super) async fn restore_one_card(
@@ -373,12 +350,11 @@ impl RedisStore {
     ) -> Result<bool, StoreError> {
         let key = self.keys.card(number.as_str());
         let set = self.keys.card_records(number.as_str());
-        let legacy = self.keys.legacy_card_record(number.as_str(), record);
         let ms = ttl_ms.map(|ms| ms.max(1).to_string()).unwrap_or_default();
         let reply = self
             .script(
                 &self.scripts.restore_record,
-                &[&key, &set, &legacy],
+                &[&key, &set],
                 &[record.as_bytes(), value.as_bytes(), ms.as_bytes()],
             )
             .await?;
@@ -412,10 +388,7 @@ mod tests {
 
     #[test]
     fn tags_and_globs() {
-        assert_eq!(
-            tag("p:card:{42}:rec:purchase:{x}"),
-            Some(("42", ":rec:purchase:{x}"))
-        );
+        assert_eq!(tag("p:card:{42}:recs"), Some(("42", ":recs")));
         assert_eq!(tag("p:card:{42}"), Some(("42", "")));
         assert_eq!(glob_escape("a*b[c]"), "a\\*b\\[c\\]");
     }

@@ -22,13 +22,13 @@ impl Keys {
         &self.prefix
     }
 
-    /// Hash: `v` (version), `d` (the card as JSON).
+    /// Hash: `v` (version), `d` (the card, src/store/codec.rs).
     pub fn card(&self, number: &str) -> String {
         format!("{}:card:{{{number}}}", self.prefix)
     }
 
-    /// List of history entries (JSON), oldest first: the index is the
-    /// entry's sequence number.
+    /// List of history entries (src/store/codec.rs), oldest first: the
+    /// index is the entry's sequence number.
     pub fn history(&self, number: &str) -> String {
         format!("{}:card:{{{number}}}:history", self.prefix)
     }
@@ -39,13 +39,6 @@ impl Keys {
     /// them together with the card.
     pub fn card_records(&self, number: &str) -> String {
         format!("{}:card:{{{number}}}:recs", self.prefix)
-    }
-
-    /// A record as releases before record sets kept it: a string with a
-    /// TTL. Still read, and updated where it is, until it expires (a record
-    /// stays in one place for its whole life, ADR 0013).
-    pub fn legacy_card_record(&self, number: &str, record: &str) -> String {
-        format!("{}:card:{{{number}}}:rec:{record}", self.prefix)
     }
 
     /// The change stream of the card's cluster slot (docs/events.md): a
@@ -60,7 +53,7 @@ impl Keys {
         format!("{}:events:{{{}}}", self.prefix, slots::tag_for_slot(slot))
     }
 
-    /// Hash: `v` (version), `d` (the contact as JSON).
+    /// Hash: `v` (version), `d` (the contact, src/store/codec.rs).
     pub fn contact(&self, code: &str) -> String {
         format!("{}:contact:{{{code}}}", self.prefix)
     }
@@ -96,10 +89,6 @@ mod tests {
             "loyalty:card:{4000000000001}:history"
         );
         assert_eq!(tag(&k.card("42")), tag(&k.history("42")));
-        assert_eq!(
-            tag(&k.card("42")),
-            tag(&k.legacy_card_record("42", "purchase:{x}"))
-        );
         assert_eq!(tag(&k.card("42")), tag(&k.card_records("42")));
         assert_eq!(
             k.index(Index::Mobile, "79001234567"),

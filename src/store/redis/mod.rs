@@ -364,7 +364,7 @@ impl RedisStore {
         }
     }
 
-    /// A versioned JSON record (hash fields `v`, `d`).
+    /// A versioned record (hash fields `v`, `d`).
     async fn get_versioned<T: DeserializeOwned>(
         &self,
         what: &str,
@@ -619,14 +619,9 @@ impl Store for RedisStore {
         let history = self.keys.history(number);
         let stream = self.keys.events(number);
         let set = self.keys.card_records(number);
-        let legacy: Vec<String> = records
-            .iter()
-            .map(|r| self.keys.legacy_card_record(number, &r.key))
-            .collect();
         let mut keys: Vec<&str> = vec![&key, &history, &stream];
         if !records.is_empty() {
             keys.push(&set);
-            keys.extend(legacy.iter().map(String::as_str));
         }
         let version = expected_version.to_string();
         let ttl = ttl_secs.to_string();
@@ -693,13 +688,8 @@ impl Store for RedisStore {
         key: &str,
     ) -> Result<Option<String>, StoreError> {
         let set = self.keys.card_records(number.as_str());
-        let legacy = self.keys.legacy_card_record(number.as_str(), key);
         let reply = self
-            .script(
-                &self.scripts.card_record,
-                &[&set, &legacy],
-                &[key.as_bytes()],
-            )
+            .script(&self.scripts.card_record, &[&set], &[key.as_bytes()])
             .await?;
         match reply {
             Value::Nil => Ok(None),
@@ -716,11 +706,10 @@ impl Store for RedisStore {
     ) -> Result<(Option<Versioned<Card>>, Option<RecordRead>), StoreError> {
         let card_key = self.keys.card(number.as_str());
         let set = self.keys.card_records(number.as_str());
-        let legacy = self.keys.legacy_card_record(number.as_str(), key);
         let reply = self
             .script(
                 &self.scripts.card_with_record,
-                &[&card_key, &set, &legacy],
+                &[&card_key, &set],
                 &[key.as_bytes()],
             )
             .await?;

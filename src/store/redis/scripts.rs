@@ -73,7 +73,6 @@ pub struct Scripts {
     pub restore_record: Lua,
     pub dump_card: Lua,
     pub dump_cards: Lua,
-    pub dump_record: Lua,
     pub dump_records: Lua,
 }
 
@@ -100,7 +99,6 @@ impl Scripts {
             ),
             dump_card: Lua::new("dump_card", include_str!("lua/dump_card.lua")),
             dump_cards: Lua::new("dump_cards", include_str!("lua/dump_cards.lua")),
-            dump_record: Lua::new("dump_record", include_str!("lua/dump_record.lua")),
             dump_records: Lua::with_records("dump_records", include_str!("lua/dump_records.lua")),
         }
     }

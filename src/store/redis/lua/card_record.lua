@@ -1,7 +1,6 @@
 #!lua flags=no-writes
 -- One of a card's records.
--- KEYS[1] the card's record set, KEYS[2] the record's legacy key (same hash
--- tag); ARGV[1] the record's name.
+-- KEYS[1] the card's record set; ARGV[1] the record's name.
 -- Returns the record, or nil when absent or expired.
-local record = records_get(KEYS[1], ARGV[1], KEYS[2])
+local record = records_get(KEYS[1], ARGV[1])
 return record

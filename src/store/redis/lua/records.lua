@@ -4,10 +4,7 @@
 -- '<expires>:<record>', expires in ms since the epoch by this server's clock
 -- ('0': never). A record past its expiry reads as absent; writes sweep
 -- expired fields (records_sweep), and the hash itself expires with its
--- latest record. Records written before this layout are strings of their
--- own (`…:card:{n}:rec:<key>`): they stay there, read and updated in place,
--- until they expire, so that a record is in one place for its whole life
--- (an export walking the keys meanwhile finds it once).
+-- latest record.
 
 -- Now in ms since the epoch, and the microseconds of the second (a
 -- number to draw a chance from).
@@ -27,12 +24,10 @@ local function records_split(raw)
   return tonumber(at), string.sub(raw, sep + 1)
 end
 
--- A record, its ms left (-1: no expiry) and whether it is a legacy key,
--- at `now` (nil: read the clock if needed);
--- false when absent or expired (false, not nil: a nil would end the array
--- a script returns). A set's field and a legacy key never both exist: a
--- record that is a legacy key is written there.
-local function records_get(set, field, legacy, now)
+-- A record and its ms left (-1: no expiry) at `now` (nil: read the clock
+-- if needed); false when absent or expired (false, not nil: a nil would
+-- end the array a script returns).
+local function records_get(set, field, now)
   local raw = redis.call('HGET', set, field)
   if raw then
     local at, value = records_split(raw)
@@ -40,33 +35,21 @@ local function records_get(set, field, legacy, now)
       error({err = 'CORRUPT record ' .. field .. ' of ' .. set})
     end
     if at == 0 then
-      return value, -1, false
+      return value, -1
     end
     -- Readers that only read pass no time: the clock is read only when
     -- a record is found (a new purchase finds none).
     now = now or records_now()
     if at > now then
-      return value, at - now, false
+      return value, at - now
     end
-    return false
-  end
-  local value = redis.call('GET', legacy)
-  if value then
-    return value, redis.call('PTTL', legacy), true
   end
   return false
 end
 
--- Writes a record expiring at `at` (ms since the epoch, 0: never): into
--- the set, or into `legacy` (its legacy key, nil when it is not one).
-local function records_put(set, field, legacy, value, at)
-  if not legacy then
-    redis.call('HSET', set, field, string.format('%d', at) .. ':' .. value)
-  elseif at == 0 then
-    redis.call('SET', legacy, value)
-  else
-    redis.call('SET', legacy, value, 'PXAT', string.format('%d', at))
-  end
+-- Writes a record expiring at `at` (ms since the epoch, 0: never).
+local function records_put(set, field, value, at)
+  redis.call('HSET', set, field, string.format('%d', at) .. ':' .. value)
 end
 
 -- The set outlives every record in it: called after writes with the

@@ -1,8 +1,7 @@
 #!lua
 -- Creates a card's record as an export wrote it, unless it exists or its
 -- card does not.
--- KEYS[1] card hash, KEYS[2] the card's record set, KEYS[3] the record's
--- legacy key (same hash tag)
+-- KEYS[1] card hash, KEYS[2] the card's record set (same hash tag)
 -- ARGV[1] the record's name, ARGV[2] value, ARGV[3] ms left ('' for no
 -- expiry).
 -- Returns 1 if created, 0 if not.
@@ -15,10 +14,10 @@ if ARGV[3] ~= '' then
   end
   at = now + ms
 end
-if redis.call('EXISTS', KEYS[1]) == 0 or records_get(KEYS[2], ARGV[1], KEYS[3], now) then
+if redis.call('EXISTS', KEYS[1]) == 0 or records_get(KEYS[2], ARGV[1], now) then
   return 0
 end
 local pttl = redis.call('PTTL', KEYS[2])
-records_put(KEYS[2], ARGV[1], nil, ARGV[2], at)
+records_put(KEYS[2], ARGV[1], ARGV[2], at)
 records_keep(KEYS[2], pttl, at)
 return 1

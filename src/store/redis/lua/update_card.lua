@@ -5,7 +5,7 @@
 -- back a script. Records are fields of the card's record set (records.lua).
 -- KEYS[1] card hash, KEYS[2] its history list, KEYS[3] the change stream
 --   of the card's slot (docs/events.md), with records: KEYS[4] the card's
---   record set, KEYS[5..] each record's legacy key (all in the card's slot)
+--   record set (all in the card's slot)
 -- ARGV[1] expected version, ARGV[2] the card (src/store/codec.rs),
 --   ARGV[3] its history entry as the list keeps it (codec; "" for none), ARGV[4] record TTL in seconds (0: no expiry),
 --   ARGV[5] one flag per record: '1' create-only (an operation's outcome:
@@ -29,11 +29,11 @@ if not n then
   return redis.error_reply('CORRUPT version field of ' .. KEYS[1])
 end
 local ttl = tonumber(ARGV[4] or '0')
-local records = math.max(#KEYS - 4, 0)
 local set = KEYS[4]
 local flags = ARGV[5] or ''
 local modes = ARGV[6] or ''
-if not ttl or #KEYS == 4 or #ARGV ~= 9 + 3 * records or #flags ~= records or #modes ~= records then
+local records = #flags
+if not ttl or #KEYS ~= ((records > 0) and 4 or 3) or #ARGV ~= 9 + 3 * records or #modes ~= records then
   return redis.error_reply('update_card: records and values do not match')
 end
 -- Expiries stay exact integers (ms since the epoch, below 2^53).
@@ -54,14 +54,11 @@ end
 -- Each record's expiry (ms since the epoch, 0: never), settled before
 -- any write.
 local now, chance = records_now()
-local expires, legacy = {}, {}
+local expires = {}
 for i = 1, records do
-  local value, left, is_legacy = records_get(set, ARGV[7 + 3 * i], KEYS[i + 4], now)
+  local value, left = records_get(set, ARGV[7 + 3 * i], now)
   if string.sub(flags, i, i) == '1' and value then
     return 0
-  end
-  if is_legacy then
-    legacy[i] = KEYS[i + 4]
   end
   local mode = string.sub(modes, i, i)
   if mode == 'K' then
@@ -95,8 +92,8 @@ if records > 0 then
   local pttl = redis.call('PTTL', set)
   local latest = -1
   for i = 1, records do
-    records_put(set, ARGV[7 + 3 * i], legacy[i], ARGV[8 + 3 * i], expires[i])
-    if not legacy[i] and latest ~= 0 and (expires[i] == 0 or expires[i] > latest) then
+    records_put(set, ARGV[7 + 3 * i], ARGV[8 + 3 * i], expires[i])
+    if latest ~= 0 and (expires[i] == 0 or expires[i] > latest) then
       latest = expires[i]
     end
   end
