@@ -165,7 +165,7 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     /// Data loading takes larger bodies than the card methods.
     pub admin_max_body_bytes: usize,
-    /// Legacy clients treat any non-200 as a transport failure: answer
+    /// For tills that treat any non-200 as a transport failure: answer
     /// business errors with HTTP 200 and `Status: false`.
     pub business_errors_as_200: bool,
     pub shutdown_timeout_secs: u64,

@@ -92,7 +92,7 @@ pub fn beyond_contract(key: ErrorKey) -> bool {
 
 /// With `business_errors_as_200`, which statuses still go out as they are:
 /// authentication, size, throttling and server-side failures.
-pub fn survives_legacy_mode(status: StatusCode) -> bool {
+pub fn keeps_status_when_business_errors_as_200(status: StatusCode) -> bool {
     status == StatusCode::UNAUTHORIZED
         || status == StatusCode::PAYLOAD_TOO_LARGE
         || status == StatusCode::TOO_MANY_REQUESTS
@@ -131,10 +131,18 @@ mod tests {
     }
 
     #[test]
-    fn legacy_mode_keeps_transport_level_statuses() {
-        assert!(survives_legacy_mode(status_of(ErrorKey::Unauthorized)));
-        assert!(survives_legacy_mode(status_of(ErrorKey::StoreUnavailable)));
-        assert!(!survives_legacy_mode(status_of(ErrorKey::StatusError)));
-        assert!(!survives_legacy_mode(status_of(ErrorKey::Forbidden)));
+    fn business_errors_as_200_keeps_transport_level_statuses() {
+        assert!(keeps_status_when_business_errors_as_200(status_of(
+            ErrorKey::Unauthorized
+        )));
+        assert!(keeps_status_when_business_errors_as_200(status_of(
+            ErrorKey::StoreUnavailable
+        )));
+        assert!(!keeps_status_when_business_errors_as_200(status_of(
+            ErrorKey::StatusError
+        )));
+        assert!(!keeps_status_when_business_errors_as_200(status_of(
+            ErrorKey::Forbidden
+        )));
     }
 }

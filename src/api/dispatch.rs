@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use serde_json::{Map, Value};
 
 use super::auth::{attempted_login, AuthFailure};
-use super::catalogue::{status_of, survives_legacy_mode};
+use super::catalogue::{keeps_status_when_business_errors_as_200, status_of};
 use super::error::ApiError;
 use super::params::Params;
 use super::router::{Match, Route, RouteId};
@@ -375,7 +375,7 @@ fn render(state: &AppState, result: Result<Fields, ApiError>) -> Outcome {
 
     let wire_status = if error.is_some()
         && state.settings.http.business_errors_as_200
-        && !survives_legacy_mode(status)
+        && !keeps_status_when_business_errors_as_200(status)
     {
         StatusCode::OK
     } else {

@@ -10,14 +10,10 @@ use crate::domain::{Card, CardNumber, Contact, HistoryEntry};
 use crate::store::{DumpItem, Index};
 
 pub const FORMAT: &str = "loyalty-dump";
-/// Raised when a record's meaning changes; an import refuses other versions.
-/// 2: lots are merged (no lot `id`, no `next_lot`; docs/adr/0012), so a
-/// release that reads only 1 refuses the dump up front instead of line by
-/// line.
-pub const VERSION: u64 = 2;
-/// The versions an import reads: a dump of version 1 loads as it is (its
-/// lot ids are passed over).
-pub const READS: [u64; 2] = [1, 2];
+/// The first release's format, the only one an import reads. Raised when a
+/// record's meaning changes (docs/stored-formats.md): an import refuses
+/// other versions up front, before any line is written.
+pub const VERSION: u64 = 1;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use futures_util::future::try_join_all;
 
-use super::format::{decode, Counts, DumpLine, FORMAT, READS};
+use super::format::{decode, Counts, DumpLine, FORMAT, VERSION};
 use super::lines::Line;
 use super::report::{Outcome, Report};
 use crate::domain::{ErrorKey, RuleError};
@@ -85,9 +85,9 @@ impl Importer {
         };
         match parsed {
             DumpLine::Header(h) if !self.header => {
-                if h.format != FORMAT || !READS.contains(&h.version) {
+                if h.format != FORMAT || h.version != VERSION {
                     return Err(refused(format!(
-                        "a {:?} dump of version {}; this server reads {FORMAT:?} versions {READS:?}",
+                        "a {:?} dump of version {}; this server reads {FORMAT:?} version {VERSION}",
                         h.format, h.version
                     )));
                 }

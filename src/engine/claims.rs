@@ -58,10 +58,10 @@ mod tests {
     fn owners_name_their_record_and_differ_per_attempt() {
         let a = new_owner(7, "4000000000001");
         let b = new_owner(7, "4000000000001");
-        assert!(made_by(&a, 7) && !made_by(&a, 8) && !made_by("legacy", 7));
+        assert!(made_by(&a, 7) && !made_by(&a, 8) && !made_by("no-token", 7));
         assert_ne!(a, b);
         assert_eq!(record_of(&a), "4000000000001");
-        assert_eq!(record_of("legacy"), "legacy");
+        assert_eq!(record_of("no-token"), "no-token");
         assert_eq!(replaced_of(&a), None);
         let r = new_owner_replacing(9, "4000000000002", Some("4000000000001"));
         assert_eq!(record_of(&r), "4000000000002");

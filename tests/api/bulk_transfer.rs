@@ -113,7 +113,7 @@ async fn a_dump_restores_the_same_answers_on_a_fresh_store_of_another_backend() 
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines[0]["Kind"], json!("header"), "{}", lines[0]);
-    assert_eq!(lines[0]["Version"], json!(2));
+    assert_eq!(lines[0]["Version"], json!(1));
     let end = lines.last().unwrap();
     assert_eq!(end["Kind"], json!("end"), "{end}");
     assert_eq!(end["Cards"], json!(data.cards.len()), "{end}");
@@ -223,44 +223,106 @@ async fn an_import_refuses_what_is_not_a_dump_and_tells_a_cut_short_one() {
     assert_eq!(app.status_of(&card).await, "1");
 }
 
-/// A dump written before lots were merged (version 1: lot ids, `next_lot`,
-/// a purchase's reference as its lot's source) still imports, and its card
-/// answers its balance.
+/// Format 1 of the dump, as the first release writes it (docs/export.md):
+/// a card with lots of each kind and its history, a purchase with a
+/// refund, a manual bonus, a contact and every index. Pinned by hand: a
+/// change of any field's name or form fails here, not on a customer's file.
+const FORMAT_1_DUMP: &str = concat!(
+    r#"{"Kind":"header","Format":"loyalty-dump","Version":1,"CreatedAt":"2026-12-06T23:56:23.353310452Z"}"#,
+    "\n",
+    r#"{"Kind":"card","Card":{"number":"4000000000017","status":"Active","category":"Plastic","card_type":"Bonus","contact":"C-PIN","block":null,"replaced_by":null,"replaces":null,"ledger":{"lots":[{"bonus_type":"Cash","amount":750,"active_from":[2026,1],"expires":[2099,1],"source":"purchase"},{"bonus_type":"Status","amount":1000,"active_from":[2026,1],"expires":[2099,2],"source":"bonus"},{"bonus_type":"Cash","amount":120,"active_from":[2026,2],"expires":null,"source":"returned"}],"burnt":[5,0]},"transfer_out":[],"received_from":[]},"History":["#,
+    r#"{"at":"2026-12-06T23:56:23.050513994Z","login":"admin","role":"administrator","operation":"Issue","from":"New","to":"Issued","reason_code":null,"reason_name":null,"detail":null,"bonus":null},"#,
+    r#"{"at":"2026-12-06T23:56:23.194412339Z","login":"pos","role":"pos","operation":"Purchase","from":"Active","to":"Active","reason_code":null,"reason_name":null,"detail":null,"bonus":{"reference":"P-PIN","credited":1000,"debited":0,"money":20000,"comment":null}},"#,
+    r#"{"at":"2026-12-06T23:56:23.198421397Z","login":"pos","role":"pos","operation":"Refund","from":"Active","to":"Active","reason_code":null,"reason_name":null,"detail":null,"bonus":{"reference":"R-PIN","credited":0,"debited":250,"money":5000,"comment":null}}]}"#,
+    "\n",
+    r#"{"Kind":"record","Number":"4000000000017","Key":"bonus:B-PIN","Value":"{\"f\":\"4000000000017|10.00|1|Some(2026-01-01)|Some(2099-01-02)|None\",\"o\":{\"n\":\"4000000000017\",\"i\":\"B-PIN\",\"m\":1000,\"t\":\"Status\",\"af\":[2026,1],\"ae\":[2099,2]}}","TtlMs":3600000}"#,
+    "\n",
+    r#"{"Kind":"record","Number":"4000000000017","Key":"purchase:P-PIN","Value":"{\"n\":\"4000000000017\",\"p\":{\"m\":20000,\"a\":1000,\"d\":[[2026,1],[2099,1]],\"r\":5000,\"ar\":250},\"r\":[{\"k\":\"refund:5:P-PIN:R-PIN\",\"f\":\"50.00\",\"o\":{\"n\":\"4000000000017\",\"i\":\"P-PIN\",\"ri\":\"R-PIN\",\"m\":5000,\"ar\":250,\"rt\":5000}}]}","TtlMs":3600000}"#,
+    "\n",
+    r#"{"Kind":"contact","Contact":{"code":"C-PIN","name":"Pinned Person","mobile":"79000000017","email":"","birth_date":"1990-01-31","gender":"","city":"","mobile_claim":"C-PIN#e3928930bd5e6dad"}}"#,
+    "\n",
+    r#"{"Kind":"index","Index":"mobile","Key":"79000000017","Owner":"C-PIN#e3928930bd5e6dad"}"#,
+    "\n",
+    r#"{"Kind":"index","Index":"contact-card","Key":"C-PIN","Owner":"4000000000017#e3928930058fb1aa"}"#,
+    "\n",
+    r#"{"Kind":"index","Index":"purchase","Key":"P-PIN","Owner":"4000000000017#e3928930fcbf20d7"}"#,
+    "\n",
+    r#"{"Kind":"end","Cards":1,"Records":2,"Contacts":1,"Indexes":3}"#,
+    "\n",
+);
+
+/// A format-1 dump imports into a fresh store, answers as its data says,
+/// and exports as itself; any other version is refused before anything is
+/// written.
 #[tokio::test]
-async fn a_version_1_dump_of_before_merged_lots_imports() {
+async fn a_format_1_dump_round_trips_and_no_other_version_imports() {
+    let other = spawn_app().await;
+    other
+        .import(
+            "",
+            FORMAT_1_DUMP.replacen("\"Version\":1", "\"Version\":2", 1),
+        )
+        .await
+        .expect(400, "InvalidParameter");
+    other
+        .balance("4000000000017")
+        .await
+        .expect(404, "CannotFindCardNumber");
+
     let app = spawn_app().await;
-    let today = time::OffsetDateTime::now_utc().date();
-    let day = |offset: i64| {
-        let d = today + time::Duration::days(offset);
-        format!("[{},{}]", d.year(), d.ordinal())
-    };
-    let number = "7777000000001";
-    let dump = format!(
-        concat!(
-            "{{\"Kind\":\"header\",\"Format\":\"loyalty-dump\",\"Version\":1,\"CreatedAt\":\"\"}}\n",
-            "{{\"Kind\":\"card\",\"Card\":{{\"number\":\"{n}\",\"status\":\"Issued\",\"category\":\"Plastic\",",
-            "\"card_type\":\"Bonus\",\"contact\":null,\"block\":null,\"replaced_by\":null,\"replaces\":null,",
-            "\"ledger\":{{\"lots\":[{{\"id\":0,\"bonus_type\":\"Cash\",\"amount\":1250,\"active_from\":{a},",
-            "\"expires\":{e},\"source\":\"purchase:OLD\"}},{{\"id\":1,\"bonus_type\":\"Cash\",\"amount\":750,",
-            "\"active_from\":{a},\"expires\":{e},\"source\":\"purchase:OLD-2\"}}],\"burnt\":[0,0],\"next_lot\":2}},",
-            "\"transfer_out\":[],\"received_from\":[]}},\"History\":[]}}\n",
-            "{{\"Kind\":\"end\",\"Cards\":1,\"Records\":0,\"Contacts\":0,\"Indexes\":0}}\n"
-        ),
-        n = number,
-        a = day(-3),
-        e = day(100),
-    );
-    let r = app.import("", dump).await;
+    let r = app.import("", FORMAT_1_DUMP.to_owned()).await;
     r.ok();
-    assert_eq!(r.body["Complete"], json!(true), "{}", r.body);
-    let b = app.balance(number).await;
+    assert_eq!(
+        (&r.body["Complete"], &r.body["Created"], &r.body["Rejected"]),
+        (&json!(true), &json!(7), &json!(0)),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        comparable(&app.export_text().await),
+        comparable(FORMAT_1_DUMP)
+    );
+    let b = app.balance_by_phone("79000000017").await;
     b.ok();
-    let active: f64 = b.body["Bonuses"]
+    let amount = |status: &str, kind: &str| -> f64 {
+        b.body["Bonuses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["StatusName"] == status && x["TypeName"] == kind)
+            .map(|x| x["Amount"].as_f64().unwrap())
+            .sum()
+    };
+    assert_eq!(
+        (
+            amount("Active", "Cash"),
+            amount("Active", "Status"),
+            amount("Burnt", "Cash")
+        ),
+        (8.7, 10.0, 0.05),
+        "{}",
+        b.body
+    );
+    // The stored outcomes answer their replays; the purchase reverses from
+    // its lot.
+    let refund = json!({"PurchaseId": "P-PIN", "RefundId": "R-PIN", "Amount": 50});
+    let again = app.post(POS, "/api/purchase/refund", refund).await;
+    again.ok();
+    assert_eq!(again.body["RefundedTotal"], json!(50.0), "{}", again.body);
+    app.post(POS, "/api/purchase/cancel", json!({"PurchaseId": "P-PIN"}))
+        .await
+        .ok();
+    let after = app.balance("4000000000017").await;
+    let cash: f64 = after.body["Bonuses"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|x| x["StatusName"] == "Active")
+        .filter(|x| x["StatusName"] == "Active" && x["TypeName"] == "Cash")
         .map(|x| x["Amount"].as_f64().unwrap())
         .sum();
-    assert_eq!(active, 20.0, "{}", b.body);
+    assert_eq!(
+        cash, 1.2,
+        "the rest of the accrual went back: {}",
+        after.body
+    );
 }
