@@ -10,6 +10,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod engine;
+pub mod json_text;
 pub mod metrics;
 pub mod net;
 pub mod reload;

@@ -159,13 +159,16 @@ impl Application {
         reloader
             .spawn(check_every)
             .context("cannot listen for SIGHUP")?;
+        let router = Router::new();
+        let openapi = crate::api::openapi::document_text(&router, &settings);
         let state = web::Data::new(AppState {
             engine,
             auth,
-            router: Router::new(),
+            router,
             card_format,
             settings,
             metrics,
+            openapi,
         });
         let server = http_server::serve(listener, tls, state, &http, workers)?;
         Ok(Application {

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use actix_web::http::header::{
-    HeaderName, HeaderValue, AUTHORIZATION, CONTENT_LENGTH, RETRY_AFTER, WWW_AUTHENTICATE,
+    HeaderName, HeaderValue, ALLOW, AUTHORIZATION, CONTENT_LENGTH, RETRY_AFTER, WWW_AUTHENTICATE,
 };
 use actix_web::http::{Method as HttpMethod, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -56,11 +56,21 @@ pub async fn dispatch(
             let guarded = is_api_path(req.path());
             ("unmatched", refuse(&state, &req, guarded, error).await)
         }
-        Match::WrongMethod(route) => {
+        Match::WrongMethod(route, allowed) => {
+            let allow = allowed
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
             let error = ApiError::new(
                 ErrorKey::MethodNotAllowed,
-                format!("{} does not answer {}", route.template, req.method()),
-            );
+                format!(
+                    "{} does not answer {}; it answers {allow}",
+                    route.template,
+                    req.method()
+                ),
+            )
+            .allow(allow);
             let guarded = route.permission.is_some();
             (route.template, refuse(&state, &req, guarded, error).await)
         }
@@ -127,7 +137,7 @@ async fn handle(
             },
             RouteId::Ready => render(state, ops::ready(state).await),
             RouteId::OpenApi => Outcome {
-                response: ops::openapi(),
+                response: ops::openapi(state),
                 login: None,
                 error: None,
                 request_body: None,
@@ -385,6 +395,9 @@ fn render(state: &AppState, result: Result<Fields, ApiError>) -> Outcome {
     builder.content_type("application/json");
     if let Some(secs) = error.as_ref().and_then(|e| e.retry_after_secs) {
         builder.insert_header((RETRY_AFTER, secs.to_string()));
+    }
+    if let Some(methods) = error.as_ref().and_then(|e| e.allow.as_deref()) {
+        builder.insert_header((ALLOW, methods));
     }
     if status == StatusCode::UNAUTHORIZED {
         builder.insert_header((WWW_AUTHENTICATE, r#"Basic realm="loyalty""#));

@@ -15,6 +15,8 @@ pub struct ApiError {
     /// Method-specific fields an error answer carries after the envelope
     /// (a refused calculate still tells `MaxBonusToPay`).
     pub fields: Fields,
+    /// The methods of an `Allow` header (MethodNotAllowed).
+    pub allow: Option<String>,
 }
 
 impl ApiError {
@@ -24,7 +26,15 @@ impl ApiError {
             message: message.into(),
             retry_after_secs: None,
             fields: Fields::new(),
+            allow: None,
         }
+    }
+
+    /// `Allow: <methods>` on the answer (RFC 9110 §15.5.6: a 405 says what
+    /// the path answers).
+    pub fn allow(mut self, methods: String) -> ApiError {
+        self.allow = Some(methods);
+        self
     }
 
     pub fn with_field(mut self, name: &str, value: Value) -> ApiError {

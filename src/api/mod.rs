@@ -44,6 +44,8 @@ pub struct AppState {
     pub card_format: CardNumberFormat,
     pub settings: Settings,
     pub metrics: PrometheusHandle,
+    /// The OpenAPI document of these settings, as served.
+    pub openapi: String,
 }
 
 /// What a handler gets: the state, who calls, and the request's parameters.

@@ -48,8 +48,8 @@ pub async fn metrics(state: &AppState) -> HttpResponse {
 
 /// The OpenAPI document as it is: not wrapped in the envelope, so that
 /// OpenAPI tools read it.
-pub fn openapi() -> HttpResponse {
+pub fn openapi(state: &AppState) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
-        .body(super::openapi::document().to_string())
+        .body(state.openapi.clone())
 }

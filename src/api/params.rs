@@ -29,12 +29,8 @@ impl Params {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Params::default());
         }
-        let value: Value = serde_json::from_slice(body).map_err(|e| {
-            ApiError::new(
-                ErrorKey::InvalidJson,
-                format!("the body is not valid JSON: {e}"),
-            )
-        })?;
+        let value = crate::json_text::parse(body)
+            .map_err(|e| ApiError::new(ErrorKey::InvalidJson, format!("the body: {e}")))?;
         let Value::Object(map) = value else {
             return Err(ApiError::new(
                 ErrorKey::InvalidJson,
@@ -105,7 +101,11 @@ impl Params {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(Value::Number(n)) if n.is_u64() || n.is_i64() => Ok(Some(n.to_string())),
+            // Any number of digits: the JSON text is kept as it came
+            // (serde_json's arbitrary_precision), so an integer too large
+            // for 64 bits is read as the digits it is, and its format
+            // check names what is wrong with it.
+            Some(Value::Number(n)) if is_integer(n) => Ok(Some(n.to_string())),
             Some(other) => Err(ApiError::new(
                 ErrorKey::InvalidJson,
                 format!(
@@ -208,7 +208,26 @@ impl Params {
     /// `limit` (default 50, at most 500) and `cursor` of a paged listing.
     pub fn page(&self) -> Result<(usize, Option<u64>), ApiError> {
         let limit = self.unsigned("limit")?.unwrap_or(50).clamp(1, 500) as usize;
-        Ok((limit, self.unsigned("cursor")?))
+        Ok((limit, self.cursor()?))
+    }
+
+    /// A page cursor as `NextCursor` gave it: 1–19 decimal digits (what
+    /// the document's pattern says; 19 digits always fit in 64 bits).
+    fn cursor(&self) -> Result<Option<u64>, ApiError> {
+        let Some(s) = self.text("cursor")? else {
+            return Ok(None);
+        };
+        let digits = (1..=19).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit());
+        let invalid = || {
+            ApiError::new(
+                ErrorKey::InvalidParameter,
+                "the parameter cursor must be 1-19 decimal digits, as NextCursor gave it",
+            )
+        };
+        if !digits {
+            return Err(invalid());
+        }
+        s.parse().map(Some).map_err(|_| invalid())
     }
 
     /// An optional non-negative integer (`limit`, `cursor`).
@@ -229,11 +248,19 @@ pub fn missing_error(missing: &[&str]) -> ApiError {
     ApiError::new(ErrorKey::RequiredParameterNotSpecified, missing.join(", "))
 }
 
+/// An integer in JSON: digits, perhaps a minus sign; no fraction and no
+/// exponent.
+fn is_integer(n: &serde_json::Number) -> bool {
+    let text = n.to_string();
+    let digits = text.strip_prefix('-').unwrap_or(&text);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
 fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a fractional number",
+        Value::Number(_) => "a number with a fraction or an exponent",
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
@@ -279,5 +306,18 @@ mod tests {
             );
         }
         assert!(Params::from_json(b"  ").is_ok());
+    }
+
+    #[test]
+    fn integers_of_any_length_are_read_as_their_digits() {
+        let p =
+            Params::from_json(br#"{"Number": 98765432109876543210, "N": -5, "F": 1e3}"#).unwrap();
+        assert_eq!(
+            p.text("Number").unwrap().as_deref(),
+            Some("98765432109876543210")
+        );
+        assert_eq!(p.text("N").unwrap().as_deref(), Some("-5"));
+        let err = p.text("F").unwrap_err();
+        assert!(err.message.contains("exponent"), "{}", err.message);
     }
 }

@@ -70,8 +70,9 @@ pub struct Router {
 
 pub enum Match<'r> {
     Found(&'r Route, Vec<String>),
-    /// The path exists, the method does not.
-    WrongMethod(&'r Route),
+    /// The path exists, the method does not: the first route of the path,
+    /// and the methods the path answers (for `Allow`).
+    WrongMethod(&'r Route, Vec<&'r HttpMethod>),
     NotFound,
 }
 
@@ -195,6 +196,7 @@ impl Router {
         let trimmed = path.trim_end_matches('/');
         let parts: Vec<&str> = trimmed.trim_start_matches('/').split('/').collect();
         let mut wrong_method = None;
+        let mut allowed: Vec<&HttpMethod> = Vec::new();
         for r in &self.routes {
             let Some(captures) = match_segments(&r.segments, &parts) else {
                 continue;
@@ -203,9 +205,14 @@ impl Router {
                 return Match::Found(r, captures);
             }
             wrong_method.get_or_insert(r);
+            for m in r.methods {
+                if !allowed.contains(&m) {
+                    allowed.push(m);
+                }
+            }
         }
         match wrong_method {
-            Some(r) => Match::WrongMethod(r),
+            Some(r) => Match::WrongMethod(r, allowed),
             None => Match::NotFound,
         }
     }
@@ -292,10 +299,16 @@ mod tests {
     #[test]
     fn wrong_method_and_unknown_paths() {
         let r = Router::new();
-        assert!(matches!(
-            r.find(&HttpMethod::GET, "/api/card/block"),
-            Match::WrongMethod(_)
-        ));
+        match r.find(&HttpMethod::GET, "/api/card/block") {
+            Match::WrongMethod(_, allowed) => assert_eq!(allowed, [&HttpMethod::POST]),
+            _ => panic!("GET /api/card/block is a wrong method"),
+        }
+        match r.find(&HttpMethod::PUT, "/api/card/Issue") {
+            Match::WrongMethod(_, allowed) => {
+                assert_eq!(allowed, [&HttpMethod::GET, &HttpMethod::POST])
+            }
+            _ => panic!("PUT /api/card/issue is a wrong method"),
+        }
         assert!(matches!(
             r.find(&HttpMethod::GET, "/api/card/nope"),
             Match::NotFound

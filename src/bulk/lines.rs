@@ -83,12 +83,9 @@ impl Splitter {
         }
         let text = self.buf.trim_ascii();
         if !text.is_empty() {
-            out.push(match serde_json::from_slice::<Value>(text) {
+            out.push(match crate::json_text::parse(text) {
                 Ok(v) => Line::Json(self.line, v),
-                Err(e) => Line::Rejected(
-                    self.line,
-                    RuleError::new(ErrorKey::InvalidJson, format!("not valid JSON: {e}")),
-                ),
+                Err(e) => Line::Rejected(self.line, RuleError::new(ErrorKey::InvalidJson, e)),
             });
         }
         self.buf.clear();

@@ -52,15 +52,22 @@ impl CardNumberFormat {
     pub const DEFAULT_PATTERN: &'static str = "^[0-9]{6,19}$";
 
     pub fn new(pattern: &str) -> Result<Self, regex::Error> {
-        // Anchor whatever is configured: a pattern that matches a substring
-        // would let garbage around a valid number through.
-        let anchored = format!(
+        Ok(CardNumberFormat {
+            pattern: Regex::new(&Self::anchored_pattern(pattern))?,
+        })
+    }
+
+    /// The configured pattern as it is matched: anchored whatever is
+    /// configured, as a pattern that matches a substring would let garbage
+    /// around a valid number through. The default stays as it reads.
+    pub fn anchored_pattern(pattern: &str) -> String {
+        if pattern == Self::DEFAULT_PATTERN {
+            return pattern.to_owned();
+        }
+        format!(
             "^(?:{})$",
             pattern.trim_start_matches('^').trim_end_matches('$')
-        );
-        Ok(CardNumberFormat {
-            pattern: Regex::new(&anchored)?,
-        })
+        )
     }
 
     pub fn parse(&self, raw: &str) -> Result<CardNumber, RuleError> {

@@ -46,7 +46,6 @@ impl Amount {
         let raw_trimmed = raw.trim();
         let (int, frac) = raw_trimmed.split_once('.').unwrap_or((raw_trimmed, ""));
         if int.is_empty()
-            || int.len() > 12
             || frac.len() > 2
             || (raw_trimmed.contains('.') && frac.is_empty())
             || !int.bytes().all(|b| b.is_ascii_digit())
@@ -54,12 +53,21 @@ impl Amount {
         {
             return Err(invalid());
         }
+        let over = || {
+            RuleError::new(
+                ErrorKey::InvalidAmount,
+                format!("{raw:?} is above the largest amount, {}", Self::MAX.0 / 100),
+            )
+        };
+        if int.trim_start_matches('0').len() > 12 {
+            return Err(over());
+        }
         let int: i64 = int.parse().map_err(|_| invalid())?;
         let frac: i64 = format!("{frac:0<2}").parse().map_err(|_| invalid())?;
         int.checked_mul(100)
             .and_then(|h| h.checked_add(frac))
             .and_then(Amount::from_hundredths)
-            .ok_or_else(invalid)
+            .ok_or_else(over)
     }
 
     pub fn checked_add(self, other: Amount) -> Option<Amount> {
@@ -124,6 +132,21 @@ mod tests {
             );
         }
         assert_eq!(Amount::parse("1000000000").unwrap(), Amount::MAX);
+    }
+
+    #[test]
+    fn an_amount_over_the_cap_says_the_cap() {
+        for over in ["1000000000.01", "99999999999999", "1000000000000000000000"] {
+            let message = Amount::parse(over).unwrap_err().message;
+            assert!(
+                message.contains("above the largest amount, 1000000000"),
+                "{over}: {message}"
+            );
+        }
+        assert!(!Amount::parse("1.234")
+            .unwrap_err()
+            .message
+            .contains("largest"));
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod access_support;
 mod bulk_support;
 mod card_support;
 mod documented;
+mod documented_rules;
 mod helpers;
 
 mod active;

@@ -73,12 +73,8 @@ impl Source {
             return Ok(Source::stream(payload, settings));
         }
         let body = read_body(req, payload, settings.http.admin_max_body_bytes).await?;
-        let value: Value = serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(
-                ErrorKey::InvalidJson,
-                format!("the body is not valid JSON: {e}"),
-            )
-        })?;
+        let value = crate::json_text::parse(&body)
+            .map_err(|e| ApiError::new(ErrorKey::InvalidJson, format!("the body: {e}")))?;
         let Value::Array(items) = value else {
             return Err(ApiError::new(
                 ErrorKey::InvalidJson,

@@ -1,9 +1,15 @@
 //! The OpenAPI 3.1 description of the API (API.md §10), generated from the
 //! router's routes, the operation table and the error catalogue, so that it
-//! cannot drift from the code: `GET /api/openapi.json` serves it and
-//! `docs/openapi.json` keeps a copy that a test compares with it.
+//! cannot drift from the code. `GET /api/openapi.json` serves the document
+//! of the server's own configuration: its card-number pattern, and with
+//! `http.business_errors_as_200` (legacy mode) every business refusal
+//! described as the HTTP 200 it is sent as. `docs/openapi.json` and
+//! `docs/openapi-legacy.json` keep the two documents of the default
+//! configuration; a test compares them with what the server serves.
 
 mod operations;
+mod responses;
+mod schema;
 
 use std::collections::BTreeMap;
 
@@ -12,21 +18,66 @@ use serde_json::{json, Map, Value};
 
 use super::catalogue::{beyond_contract, meaning, status_of};
 use super::router::{Route, Router};
+use crate::config::Settings;
 use crate::domain::policy::may_call;
-use crate::domain::{ErrorKey, Role};
-use operations::{operation, Field, Operation, Ty};
+use crate::domain::{CardNumberFormat, ErrorKey, Role};
+use operations::{operation, Field, Operation};
+use responses::{header_components, responses, wire_status};
+pub use schema::Rules;
 
-/// The document, built once per process.
-pub fn document() -> &'static Value {
-    static DOC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
-    DOC.get_or_init(|| build(&Router::new()))
+/// The document `settings` serve, as JSON text.
+pub fn document_text(router: &Router, settings: &Settings) -> String {
+    let rules = Rules {
+        card_pattern: CardNumberFormat::anchored_pattern(&settings.card.number_pattern),
+    };
+    build(router, &rules, settings.http.business_errors_as_200).to_string()
 }
 
-fn build(router: &Router) -> Value {
+/// The document of the default configuration, in normal or legacy mode.
+pub fn default_document(legacy: bool) -> Value {
+    let mut settings = Settings::defaults();
+    settings.http.business_errors_as_200 = legacy;
+    serde_json::from_str(&document_text(&Router::new(), &settings)).expect("the document is JSON")
+}
+
+/// Where a route's operations are grouped (generated clients make a
+/// module of each).
+fn tag(path: &str) -> &'static str {
+    let lower = path.to_ascii_lowercase();
+    if lower.starts_with("/api/card/") {
+        "card"
+    } else if lower.starts_with("/api/purchase/") {
+        "purchase"
+    } else if lower.starts_with("/api/contact") {
+        "contact"
+    } else if lower.starts_with("/api/admin/") {
+        "admin"
+    } else {
+        "ops"
+    }
+}
+
+const INFO: &str = "The CashDesk Card loyalty processing API (API.md).\n\n\
+Route paths and parameter names are matched case-insensitively (`Number` = `number` = `NUMBER`, `/api/card/Issue` = `/api/card/issue`); the names below are the canonical casing. \
+Every answer but /metrics, the export's NDJSON and this document is a JSON object that starts with `Status`, `Key`, `Value`: a success is `Status: true, Key: \"OK\", Value: \"\"` and the method's fields; every error is the one `ErrorEnvelope` (`Status: false`, its `Key`, a `Value` for a person), a few with extra fields (`CalculationRefusal`, `BulkRefusal`). \
+Each response lists the Keys it may carry in `x-error-keys` (and each operation maps them to their HTTP status in its own `x-error-keys`); `x-error-catalogue` lists every Key with its status and meaning. A client must accept Keys and reference codes it does not know.\n\n\
+Rules are machine-readable: each input's schema carries the pattern, length, range, `multipleOf` or `enum` the server enforces, and `x-invalid-key`, the Key a value breaking them answers. \
+A required parameter that is missing, `null`, `\"\"` or blank answers `RequiredParameterNotSpecified` (all missing ones named at once); an optional one so given counts as absent. \
+Beyond the canonical types shown, the server also reads a reference code or a card or mobile number sent as a JSON integer, and an amount sent as its text (API.md §1), for tills of the seed; a value of another JSON type answers `InvalidJson`. \
+Cursors are strings both ways: `NextCursor` is passed back as `cursor` as it came.\n\n\
+NDJSON (`application/x-ndjson`): the bulk loads take it besides a JSON array, the import takes only it, and the export answers it. Generators that do not read that media type keep the JSON form and skip the rest; call those with the generated client's HTTP client (docs/openapi.md).\n\n\
+Lint notes (Redocly's recommended rules): `info-license` — the API has no public license to name.";
+
+fn build(router: &Router, rules: &Rules, legacy: bool) -> Value {
     let mut paths = Map::new();
     let mut seen_ids = BTreeMap::new();
+    let mut schemas = schema::shared(rules);
     for route in router.routes() {
         let op = operation(route.id);
+        schemas.insert(op.answer.name.into(), schema::answer(&op.answer));
+        if let Some(r) = &op.refusal {
+            schemas.insert(r.name.into(), schema::refusal(r));
+        }
         let n = seen_ids.entry(op.id).or_insert(0);
         *n += 1;
         // A second path of the same method (the seed's `binto`, the
@@ -44,35 +95,53 @@ fn build(router: &Router) -> Value {
         };
         let mut item = Map::new();
         for method in route.methods {
+            let several = route.methods.len() > 1;
             item.insert(
                 method.as_str().to_ascii_lowercase(),
-                operation_object(route, &op, &op_id, method, route.methods.len() > 1),
+                operation_object(route, &op, &op_id, method, several, rules, legacy),
             );
         }
         paths.insert(route.path(), Value::Object(item));
     }
+    let mode = if legacy {
+        "\n\nThis server runs in legacy mode (`http.business_errors_as_200`): every business refusal is sent as HTTP 200 with `Status: false` — each 200 below is `oneOf` the answer and the error envelope, told apart by `Status` (true/false) and by `Key` (`\"OK\"` only on success). Only 401, 413, 429 and 5xx keep their status."
+    } else {
+        "\n\nWith `http.business_errors_as_200` (legacy mode) a server sends every business refusal as HTTP 200 with `Status: false`, and its own GET /api/openapi.json says so (docs/openapi-legacy.json)."
+    };
     json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Loyalty processing API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "The CashDesk Card loyalty processing API (API.md). Route paths and parameter names are matched case-insensitively (`Number` = `number` = `NUMBER`, `/api/card/Issue` = `/api/card/issue`); the names below are the canonical casing. Every answer but /metrics and this document is a JSON object that starts with `Status`, `Key`, `Value`. Every error Key the server can answer is listed in `x-error-catalogue` with its HTTP status, and per operation in `x-error-keys`. With `http.business_errors_as_200` every error except 401, 413, 429 and 5xx is sent as HTTP 200 with `Status: false`.",
+            "description": format!("{INFO}{mode}"),
         },
-        "servers": [{"url": "/"}],
+        "servers": [{"url": "/", "description": "the server this document was read from"}],
         "security": [{"basic": []}],
+        "tags": [
+            {"name": "card", "description": "The card service (API.md §5), history and transactions"},
+            {"name": "purchase", "description": "Purchases: calculate, confirm, cancel, refund (API.md §7)"},
+            {"name": "contact", "description": "Contacts (API.md §8)"},
+            {"name": "admin", "description": "Data loading, export and import (API.md §8)"},
+            {"name": "ops", "description": "Health, readiness, metrics and this document (API.md §10)"},
+        ],
         "paths": paths,
-        "components": components(),
-        "x-error-catalogue": catalogue(),
+        "components": {
+            "securitySchemes": {"basic": {"type": "http", "scheme": "basic"}},
+            "headers": header_components(),
+            "schemas": schemas,
+        },
+        "x-error-catalogue": catalogue(legacy),
     })
 }
 
 /// Keys the dispatcher may answer on a route before or around its own
-/// checks: credentials, role, body, store, engine.
+/// checks: routing, credentials, role, body, store, engine.
 fn dispatcher_keys(route: &Route, method: &HttpMethod) -> Vec<ErrorKey> {
+    let mut keys = vec![ErrorKey::NotFound, ErrorKey::MethodNotAllowed];
     let Some(permission) = route.permission else {
-        return vec![];
+        return keys;
     };
-    let mut keys = vec![
+    keys.extend([
         ErrorKey::Unauthorized,
         ErrorKey::RateLimited,
         // A malformed query string.
@@ -80,7 +149,7 @@ fn dispatcher_keys(route: &Route, method: &HttpMethod) -> Vec<ErrorKey> {
         ErrorKey::Overloaded,
         ErrorKey::StoreUnavailable,
         ErrorKey::InternalError,
-    ];
+    ]);
     if Role::ALL.iter().any(|r| !may_call(*r, permission)) {
         keys.push(ErrorKey::Forbidden);
     }
@@ -96,13 +165,19 @@ fn operation_object(
     op_id: &str,
     method: &HttpMethod,
     several_methods: bool,
+    rules: &Rules,
+    legacy: bool,
 ) -> Value {
     let mut keys: Vec<ErrorKey> = op.errors.to_vec();
     keys.extend(dispatcher_keys(route, method));
     keys.sort_by_key(|k| ErrorKey::ALL.iter().position(|a| a == k));
     keys.dedup();
 
-    let mut parameters: Vec<Value> = op.path.iter().map(|f| parameter(f, "path")).collect();
+    let mut parameters: Vec<Value> = op
+        .path
+        .iter()
+        .map(|f| parameter(f, "path", rules))
+        .collect();
     let mut o = Map::new();
     o.insert(
         "operationId".into(),
@@ -113,51 +188,87 @@ fn operation_object(
         }),
     );
     o.insert("summary".into(), json!(op.summary));
+    o.insert("tags".into(), json!([tag(&route.path())]));
     if route.permission.is_none() {
         o.insert("security".into(), json!([]));
     }
     if *method == HttpMethod::GET {
-        parameters.extend(op.inputs.iter().map(|f| parameter(f, "query")));
+        parameters.extend(op.inputs.iter().map(|f| parameter(f, "query", rules)));
     } else if let Some(line) = op.array_body {
-        parameters.extend(op.inputs.iter().map(|f| parameter(f, "query")));
+        parameters.extend(op.inputs.iter().map(|f| parameter(f, "query", rules)));
         o.insert("requestBody".into(), json!({
             "required": true,
             "description": "A JSON array (read whole, within the admin body limit), or NDJSON (`application/x-ndjson`: one object per line, streamed, any number of lines; blank lines are skipped; a line over bulk.max_line_bytes is rejected).",
             "content": {
-                "application/json": {"schema": {"type": "array", "items": {"$ref": format!("#/components/schemas/{line}")}}},
-                "application/x-ndjson": {"schema": {"$ref": format!("#/components/schemas/{line}")}},
+                "application/json": {
+                    "schema": {"type": "array", "items": {"$ref": format!("#/components/schemas/{line}")}},
+                    "example": [line_example(line)],
+                },
+                "application/x-ndjson": {
+                    "schema": ndjson(line),
+                    "example": format!("{}\n", line_example(line)),
+                },
             },
         }));
     } else if let Some(line) = op.stream_body {
-        parameters.extend(op.inputs.iter().map(|f| parameter(f, "query")));
-        o.insert("requestBody".into(), json!({
-            "required": true,
-            "description": "NDJSON, one record per line, as GET /api/admin/export writes it.",
-            "content": {
-                "application/x-ndjson": {"schema": {"$ref": format!("#/components/schemas/{line}")}},
-            },
-        }));
+        parameters.extend(op.inputs.iter().map(|f| parameter(f, "query", rules)));
+        o.insert(
+            "requestBody".into(),
+            json!({
+                "required": true,
+                "description": "NDJSON, one record per line, as GET /api/admin/export writes it.",
+                "content": {
+                    "application/x-ndjson": {
+                        "schema": ndjson(line),
+                        "example": format!("{}\n", line_example(line)),
+                    },
+                },
+            }),
+        );
     } else {
         o.insert("requestBody".into(), json!({
             "required": true,
             "description": "A JSON object; property names are case-insensitive, unknown ones are ignored, null and \"\" count as absent. Query parameters of the same names are read too.",
-            "content": {"application/json": {"schema": object_schema(op.inputs, true)}},
+            "content": {"application/json": {
+                "schema": schema::object(op.inputs, Some(rules)),
+                "example": schema::example(op.inputs),
+            }},
         }));
     }
     o.insert("parameters".into(), Value::Array(parameters));
-    o.insert("responses".into(), responses(op, &keys));
+    o.insert("responses".into(), responses(op, &keys, legacy));
     o.insert(
         "x-error-keys".into(),
         Value::Object(
             keys.iter()
-                .map(|k| (k.as_str().to_owned(), json!(status_of(*k).as_u16())))
+                .map(|k| (k.as_str().to_owned(), json!(wire_status(*k, legacy))))
                 .collect(),
         ),
     );
     Value::Object(o)
 }
 
-fn parameter(f: &Field, place: &str) -> Value {
+fn ndjson(line: &str) -> Value {
+    json!({
+        "type": "string",
+        "contentMediaType": "application/x-ndjson",
+        "contentSchema": {"$ref": format!("#/components/schemas/{line}")},
+        "description": format!("one {line} JSON object per line"),
+    })
+}
+
+/// One line of a bulk body or a dump, for the examples.
+fn line_example(line: &str) -> Value {
+    match line {
+        "CardLine" => json!({"Number": "7000000000101", "CategoryCode": "0", "TypeCode": "0"}),
+        "ContactLine" => {
+            json!({"Code": "DEMO-9", "Name": "Pavel Orlov", "MobileNumber": "+7 (905) 111-22-33", "CardNumber": "7000000000101", "Activate": false})
+        }
+        _ => json!({"Kind": "header", "Format": "loyalty-dump", "Version": 2}),
+    }
+}
+
+fn parameter(f: &Field, place: &str, rules: &Rules) -> Value {
     let lower = f.name.to_ascii_lowercase();
     let casing = if place == "path" {
         String::new()
@@ -175,248 +286,26 @@ fn parameter(f: &Field, place: &str) -> Value {
         "in": place,
         "required": f.required || place == "path",
         "description": format!("{}{casing}", f.doc),
-        "schema": schema(f.ty, false, true),
+        "schema": schema::input(f.ty, rules),
     })
 }
 
-fn responses(op: &Operation, keys: &[ErrorKey]) -> Value {
-    let request_id = json!({"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}});
-    let mut r = Map::new();
-    let ok = match op.raw_answer {
-        Some((mime, what)) => json!({
-            "description": what,
-            "headers": request_id,
-            "content": {mime: {"schema": {}}},
-        }),
-        None => json!({
-            "description": "OK (`Status: true`, `Key: \"OK\"`, `Value: \"\"`)",
-            "headers": request_id,
-            "content": {"application/json": {"schema": {"allOf": [
-                {"$ref": "#/components/schemas/Envelope"},
-                object_schema(op.answer, false),
-            ]}}},
-        }),
-    };
-    r.insert("200".into(), ok);
-    let mut by_status: BTreeMap<u16, Vec<ErrorKey>> = BTreeMap::new();
-    for k in keys {
-        by_status
-            .entry(status_of(*k).as_u16())
-            .or_default()
-            .push(*k);
-    }
-    for (status, keys) in by_status {
-        let names: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
-        let mut headers = request_id.as_object().cloned().unwrap_or_default();
-        if status == 401 {
-            headers.insert(
-                "WWW-Authenticate".into(),
-                json!({"schema": {"type": "string"}, "description": "Basic realm=\"loyalty\""}),
-            );
-        }
-        if status == 429 || status == 503 {
-            headers.insert("Retry-After".into(), json!({"schema": {"type": "integer"}, "description": "seconds (RateLimited, Overloaded)"}));
-        }
-        let mut schema = vec![
-            json!({"$ref": "#/components/schemas/ErrorEnvelope"}),
-            json!({"properties": {"Key": {"enum": names}}}),
-        ];
-        if !op.refusal.is_empty() && (status == 400 || status == 409) {
-            // "When it has them": a refusal of the whole request (a body
-            // that does not parse) carries none of these fields.
-            let mut refusal = object_schema(op.refusal, false);
-            if let Some(o) = refusal.as_object_mut() {
-                o.remove("required");
-            }
-            schema.push(refusal);
-        }
-        r.insert(
-            status.to_string(),
-            json!({
-                "description": names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
-                "headers": headers,
-                "content": {"application/json": {"schema": {"allOf": schema}}},
-            }),
-        );
-    }
-    Value::Object(r)
-}
-
-fn object_schema(fields: &[Field], input: bool) -> Value {
-    let properties: Map<String, Value> = fields
-        .iter()
-        .map(|f| {
-            let mut s = schema(f.ty, f.nullable, input);
-            if !f.doc.is_empty() {
-                s["description"] = json!(f.doc);
-            }
-            (f.name.to_owned(), s)
-        })
-        .collect();
-    let required: Vec<&str> = fields
-        .iter()
-        .filter(|f| f.required)
-        .map(|f| f.name)
-        .collect();
-    json!({"type": "object", "properties": properties, "required": required})
-}
-
-fn schema(ty: Ty, nullable: bool, input: bool) -> Value {
-    let s = match ty {
-        Ty::Str => json!({"type": "string"}),
-        Ty::Code if input => json!({"type": ["string", "integer"]}),
-        Ty::Code => json!({"type": "string"}),
-        Ty::Money if input => {
-            json!({"type": ["number", "string"], "description": "at most 2 decimals"})
-        }
-        Ty::Money => json!({"type": "number"}),
-        Ty::Int => json!({"type": "integer", "minimum": 0}),
-        Ty::Bool => json!({"type": "boolean"}),
-        Ty::Date => json!({"type": "string", "format": "date"}),
-        Ty::Time => json!({"type": "string", "format": "date-time"}),
-        Ty::Ref(name) => json!({"$ref": format!("#/components/schemas/{name}")}),
-        Ty::List(name) => {
-            json!({"type": "array", "items": {"$ref": format!("#/components/schemas/{name}")}})
-        }
-    };
-    if nullable {
-        json!({"oneOf": [s, {"type": "null"}]})
-    } else {
-        s
-    }
-}
-
-fn components() -> Value {
-    use operations::Ty::*;
-    let f = |name, ty, doc| Field {
-        name,
-        ty,
-        required: true,
-        nullable: false,
-        doc,
-    };
-    let n = |name, ty, doc| Field {
-        name,
-        ty,
-        required: true,
-        nullable: true,
-        doc,
-    };
-    let every_key: Vec<&str> = ErrorKey::ALL.iter().map(|k| k.as_str()).collect();
-    json!({
-        "securitySchemes": {"basic": {"type": "http", "scheme": "basic"}},
-        "headers": {"X-Request-Id": {
-            "description": "the caller's X-Request-Id when it is 1-128 visible ASCII characters, else a new id",
-            "schema": {"type": "string"},
-        }},
-        "schemas": {
-            "Envelope": {
-                "type": "object",
-                "properties": {
-                    "Status": {"type": "boolean", "description": "true: no error"},
-                    "Key": {"type": "string", "description": "\"OK\" on success, else the error Key"},
-                    "Value": {"type": "string", "description": "\"\" on success, else what went wrong"},
-                },
-                "required": ["Status", "Key", "Value"],
-            },
-            "ErrorEnvelope": {
-                "allOf": [{"$ref": "#/components/schemas/Envelope"}],
-                "properties": {
-                    "Status": {"const": false},
-                    "Key": {"enum": every_key},
-                },
-            },
-            "BonusesInfo": object_schema(&[
-                f("Amount", Money, ""),
-                f("StatusCode", Code, "0 Active, 1 Inactive, 2 Burnt, 3 Frozen, 4 Nearest expiring"),
-                f("StatusName", Str, ""),
-                n("ExpireDate", Date, ""),
-                f("TypeCode", Code, "0 Cash, 1 Status"),
-                f("TypeName", Str, ""),
-            ], false),
-            "CardSummary": object_schema(&[
-                f("Number", Str, ""),
-                f("StatusCode", Code, ""),
-                f("StatusName", Str, ""),
-                f("CategoryCode", Code, ""),
-                f("CategoryName", Str, ""),
-                f("TypeCode", Code, ""),
-                f("TypeName", Str, ""),
-            ], false),
-            "HistoryEntry": object_schema(&[
-                f("Sequence", Int, ""),
-                f("Time", Time, ""),
-                f("Login", Str, ""),
-                f("Role", Str, ""),
-                f("Operation", Str, ""),
-                f("FromStatusCode", Code, ""),
-                f("FromStatusName", Str, ""),
-                f("ToStatusCode", Code, ""),
-                f("ToStatusName", Str, ""),
-                n("ReasonCode", Code, ""),
-                n("ReasonName", Str, ""),
-                n("Detail", Str, ""),
-            ], false),
-            "Transaction": object_schema(&[
-                f("Sequence", Int, ""),
-                f("Time", Time, ""),
-                f("Login", Str, ""),
-                f("Role", Str, ""),
-                f("Operation", Str, "purchase, cancel, refund, bonus, transfer_in, transfer_out"),
-                f("Reference", Str, "PurchaseId, RefundId or OperationId"),
-                f("Credited", Money, ""),
-                f("Debited", Money, ""),
-                n("Amount", Money, "money of a purchase, cancel or refund"),
-                n("Comment", Str, ""),
-            ], false),
-            "CardLine": object_schema(&[
-                f("Number", Code, "card number"),
-                Field { required: false, ..f("CategoryCode", Code, "0 Plastic (default), 1 Virtual") },
-                Field { required: false, ..f("TypeCode", Code, "0 Bonus (default), 1 Discount, 2 Bonus/Discount") },
-            ], true),
-            "ContactLine": object_schema(&[
-                Field { required: false, ..f("Code", Code, "contact code; generated when absent") },
-                Field { required: false, ..f("Name", Str, "") },
-                Field { required: false, ..f("MobileNumber", Code, "required to create a contact") },
-                Field { required: false, ..f("Email", Str, "") },
-                Field { required: false, ..f("BirthDate", Date, "") },
-                Field { required: false, ..f("Gender", Str, "") },
-                Field { required: false, ..f("City", Str, "") },
-                Field { required: false, ..f("CardNumber", Code, "a card to issue (if New) and bind to the contact") },
-                Field { required: false, ..f("Activate", Bool, "then activate the card") },
-            ], true),
-            "DumpLine": {
-                "type": "object",
-                "description": "A record of a dump, tagged by Kind: header (Format, Version, CreatedAt), card (Card, History), record (Number, Key, Value, TtlMs), contact (Contact), index (Index, Key, Owner), end (Cards, Records, Contacts, Indexes); see docs/export.md.",
-                "properties": {"Kind": {"enum": ["header", "card", "record", "contact", "index", "end"]}},
-                "required": ["Kind"],
-            },
-            "RejectedLine": {
-                "type": "object",
-                "properties": {
-                    "Line": {"type": "integer", "description": "1-based line (or array element) number"},
-                    "Number": {"type": ["string", "null"], "description": "card loads: the line's card number"},
-                    "Key": {"type": "string", "description": "the error Key the line would have answered alone"},
-                    "Value": {"type": "string"},
-                },
-                "required": ["Line", "Key", "Value"],
-            },
-        },
-    })
-}
-
-/// Every Key the server can answer, with its HTTP status: a till's error
-/// table.
-fn catalogue() -> Value {
+/// Every Key the server can answer, with its HTTP status (and the one it
+/// goes out with in this document's mode): a till's error table.
+fn catalogue(legacy: bool) -> Value {
     ErrorKey::ALL
         .iter()
         .map(|k| {
-            json!({
+            let mut e = json!({
                 "Key": k.as_str(),
                 "status": status_of(*k).as_u16(),
                 "meaning": meaning(*k),
                 "beyondContract": beyond_contract(*k),
-            })
+            });
+            if legacy {
+                e["wireStatus"] = json!(wire_status(*k, true));
+            }
+            e
         })
         .collect()
 }
@@ -428,33 +317,37 @@ mod tests {
     use super::*;
 
     const COMMITTED: &str = include_str!("../../../docs/openapi.json");
+    const COMMITTED_LEGACY: &str = include_str!("../../../docs/openapi-legacy.json");
 
     #[test]
     fn the_documents_paths_are_the_routers_routes() {
-        let doc = document();
-        let documented: BTreeSet<(String, String)> = doc["paths"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .flat_map(|(path, item)| {
-                item.as_object()
-                    .unwrap()
-                    .keys()
-                    .map(move |m| (path.clone(), m.to_ascii_uppercase()))
-            })
-            .collect();
-        let routed: BTreeSet<(String, String)> = Router::new()
-            .routes()
-            .iter()
-            .flat_map(|r| r.methods.iter().map(move |m| (r.path(), m.to_string())))
-            .collect();
-        assert_eq!(documented, routed);
+        for legacy in [false, true] {
+            let doc = default_document(legacy);
+            let documented: BTreeSet<(String, String)> = doc["paths"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .flat_map(|(path, item)| {
+                    item.as_object()
+                        .unwrap()
+                        .keys()
+                        .map(move |m| (path.clone(), m.to_ascii_uppercase()))
+                })
+                .collect();
+            let routed: BTreeSet<(String, String)> = Router::new()
+                .routes()
+                .iter()
+                .flat_map(|r| r.methods.iter().map(move |m| (r.path(), m.to_string())))
+                .collect();
+            assert_eq!(documented, routed);
+        }
     }
 
     #[test]
     fn every_key_of_the_catalogue_is_in_the_document() {
-        let text = document().to_string();
-        let listed: Vec<&Value> = document()["x-error-catalogue"]
+        let doc = default_document(false);
+        let text = doc.to_string();
+        let listed: Vec<&Value> = doc["x-error-catalogue"]
             .as_array()
             .unwrap()
             .iter()
@@ -470,11 +363,7 @@ mod tests {
             // Answered by some operation, or by the HTTP layer itself.
             let transport = matches!(
                 key,
-                ErrorKey::NotFound
-                    | ErrorKey::MethodNotAllowed
-                    | ErrorKey::MalformedRequest
-                    | ErrorKey::HeadersTooLarge
-                    | ErrorKey::RequestTimeout
+                ErrorKey::MalformedRequest | ErrorKey::HeadersTooLarge | ErrorKey::RequestTimeout
             );
             assert!(
                 transport
@@ -484,19 +373,129 @@ mod tests {
         }
     }
 
-    /// `docs/openapi.json` is this document. Regenerate it with
+    /// Every response of every operation: one error type, the Keys listed,
+    /// 404 and 405 everywhere, `Allow` on the 405.
+    #[test]
+    fn every_error_response_is_the_one_envelope_with_its_keys() {
+        let doc = default_document(false);
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let responses = op["responses"].as_object().unwrap();
+                for status in ["404", "405"] {
+                    assert!(
+                        responses.contains_key(status),
+                        "{method} {path} lacks {status}"
+                    );
+                }
+                assert!(
+                    responses["405"]["headers"].get("Allow").is_some(),
+                    "{method} {path}: 405 without Allow"
+                );
+                for (status, r) in responses {
+                    if status == "200" {
+                        continue;
+                    }
+                    let schema = &r["content"]["application/json"]["schema"]["$ref"];
+                    let name = schema.as_str().unwrap_or_default();
+                    let schemas = &doc["components"]["schemas"];
+                    let target = &schemas[name.rsplit('/').next().unwrap()];
+                    assert!(
+                        name.ends_with("/ErrorEnvelope")
+                            || target["allOf"][0]["$ref"] == "#/components/schemas/ErrorEnvelope",
+                        "{method} {path} {status}: {schema}"
+                    );
+                    let keys = r["x-error-keys"].as_array().unwrap();
+                    assert!(!keys.is_empty());
+                    for k in keys {
+                        assert_eq!(
+                            op["x-error-keys"][k.as_str().unwrap()].to_string(),
+                            *status,
+                            "{method} {path}"
+                        );
+                        assert!(r["description"]
+                            .as_str()
+                            .unwrap()
+                            .contains(k.as_str().unwrap()));
+                    }
+                }
+            }
+        }
+        assert_eq!(
+            doc["components"]["schemas"]["ErrorEnvelope"]["properties"]["Key"]["type"],
+            "string"
+        );
+        assert!(
+            doc["components"]["schemas"]["ErrorEnvelope"]["properties"]["Key"]
+                .get("enum")
+                .is_none()
+        );
+    }
+
+    /// Legacy mode: business refusals are 200s, `oneOf` the answer and the
+    /// envelope; only 401, 413, 429 and 5xx keep a status of their own.
+    #[test]
+    fn the_legacy_document_sends_business_errors_as_200() {
+        let doc = default_document(true);
+        let confirm = &doc["paths"]["/api/purchase/confirm"]["post"];
+        let statuses: BTreeSet<&str> = confirm["responses"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            statuses,
+            BTreeSet::from(["200", "401", "413", "429", "500", "503"])
+        );
+        let ok = &confirm["responses"]["200"];
+        assert_eq!(
+            ok["content"]["application/json"]["schema"]["oneOf"],
+            json!([
+                {"$ref": "#/components/schemas/Confirmation"},
+                {"$ref": "#/components/schemas/ErrorEnvelope"}
+            ])
+        );
+        assert!(ok["x-error-keys"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("IdempotencyConflict")));
+        assert_eq!(confirm["x-error-keys"]["IdempotencyConflict"], 200);
+        assert_eq!(confirm["x-error-keys"]["Unauthorized"], 401);
+        let calculate = &doc["paths"]["/api/purchase/calculate"]["post"]["responses"]["200"];
+        assert_eq!(
+            calculate["content"]["application/json"]["schema"]["oneOf"][1]["$ref"],
+            "#/components/schemas/CalculationRefusal"
+        );
+        let answer = &doc["components"]["schemas"]["Confirmation"]["properties"];
+        assert_eq!(answer["Status"]["const"], true);
+        assert_eq!(answer["Key"]["const"], "OK");
+        let error = &doc["components"]["schemas"]["ErrorEnvelope"]["properties"];
+        assert_eq!(error["Status"]["const"], false);
+        assert!(doc["info"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("legacy mode"));
+    }
+
+    /// `docs/openapi.json` and `docs/openapi-legacy.json` are these
+    /// documents. Regenerate them with
     /// `LOYALTY_WRITE_OPENAPI=1 cargo test --lib openapi`.
     #[test]
     fn docs_openapi_json_is_the_served_document() {
-        let current = serde_json::to_string_pretty(document()).unwrap() + "\n";
-        if std::env::var_os("LOYALTY_WRITE_OPENAPI").is_some() {
-            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json");
-            std::fs::write(path, &current).unwrap();
-            return;
+        for (legacy, committed, file) in [
+            (false, COMMITTED, "openapi.json"),
+            (true, COMMITTED_LEGACY, "openapi-legacy.json"),
+        ] {
+            let current = serde_json::to_string_pretty(&default_document(legacy)).unwrap() + "\n";
+            if std::env::var_os("LOYALTY_WRITE_OPENAPI").is_some() {
+                let path = format!("{}/docs/{file}", env!("CARGO_MANIFEST_DIR"));
+                std::fs::write(path, &current).unwrap();
+                continue;
+            }
+            assert!(
+                committed == current,
+                "docs/{file} is stale: run LOYALTY_WRITE_OPENAPI=1 cargo test --lib openapi"
+            );
         }
-        assert!(
-            COMMITTED == current,
-            "docs/openapi.json is stale: run LOYALTY_WRITE_OPENAPI=1 cargo test --lib openapi"
-        );
     }
 }
