@@ -25,6 +25,7 @@ mod fuzz;
 mod history;
 mod history_effects;
 mod issue;
+mod messages;
 mod ops;
 mod process;
 mod purchase_checks;
