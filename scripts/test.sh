@@ -67,3 +67,5 @@ LOYALTY_TEST_BACKEND=cluster cargo test --workspace --test api
 echo "== all backends passed"
 echo "== schemathesis against a live server (memory store)"
 scripts/api-fuzz.sh
+echo "== generated clients (Python, TypeScript) against live servers, normal and legacy mode; Redocly lint"
+scripts/clients.sh

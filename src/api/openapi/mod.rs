@@ -104,7 +104,7 @@ fn build(router: &Router, rules: &Rules, legacy: bool) -> Value {
         paths.insert(route.path(), Value::Object(item));
     }
     let mode = if legacy {
-        "\n\nThis server runs in legacy mode (`http.business_errors_as_200`): every business refusal is sent as HTTP 200 with `Status: false` — each 200 below is `oneOf` the answer and the error envelope, told apart by `Status` (true/false) and by `Key` (`\"OK\"` only on success). Only 401, 413, 429 and 5xx keep their status."
+        "\n\nThis server runs in legacy mode (`http.business_errors_as_200`): every business refusal is sent as HTTP 200 with `Status: false` — each 200 below is `oneOf` the answer and the error envelope, told apart by `Status` (true/false) and by `Key` (`\"OK\"` only on success). Only 401, 413, 429 and 5xx keep their status.\n\nLint notes, legacy mode: `operation-4xx-response` on /health, /ready, /metrics and this document — their only refusals (NotFound, MethodNotAllowed) are sent as 200 here."
     } else {
         "\n\nWith `http.business_errors_as_200` (legacy mode) a server sends every business refusal as HTTP 200 with `Status: false`, and its own GET /api/openapi.json says so (docs/openapi-legacy.json)."
     };

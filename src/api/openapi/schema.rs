@@ -23,7 +23,7 @@ pub const CODE_PATTERN: &str = "^[A-Za-z0-9_-]{1,64}$";
 pub const ID_PATTERN: &str = "^[!-~]+$";
 pub const ID_MAX_LEN: u64 = 128;
 /// No control characters (Unicode Cc).
-pub const TEXT_PATTERN: &str = r"^[^\u0000-\u001F\u007F-\u009F]*$";
+pub const TEXT_PATTERN: &str = r"^[^\x00-\x1F\x7F-\x9F]*$";
 pub const CURSOR_PATTERN: &str = "^[0-9]{1,19}$";
 pub const DATE_OR_EMPTY_PATTERN: &str = "^(?:[0-9]{4}-[0-9]{2}-[0-9]{2})?$";
 
