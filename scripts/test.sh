@@ -4,7 +4,10 @@
 # Redis Cluster, plus the process-level Redis tests (kill -9 durability,
 # Redis down mid-traffic), then schemathesis against a live server with the
 # OpenAPI document (scripts/api-fuzz.sh; installs schemathesis from PyPI
-# into target/ on first use). The tests start their own redis-server processes
+# into target/ on first use), then clients generated from the served
+# document by pinned generators (Python, TypeScript) run against live
+# servers in normal and legacy mode (scripts/clients.sh; installs them from
+# PyPI and npm into target/). The tests start their own redis-server processes
 # on free ports in temp dirs and stop them afterwards; the machine's own
 # Redis (6379) is never touched. deploy/ is checked statically
 # (scripts/check-deploy.sh) and live: tests/observability starts Redis, two
