@@ -44,7 +44,7 @@ fn router(c: &mut Criterion) {
         g.bench_function(name, |b| {
             b.iter(|| match router.find(black_box(&method), black_box(path)) {
                 Match::Found(r, captures) => (r.template.len(), captures.len()),
-                Match::WrongMethod(r) => (r.template.len(), 0),
+                Match::WrongMethod(r, _) => (r.template.len(), 0),
                 Match::NotFound => (0, 0),
             })
         });

@@ -70,7 +70,7 @@ pub async fn dispatch(
                     req.method()
                 ),
             )
-            .allow(allow);
+            .allow(allowed.iter().map(|m| m.as_str()));
             let guarded = route.permission.is_some();
             (route.template, refuse(&state, &req, guarded, error).await)
         }
@@ -396,7 +396,7 @@ fn render(state: &AppState, result: Result<Fields, ApiError>) -> Outcome {
     if let Some(secs) = error.as_ref().and_then(|e| e.retry_after_secs) {
         builder.insert_header((RETRY_AFTER, secs.to_string()));
     }
-    if let Some(methods) = error.as_ref().and_then(|e| e.allow.as_deref()) {
+    if let Some(methods) = error.as_ref().and_then(ApiError::allow_header) {
         builder.insert_header((ALLOW, methods));
     }
     if status == StatusCode::UNAUTHORIZED {

@@ -15,9 +15,14 @@ pub struct ApiError {
     /// Method-specific fields an error answer carries after the envelope
     /// (a refused calculate still tells `MaxBonusToPay`).
     pub fields: Fields,
-    /// The methods of an `Allow` header (MethodNotAllowed).
-    pub allow: Option<String>,
+    /// The methods of an `Allow` header (MethodNotAllowed), as bits of
+    /// [`ALLOWABLE`]: a byte keeps the error small (it is in every
+    /// handler's `Result`).
+    pub allow: u8,
 }
+
+/// The methods an `Allow` header can name.
+pub const ALLOWABLE: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
 
 impl ApiError {
     pub fn new(key: ErrorKey, message: impl Into<String>) -> ApiError {
@@ -26,15 +31,32 @@ impl ApiError {
             message: message.into(),
             retry_after_secs: None,
             fields: Fields::new(),
-            allow: None,
+            allow: 0,
         }
     }
 
     /// `Allow: <methods>` on the answer (RFC 9110 §15.5.6: a 405 says what
     /// the path answers).
-    pub fn allow(mut self, methods: String) -> ApiError {
-        self.allow = Some(methods);
+    pub fn allow<'m>(mut self, methods: impl IntoIterator<Item = &'m str>) -> ApiError {
+        for m in methods {
+            if let Some(i) = ALLOWABLE.iter().position(|a| *a == m) {
+                self.allow |= 1 << i;
+            }
+        }
         self
+    }
+
+    /// The `Allow` header's value, if the error has one.
+    pub fn allow_header(&self) -> Option<String> {
+        (self.allow != 0).then(|| {
+            ALLOWABLE
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| self.allow & (1 << i) != 0)
+                .map(|(_, m)| *m)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
     }
 
     pub fn with_field(mut self, name: &str, value: Value) -> ApiError {
