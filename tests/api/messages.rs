@@ -129,7 +129,7 @@ async fn each_server_serves_the_document_of_its_configuration() {
     let committed: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/docs/openapi-legacy.json"
+            "/docs/openapi-errors-as-200.json"
         ))
         .unwrap(),
     )

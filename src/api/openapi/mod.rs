@@ -2,9 +2,9 @@
 //! router's routes, the operation table and the error catalogue, so that it
 //! cannot drift from the code. `GET /api/openapi.json` serves the document
 //! of the server's own configuration: its card-number pattern, and with
-//! `http.business_errors_as_200` (legacy mode) every business refusal
+//! `http.business_errors_as_200` (errors-as-200 mode) every business refusal
 //! described as the HTTP 200 it is sent as. `docs/openapi.json` and
-//! `docs/openapi-legacy.json` keep the two documents of the default
+//! `docs/openapi-errors-as-200.json` keep the two documents of the default
 //! configuration; a test compares them with what the server serves.
 
 mod operations;
@@ -33,10 +33,10 @@ pub fn document_text(router: &Router, settings: &Settings) -> String {
     build(router, &rules, settings.http.business_errors_as_200).to_string()
 }
 
-/// The document of the default configuration, in normal or legacy mode.
-pub fn default_document(legacy: bool) -> Value {
+/// The document of the default configuration, in normal or errors-as-200 mode.
+pub fn default_document(errors_as_200: bool) -> Value {
     let mut settings = Settings::defaults();
-    settings.http.business_errors_as_200 = legacy;
+    settings.http.business_errors_as_200 = errors_as_200;
     serde_json::from_str(&document_text(&Router::new(), &settings)).expect("the document is JSON")
 }
 
@@ -68,7 +68,7 @@ Cursors are strings both ways: `NextCursor` is passed back as `cursor` as it cam
 NDJSON (`application/x-ndjson`): the bulk loads take it besides a JSON array, the import takes only it, and the export answers it. Generators that do not read that media type keep the JSON form and skip the rest; call those with the generated client's HTTP client (docs/openapi.md).\n\n\
 Lint notes (Redocly's recommended rules): `info-license` — the API has no public license to name.";
 
-fn build(router: &Router, rules: &Rules, legacy: bool) -> Value {
+fn build(router: &Router, rules: &Rules, errors_as_200: bool) -> Value {
     let mut paths = Map::new();
     let mut seen_ids = BTreeMap::new();
     let mut schemas = schema::shared(rules);
@@ -98,15 +98,15 @@ fn build(router: &Router, rules: &Rules, legacy: bool) -> Value {
             let several = route.methods.len() > 1;
             item.insert(
                 method.as_str().to_ascii_lowercase(),
-                operation_object(route, &op, &op_id, method, several, rules, legacy),
+                operation_object(route, &op, &op_id, method, several, rules, errors_as_200),
             );
         }
         paths.insert(route.path(), Value::Object(item));
     }
-    let mode = if legacy {
-        "\n\nThis server runs in legacy mode (`http.business_errors_as_200`): every business refusal is sent as HTTP 200 with `Status: false` — each 200 below is `oneOf` the answer and the error envelope, told apart by `Status` (true/false) and by `Key` (`\"OK\"` only on success). Only 401, 413, 429 and 5xx keep their status.\n\nLint notes, legacy mode: `operation-4xx-response` on /health, /ready, /metrics and this document — their only refusals (NotFound, MethodNotAllowed) are sent as 200 here."
+    let mode = if errors_as_200 {
+        "\n\nThis server runs in errors-as-200 mode (`http.business_errors_as_200`): every business refusal is sent as HTTP 200 with `Status: false` — each 200 below is `oneOf` the answer and the error envelope, told apart by `Status` (true/false) and by `Key` (`\"OK\"` only on success). Only 401, 413, 429 and 5xx keep their status.\n\nLint notes, errors-as-200 mode: `operation-4xx-response` on /health, /ready, /metrics and this document — their only refusals (NotFound, MethodNotAllowed) are sent as 200 here."
     } else {
-        "\n\nWith `http.business_errors_as_200` (legacy mode) a server sends every business refusal as HTTP 200 with `Status: false`, and its own GET /api/openapi.json says so (docs/openapi-legacy.json)."
+        "\n\nWith `http.business_errors_as_200` (errors-as-200 mode) a server sends every business refusal as HTTP 200 with `Status: false`, and its own GET /api/openapi.json says so (docs/openapi-errors-as-200.json)."
     };
     json!({
         "openapi": "3.1.0",
@@ -130,7 +130,7 @@ fn build(router: &Router, rules: &Rules, legacy: bool) -> Value {
             "headers": header_components(),
             "schemas": schemas,
         },
-        "x-error-catalogue": catalogue(legacy),
+        "x-error-catalogue": catalogue(errors_as_200),
     })
 }
 
@@ -166,7 +166,7 @@ fn operation_object(
     method: &HttpMethod,
     several_methods: bool,
     rules: &Rules,
-    legacy: bool,
+    errors_as_200: bool,
 ) -> Value {
     let mut keys: Vec<ErrorKey> = op.errors.to_vec();
     keys.extend(dispatcher_keys(route, method));
@@ -236,12 +236,12 @@ fn operation_object(
         }));
     }
     o.insert("parameters".into(), Value::Array(parameters));
-    o.insert("responses".into(), responses(op, &keys, legacy));
+    o.insert("responses".into(), responses(op, &keys, errors_as_200));
     o.insert(
         "x-error-keys".into(),
         Value::Object(
             keys.iter()
-                .map(|k| (k.as_str().to_owned(), json!(wire_status(*k, legacy))))
+                .map(|k| (k.as_str().to_owned(), json!(wire_status(*k, errors_as_200))))
                 .collect(),
         ),
     );
@@ -292,7 +292,7 @@ fn parameter(f: &Field, place: &str, rules: &Rules) -> Value {
 
 /// Every Key the server can answer, with its HTTP status (and the one it
 /// goes out with in this document's mode): a till's error table.
-fn catalogue(legacy: bool) -> Value {
+fn catalogue(errors_as_200: bool) -> Value {
     ErrorKey::ALL
         .iter()
         .map(|k| {
@@ -302,7 +302,7 @@ fn catalogue(legacy: bool) -> Value {
                 "meaning": meaning(*k),
                 "beyondContract": beyond_contract(*k),
             });
-            if legacy {
+            if errors_as_200 {
                 e["wireStatus"] = json!(wire_status(*k, true));
             }
             e
@@ -317,12 +317,12 @@ mod tests {
     use super::*;
 
     const COMMITTED: &str = include_str!("../../../docs/openapi.json");
-    const COMMITTED_LEGACY: &str = include_str!("../../../docs/openapi-legacy.json");
+    const COMMITTED_ERRORS_AS_200: &str = include_str!("../../../docs/openapi-errors-as-200.json");
 
     #[test]
     fn the_documents_paths_are_the_routers_routes() {
-        for legacy in [false, true] {
-            let doc = default_document(legacy);
+        for errors_as_200 in [false, true] {
+            let doc = default_document(errors_as_200);
             let documented: BTreeSet<(String, String)> = doc["paths"]
                 .as_object()
                 .unwrap()
@@ -431,10 +431,10 @@ mod tests {
         );
     }
 
-    /// Legacy mode: business refusals are 200s, `oneOf` the answer and the
+    /// Errors-as-200 mode: business refusals are 200s, `oneOf` the answer and the
     /// envelope; only 401, 413, 429 and 5xx keep a status of their own.
     #[test]
-    fn the_legacy_document_sends_business_errors_as_200() {
+    fn the_errors_as_200_document_sends_business_errors_as_200() {
         let doc = default_document(true);
         let confirm = &doc["paths"]["/api/purchase/confirm"]["post"];
         let statuses: BTreeSet<&str> = confirm["responses"]
@@ -474,19 +474,19 @@ mod tests {
         assert!(doc["info"]["description"]
             .as_str()
             .unwrap()
-            .contains("legacy mode"));
+            .contains("errors-as-200 mode"));
     }
 
-    /// `docs/openapi.json` and `docs/openapi-legacy.json` are these
+    /// `docs/openapi.json` and `docs/openapi-errors-as-200.json` are these
     /// documents. Regenerate them with
     /// `LOYALTY_WRITE_OPENAPI=1 cargo test --lib openapi`.
     #[test]
     fn docs_openapi_json_is_the_served_document() {
-        for (legacy, committed, file) in [
+        for (errors_as_200, committed, file) in [
             (false, COMMITTED, "openapi.json"),
-            (true, COMMITTED_LEGACY, "openapi-legacy.json"),
+            (true, COMMITTED_ERRORS_AS_200, "openapi-errors-as-200.json"),
         ] {
-            let current = serde_json::to_string_pretty(&default_document(legacy)).unwrap() + "\n";
+            let current = serde_json::to_string_pretty(&default_document(errors_as_200)).unwrap() + "\n";
             if std::env::var_os("LOYALTY_WRITE_OPENAPI").is_some() {
                 let path = format!("{}/docs/{file}", env!("CARGO_MANIFEST_DIR"));
                 std::fs::write(path, &current).unwrap();

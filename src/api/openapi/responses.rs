@@ -1,5 +1,5 @@
 //! An operation's responses: its answer, and its error Keys grouped by the
-//! HTTP status they go out with — which, in legacy mode
+//! HTTP status they go out with — which, in errors-as-200 mode
 //! (`http.business_errors_as_200`), is 200 for every business error.
 
 use std::collections::BTreeMap;
@@ -8,11 +8,11 @@ use actix_web::http::StatusCode;
 use serde_json::{json, Map, Value};
 
 use super::operations::Operation;
-use crate::api::catalogue::{meaning, status_of, survives_legacy_mode};
+use crate::api::catalogue::{meaning, status_of, keeps_status_when_business_errors_as_200};
 use crate::domain::ErrorKey;
 
 /// The HTTP status `key` goes out with.
-pub fn wire_status(key: ErrorKey, legacy: bool) -> u16 {
+pub fn wire_status(key: ErrorKey, errors_as_200: bool) -> u16 {
     let status = status_of(key);
     // The HTTP layer's own refusals come before any route, and keep their
     // status in either mode.
@@ -20,7 +20,7 @@ pub fn wire_status(key: ErrorKey, legacy: bool) -> u16 {
         key,
         ErrorKey::MalformedRequest | ErrorKey::HeadersTooLarge | ErrorKey::RequestTimeout
     );
-    if legacy && !transport && !survives_legacy_mode(status) {
+    if errors_as_200 && !transport && !keeps_status_when_business_errors_as_200(status) {
         StatusCode::OK.as_u16()
     } else {
         status.as_u16()
@@ -93,11 +93,11 @@ fn raw_content(mime: &str, json: bool) -> Value {
     }
 }
 
-pub fn responses(op: &Operation, keys: &[ErrorKey], legacy: bool) -> Value {
+pub fn responses(op: &Operation, keys: &[ErrorKey], errors_as_200: bool) -> Value {
     let mut by_status: BTreeMap<u16, Vec<ErrorKey>> = BTreeMap::new();
     for k in keys {
         by_status
-            .entry(wire_status(*k, legacy))
+            .entry(wire_status(*k, errors_as_200))
             .or_default()
             .push(*k);
     }
@@ -124,7 +124,7 @@ pub fn responses(op: &Operation, keys: &[ErrorKey], legacy: bool) -> Value {
             "content": {"application/json": {"schema": schema_ref(op.answer.name)}},
         }),
         None => json!({
-            "description": "OK (`Status: true`, `Key: \"OK\"`), or a refusal (`Status: false`): legacy mode answers every business error with HTTP 200",
+            "description": "OK (`Status: true`, `Key: \"OK\"`), or a refusal (`Status: false`): errors-as-200 mode answers every business error with HTTP 200",
             "content": {"application/json": {"schema": {"oneOf": [
                 schema_ref(op.answer.name),
                 error_schema(op, &refused_as_200),

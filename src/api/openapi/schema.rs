@@ -172,7 +172,7 @@ pub fn example(fields: &[Field]) -> Value {
 
 /// A success answer: `Status: true`, `Key: "OK"`, `Value: ""`, then the
 /// fields. The constants tell it from the error envelope when both come as
-/// HTTP 200 (legacy mode).
+/// HTTP 200 (errors-as-200 mode).
 pub fn answer(a: &Answer) -> Value {
     let mut o = object(a.fields, None);
     let mut properties = Map::new();
