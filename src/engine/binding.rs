@@ -23,7 +23,7 @@ use super::claims::{
     made_by, new_owner, new_owner_replacing, record_of, replaced_of, IN_PROGRESS_BACKOFF,
 };
 use super::error::EngineError;
-use super::ops::{cannot_find_mobile, now, Ops, MAX_ATTEMPTS};
+use super::ops::{cannot_find_mobile, Ops, MAX_ATTEMPTS};
 use time::OffsetDateTime;
 
 use crate::domain::{
@@ -144,7 +144,7 @@ impl Ops {
 
             let Change::Changed { card: bound, entry } =
                 card.value
-                    .bind(code, takeover.replaces.clone(), actor, now())
+                    .bind(code, takeover.replaces.clone(), actor, self.clock.now())
             else {
                 unreachable!("binding a bindable card always changes it")
             };
@@ -363,7 +363,7 @@ impl Ops {
         actor: &Actor,
         depth: usize,
     ) -> Result<(), EngineError> {
-        let at = now();
+        let at = self.clock.now();
         let today = at.date();
         let mut marked_ok = false;
         for _ in 0..MAX_ATTEMPTS {

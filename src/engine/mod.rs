@@ -4,6 +4,7 @@
 
 mod binding;
 mod claims;
+pub mod clock;
 pub mod commands;
 mod contacts;
 mod error;
@@ -19,6 +20,7 @@ use std::time::Instant;
 
 use actix::{Actor, Addr, Arbiter};
 
+pub use clock::Clock;
 pub use commands::{BalanceView, Command, ContactView, HistoryPage, Reply};
 pub use error::EngineError;
 pub use ops::{Ops, OpsSettings};

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use super::claims::record_of;
+use super::clock::Clock;
 use super::commands::{BalanceView, Command, HistoryPage, Reply};
 use super::error::EngineError;
 use super::purchases::PurchaseSettings;
@@ -39,14 +40,11 @@ pub struct Ops {
     pub(crate) settings: OpsSettings,
     /// This server instance, as index claims name it (see `claims`).
     pub(crate) instance: u32,
-}
-
-pub(crate) fn now() -> OffsetDateTime {
-    OffsetDateTime::now_utc()
+    pub(crate) clock: Clock,
 }
 
 pub(crate) fn now_ms() -> i64 {
-    (now().unix_timestamp_nanos() / 1_000_000) as i64
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 pub(crate) fn not_found_card(number: &CardNumber) -> EngineError {
@@ -63,7 +61,14 @@ impl Ops {
             store,
             settings,
             instance: rand::random(),
+            clock: Clock::system(),
         }
+    }
+
+    /// The same instance reading `clock` instead of the system's.
+    pub fn with_clock(mut self, clock: Clock) -> Ops {
+        self.clock = clock;
+        self
     }
 
     pub async fn execute(&self, command: Command) -> Result<Reply, EngineError> {
@@ -414,7 +419,7 @@ impl Ops {
         actor: &Actor,
         number: &CardNumber,
     ) -> Result<(), EngineError> {
-        let now = now();
+        let now = self.clock.now();
         self.change_card(number, false, |card, _| card.issue(actor, now))
             .await
     }
@@ -424,7 +429,7 @@ impl Ops {
         actor: &Actor,
         number: &CardNumber,
     ) -> Result<(), EngineError> {
-        let now = now();
+        let now = self.clock.now();
         self.change_card(number, true, |card, sufficient| {
             card.activate(sufficient, actor, now)
         })
@@ -465,7 +470,7 @@ impl Ops {
         reason_name: Option<String>,
     ) -> Result<(), EngineError> {
         self.check_owner(number, mobile).await?;
-        let now = now();
+        let now = self.clock.now();
         self.change_card(number, false, |card, _| {
             card.block(actor, reason_code, reason_name.clone(), now)
         })
@@ -481,7 +486,7 @@ impl Ops {
         reason_name: Option<String>,
     ) -> Result<(), EngineError> {
         self.check_owner(number, mobile).await?;
-        let now = now();
+        let now = self.clock.now();
         self.change_card(number, true, |card, sufficient| {
             card.unblock(actor, reason_code, reason_name.clone(), sufficient, now)
         })

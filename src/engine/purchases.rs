@@ -134,10 +134,6 @@ pub(crate) fn purchase_key(purchase_id: &str) -> String {
     format!("purchase:{purchase_id}")
 }
 
-fn today() -> Date {
-    OffsetDateTime::now_utc().date()
-}
-
 fn conflict(what: &str) -> EngineError {
     RuleError::new(
         ErrorKey::IdempotencyConflict,
@@ -155,13 +151,14 @@ fn purchase_not_found(purchase_id: &str) -> EngineError {
 }
 
 fn bonus_entry(
+    at: OffsetDateTime,
     card: &Card,
     actor: &Actor,
     operation: Operation,
     movement: BonusMovement,
 ) -> HistoryEntry {
     HistoryEntry {
-        at: OffsetDateTime::now_utc(),
+        at,
         login: actor.login.clone(),
         role: actor.role,
         operation,
@@ -302,7 +299,7 @@ impl Ops {
             .await?
             .value;
         let rules = &self.settings.purchases.rules;
-        let today = today();
+        let today = self.clock.today();
         let c = purchase::calculate(rules, &card, amount, bonus_to_pay, today);
         Ok(Calculated {
             accrual: c.accrual,
@@ -349,7 +346,7 @@ impl Ops {
             if self.finish_replacement(&card.value, &r.actor).await? {
                 continue;
             }
-            let now = OffsetDateTime::now_utc();
+            let now = self.clock.now();
             let today = now.date();
             if let Some(date) = r.date {
                 purchase::check_date(rules, date, now)?;
@@ -400,7 +397,13 @@ impl Ops {
                 money: Some(r.amount),
                 comment: None,
             };
-            let entry = bonus_entry(&next, &r.actor, Operation::Purchase, movement);
+            let entry = bonus_entry(
+                self.clock.now(),
+                &next,
+                &r.actor,
+                Operation::Purchase,
+                movement,
+            );
             let stored = Stored {
                 fingerprint: fingerprint.clone(),
                 outcome: outcome.clone(),
@@ -506,7 +509,7 @@ impl Ops {
                 .clone()
                 .ok_or_else(|| purchase_not_found(purchase_id))?;
             let mut next = card.value.clone();
-            let today = today();
+            let today = self.clock.today();
             let (reversal, money, reference, operation, refund_id, total) = match what {
                 Reversing::Cancel => {
                     let left = record.amount.saturating_sub(record.refunded);
@@ -529,6 +532,7 @@ impl Ops {
             };
             let outcome = reversed(&home, purchase_id, refund_id, money, &reversal, total);
             let entry = bonus_entry(
+                self.clock.now(),
                 &next,
                 actor,
                 operation,
@@ -653,7 +657,7 @@ impl Ops {
         r: &ManualBonusRequest,
     ) -> Result<Accrued, EngineError> {
         let key = format!("bonus:{}", r.operation_id);
-        let today = today();
+        let today = self.clock.today();
         let active_from = r.active_from.unwrap_or(today);
         let expire_date = r.expire_date.or_else(|| {
             Some(active_from.saturating_add(time::Duration::days(
@@ -717,7 +721,13 @@ impl Ops {
                 money: None,
                 comment: r.comment.clone(),
             };
-            let entry = bonus_entry(&next, &r.actor, Operation::Bonus, movement);
+            let entry = bonus_entry(
+                self.clock.now(),
+                &next,
+                &r.actor,
+                Operation::Bonus,
+                movement,
+            );
             let stored = Stored {
                 fingerprint: fingerprint.clone(),
                 outcome: outcome.clone(),

@@ -1,9 +1,13 @@
 //! Process-level tests of the Redis backend: durability across `kill -9`
-//! (of redis-server and of the `loyalty` binary) and behaviour while Redis
-//! is down. A separate test binary from `tests/api`, because each test here
+//! (of redis-server and of the `loyalty` binary), behaviour while Redis is
+//! down, deterministic interleavings against the memory store and real
+//! Redis. A separate test binary from `tests/api`, because each test here
 //! owns and kills its own redis-server (the API suite shares one per
-//! process, which these tests must not disturb), and because they always
-//! need Redis whatever LOYALTY_TEST_BACKEND says.
+//! process, which these tests must not disturb), whatever
+//! LOYALTY_TEST_BACKEND says. A test that starts redis-server or
+//! PostgreSQL is `#[ignore = "needs …"]`: plain `cargo test` runs only the
+//! memory-store ones, `--include-ignored` all (scripts/test.sh,
+//! docs/testing.md).
 
 #[path = "../common/postgres_server.rs"]
 mod postgres_server;
@@ -18,8 +22,8 @@ mod engine_settings;
 mod events;
 mod faults;
 mod interleavings;
+mod purchase_record_life;
 mod record_sets;
 mod replacement_repair;
-mod review2;
 mod store_semantics;
 mod support;
