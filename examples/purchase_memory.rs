@@ -24,6 +24,8 @@
 
 #[path = "../tests/common/postgres_server.rs"]
 mod postgres_server;
+// Borrowed from the tests for one server: the cluster helpers are theirs.
+#[allow(dead_code)]
 #[path = "../tests/common/redis_server.rs"]
 mod redis_server;
 
@@ -249,7 +251,9 @@ async fn main() {
     let a = args();
     let work = tempfile::tempdir().expect("a temp dir");
     let dir = work.path();
-    let redis = RedisServer::start_aof_always(&dir.join("redis"));
+    // AOF fsynced on every write, as deploy/redis/redis.conf.
+    let aof = ["--appendonly", "yes", "--appendfsync", "always"];
+    let redis = RedisServer::start(&dir.join("redis"), free_port(false), &aof, None);
     let postgres = PostgresServer::start(&dir.join("pg"), free_port(false));
     let http_port = free_port(false);
     let prefix = "mem";

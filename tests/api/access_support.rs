@@ -1,8 +1,6 @@
 //! Certificates made at test time (rcgen), TLS clients, and users files
 //! written to temp dirs, for the HTTPS, client-certificate and reload tests.
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 
 use rcgen::{BasicConstraints, Certificate, CertificateParams, DnType, IsCa, KeyPair, SanType};

@@ -1,8 +1,6 @@
 //! Helpers for the card-method suites: block/unblock by contact phone, the
 //! full balance read and the card's history.
 
-#![allow(dead_code)]
-
 use serde_json::{json, Value};
 
 use crate::helpers::*;

@@ -1,7 +1,5 @@
 //! `spawn_app()` and typed request helpers shared by every test.
 
-#![allow(dead_code)]
-
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Once, OnceLock};
@@ -162,6 +160,15 @@ pub fn use_backend(settings: &mut Settings, prefix: &str) {
 /// Does the backend let two server instances share one store?
 pub fn shared_store() -> bool {
     matches!(backend(), Backend::Redis { .. })
+}
+
+/// For the tests marked `#[ignore = "needs a shared store…"]`, run anyway
+/// (`--include-ignored`) on the memory store: fail, never pass by skipping.
+pub fn require_shared_store() {
+    assert!(
+        shared_store(),
+        "this test needs two server instances on one store: run it with LOYALTY_TEST_BACKEND=redis or cluster"
+    );
 }
 
 pub struct TestApp {

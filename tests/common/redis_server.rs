@@ -4,8 +4,6 @@
 //! soon as the test process is gone, so that no server outlives its test
 //! run, even when the run is killed or statics are never dropped.
 
-#![allow(dead_code)]
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -23,9 +21,6 @@ pub struct RedisServer {
 
 /// A port that is free now, and (for a cluster node) whose bus port
 /// (+10000) is free as well.
-/// Config arguments for an AOF fsynced on every write.
-pub const AOF_ALWAYS: &[&str] = &["--appendonly", "yes", "--appendfsync", "always"];
-
 pub fn free_port(with_bus: bool) -> u16 {
     loop {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
@@ -43,12 +38,6 @@ pub fn free_port(with_bus: bool) -> u16 {
 }
 
 impl RedisServer {
-    /// Starts a server in `dir` on a free port that loses no acknowledged
-    /// write (AOF, `appendfsync always`): the durability and fault tests.
-    pub fn start_aof_always(dir: &Path) -> RedisServer {
-        RedisServer::start(dir, free_port(false), AOF_ALWAYS, None)
-    }
-
     /// Starts a server in `dir` (created if missing) with extra config
     /// arguments (`["--appendonly", "yes"]`...), and waits until it answers.
     pub fn start(dir: &Path, port: u16, extra: &[&str], cleanup: Option<&Path>) -> RedisServer {

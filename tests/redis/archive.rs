@@ -169,9 +169,10 @@ async fn wait_for(client: &tokio_postgres::Client, at_least: i64, dir: &Path) ->
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server and PostgreSQL (scripts/test.sh runs it: --include-ignored)"]
 async fn every_event_reaches_the_archive_once_across_kill_9_of_the_archiver() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let mut redis = RedisServer::start_aof_always(&dir.path().join("redis"));
+    let mut redis = crate::support::start_aof_always(&dir.path().join("redis"));
     let postgres = PostgresServer::start(&dir.path().join("pg"), free_port(false));
     let store = crate::support::redis_store(&redis.url(), PREFIX)
         .await
@@ -271,6 +272,7 @@ async fn every_event_reaches_the_archive_once_across_kill_9_of_the_archiver() {
 /// every entry once, newest first. Without the archive the page says where
 /// Redis' entries end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server and PostgreSQL (scripts/test.sh runs it: --include-ignored)"]
 async fn history_pages_from_redis_into_the_archive_every_entry_once_in_order() {
     const ENTRIES: u64 = 250;
     const HOT: u64 = 40;

@@ -139,6 +139,7 @@ fn kill_tracking_connections(redis: &RedisServer) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server (scripts/test.sh runs it: --include-ignored)"]
 async fn single_node_flushall_client_kill_and_restart_never_serve_forgotten_cards() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let mut redis = RedisServer::start(&dir.path().join("redis"), free_port(false), &[], None);
@@ -176,6 +177,7 @@ async fn single_node_flushall_client_kill_and_restart_never_serve_forgotten_card
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server (scripts/test.sh runs it: --include-ignored)"]
 async fn a_cluster_master_killed_and_restarted_empty_never_serves_its_cards_from_the_cache() {
     let dir = tempfile::tempdir().expect("a temp dir");
     // No persistence: the restarted master has kept its slots (nodes.conf)

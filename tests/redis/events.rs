@@ -89,6 +89,7 @@ fn sorted(mut events: Vec<ChangeEvent>) -> Vec<ChangeEvent> {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server (scripts/test.sh runs it: --include-ignored)"]
 async fn every_change_is_one_event_in_the_cards_slot_stream_on_redis() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let redis = RedisServer::start(dir.path(), free_port(false), &[], None);
@@ -138,6 +139,7 @@ async fn the_memory_store_keeps_the_same_events_in_process() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server (scripts/test.sh runs it: --include-ignored)"]
 async fn streams_are_trimmed_to_about_their_length() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let redis = RedisServer::start(dir.path(), free_port(false), &[], None);
@@ -222,6 +224,7 @@ async fn purchase_index_expires(store: Arc<dyn Store>) {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server (scripts/test.sh runs it: --include-ignored)"]
 async fn the_purchase_index_expires_on_redis() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let redis = RedisServer::start(dir.path(), free_port(false), &[], None);
@@ -244,6 +247,7 @@ async fn the_purchase_index_expires_in_memory() {
 /// change stream of that slot is in it, and the archive's reader finds
 /// every event, one XREADGROUP per stream.
 #[tokio::test]
+#[ignore = "needs redis-server (scripts/test.sh runs it: --include-ignored)"]
 async fn on_a_cluster_the_events_land_in_their_slots_and_are_all_read() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let cluster = RedisCluster::start(dir.path(), false);

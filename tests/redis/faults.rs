@@ -15,7 +15,6 @@ use loyalty::RunningApp;
 use serde_json::json;
 use tokio::sync::Notify;
 
-use crate::redis_server::RedisServer;
 use crate::support::*;
 
 const ITEMS: u64 = 48;
@@ -51,9 +50,10 @@ fn ok_or_unavailable(a: &Answer) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server (scripts/test.sh runs it: --include-ignored)"]
 async fn redis_down_mid_traffic_answers_503_and_recovers_without_restart() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let mut redis = RedisServer::start_aof_always(&dir.path().join("redis"));
+    let mut redis = crate::support::start_aof_always(&dir.path().join("redis"));
     let prefix = format!("faults{}", std::process::id());
     let mut settings = Settings::defaults();
     settings.http.bind = "127.0.0.1:0".into();
@@ -178,12 +178,13 @@ async fn redis_down_mid_traffic_answers_503_and_recovers_without_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server (scripts/test.sh runs it: --include-ignored)"]
 async fn a_cluster_master_down_answers_503_and_the_cluster_recovers_without_restart() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let mut cluster = crate::redis_server::RedisCluster::start_with(
         dir.path(),
         false,
-        crate::redis_server::AOF_ALWAYS,
+        crate::support::AOF_ALWAYS,
     );
     let mut settings = Settings::defaults();
     settings.http.bind = "127.0.0.1:0".into();

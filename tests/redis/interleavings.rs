@@ -366,6 +366,7 @@ async fn refund_ttl_memory() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server (scripts/test.sh runs it: --include-ignored)"]
 async fn refund_ttl_redis() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let server = RedisServer::start(dir.path(), free_port(false), &[], None);

@@ -224,6 +224,7 @@ async fn scenario(store: &dyn Store) -> Vec<String> {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server (scripts/test.sh runs it: --include-ignored)"]
 async fn the_redis_store_answers_exactly_like_the_memory_store() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let redis = RedisServer::start(dir.path(), free_port(false), &[], None);
@@ -260,6 +261,7 @@ async fn the_redis_store_answers_exactly_like_the_memory_store() {
 }
 
 #[tokio::test]
+#[ignore = "needs redis-server (scripts/test.sh runs it: --include-ignored)"]
 async fn foreign_or_malformed_data_is_corrupt_not_a_panic() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let redis = RedisServer::start(dir.path(), free_port(false), &[], None);

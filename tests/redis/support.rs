@@ -4,6 +4,20 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+/// Config arguments for an AOF fsynced on every write.
+pub const AOF_ALWAYS: &[&str] = &["--appendonly", "yes", "--appendfsync", "always"];
+
+/// A server in `dir` on a free port that loses no acknowledged write (AOF,
+/// `appendfsync always`): the durability and fault tests.
+pub fn start_aof_always(dir: &std::path::Path) -> crate::redis_server::RedisServer {
+    crate::redis_server::RedisServer::start(
+        dir,
+        crate::redis_server::free_port(false),
+        AOF_ALWAYS,
+        None,
+    )
+}
+
 /// Store settings as the process tests use them: one connection, no
 /// record cache (each test reads what Redis holds).
 pub fn redis_settings(urls: Vec<String>, prefix: &str) -> loyalty::store::redis::RedisSettings {
