@@ -419,7 +419,9 @@ async fn copy_ends_with_its_source_whatever_the_clock(
             record.map(|r| r.ttl_ms)
         }
     };
-    // The original first: read later, the copy must have no more left.
+    // A copy takes what its original had left when it was read: it may
+    // outlive it by the time between that read and its write (SLACK_MS is
+    // generous for a loaded machine), never by an instance's clock error.
     let original = left(&x).await;
     let copy = left(&y).await;
     println!("[{tag}] clock {skew}: ms left, original {original:?}, copy {copy:?}");
@@ -427,12 +429,12 @@ async fn copy_ends_with_its_source_whatever_the_clock(
         panic!("[{tag}] both records, with an expiry: {original:?} / {copy:?}");
     };
     assert!(
-        copy <= original && original <= 3_000,
+        copy <= original + SLACK_MS && original <= 3_000,
         "[{tag}] with a clock {skew} off, the copy has {copy} ms left, its original {original} ms"
     );
     // Past the retention both are gone, and so is R1's outcome: its retry
     // is refused, never applied again.
-    sleep_until(t0 + Duration::from_millis(3600)).await;
+    sleep_until(t0 + Duration::from_millis(3_600 + SLACK_MS as u64)).await;
     assert_eq!(
         left(&x).await,
         None,
@@ -449,6 +451,7 @@ async fn copy_ends_with_its_source_whatever_the_clock(
 }
 
 const AN_HOUR: time::Duration = time::Duration::hours(1);
+const SLACK_MS: i64 = 1_000;
 
 #[tokio::test]
 async fn a_copy_ends_with_its_source_whatever_the_instance_clock_memory() {
