@@ -1,11 +1,10 @@
-//! One request of a scenario: sent through goose (so that it is timed and
-//! reported by goose), judged by the envelope (a success is HTTP 2xx with
+//! One request of a scenario, sent either through goose (the closed model:
+//! goose times and reports it too) or straight through reqwest (the open
+//! model, `open.rs`); judged by the envelope (a success is HTTP 2xx with
 //! `Status: true` — the legacy mode answers business errors with 200, so
-//! the status alone is not enough), and every error answer counted by its
-//! Key.
+//! the status alone is not enough); recorded with its due time, send time
+//! and outcome (`record.rs`), every error answer by its Key.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
@@ -14,34 +13,41 @@ use goose::prelude::*;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde_json::Value;
 
-/// Requests and error answers, by request name and Key.
-#[derive(Default)]
-pub struct Tally {
-    pub requests: AtomicU64,
-    pub errors: Mutex<BTreeMap<(String, String), u64>>,
+use crate::record::{Recorder, Sample};
+
+/// How a scenario's requests leave.
+pub enum Via<'a> {
+    /// goose's user (closed model, restart-storm, the yardstick).
+    Goose(&'a mut GooseUser),
+    /// The open model: the first request of a transaction counts from the
+    /// arrival's due time; the ones that follow (they need its answer) from
+    /// when they are sent.
+    Open {
+        http: &'a reqwest::Client,
+        base: &'a str,
+        due: Option<Instant>,
+    },
 }
 
-impl Tally {
-    pub fn error(&self, request: &str, key: &str) {
-        let mut errors = self.errors.lock().unwrap_or_else(|p| p.into_inner());
-        *errors
-            .entry((request.to_owned(), key.to_owned()))
-            .or_insert(0) += 1;
-    }
+/// Why a transaction stopped: an error answer (already counted), or goose's
+/// own error.
+pub enum Stop {
+    Answer(String),
+    Goose(Box<TransactionError>),
+}
 
-    pub fn error_count(&self) -> u64 {
-        self.errors
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .sum()
+impl From<Box<TransactionError>> for Stop {
+    fn from(e: Box<TransactionError>) -> Stop {
+        Stop::Goose(e)
     }
+}
 
-    pub fn snapshot(&self) -> BTreeMap<(String, String), u64> {
-        self.errors
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+impl From<Stop> for Box<TransactionError> {
+    fn from(s: Stop) -> Box<TransactionError> {
+        match s {
+            Stop::Goose(e) => e,
+            Stop::Answer(what) => Box::new(TransactionError::Custom(what)),
+        }
     }
 }
 
@@ -123,15 +129,92 @@ impl<'a> Call<'a> {
     }
 }
 
-/// Sends `call`; `Ok(answer)` for a success envelope. An error answer is
-/// counted by Key, marked failed in goose's metrics, and returned as the
-/// transaction's error (the transaction stops there).
+/// Sends `call`; `Ok(answer)` for a success envelope. Every answer is
+/// recorded; an error answer is counted by Key (and marked failed in
+/// goose's metrics) and stops the transaction.
 pub async fn send(
-    user: &mut GooseUser,
-    tally: &Tally,
+    via: &mut Via<'_>,
+    rec: &Recorder,
     timeline: Option<&Timeline>,
     call: Call<'_>,
-) -> Result<Value, Box<TransactionError>> {
+) -> Result<Value, Stop> {
+    match via {
+        Via::Goose(user) => send_goose(user, rec, timeline, call).await,
+        Via::Open { http, base, due } => {
+            let due = due.take();
+            send_open(http, base, due, rec, call).await
+        }
+    }
+}
+
+/// The envelope's verdict: `Ok(answer)` or the error's Key.
+fn judge(status: u16, text: &str) -> Result<Value, String> {
+    let value: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+    if (200..300).contains(&status) && value.get("Status") == Some(&Value::Bool(true)) {
+        return Ok(value);
+    }
+    Err(value
+        .get("Key")
+        .and_then(Value::as_str)
+        .map_or_else(|| format!("HTTP{status}"), str::to_owned))
+}
+
+fn transport_key(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "ClientTimeout"
+    } else {
+        "Transport"
+    }
+}
+
+async fn send_open(
+    http: &reqwest::Client,
+    base: &str,
+    due: Option<Instant>,
+    rec: &Recorder,
+    call: Call<'_>,
+) -> Result<Value, Stop> {
+    let method = match call.method {
+        GooseMethod::Post => reqwest::Method::POST,
+        _ => reqwest::Method::GET,
+    };
+    let mut rb = http.request(method, format!("{base}{}", call.path));
+    if !call.auth.is_empty() {
+        rb = rb.header(AUTHORIZATION, call.auth);
+    }
+    if let Some(body) = &call.body {
+        rb = rb
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.to_string());
+    }
+    let sent = Instant::now();
+    let outcome = match rb.send().await {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            match r.text().await {
+                Ok(text) => judge(status, &text),
+                Err(e) => Err(transport_key(&e).to_owned()),
+            }
+        }
+        Err(e) => Err(transport_key(&e).to_owned()),
+    };
+    rec.record(&Sample {
+        name: call.name,
+        due: due.unwrap_or(sent),
+        sent,
+        done: Instant::now(),
+        arrival: due.is_some(),
+        error: outcome.as_ref().err().map(String::as_str),
+    });
+    outcome.map_err(|key| Stop::Answer(format!("{}: {key}", call.name)))
+}
+
+async fn send_goose(
+    user: &mut GooseUser,
+    rec: &Recorder,
+    timeline: Option<&Timeline>,
+    call: Call<'_>,
+) -> Result<Value, Stop> {
     let mut rb = user.get_request_builder(&call.method, call.path)?;
     if !call.auth.is_empty() {
         rb = rb.header(AUTHORIZATION, call.auth);
@@ -154,44 +237,34 @@ pub async fn send(
         mut request,
         response,
     } = user.request(request).await?;
-    tally.requests.fetch_add(1, Ordering::Relaxed);
-    let (status, text) = match response {
+    let (outcome, text) = match response {
         Ok(r) => {
             let status = r.status().as_u16();
-            (status, r.text().await.unwrap_or_default())
-        }
-        Err(e) => {
-            let key = if e.is_timeout() {
-                "ClientTimeout"
-            } else {
-                "Transport"
-            };
-            tally.error(call.name, key);
-            if let Some(t) = timeline {
-                t.record(started.elapsed().as_micros());
+            match r.text().await {
+                Ok(text) => (judge(status, &text), Some(text)),
+                Err(e) => (Err(transport_key(&e).to_owned()), None),
             }
-            return user
-                .set_failure(&format!("{}: {key}", call.name), &mut request, None, None)
-                .map(|()| Value::Null);
         }
+        Err(e) => (Err(transport_key(&e).to_owned()), None),
     };
+    let done = Instant::now();
     if let Some(t) = timeline {
-        t.record(started.elapsed().as_micros());
+        t.record((done - started).as_micros());
     }
-    let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    if (200..300).contains(&status) && value.get("Status") == Some(&Value::Bool(true)) {
-        return Ok(value);
+    rec.record(&Sample {
+        name: call.name,
+        due: started,
+        sent: started,
+        done,
+        arrival: false,
+        error: outcome.as_ref().err().map(String::as_str),
+    });
+    match outcome {
+        Ok(value) => Ok(value),
+        Err(key) => {
+            let what = format!("{}: {key}", call.name);
+            user.set_failure(&what, &mut request, None, text.as_deref())?;
+            Err(Stop::Answer(what))
+        }
     }
-    let key = value
-        .get("Key")
-        .and_then(Value::as_str)
-        .map_or_else(|| format!("HTTP{status}"), str::to_owned);
-    tally.error(call.name, &key);
-    user.set_failure(
-        &format!("{}: {key}", call.name),
-        &mut request,
-        None,
-        Some(&text),
-    )
-    .map(|()| Value::Null)
 }

@@ -54,6 +54,26 @@ impl Scrape {
         Scrape { samples }
     }
 
+    /// Adds `other`'s values series by series (the deltas of several
+    /// windows summed into one).
+    pub fn add(&mut self, other: &Scrape) {
+        let mut index: BTreeMap<(String, BTreeMap<String, String>), usize> = self
+            .samples
+            .iter()
+            .enumerate()
+            .map(|(i, s)| ((s.name.clone(), s.labels.clone()), i))
+            .collect();
+        for s in &other.samples {
+            match index.get(&(s.name.clone(), s.labels.clone())) {
+                Some(&i) => self.samples[i].value += s.value,
+                None => {
+                    index.insert((s.name.clone(), s.labels.clone()), self.samples.len());
+                    self.samples.push(s.clone());
+                }
+            }
+        }
+    }
+
     pub fn has(&self, name: &str) -> bool {
         self.samples.iter().any(|s| s.name == name)
     }
@@ -252,6 +272,9 @@ loyalty_errors_total{key="StatusError"} 2
             .quantile("loyalty_http_request_duration_seconds", 0.99, |_| true)
             .unwrap();
         assert!((p99 - (0.001 + 0.009 * 49.0 / 50.0)).abs() < 1e-9, "{p99}");
+        let mut twice = d.clone();
+        twice.add(&d);
+        assert_eq!(twice.sum("loyalty_http_requests_total", |_| true), 206.0);
         assert!(d
             .families()
             .contains(&"loyalty_http_request_duration_seconds".to_owned()));

@@ -1,14 +1,38 @@
-//! The report of a run, beside goose's own `report.html`/`report.json`:
-//! the scenario's throughput as a ratio to `/health` measured in the same
-//! run, client and server percentiles, the server-side view from
-//! `/metrics`, errors by Key, and the thresholds. Written as
-//! `summary.json`, `summary.md` and `summary.html`.
+//! The report of a run: what was asked (model, target rate, settings), what
+//! the client saw (latency from each request's due time in the open model:
+//! p50 to p99.9 and the max, the distribution, late sends, target against
+//! achieved rate), the server's view from `/metrics` over the same window,
+//! CPU of both, per-second series of both, errors by Key, and every gate.
+//! Written as `summary.json`, `summary.md` and `summary.html` (charts
+//! bundled: `html.rs`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+
+/// What a run was asked to do: two runs compare only when these match
+/// (`compare.rs`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    pub scenario: String,
+    /// "open" (arrival rate) or "closed" (users in a loop, goose).
+    pub model: String,
+    /// Open model: the arrival rate of each step, per second.
+    pub rates: Vec<f64>,
+    /// Closed model: goose users.
+    pub users: usize,
+    /// Measured seconds per step (open) or goose's run time (closed).
+    pub run_secs: f64,
+    pub warmup_secs: f64,
+    pub max_in_flight: usize,
+    /// The data set flags, as given.
+    pub dataset: String,
+    pub backend: String,
+    pub fsync: String,
+    pub yardstick_secs: u64,
+}
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Summary {
@@ -22,35 +46,65 @@ pub struct Summary {
     pub machine: String,
     pub users: usize,
     pub command: String,
+    pub settings: Settings,
     pub client: ClientSide,
     pub health: Yardstick,
-    /// Scenario req/s ÷ /health req/s, same server, same run.
-    pub ratio_to_health: f64,
+    /// Scenario req/s ÷ /health req/s, same server, same run; `None`
+    /// without a yardstick.
+    pub ratio_to_health: Option<f64>,
+    pub cpu: Cpu,
+    pub steps: Vec<StepRow>,
     pub requests: Vec<RequestRow>,
-    /// Error answers by request and Key (client side).
+    /// Error answers by request and Key (client side, measured window).
     pub errors_by_key: Vec<ErrorRow>,
     pub server: ServerSide,
+    /// The latency's percentile spectrum: (percentile, ms).
+    pub distribution: Vec<(f64, f64)>,
+    pub series: Vec<SecondRow>,
     pub storm: Option<StormResult>,
     pub thresholds: Vec<Check>,
     pub passed: bool,
-    /// Files of this run (goose's reports, this summary).
+    /// Files of this run.
     pub files: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ClientSide {
+    /// Requests due in the measured window (all steps).
     pub requests: u64,
-    /// Of the steady phase (after the ramp-up), as goose counts it.
+    /// Measured seconds (warm-up excluded).
     pub seconds: f64,
+    /// What latencies count from: "due time" (open model) or "send"
+    /// (closed model: coordinated omission not corrected).
+    pub latency_from: String,
+    /// Open model: the arrival rate asked for (the last step's, for a
+    /// stepped run), and the arrivals actually sent per second.
+    pub target_rps: Option<f64>,
+    pub achieved_rps: Option<f64>,
+    /// Answers per second (every request, those that follow another's
+    /// answer included).
     pub rps: f64,
     pub p50_ms: f64,
+    pub p90_ms: f64,
     pub p95_ms: f64,
     pub p99_ms: f64,
+    pub p999_ms: f64,
     pub max_ms: f64,
-    /// With goose's coordinated-omission mitigation, when it was on.
-    pub co_p99_ms: Option<f64>,
+    /// From the actual send (what the server and network took).
+    pub service_p50_ms: f64,
+    pub service_p99_ms: f64,
+    /// Sends more than 1 ms after their due time, and the send lag.
+    pub late_sends: u64,
+    pub late_pct: f64,
+    pub send_lag_p99_ms: f64,
+    pub send_lag_max_ms: f64,
+    /// Arrivals that found every in-flight slot taken.
+    pub waited_for_slot: u64,
     pub error_answers: u64,
     pub error_rate_pct: f64,
+    /// The whole run, warm-up included.
+    pub whole_run_requests: u64,
+    pub whole_run_errors: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -61,6 +115,66 @@ pub struct Yardstick {
     pub p99_ms: f64,
 }
 
+/// CPU over the measured window: seconds, and percent of one core.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Cpu {
+    pub client_secs: Option<f64>,
+    pub server_secs: Option<f64>,
+    pub client_pct: Option<f64>,
+    pub server_pct: Option<f64>,
+    /// Server CPU per answered request, µs.
+    pub server_us_per_request: Option<f64>,
+    /// The server's pid, where it was found.
+    pub server_pid: Option<u32>,
+}
+
+/// One step of the arrival rate (a constant-rate run has one).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StepRow {
+    pub target_rps: f64,
+    pub achieved_rps: f64,
+    pub rps: f64,
+    pub requests: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    pub error_answers: u64,
+    pub error_rate_pct: f64,
+    pub late_pct: f64,
+    pub waited_for_slot: u64,
+    pub server_p99_ms: Option<f64>,
+    pub client_cpu_pct: Option<f64>,
+    pub server_cpu_pct: Option<f64>,
+    pub server_us_per_request: Option<f64>,
+    /// Capacity search: whether the step met the SLO, and why not.
+    pub passed: Option<bool>,
+    pub why: String,
+}
+
+/// One second of the run (warm-up included), client and server.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SecondRow {
+    /// Seconds since the start of the run.
+    pub t: u32,
+    /// In a measured window.
+    pub measured: bool,
+    pub target_rps: Option<f64>,
+    /// Arrivals sent in this second (open model).
+    pub achieved_rps: f64,
+    /// Requests due (open) or sent (closed) in this second.
+    pub requests: u64,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub errors: u64,
+    pub server_rps: Option<f64>,
+    pub server_p50_ms: Option<f64>,
+    pub server_p99_ms: Option<f64>,
+    pub server_errors: Option<f64>,
+    pub client_cpu_pct: Option<f64>,
+    pub server_cpu_pct: Option<f64>,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RequestRow {
     pub name: String,
@@ -69,6 +183,8 @@ pub struct RequestRow {
     pub rps: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
     pub failed: u64,
 }
 
@@ -79,8 +195,9 @@ pub struct ErrorRow {
     pub count: u64,
 }
 
-/// What the server's `/metrics` said about the run (differences of two
-/// scrapes). `None`: the server exports no such metric.
+/// What the server's `/metrics` said about the measured window
+/// (differences of two scrapes per step). `None`: the server exports no
+/// such metric.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ServerSide {
     pub scraped: bool,
@@ -122,12 +239,16 @@ pub struct Check {
     pub passed: bool,
 }
 
-fn ms(v: Option<f64>) -> String {
+pub fn ms(v: Option<f64>) -> String {
     v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.2}"))
 }
 
-fn ratio(v: Option<f64>) -> String {
+pub fn ratio(v: Option<f64>) -> String {
     v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.3}"))
+}
+
+pub fn pct(v: Option<f64>) -> String {
+    v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.0}%"))
 }
 
 impl Summary {
@@ -137,7 +258,7 @@ impl Summary {
             serde_json::to_string_pretty(self)?,
         )?;
         std::fs::write(dir.join("summary.md"), self.markdown())?;
-        std::fs::write(dir.join("summary.html"), self.html())?;
+        std::fs::write(dir.join("summary.html"), crate::html::summary(self))?;
         Ok(())
     }
 
@@ -152,54 +273,136 @@ impl Summary {
             self.scenario,
             if self.passed { "PASSED" } else { "FAILED" }
         );
+        let model = match self.settings.model.as_str() {
+            "open" => format!(
+                "open: arrivals at {} per second, latency from each request's due time",
+                self.settings
+                    .rates
+                    .iter()
+                    .map(|r| format!("{r}"))
+                    .collect::<Vec<_>>()
+                    .join(" → ")
+            ),
+            "closed" => format!(
+                "closed (goose): {} users in a loop, latency from the send (coordinated omission not corrected)",
+                self.users
+            ),
+            other => other.to_owned(),
+        };
         let _ = writeln!(s, "| | |\n|---|---|");
         for (k, val) in [
             ("server", self.host.clone()),
             ("started (UTC)", self.started.clone()),
+            ("model", model),
+            (
+                "measured",
+                format!(
+                    "{:.1} s per step after {:.1} s of warm-up (excluded from client and server figures alike)",
+                    self.settings.run_secs, self.settings.warmup_secs
+                ),
+            ),
             ("backend", self.backend.clone()),
             ("fsync", self.fsync.clone()),
+            ("data set", self.settings.dataset.clone()),
             ("machine", self.machine.clone()),
-            ("users", self.users.to_string()),
             ("notes", self.notes.clone().unwrap_or_default()),
             ("command", format!("`{}`", self.command)),
         ] {
             let _ = writeln!(s, "| {k} | {val} |");
         }
-        let _ = writeln!(s, "\n## Throughput against the yardstick\n");
-        let _ = writeln!(s, "| | req/s | p99 ms |\n|---|---:|---:|");
-        let _ = writeln!(s, "| {} | {:.0} | {:.2} |", self.scenario, c.rps, c.p99_ms);
+        let _ = writeln!(s, "\n## Rate\n");
         let _ = writeln!(
             s,
-            "| /health (same server, same run) | {:.0} | {:.2} |",
-            self.health.rps, self.health.p99_ms
+            "| target arrivals/s | achieved arrivals/s | answers/s | late sends (> 1 ms) | send lag p99 ms | send lag max ms | waits for an in-flight slot |\n|---:|---:|---:|---:|---:|---:|---:|"
         );
         let _ = writeln!(
             s,
-            "| **ratio to /health** | **{:.3}** | |",
-            self.ratio_to_health
+            "| {} | {} | {:.1} | {} ({:.3}%) | {:.2} | {:.2} | {} |",
+            c.target_rps
+                .map_or("n/a (closed model)".into(), |r| format!("{r:.1}")),
+            c.achieved_rps.map_or("n/a".into(), |r| format!("{r:.1}")),
+            c.rps,
+            c.late_sends,
+            c.late_pct,
+            c.send_lag_p99_ms,
+            c.send_lag_max_ms,
+            c.waited_for_slot
         );
         let _ = writeln!(s, "\n## Latency: client and server\n");
-        let _ = writeln!(s, "| | p50 ms | p95 ms | p99 ms |\n|---|---:|---:|---:|");
         let _ = writeln!(
             s,
-            "| client (goose) | {:.2} | {:.2} | {:.2} |",
-            c.p50_ms, c.p95_ms, c.p99_ms
+            "| | p50 ms | p90 ms | p95 ms | p99 ms | p99.9 ms | max ms |\n|---|---:|---:|---:|---:|---:|---:|"
         );
-        if let Some(co) = c.co_p99_ms {
-            let _ = writeln!(
-                s,
-                "| client, coordinated omission corrected | | | {co:.2} |"
-            );
-        }
         let _ = writeln!(
             s,
-            "| server (`/metrics` histogram) | {} | {} | {} |",
+            "| client, from {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            c.latency_from, c.p50_ms, c.p90_ms, c.p95_ms, c.p99_ms, c.p999_ms, c.max_ms
+        );
+        let _ = writeln!(
+            s,
+            "| client, from the send | {:.2} | | | {:.2} | | |",
+            c.service_p50_ms, c.service_p99_ms
+        );
+        let _ = writeln!(
+            s,
+            "| server (`/metrics` buckets) | {} | | {} | {} | | |",
             ms(v.p50_ms),
             ms(v.p95_ms),
             ms(v.p99_ms)
         );
-        let _ = writeln!(s, "\nClient: {} requests in {:.1} s steady ({:.0} req/s), max {:.1} ms, {} error answers ({:.4}%).", c.requests, c.seconds, c.rps, c.max_ms, c.error_answers, c.error_rate_pct);
-        let _ = writeln!(s, "\n## Server-side view (`/metrics` before and after)\n");
+        let _ = writeln!(
+            s,
+            "\nClient: {} requests in {:.1} s measured ({:.0} answers/s), {} error answers ({:.4}%); whole run with warm-up: {} requests, {} errors. Server: {:.0} API requests in the same window.",
+            c.requests, c.seconds, c.rps, c.error_answers, c.error_rate_pct, c.whole_run_requests, c.whole_run_errors, v.requests
+        );
+        let _ = writeln!(s, "\n## CPU (measured window)\n");
+        let _ = writeln!(
+            s,
+            "| | CPU s | % of a core | µs per request |\n|---|---:|---:|---:|"
+        );
+        let secs = |v: Option<f64>| v.map_or("n/a".into(), |v| format!("{v:.2}"));
+        let _ = writeln!(
+            s,
+            "| server{} | {} | {} | {} |",
+            self.cpu
+                .server_pid
+                .map_or(" (pid not found: give --server-pid)".into(), |p| format!(
+                    " (pid {p})"
+                )),
+            secs(self.cpu.server_secs),
+            pct(self.cpu.server_pct),
+            self.cpu
+                .server_us_per_request
+                .map_or("n/a".into(), |v| format!("{v:.0}"))
+        );
+        let _ = writeln!(
+            s,
+            "| client (this tool) | {} | {} | |",
+            secs(self.cpu.client_secs),
+            pct(self.cpu.client_pct)
+        );
+        if self.steps.len() > 1 {
+            let _ = writeln!(s, "\n## Steps\n");
+            steps_table(&mut s, &self.steps);
+        }
+        let _ = writeln!(s, "\n## Throughput against the yardstick\n");
+        let _ = writeln!(s, "| | answers/s | p99 ms |\n|---|---:|---:|");
+        let _ = writeln!(s, "| {} | {:.0} | {:.2} |", self.scenario, c.rps, c.p99_ms);
+        if self.health.seconds > 0.0 {
+            let _ = writeln!(
+                s,
+                "| /health (same server, same run, closed model) | {:.0} | {:.2} |",
+                self.health.rps, self.health.p99_ms
+            );
+        } else {
+            let _ = writeln!(s, "| /health | n/a (--yardstick-secs 0) | n/a |");
+        }
+        let _ = writeln!(
+            s,
+            "| **ratio to /health** | **{}** | |",
+            ratio(self.ratio_to_health)
+        );
+        let _ = writeln!(s, "\n## Server-side view (`/metrics`, same window)\n");
         let _ = writeln!(s, "| | |\n|---|---|");
         for (k, val) in [
             ("requests seen by the server", format!("{:.0}", v.requests)),
@@ -233,7 +436,7 @@ impl Summary {
             let ops: Vec<String> = v
                 .store_p99_ms_by_operation
                 .iter()
-                .map(|(op, p)| format!("{op} {p:.2}"))
+                .map(|(op, p)| format!("{op} {p:.3}"))
                 .collect();
             let _ = writeln!(s, "\nStore p99 ms by operation: {}.", ops.join(", "));
         }
@@ -241,12 +444,20 @@ impl Summary {
             let _ = writeln!(s, "\n- {n}");
         }
         let _ = writeln!(s, "\n## Requests\n");
-        let _ = writeln!(s, "| request | count | share | req/s | p50 ms | p99 ms | failed |\n|---|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(s, "| request | count | share | answers/s | p50 ms | p99 ms | p99.9 ms | max ms | failed |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         for r in &self.requests {
             let _ = writeln!(
                 s,
-                "| {} | {} | {:.1}% | {:.0} | {:.2} | {:.2} | {} |",
-                r.name, r.count, r.share_pct, r.rps, r.p50_ms, r.p99_ms, r.failed
+                "| {} | {} | {:.1}% | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
+                r.name,
+                r.count,
+                r.share_pct,
+                r.rps,
+                r.p50_ms,
+                r.p99_ms,
+                r.p999_ms,
+                r.max_ms,
+                r.failed
             );
         }
         let _ = writeln!(s, "\n## Errors by Key\n");
@@ -266,7 +477,7 @@ impl Summary {
                 .collect();
             let _ = writeln!(
                 s,
-                "\nServer `loyalty_errors_total` in the run: {}.",
+                "\nServer `loyalty_errors_total` in the same window: {}.",
                 keys.join(", ")
             );
         }
@@ -286,7 +497,7 @@ impl Summary {
                 let _ = writeln!(s, "| {sec} | {n} | {p:.1} |");
             }
         }
-        let _ = writeln!(s, "\n## Thresholds\n");
+        let _ = writeln!(s, "\n## Gates\n");
         let _ = writeln!(s, "| rule | observed | |\n|---|---|---|");
         for t in &self.thresholds {
             let _ = writeln!(
@@ -302,82 +513,36 @@ impl Summary {
         }
         s
     }
-
-    /// A standalone HTML page of the same report.
-    pub fn html(&self) -> String {
-        let mut body = String::new();
-        let mut in_table = false;
-        for line in self.markdown().lines() {
-            if line.starts_with('|') {
-                if line.starts_with("|---") || line.starts_with("|--") {
-                    continue;
-                }
-                if !in_table {
-                    body.push_str("<table>\n");
-                    in_table = true;
-                }
-                let cells: Vec<&str> = line.trim_matches('|').split(" | ").collect();
-                body.push_str("<tr>");
-                for c in cells {
-                    let _ = write!(body, "<td>{}</td>", inline(c.trim()));
-                }
-                body.push_str("</tr>\n");
-                continue;
-            }
-            if in_table {
-                body.push_str("</table>\n");
-                in_table = false;
-            }
-            if let Some(h) = line.strip_prefix("## ") {
-                let _ = writeln!(body, "<h2>{}</h2>", inline(h));
-            } else if let Some(h) = line.strip_prefix("# ") {
-                let _ = writeln!(body, "<h1>{}</h1>", inline(h));
-            } else if let Some(li) = line.strip_prefix("- ") {
-                let _ = writeln!(body, "<p>• {}</p>", inline(li));
-            } else if !line.trim().is_empty() {
-                let _ = writeln!(body, "<p>{}</p>", inline(line));
-            }
-        }
-        if in_table {
-            body.push_str("</table>\n");
-        }
-        format!(
-            "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{} load test</title>\n<style>body{{font-family:sans-serif;max-width:70em;margin:2em auto}}table{{border-collapse:collapse;margin:.5em 0}}td{{border:1px solid #ccc;padding:.2em .6em}}tr:first-child td{{font-weight:bold;background:#f4f4f4}}code{{background:#f4f4f4}}</style></head>\n<body>\n{}<p><a href=\"report.html\">goose's detailed report</a> (per request, per second graphs, status codes, errors).</p>\n</body></html>\n",
-            escape(&self.scenario),
-            body
-        )
-    }
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-/// `**bold**` and `` `code` `` of our own Markdown.
-fn inline(s: &str) -> String {
-    let mut out = String::new();
-    let escaped = escape(s);
-    let mut bold = false;
-    let mut code = false;
-    let mut rest = escaped.as_str();
-    while !rest.is_empty() {
-        if let Some(r) = rest.strip_prefix("**") {
-            out.push_str(if bold { "</b>" } else { "<b>" });
-            bold = !bold;
-            rest = r;
-        } else if let Some(r) = rest.strip_prefix('`') {
-            out.push_str(if code { "</code>" } else { "<code>" });
-            code = !code;
-            rest = r;
-        } else {
-            let c = rest.chars().next().unwrap_or(' ');
-            out.push(c);
-            rest = &rest[c.len_utf8()..];
-        }
+/// The steps of a stepped run or a capacity search, as a Markdown table.
+pub fn steps_table(s: &mut String, steps: &[StepRow]) {
+    let _ = writeln!(s, "| target/s | achieved/s | answers/s | p50 ms | p99 ms | p99.9 ms | max ms | errors | late | server p99 ms | server CPU | µs CPU/request | client CPU | SLO |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    for r in steps {
+        let _ = writeln!(
+            s,
+            "| {:.0} | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {} ({:.3}%) | {:.2}% | {} | {} | {} | {} | {} |",
+            r.target_rps,
+            r.achieved_rps,
+            r.rps,
+            r.p50_ms,
+            r.p99_ms,
+            r.p999_ms,
+            r.max_ms,
+            r.error_answers,
+            r.error_rate_pct,
+            r.late_pct,
+            ms(r.server_p99_ms),
+            pct(r.server_cpu_pct),
+            r.server_us_per_request.map_or("n/a".into(), |v| format!("{v:.0}")),
+            pct(r.client_cpu_pct),
+            match r.passed {
+                Some(true) => "pass".to_owned(),
+                Some(false) => format!("**FAIL**: {}", r.why),
+                None => String::new(),
+            }
+        );
     }
-    out
 }
 
 /// Loads `summary.json` from a run folder or a file.
@@ -392,7 +557,7 @@ pub fn load(path: &Path) -> anyhow::Result<Summary> {
     Ok(serde_json::from_str(&text)?)
 }
 
-/// The README's performance tables: one per scenario, a row per run.
+/// The performance tables (docs/performance.md): one per scenario, a row per run.
 pub fn table(runs: &[Summary]) -> String {
     const ORDER: [&str; 6] = [
         "pos-mix",
@@ -419,7 +584,7 @@ pub fn table(runs: &[Summary]) -> String {
                 let st = r.storm.clone().unwrap_or_default();
                 let _ = writeln!(
                     s,
-                    "| {} | {} ms | {} | {} | {:.0} | {:.0} | {:.0} | {:.3} | {} | {} | {} |",
+                    "| {} | {} ms | {} | {} | {:.0} | {:.0} | {:.0} | {} | {} | {} | {} |",
                     st.tills,
                     st.slo_p99_ms,
                     st.recovered_after_secs
@@ -429,25 +594,32 @@ pub fn table(runs: &[Summary]) -> String {
                     st.peak_p99_ms,
                     r.client.rps,
                     r.health.rps,
-                    r.ratio_to_health,
+                    ratio(r.ratio_to_health),
                     r.backend,
                     r.fsync,
                     r.machine
                 );
             }
         } else {
-            let _ = writeln!(s, "| req/s | p99 ms | server p99 ms | /health req/s | ratio to /health | errors | users | backend | fsync | machine |\n|---:|---:|---:|---:|---:|---:|---:|---|---|---|");
+            let _ = writeln!(s, "| model | target/s | answers/s | p99 ms | p99.9 ms | server p99 ms | /health req/s | ratio to /health | errors | server CPU | backend | fsync | machine |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|");
             for r in &rows {
+                let model = if r.settings.model == "closed" {
+                    format!("closed, {} users", r.users)
+                } else {
+                    r.settings.model.clone()
+                };
                 let _ = writeln!(
                     s,
-                    "| {:.0} | {:.2} | {} | {:.0} | {:.3} | {} | {} | {} | {} | {} |",
+                    "| {model} | {} | {:.0} | {:.2} | {:.2} | {} | {:.0} | {} | {} | {} | {} | {} | {} |",
+                    r.client.target_rps.map_or("n/a".into(), |t| format!("{t:.0}")),
                     r.client.rps,
                     r.client.p99_ms,
+                    r.client.p999_ms,
                     ms(r.server.p99_ms),
                     r.health.rps,
-                    r.ratio_to_health,
+                    ratio(r.ratio_to_health),
                     r.client.error_answers,
-                    r.users,
+                    pct(r.cpu.server_pct),
                     r.backend,
                     r.fsync,
                     r.machine
@@ -461,85 +633,4 @@ pub fn table(runs: &[Summary]) -> String {
         let _ = writeln!(s);
     }
     s
-}
-
-/// Two runs side by side (A, B, B÷A).
-pub fn compare(a: &Summary, b: &Summary) -> String {
-    let mut s = String::new();
-    let _ = writeln!(s, "| | A | B | B/A |\n|---|---:|---:|---:|");
-    let row = |s: &mut String, name: &str, x: f64, y: f64| {
-        let q = if x != 0.0 {
-            format!("{:.3}", y / x)
-        } else {
-            "n/a".into()
-        };
-        let _ = writeln!(s, "| {name} | {x:.2} | {y:.2} | {q} |");
-    };
-    let _ = writeln!(s, "| scenario | {} | {} | |", a.scenario, b.scenario);
-    let _ = writeln!(
-        s,
-        "| notes | {} | {} | |",
-        a.notes.clone().unwrap_or_default(),
-        b.notes.clone().unwrap_or_default()
-    );
-    row(&mut s, "req/s", a.client.rps, b.client.rps);
-    row(&mut s, "/health req/s", a.health.rps, b.health.rps);
-    row(
-        &mut s,
-        "ratio to /health",
-        a.ratio_to_health,
-        b.ratio_to_health,
-    );
-    row(&mut s, "client p50 ms", a.client.p50_ms, b.client.p50_ms);
-    row(&mut s, "client p99 ms", a.client.p99_ms, b.client.p99_ms);
-    row(
-        &mut s,
-        "server p99 ms",
-        a.server.p99_ms.unwrap_or(0.0),
-        b.server.p99_ms.unwrap_or(0.0),
-    );
-    row(
-        &mut s,
-        "store ops/request",
-        a.server.store_ops_per_request.unwrap_or(0.0),
-        b.server.store_ops_per_request.unwrap_or(0.0),
-    );
-    row(
-        &mut s,
-        "error answers",
-        a.client.error_answers as f64,
-        b.client.error_answers as f64,
-    );
-    s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn markdown_html_and_table_render() {
-        let mut s = Summary {
-            scenario: "pos-mix".into(),
-            command: "loyalty-loadtest run pos-mix".into(),
-            passed: true,
-            ..Summary::default()
-        };
-        s.client.rps = 1000.0;
-        s.health.rps = 4000.0;
-        s.ratio_to_health = 0.25;
-        s.errors_by_key.push(ErrorRow {
-            request: "confirm".into(),
-            key: "StatusError".into(),
-            count: 2,
-        });
-        let md = s.markdown();
-        assert!(md.contains("**0.250**"));
-        assert!(md.contains("| confirm | StatusError | 2 |"));
-        assert!(md.contains("shard queue wait p99 ms | n/a"));
-        let html = s.html();
-        assert!(html.contains("<b>0.250</b>"));
-        assert!(table(&[s.clone()]).contains("| 1000 |"));
-        assert!(compare(&s, &s).contains("| ratio to /health | 0.25 | 0.25 | 1.000 |"));
-    }
 }

@@ -2,9 +2,10 @@
 //! request is valid against a correct server (see `dataset` for who may
 //! touch which card), so any error answer is a finding.
 //!
-//! Transaction weights are per iteration of a user: goose runs each
-//! transaction `weight` times per pass, interleaved, so the weights below
-//! are the request mix (pos-mix: per 200 transactions).
+//! A scenario is a weighted mix of transactions ([`mix`]). The open model
+//! (`open.rs`) picks one per arrival by weight; goose's closed model runs
+//! each transaction `weight` times per pass of a user, interleaved: the
+//! same proportions either way (pos-mix: per 200 transactions).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -14,9 +15,10 @@ use std::time::Duration;
 use goose::prelude::*;
 use serde_json::{json, Value};
 
-use crate::calls::{send, Call, Tally, Timeline};
+use crate::calls::{send, Call, Stop, Timeline, Via};
 use crate::client::card_state;
 use crate::dataset::Dataset;
+use crate::record::Recorder;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -69,7 +71,10 @@ pub struct Ctx {
     pub cc: String,
     /// Makes PurchaseIds and RefundIds unique to this run.
     pub run_id: String,
-    pub tally: Tally,
+    pub rec: Recorder,
+    /// Set when the run cannot go on (the New pool is used up in
+    /// lifecycle): the open model stops sending.
+    pub stop: AtomicBool,
     pub next_new: AtomicUsize,
     pub new_exhausted: AtomicBool,
     /// Call-centre cards not held by any user.
@@ -95,19 +100,16 @@ impl Ctx {
             tills: Vec::new(),
             tills_in: AtomicUsize::new(0),
             all_tills_in_ms: AtomicU64::new(0),
-            tally: Tally::default(),
+            rec: Recorder::new(std::time::Instant::now()),
+            stop: AtomicBool::new(false),
             ds,
             pos,
             cc,
         }
     }
 
-    fn send<'u>(
-        &'u self,
-        user: &'u mut GooseUser,
-        call: Call<'u>,
-    ) -> impl std::future::Future<Output = Result<Value, Box<TransactionError>>> + 'u {
-        send(user, &self.tally, self.timeline.as_ref(), call)
+    async fn send(&self, via: &mut Via<'_>, call: Call<'_>) -> Result<Value, Stop> {
+        send(via, &self.rec, self.timeline.as_ref(), call).await
     }
 }
 
@@ -127,9 +129,12 @@ enum Stage {
     Activate,
 }
 
-/// A user's own state between transactions.
+/// A user's own state between transactions (the open model keeps a pool
+/// of them: each arrival borrows one, as a till serves one customer).
 #[derive(Debug, Clone, Default)]
-struct UserState {
+pub struct UserState {
+    /// Makes this user's PurchaseIds unique within the run.
+    id: usize,
     seq: u64,
     purchases: VecDeque<Purchase>,
     /// The call-centre card this user blocked, and the block reason.
@@ -139,12 +144,22 @@ struct UserState {
     logged_in: bool,
 }
 
+impl UserState {
+    pub fn new(id: usize) -> UserState {
+        UserState {
+            id,
+            ..UserState::default()
+        }
+    }
+}
+
 const MAX_TRACKED_PURCHASES: usize = 64;
 
 fn take_state(user: &mut GooseUser) -> UserState {
+    let index = user.weighted_users_index;
     user.get_session_data_mut::<UserState>()
         .map(std::mem::take)
-        .unwrap_or_default()
+        .unwrap_or_else(|| UserState::new(index))
 }
 
 /// Which cards purchases go to.
@@ -166,55 +181,39 @@ fn money(hundredths: u64) -> Value {
     serde_json::Number::from_f64(hundredths as f64 / 100.0).map_or(Value::Null, Value::Number)
 }
 
-/// Wraps `async fn(&mut GooseUser, &Ctx, &mut UserState)` as a goose
-/// transaction; the user's state is taken out for the call and put back.
-macro_rules! tx {
-    ($ctx:expr, $name:expr, $weight:expr, $f:expr) => {{
-        let ctx: Arc<Ctx> = $ctx.clone();
-        let f: TransactionFunction = Arc::new(move |user| {
-            let ctx = ctx.clone();
-            Box::pin(async move {
-                let mut st = take_state(user);
-                let result = $f(user, &ctx, &mut st).await;
-                user.set_session_data(st);
-                result
-            })
-        });
-        Transaction::new(f).set_name($name).set_weight($weight)?
-    }};
-}
+type TxResult = Result<(), Stop>;
 
-async fn balance_number(user: &mut GooseUser, ctx: &Ctx, _st: &mut UserState) -> TransactionResult {
+async fn balance_number(via: &mut Via<'_>, ctx: &Ctx, _st: &mut UserState) -> TxResult {
     let path = format!(
         "/api/card/balance/by/{}",
         ctx.ds.number(rand::random_range(0..ctx.ds.active))
     );
-    ctx.send(user, Call::get("balance by number", &path, &ctx.pos))
+    ctx.send(via, Call::get("balance by number", &path, &ctx.pos))
         .await?;
     Ok(())
 }
 
-async fn balance_phone(user: &mut GooseUser, ctx: &Ctx, _st: &mut UserState) -> TransactionResult {
+async fn balance_phone(via: &mut Via<'_>, ctx: &Ctx, _st: &mut UserState) -> TxResult {
     let path = format!(
         "/api/card/balance/by/phone/{}",
         ctx.ds.mobile(rand::random_range(0..ctx.ds.active))
     );
-    ctx.send(user, Call::get("balance by phone", &path, &ctx.pos))
+    ctx.send(via, Call::get("balance by phone", &path, &ctx.pos))
         .await?;
     Ok(())
 }
 
-async fn balance_code(user: &mut GooseUser, ctx: &Ctx, _st: &mut UserState) -> TransactionResult {
+async fn balance_code(via: &mut Via<'_>, ctx: &Ctx, _st: &mut UserState) -> TxResult {
     let path = format!(
         "/api/card/balance/by/code/{}",
         ctx.ds.code(rand::random_range(0..ctx.ds.active))
     );
-    ctx.send(user, Call::get("balance by code", &path, &ctx.pos))
+    ctx.send(via, Call::get("balance by code", &path, &ctx.pos))
         .await?;
     Ok(())
 }
 
-async fn calculate(user: &mut GooseUser, ctx: &Ctx, _st: &mut UserState) -> TransactionResult {
+async fn calculate(via: &mut Via<'_>, ctx: &Ctx, _st: &mut UserState) -> TxResult {
     let amount: u64 = rand::random_range(1_000..50_000);
     let body = json!({
         "Number": ctx.ds.number(pick(ctx, Cards::All)),
@@ -222,7 +221,7 @@ async fn calculate(user: &mut GooseUser, ctx: &Ctx, _st: &mut UserState) -> Tran
         "BonusToPay": money(rand::random_range(0..=500)),
     });
     ctx.send(
-        user,
+        via,
         Call::post("calculate", "/api/purchase/calculate", &ctx.pos, body),
     )
     .await?;
@@ -231,14 +230,9 @@ async fn calculate(user: &mut GooseUser, ctx: &Ctx, _st: &mut UserState) -> Tran
 
 /// A purchase paying part in bonuses (write-off), remembered for a later
 /// refund or cancel.
-async fn confirm_on(
-    user: &mut GooseUser,
-    ctx: &Ctx,
-    st: &mut UserState,
-    cards: Cards,
-) -> TransactionResult {
+async fn confirm_on(via: &mut Via<'_>, ctx: &Ctx, st: &mut UserState, cards: Cards) -> TxResult {
     st.seq += 1;
-    let id = format!("lt-{}-{}-{}", ctx.run_id, user.weighted_users_index, st.seq);
+    let id = format!("lt-{}-{}-{}", ctx.run_id, st.id, st.seq);
     let amount: u64 = rand::random_range(1_000..50_000);
     let body = json!({
         "Number": ctx.ds.number(pick(ctx, cards)),
@@ -247,7 +241,7 @@ async fn confirm_on(
         "BonusToPay": money(rand::random_range(1..=500)),
     });
     ctx.send(
-        user,
+        via,
         Call::post("confirm", "/api/purchase/confirm", &ctx.pos, body),
     )
     .await?;
@@ -258,24 +252,19 @@ async fn confirm_on(
     Ok(())
 }
 
-async fn confirm(user: &mut GooseUser, ctx: &Ctx, st: &mut UserState) -> TransactionResult {
-    confirm_on(user, ctx, st, Cards::All).await
+async fn confirm(via: &mut Via<'_>, ctx: &Ctx, st: &mut UserState) -> TxResult {
+    confirm_on(via, ctx, st, Cards::All).await
 }
 
-async fn confirm_hot(user: &mut GooseUser, ctx: &Ctx, st: &mut UserState) -> TransactionResult {
-    confirm_on(user, ctx, st, Cards::Hot).await
+async fn confirm_hot(via: &mut Via<'_>, ctx: &Ctx, st: &mut UserState) -> TxResult {
+    confirm_on(via, ctx, st, Cards::Hot).await
 }
 
 /// Gives back part of one of this user's purchases (a purchase first if it
 /// has none yet).
-async fn refund_on(
-    user: &mut GooseUser,
-    ctx: &Ctx,
-    st: &mut UserState,
-    cards: Cards,
-) -> TransactionResult {
+async fn refund_on(via: &mut Via<'_>, ctx: &Ctx, st: &mut UserState, cards: Cards) -> TxResult {
     if st.purchases.is_empty() {
-        confirm_on(user, ctx, st, cards).await?;
+        confirm_on(via, ctx, st, cards).await?;
     }
     let i = rand::random_range(0..st.purchases.len());
     let p = &mut st.purchases[i];
@@ -283,7 +272,7 @@ async fn refund_on(
     st.seq += 1;
     let body = json!({
         "PurchaseId": p.id,
-        "RefundId": format!("lt-{}-{}-r{}", ctx.run_id, user.weighted_users_index, st.seq),
+        "RefundId": format!("lt-{}-{}-r{}", ctx.run_id, st.id, st.seq),
         "Amount": money(amount),
     });
     p.left -= amount;
@@ -291,58 +280,53 @@ async fn refund_on(
         st.purchases.remove(i);
     }
     ctx.send(
-        user,
+        via,
         Call::post("refund", "/api/purchase/refund", &ctx.pos, body),
     )
     .await?;
     Ok(())
 }
 
-async fn refund(user: &mut GooseUser, ctx: &Ctx, st: &mut UserState) -> TransactionResult {
-    refund_on(user, ctx, st, Cards::All).await
+async fn refund(via: &mut Via<'_>, ctx: &Ctx, st: &mut UserState) -> TxResult {
+    refund_on(via, ctx, st, Cards::All).await
 }
 
-async fn refund_hot(user: &mut GooseUser, ctx: &Ctx, st: &mut UserState) -> TransactionResult {
-    refund_on(user, ctx, st, Cards::Hot).await
+async fn refund_hot(via: &mut Via<'_>, ctx: &Ctx, st: &mut UserState) -> TxResult {
+    refund_on(via, ctx, st, Cards::Hot).await
 }
 
 /// Cancels this user's oldest purchase (a purchase first if it has none).
-async fn cancel_on(
-    user: &mut GooseUser,
-    ctx: &Ctx,
-    st: &mut UserState,
-    cards: Cards,
-) -> TransactionResult {
+async fn cancel_on(via: &mut Via<'_>, ctx: &Ctx, st: &mut UserState, cards: Cards) -> TxResult {
     if st.purchases.is_empty() {
-        confirm_on(user, ctx, st, cards).await?;
+        confirm_on(via, ctx, st, cards).await?;
     }
     let Some(p) = st.purchases.pop_front() else {
         return Ok(());
     };
     let body = json!({"PurchaseId": p.id});
     ctx.send(
-        user,
+        via,
         Call::post("cancel", "/api/purchase/cancel", &ctx.pos, body),
     )
     .await?;
     Ok(())
 }
 
-async fn cancel(user: &mut GooseUser, ctx: &Ctx, st: &mut UserState) -> TransactionResult {
-    cancel_on(user, ctx, st, Cards::All).await
+async fn cancel(via: &mut Via<'_>, ctx: &Ctx, st: &mut UserState) -> TxResult {
+    cancel_on(via, ctx, st, Cards::All).await
 }
 
-async fn cancel_hot(user: &mut GooseUser, ctx: &Ctx, st: &mut UserState) -> TransactionResult {
-    cancel_on(user, ctx, st, Cards::Hot).await
+async fn cancel_hot(via: &mut Via<'_>, ctx: &Ctx, st: &mut UserState) -> TxResult {
+    cancel_on(via, ctx, st, Cards::Hot).await
 }
 
 /// The contact centre: looks a card up and blocks it (lost, or refusal to
 /// use: reasons a cc_operator may use), or unblocks the card it blocked
 /// with the answering reason. A card is held by one user from its block to
 /// its unblock.
-async fn call_centre(user: &mut GooseUser, ctx: &Ctx, st: &mut UserState) -> TransactionResult {
+async fn call_centre(via: &mut Via<'_>, ctx: &Ctx, st: &mut UserState) -> TxResult {
     if let Some((i, reason)) = st.cc_card.take() {
-        return unblock(user, ctx, i, reason).await;
+        return unblock(via, ctx, i, reason).await;
     }
     let free = ctx
         .cc_pool
@@ -351,13 +335,13 @@ async fn call_centre(user: &mut GooseUser, ctx: &Ctx, st: &mut UserState) -> Tra
         .pop_front();
     let Some(i) = free else {
         // More users than call-centre cards: this user only looks up.
-        return balance_number(user, ctx, st).await;
+        return balance_number(via, ctx, st).await;
     };
     let number = ctx.ds.number(i);
     let path = format!("/api/card/balance/by/{number}");
     let b = match ctx
         .send(
-            user,
+            via,
             Call::get("balance by number [call centre]", &path, &ctx.cc),
         )
         .await
@@ -373,7 +357,7 @@ async fn call_centre(user: &mut GooseUser, ctx: &Ctx, st: &mut UserState) -> Tra
             let reason = if rand::random::<bool>() { "0" } else { "3" };
             let body = json!({"Number": number, "BlockReasonCode": reason});
             match ctx
-                .send(user, Call::post("block", "/api/card/block", &ctx.cc, body))
+                .send(via, Call::post("block", "/api/card/block", &ctx.cc, body))
                 .await
             {
                 Ok(_) => st.cc_card = Some((i, reason)),
@@ -386,8 +370,8 @@ async fn call_centre(user: &mut GooseUser, ctx: &Ctx, st: &mut UserState) -> Tra
         }
         // Left blocked by a run that stopped half-way.
         "3" => match b["BlockReasonCode"].as_str() {
-            Some("0") => unblock(user, ctx, i, "0").await,
-            Some("3") => unblock(user, ctx, i, "3").await,
+            Some("0") => unblock(via, ctx, i, "0").await,
+            Some("3") => unblock(via, ctx, i, "3").await,
             // Not ours to unblock: leave the card out of the pool.
             _ => Ok(()),
         },
@@ -395,11 +379,11 @@ async fn call_centre(user: &mut GooseUser, ctx: &Ctx, st: &mut UserState) -> Tra
     }
 }
 
-async fn unblock(user: &mut GooseUser, ctx: &Ctx, i: usize, reason: &str) -> TransactionResult {
+async fn unblock(via: &mut Via<'_>, ctx: &Ctx, i: usize, reason: &str) -> TxResult {
     let body = json!({"Number": ctx.ds.number(i), "UnBlockReasonCode": reason});
     let r = ctx
         .send(
-            user,
+            via,
             Call::post("unblock", "/api/card/unblock", &ctx.cc, body),
         )
         .await;
@@ -427,32 +411,27 @@ fn take_new(ctx: &Ctx) -> Option<usize> {
 
 /// One step of a new card's life (the trickle of pos-mix): scan, issue,
 /// register the customer, bind, activate.
-async fn lifecycle_step(user: &mut GooseUser, ctx: &Ctx, st: &mut UserState) -> TransactionResult {
+async fn lifecycle_step(via: &mut Via<'_>, ctx: &Ctx, st: &mut UserState) -> TxResult {
     let (i, stage) = match st.life.take() {
         Some(life) => life,
         None => match take_new(ctx) {
             Some(i) => (i, Stage::Scan),
             // The pool is used up: keep the mix, read a balance instead.
-            None => return balance_number(user, ctx, st).await,
+            None => return balance_number(via, ctx, st).await,
         },
     };
-    let next = step(user, ctx, i, stage).await?;
+    let next = step(via, ctx, i, stage).await?;
     st.life = next.map(|s| (i, s));
     Ok(())
 }
 
-async fn step(
-    user: &mut GooseUser,
-    ctx: &Ctx,
-    i: usize,
-    stage: Stage,
-) -> Result<Option<Stage>, Box<TransactionError>> {
+async fn step(via: &mut Via<'_>, ctx: &Ctx, i: usize, stage: Stage) -> Result<Option<Stage>, Stop> {
     let number = ctx.ds.number(i);
     Ok(match stage {
         Stage::Scan => {
             let path = format!("/api/card/balance/by/{number}");
             let b = ctx
-                .send(user, Call::get("new card: scan", &path, &ctx.pos))
+                .send(via, Call::get("new card: scan", &path, &ctx.pos))
                 .await?;
             match card_state(&b) {
                 (s, _) if s == "0" => Some(Stage::Issue),
@@ -464,12 +443,12 @@ async fn step(
         }
         Stage::Issue => {
             let path = format!("/api/card/issue?Number={number}");
-            ctx.send(user, Call::get("issue", &path, &ctx.pos)).await?;
+            ctx.send(via, Call::get("issue", &path, &ctx.pos)).await?;
             Some(Stage::Contact)
         }
         Stage::Contact => {
             ctx.send(
-                user,
+                via,
                 Call::post("contact", "/api/contact", &ctx.pos, ctx.ds.contact_body(i)),
             )
             .await?;
@@ -478,7 +457,7 @@ async fn step(
         Stage::Bind => {
             let body = json!({"Number": number, "MobileNumber": ctx.ds.mobile(i)});
             ctx.send(
-                user,
+                via,
                 Call::post("bindto", "/api/card/bindto", &ctx.pos, body),
             )
             .await?;
@@ -486,7 +465,7 @@ async fn step(
         }
         Stage::Activate => {
             let path = format!("/api/card/active?Number={number}");
-            ctx.send(user, Call::get("active", &path, &ctx.pos)).await?;
+            ctx.send(via, Call::get("active", &path, &ctx.pos)).await?;
             None
         }
     })
@@ -494,23 +473,33 @@ async fn step(
 
 /// A whole new card's life in one pass: issue → contact → bind → activate
 /// → block (lost) → unblock (found) → balance.
-async fn lifecycle_card(user: &mut GooseUser, ctx: &Ctx, _st: &mut UserState) -> TransactionResult {
+async fn lifecycle_card(via: &mut Via<'_>, ctx: &Ctx, _st: &mut UserState) -> TxResult {
     // Skip cards an earlier run took (a bounded number per pass).
     for _ in 0..64 {
         let Some(i) = take_new(ctx) else {
             // Nothing left to measure: end the run (it fails on this error)
             // rather than spin through empty passes.
-            ctx.tally.error("new card: scan", "LifecyclePoolExhausted");
-            goose::trigger_killswitch("the New card pool is used up: prepare more --cards");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            return Err(Box::new(TransactionError::Custom(
-                "the New card pool is used up: prepare more --cards".into(),
-            )));
+            const WHY: &str = "the New card pool is used up: prepare more --cards";
+            let now = std::time::Instant::now();
+            ctx.rec.record(&crate::record::Sample {
+                name: "new card: scan",
+                due: now,
+                sent: now,
+                done: now,
+                arrival: false,
+                error: Some("LifecyclePoolExhausted"),
+            });
+            ctx.stop.store(true, Ordering::Relaxed);
+            if matches!(via, Via::Goose(_)) {
+                goose::trigger_killswitch(WHY);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            return Err(Stop::Answer(WHY.into()));
         };
         let mut stage = Some(Stage::Scan);
         let mut moved = false;
         while let Some(s) = stage {
-            stage = step(user, ctx, i, s).await?;
+            stage = step(via, ctx, i, s).await?;
             moved |= stage.is_some();
         }
         if !moved {
@@ -518,35 +507,35 @@ async fn lifecycle_card(user: &mut GooseUser, ctx: &Ctx, _st: &mut UserState) ->
         }
         let number = ctx.ds.number(i);
         let body = json!({"Number": number, "BlockReasonCode": "0"});
-        ctx.send(user, Call::post("block", "/api/card/block", &ctx.cc, body))
+        ctx.send(via, Call::post("block", "/api/card/block", &ctx.cc, body))
             .await?;
         let body = json!({"Number": number, "UnBlockReasonCode": "0"});
         ctx.send(
-            user,
+            via,
             Call::post("unblock", "/api/card/unblock", &ctx.cc, body),
         )
         .await?;
         let path = format!("/api/card/balance/by/{number}");
-        ctx.send(user, Call::get("balance by number", &path, &ctx.pos))
+        ctx.send(via, Call::get("balance by number", &path, &ctx.pos))
             .await?;
         return Ok(());
     }
     Ok(())
 }
 
-async fn health(user: &mut GooseUser, ctx: &Ctx, _st: &mut UserState) -> TransactionResult {
-    ctx.send(user, Call::get("health", "/health", "")).await?;
+async fn health(via: &mut Via<'_>, ctx: &Ctx, _st: &mut UserState) -> TxResult {
+    ctx.send(via, Call::get("health", "/health", "")).await?;
     Ok(())
 }
 
 /// restart-storm: each till reads balances with its own login.
-async fn till_balance(user: &mut GooseUser, ctx: &Ctx, st: &mut UserState) -> TransactionResult {
-    let auth = &ctx.tills[user.weighted_users_index % ctx.tills.len()];
+async fn till_balance(via: &mut Via<'_>, ctx: &Ctx, st: &mut UserState) -> TxResult {
+    let auth = &ctx.tills[st.id % ctx.tills.len()];
     let path = format!(
         "/api/card/balance/by/{}",
         ctx.ds.number(rand::random_range(0..ctx.ds.active))
     );
-    ctx.send(user, Call::get("balance by number [till]", &path, auth))
+    ctx.send(via, Call::get("balance by number [till]", &path, auth))
         .await?;
     if !st.logged_in {
         st.logged_in = true;
@@ -560,47 +549,107 @@ async fn till_balance(user: &mut GooseUser, ctx: &Ctx, st: &mut UserState) -> Tr
     Ok(())
 }
 
-/// The goose scenario for `name`.
+/// One kind of transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tx {
+    BalanceNumber,
+    BalancePhone,
+    BalanceCode,
+    Calculate,
+    Confirm,
+    ConfirmHot,
+    Refund,
+    RefundHot,
+    Cancel,
+    CancelHot,
+    CallCentre,
+    NewCardStep,
+    LifecycleCard,
+    Health,
+    Till,
+}
+
+impl Tx {
+    pub async fn run(self, via: &mut Via<'_>, ctx: &Ctx, st: &mut UserState) -> TxResult {
+        match self {
+            Tx::BalanceNumber => balance_number(via, ctx, st).await,
+            Tx::BalancePhone => balance_phone(via, ctx, st).await,
+            Tx::BalanceCode => balance_code(via, ctx, st).await,
+            Tx::Calculate => calculate(via, ctx, st).await,
+            Tx::Confirm => confirm(via, ctx, st).await,
+            Tx::ConfirmHot => confirm_hot(via, ctx, st).await,
+            Tx::Refund => refund(via, ctx, st).await,
+            Tx::RefundHot => refund_hot(via, ctx, st).await,
+            Tx::Cancel => cancel(via, ctx, st).await,
+            Tx::CancelHot => cancel_hot(via, ctx, st).await,
+            Tx::CallCentre => call_centre(via, ctx, st).await,
+            Tx::NewCardStep => lifecycle_step(via, ctx, st).await,
+            Tx::LifecycleCard => lifecycle_card(via, ctx, st).await,
+            Tx::Health => health(via, ctx, st).await,
+            Tx::Till => till_balance(via, ctx, st).await,
+        }
+    }
+}
+
+/// A scenario's transactions: (kind, name, weight).
+pub fn mix(name: ScenarioName) -> Vec<(Tx, &'static str, usize)> {
+    match name {
+        ScenarioName::PosMix => vec![
+            (Tx::BalanceNumber, "balance by number", 42),
+            (Tx::BalancePhone, "balance by phone", 25),
+            (Tx::BalanceCode, "balance by code", 25),
+            (Tx::Calculate, "calculate", 40),
+            (Tx::Confirm, "confirm", 36),
+            (Tx::Refund, "refund", 4),
+            (Tx::Cancel, "cancel", 4),
+            (Tx::CallCentre, "call centre", 16),
+            (Tx::NewCardStep, "new card", 1),
+        ],
+        ScenarioName::ReadOnly => vec![
+            (Tx::BalanceNumber, "balance by number", 50),
+            (Tx::BalancePhone, "balance by phone", 20),
+            (Tx::BalanceCode, "balance by code", 20),
+            (Tx::Calculate, "calculate", 10),
+        ],
+        ScenarioName::WriteHeavy => vec![
+            (Tx::ConfirmHot, "confirm", 5),
+            (Tx::RefundHot, "refund", 3),
+            (Tx::CancelHot, "cancel", 4),
+        ],
+        ScenarioName::Lifecycle => vec![(Tx::LifecycleCard, "new card", 1)],
+        ScenarioName::RestartStorm => vec![(Tx::Till, "till", 1)],
+        ScenarioName::BalanceNumber => vec![(Tx::BalanceNumber, "balance by number", 1)],
+        ScenarioName::BalancePhone => vec![(Tx::BalancePhone, "balance by phone", 1)],
+        ScenarioName::BalanceCode => vec![(Tx::BalanceCode, "balance by code", 1)],
+        ScenarioName::Confirm => vec![(Tx::Confirm, "confirm", 1)],
+        ScenarioName::Health => vec![(Tx::Health, "health", 1)],
+    }
+}
+
+/// The goose scenario for `name` (closed model): each transaction of the
+/// mix with its weight; the user's state is taken out for the call and put
+/// back.
 pub fn build(
     name: ScenarioName,
     ctx: &Arc<Ctx>,
     till_interval: Duration,
 ) -> Result<Scenario, GooseError> {
-    let s = Scenario::new(name.as_str());
-    Ok(match name {
-        ScenarioName::PosMix => s
-            .register_transaction(tx!(ctx, "balance by number", 42, balance_number))
-            .register_transaction(tx!(ctx, "balance by phone", 25, balance_phone))
-            .register_transaction(tx!(ctx, "balance by code", 25, balance_code))
-            .register_transaction(tx!(ctx, "calculate", 40, calculate))
-            .register_transaction(tx!(ctx, "confirm", 36, confirm))
-            .register_transaction(tx!(ctx, "refund", 4, refund))
-            .register_transaction(tx!(ctx, "cancel", 4, cancel))
-            .register_transaction(tx!(ctx, "call centre", 16, call_centre))
-            .register_transaction(tx!(ctx, "new card", 1, lifecycle_step)),
-        ScenarioName::ReadOnly => s
-            .register_transaction(tx!(ctx, "balance by number", 50, balance_number))
-            .register_transaction(tx!(ctx, "balance by phone", 20, balance_phone))
-            .register_transaction(tx!(ctx, "balance by code", 20, balance_code))
-            .register_transaction(tx!(ctx, "calculate", 10, calculate)),
-        ScenarioName::WriteHeavy => s
-            .register_transaction(tx!(ctx, "confirm", 5, confirm_hot))
-            .register_transaction(tx!(ctx, "refund", 3, refund_hot))
-            .register_transaction(tx!(ctx, "cancel", 4, cancel_hot)),
-        ScenarioName::Lifecycle => s.register_transaction(tx!(ctx, "new card", 1, lifecycle_card)),
-        ScenarioName::RestartStorm => s
-            .register_transaction(tx!(ctx, "till", 1, till_balance))
-            .set_wait_time(till_interval, till_interval)?,
-        ScenarioName::BalanceNumber => {
-            s.register_transaction(tx!(ctx, "balance by number", 1, balance_number))
-        }
-        ScenarioName::BalancePhone => {
-            s.register_transaction(tx!(ctx, "balance by phone", 1, balance_phone))
-        }
-        ScenarioName::BalanceCode => {
-            s.register_transaction(tx!(ctx, "balance by code", 1, balance_code))
-        }
-        ScenarioName::Confirm => s.register_transaction(tx!(ctx, "confirm", 1, confirm)),
-        ScenarioName::Health => s.register_transaction(tx!(ctx, "health", 1, health)),
-    })
+    let mut s = Scenario::new(name.as_str());
+    for (tx, tx_name, weight) in mix(name) {
+        let ctx = ctx.clone();
+        let f: TransactionFunction = Arc::new(move |user| {
+            let ctx = ctx.clone();
+            Box::pin(async move {
+                let mut st = take_state(user);
+                let result = tx.run(&mut Via::Goose(user), &ctx, &mut st).await;
+                user.set_session_data(st);
+                result.map_err(Into::into)
+            })
+        });
+        s = s.register_transaction(Transaction::new(f).set_name(tx_name).set_weight(weight)?);
+    }
+    if name == ScenarioName::RestartStorm {
+        s = s.set_wait_time(till_interval, till_interval)?;
+    }
+    Ok(s)
 }

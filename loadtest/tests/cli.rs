@@ -24,9 +24,14 @@ fn run_takes_our_options_and_goose_options() {
         "--bonuses-per-card",
         "--redis",
         "--tills",
-        "--throttle-requests",
-        "--co-mitigation",
-        "--baseline-file",
+        "--model",
+        "--rate",
+        "--steps",
+        "--warmup-secs",
+        "--limit",
+        "--server-pid",
+        "--threshold",
+        "--users",
         "--run-time",
     ] {
         assert!(help.contains(option), "{option} missing from run --help");
@@ -50,7 +55,7 @@ fn table_and_compare_read_summaries() {
         scenario: "pos-mix".into(),
         backend: "memory".into(),
         command: "loyalty-loadtest run pos-mix".into(),
-        ratio_to_health: 0.5,
+        ratio_to_health: Some(0.5),
         passed: true,
         ..Default::default()
     };
@@ -64,7 +69,84 @@ fn table_and_compare_read_summaries() {
     let (code, cmp) = loadtest(&["compare", dir.to_str().unwrap(), dir.to_str().unwrap()]);
     assert_eq!(code, 0, "{cmp}");
     assert!(cmp.contains("ratio to /health"), "{cmp}");
+    // Another rate is another experiment: refused, or flagged when allowed.
+    let other = dir.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let mut s2 = summary.clone();
+    s2.settings.rates = vec![400.0];
+    s2.write(&other).unwrap();
+    let (code, cmp) = loadtest(&["compare", dir.to_str().unwrap(), other.to_str().unwrap()]);
+    assert_eq!(code, 2, "{cmp}");
+    assert!(cmp.contains("rates: [] vs [400.0]"), "{cmp}");
+    let (code, cmp) = loadtest(&[
+        "compare",
+        "--allow-mismatch",
+        "--a",
+        dir.to_str().unwrap(),
+        "--b",
+        other.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{cmp}");
+    assert!(cmp.contains("MISMATCHED SETTINGS"), "{cmp}");
+    // A run that failed its gates fails the comparison.
+    let mut s3 = summary.clone();
+    s3.passed = false;
+    s3.write(&other).unwrap();
+    let (code, cmp) = loadtest(&["compare", dir.to_str().unwrap(), other.to_str().unwrap()]);
+    assert_eq!(code, 1, "{cmp}");
+    assert!(cmp.contains("FAILED RUNS"), "{cmp}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn impossible_gates_and_goose_options_in_the_open_model_are_refused() {
+    for (args, says) in [
+        (
+            &["run", "pos-mix", "--max-p99-ms", "0.001"][..],
+            "at least 0.05 ms",
+        ),
+        (
+            &["run", "pos-mix", "--max-p99-ms", "NaN"][..],
+            "--max-p99-ms",
+        ),
+        (
+            &["run", "pos-mix", "--max-error-rate", "101"][..],
+            "from 0 to 100",
+        ),
+        (&["run", "pos-mix", "--rate", "0"][..], "above 0"),
+        (&["run", "pos-mix", "--steps", "100,-5"][..], "above 0"),
+        (
+            &["run", "pos-mix", "--limit", "p99<0.001ms"][..],
+            "at least 0.05 ms",
+        ),
+        (&["run", "pos-mix", "--limit", "p100<5ms"][..], "below 100"),
+        (&["run", "pos-mix", "--users", "8"][..], "--model closed"),
+        (
+            &["run", "pos-mix", "--threshold", "p99<5ms"][..],
+            "--model closed",
+        ),
+        (
+            &[
+                "run",
+                "pos-mix",
+                "--model",
+                "closed",
+                "--co-mitigation",
+                "average",
+            ][..],
+            "per pass",
+        ),
+        (&["run", "restart-storm"][..], "closed model"),
+        (
+            &["capacity", "pos-mix", "--max-p99-ms", "0"][..],
+            "at least 0.05 ms",
+        ),
+        (&["capacity", "pos-mix", "--growth", "1"][..], "--growth"),
+    ] {
+        let (code, text) = loadtest(args);
+        assert_eq!(code, 2, "{args:?}: {text}");
+        assert!(text.contains(says), "{args:?}: {text}");
+    }
 }
 
 #[test]
