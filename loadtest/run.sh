@@ -2,42 +2,64 @@
 # One-command load tests against a local server that this script starts
 # (and stops) itself, on 127.0.0.1 only. See loadtest/README.md.
 #
-#   loadtest/run.sh [SCENARIO] [BACKEND]     one scenario (default: pos-mix redis)
+#   loadtest/run.sh [SCENARIO] [BACKEND]     one scenario (default: pos-mix memory)
+#   loadtest/run.sh capacity [BACKEND] [SCENARIO]
+#                                            the highest arrival rate whose p99 stays under
+#                                            MAX_P99_MS (10) with no error answer
 #   loadtest/run.sh all [BACKEND]            read-only, pos-mix, write-heavy, lifecycle
 #   loadtest/run.sh restart-storm [BACKEND]  TILLS distinct till logins after a restart
-#   loadtest/run.sh readme                   every table of the README's performance section
+#   loadtest/run.sh tables                   the capacity of every scenario on memory, Redis
+#                                            everysec and always, and restart-storm: the
+#                                            tables of docs/performance.md
 #   loadtest/run.sh calls                    one call per scenario (balance by number, phone,
 #                                            code; confirm) on memory, Redis everysec and
 #                                            always, and Redis everysec with the record cache
-#                                            off (CACHE_CAPACITY=0): the table of issue 7
+#                                            off (CACHE_CAPACITY=0)
 #   loadtest/run.sh ci                       5 s of pos-mix on the memory store, debug build
 #
 # SCENARIO: pos-mix | read-only | write-heavy | lifecycle | restart-storm |
 #           balance-number | balance-phone | balance-code | confirm
-# BACKEND:  memory | redis (its own redis-server on a free port in a temp
-#           dir, AOF on, appendfsync FSYNC=everysec|always)
-# Knobs (environment): DURATION (30s), USERS (32), YARDSTICK_SECS (10),
+# BACKEND:  memory (default) | redis (its own redis-server on a free port in
+#           a temp dir, AOF on, appendfsync FSYNC=everysec|always)
+# Knobs (environment): MODEL (open|closed), RATE (200 arrivals/s, open
+# model), USERS (32, closed model), DURATION (30s measured), WARMUP_SECS (5),
+# YARDSTICK_SECS (10), MAX_P99_MS (10: capacity), STEP_SECS (10: capacity),
 # CARDS (100000), ACTIVE (10000), BONUSES (2), TILLS (2000),
-# TILL_INTERVAL_MS (1000), STORM_DURATION (90s), SLO_P99_MS (100), FSYNC (everysec), OUT
-# (loadtest-runs), PROFILE (release|debug), SKIP_BUILD=1, SERVER_BIN (a
-# prebuilt server binary). Anything after `--` goes to loyalty-loadtest run
-# (goose options such as --throttle-requests 2000 or --co-mitigation average).
+# TILL_INTERVAL_MS (1000), STORM_DURATION (90s), SLO_P99_MS (100), FSYNC
+# (everysec), OUT (loadtest-runs), PROFILE (release|debug), SKIP_BUILD=1,
+# SERVER_BIN (a prebuilt server binary), PERF_DOC (docs/performance.md).
+# Anything after `--` goes to loyalty-loadtest run (or capacity).
+#
+# Nothing is installed here: Redis modes need redis-server and redis-cli
+# (scripts/test.sh installs what the tests need; apt-get install
+# redis-server redis-tools by hand otherwise).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 MODE=${1:-pos-mix}
-BACKEND=${2:-redis}
+BACKEND=${2:-memory}
+CAPACITY_SCENARIO=pos-mix
 EXTRA=()
-if [ "$#" -gt 2 ] && [ "$3" = "--" ]; then EXTRA=("${@:4}"); fi
+args=("$@")
+for i in "${!args[@]}"; do
+  if [ "${args[$i]}" = "--" ]; then EXTRA=("${args[@]:$((i + 1))}"); break; fi
+  if [ "$MODE" = capacity ] && [ "$i" = 2 ]; then CAPACITY_SCENARIO=${args[$i]}; fi
+done
 
 if [ "$MODE" = ci ]; then
   # CI: no timing, only "every answer a success"; the binaries come from
   # the test build (cargo test --workspace --no-run, debug profile).
-  PROFILE=debug SKIP_BUILD=${SKIP_BUILD:-1} DURATION=5s USERS=8 YARDSTICK_SECS=2 \
+  PROFILE=debug SKIP_BUILD=${SKIP_BUILD:-1} DURATION=5s RATE=50 WARMUP_SECS=1 YARDSTICK_SECS=2 \
     CARDS=2000 ACTIVE=400 OUT=${OUT:-$(mktemp -d)} exec "$0" pos-mix memory
 fi
 
+MODEL=${MODEL:-open}
+RATE=${RATE:-200}
+WARMUP_SECS=${WARMUP_SECS:-5}
+MAX_P99_MS=${MAX_P99_MS:-10}
+STEP_SECS=${STEP_SECS:-10}
+PERF_DOC=${PERF_DOC:-$ROOT/docs/performance.md}
 DURATION=${DURATION:-30s}
 USERS=${USERS:-32}
 YARDSTICK_SECS=${YARDSTICK_SECS:-10}
@@ -56,12 +78,13 @@ BIN_DIR=$TARGET/$PROFILE
 SERVER_BIN=${SERVER_BIN:-$BIN_DIR/loyalty}
 LOADTEST=$BIN_DIR/loyalty-loadtest
 
-if [ "$MODE" != ci ] && [ "$BACKEND" = redis -o "$MODE" = readme -o "$MODE" = restart-storm ] \
-  && ! command -v redis-server >/dev/null; then
-  echo "== installing redis-server and redis-tools (apt-get)"
-  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
-  $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools
+if [ "$BACKEND" = redis ] || [ "$MODE" = tables ] || [ "$MODE" = calls ] || [ "$MODE" = restart-storm ]; then
+  for tool in redis-server redis-cli; do
+    command -v "$tool" >/dev/null || {
+      echo "$tool is missing: apt-get install redis-server redis-tools (this script installs nothing)" >&2
+      exit 2
+    }
+  done
 fi
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   if [ "$PROFILE" = release ]; then
@@ -122,12 +145,25 @@ scenario() {
   local redis_args=() fsync=n/a
   if [ "$2" = redis ]; then redis_args=(--redis "redis://127.0.0.1:$REDIS_PORT"); fsync=""; fi
   local dir="$OUT/$1-$3-$(date -u +%Y%m%d-%H%M%S)"
-  local users=$USERS duration=$DURATION
-  if [ "$1" = restart-storm ]; then users=$TILLS duration=$STORM_DURATION; fi
-  "$LOADTEST" run "$1" --host "http://127.0.0.1:$HTTP_PORT" $(dataset) \
-    --users "$users" --run-time "$duration" --yardstick-secs "$YARDSTICK_SECS" \
+  local load=(--rate "$RATE") duration=$DURATION
+  if [ "$MODEL" = closed ]; then load=(--model closed --users "$USERS"); fi
+  if [ "$1" = restart-storm ]; then load=(--model closed --users "$TILLS"); duration=$STORM_DURATION; fi
+  "$LOADTEST" run "$1" --host "http://127.0.0.1:$HTTP_PORT" $(dataset) --manifest-dir "$WORK/datasets" \
+    "${load[@]}" --run-time "$duration" --warmup-secs "$WARMUP_SECS" --yardstick-secs "$YARDSTICK_SECS" \
     --tills "$TILLS" --till-interval-ms "$TILL_INTERVAL_MS" --slo-p99-ms "$SLO_P99_MS" \
-    --backend "${4:-$2}" ${fsync:+--fsync "$fsync"} "${redis_args[@]}" \
+    --server-pid "$SERVER_PID" --backend "${4:-$2}" ${fsync:+--fsync "$fsync"} "${redis_args[@]}" \
+    --output-dir "$dir" "${EXTRA[@]}"
+  RUNS+=("$dir")
+}
+
+# capacity NAME BACKEND LABEL: the capacity search against the running server.
+capacity() {
+  local redis_args=() fsync=n/a
+  if [ "$2" = redis ]; then redis_args=(--redis "redis://127.0.0.1:$REDIS_PORT"); fsync=""; fi
+  local dir="$OUT/capacity-$1-$3-$(date -u +%Y%m%d-%H%M%S)"
+  "$LOADTEST" capacity "$1" --host "http://127.0.0.1:$HTTP_PORT" $(dataset) --manifest-dir "$WORK/datasets" \
+    --max-p99-ms "$MAX_P99_MS" --step-secs "$STEP_SECS" --warmup-secs "$WARMUP_SECS" \
+    --server-pid "$SERVER_PID" --backend "$2" ${fsync:+--fsync "$fsync"} "${redis_args[@]}" \
     --output-dir "$dir" "${EXTRA[@]}"
   RUNS+=("$dir")
 }
@@ -136,7 +172,7 @@ scenario() {
 serve() {
   if [ "$1" = redis ]; then start_redis "$2"; fi
   start_server "$1" "${3:-}"
-  "$LOADTEST" prepare --host "http://127.0.0.1:$HTTP_PORT" $(dataset)
+  "$LOADTEST" prepare --host "http://127.0.0.1:$HTTP_PORT" $(dataset) --manifest-dir "$WORK/datasets"
 }
 
 # storm BACKEND FSYNC: users file, load, restart, storm.
@@ -163,36 +199,45 @@ case "$MODE" in
     serve "$BACKEND" "$FSYNC"
     for s in pos-mix read-only write-heavy lifecycle; do scenario "$s" "$BACKEND" "$BACKEND" || STATUS=$?; done
     ;;
+  capacity)
+    echo "== capacity of $CAPACITY_SCENARIO on $BACKEND (p99 <= $MAX_P99_MS ms)"
+    serve "$BACKEND" "$FSYNC"
+    capacity "$CAPACITY_SCENARIO" "$BACKEND" "$([ "$BACKEND" = redis ] && echo "$FSYNC" || echo memory)" || STATUS=$?
+    ;;
   restart-storm)
     storm "$BACKEND" "$FSYNC" || STATUS=$?
     ;;
-  readme)
+  tables)
     for setup in "memory memory" "redis everysec" "redis always"; do
       set -- $setup
       serve "$1" "$2"
-      for s in pos-mix read-only write-heavy lifecycle; do scenario "$s" "$1" "$2" || STATUS=$?; done
+      for s in pos-mix read-only write-heavy lifecycle; do capacity "$s" "$1" "$2" || STATUS=$?; done
       stop_server; stop_redis
     done
     storm redis everysec || STATUS=$?
     TABLES=$("$LOADTEST" table "${RUNS[@]}")
-    SETTINGS="DURATION=$DURATION USERS=$USERS CARDS=$CARDS ACTIVE=$ACTIVE BONUSES=$BONUSES TILLS=$TILLS STORM_DURATION=$STORM_DURATION"
-    python3 - "$ROOT/README.md" "$TABLES" "$ROOT/" "$SETTINGS" <<'PY'
+    SETTINGS="MAX_P99_MS=$MAX_P99_MS STEP_SECS=$STEP_SECS WARMUP_SECS=$WARMUP_SECS CARDS=$CARDS ACTIVE=$ACTIVE BONUSES=$BONUSES TILLS=$TILLS STORM_DURATION=$STORM_DURATION"
+    python3 - "$PERF_DOC" "$TABLES" "$ROOT/" "$SETTINGS" <<'PY' || STATUS=1
 import sys, datetime
 path, tables, root, settings = sys.argv[1:5]
-text = open(path).read()
+tables = tables.replace(root, "")
 begin, end = "<!-- perf:begin -->", "<!-- perf:end -->"
+try:
+    text = open(path).read()
+except FileNotFoundError:
+    text = ""
 if begin not in text or end not in text:
-    sys.exit("README.md has no perf:begin/perf:end markers")
+    print(tables)
+    sys.exit(f"{path} has no perf:begin/perf:end markers: the tables are above")
 head, rest = text.split(begin, 1)
 _, tail = rest.split(end, 1)
 when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-intro = (f"Regenerated on {when} by `{settings} loadtest/run.sh readme` (these are its defaults but "
-         f"DURATION). Below each table, the command that `run.sh` ran for each row (ports are "
-         f"its own free ones; `target/release/loyalty-loadtest` is the tool).\n\n")
-tables = tables.replace(root, "")
+intro = (f"Regenerated on {when} by `{settings} loadtest/run.sh tables`. Below each table, the "
+         f"command that `run.sh` ran for each row (ports are its own free ones; "
+         f"`target/release/loyalty-loadtest` is the tool).\n\n")
 open(path, "w").write(head + begin + "\n" + intro + tables.rstrip() + "\n" + end + tail)
+print(f"{path}: tables regenerated")
 PY
-    echo "README.md performance tables regenerated from: ${RUNS[*]}"
     ;;
   calls)
     for setup in "memory memory on" "redis everysec on" "redis everysec off" "redis always on"; do
@@ -210,6 +255,6 @@ PY
   *) echo "unknown mode $MODE (see the head of $0)" >&2; exit 2 ;;
 esac
 if [ "${#RUNS[@]}" -gt 0 ]; then
-  echo "== reports:"; for r in "${RUNS[@]}"; do echo "   $r/summary.html  $r/summary.json  $r/report.html"; done
+  echo "== reports:"; for r in "${RUNS[@]}"; do echo "   $r/$(cd "$r" && ls *.html | head -1)"; done
 fi
 exit "$STATUS"
