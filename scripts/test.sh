@@ -16,9 +16,11 @@
 # (scripts/check-deploy.sh) and live: tests/observability starts Redis, two
 # servers, redis_exporter and a Prometheus with the shipped config, and
 # evaluates every dashboard query and alert rule through it.
-# Also: the benches once each in test mode, and 5 seconds of the pos-mix
-# load test on the memory store, which must end with zero error answers
-# (nothing is timed).
+# Also: the benches once each in test mode, the load-test tool against a
+# real server (loadtest/tests/runs.rs: its reports must render offline in
+# headless Chromium with data in every chart, failing gates must exit 1),
+# and 5 seconds of the pos-mix load test on the memory store, which must end
+# with zero error answers (nothing is timed).
 #
 # Usage: scripts/test.sh            (from anywhere inside the project)
 set -euo pipefail
@@ -40,6 +42,8 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 # PostgreSQL for the archive's tests (tests/redis/archive.rs starts its own
 # from Debian's binaries under /usr/lib/postgresql, never the machine's).
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+# Headless Chromium opens the load-test reports (loadtest/tests/runs.rs).
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
     echo "== installing ${need[*]} (apt-get)"
     sudo_cmd=""
@@ -60,8 +64,8 @@ deploy_started=$SECONDS
 scripts/check-deploy.sh "${CARGO_TARGET_DIR:-target}/debug/loyalty"
 echo "== deploy/ checks took $((SECONDS - deploy_started))s"
 
-echo "== tier 1, no service: unit tests, API suite on memory, load-test tool (plain cargo test)"
-cargo test --workspace
+echo "== tier 1, no service: unit tests, API suite on memory, load-test tool (its reports checked in headless Chromium)"
+LOYALTY_REQUIRE_CHROMIUM=1 cargo test --workspace
 
 # One after another: run at once on a loaded 2-core machine (load average
 # ~37), the timing-bound tests (fencing's 200 ms lease, the archive's
