@@ -176,6 +176,71 @@ impl CapacityReport {
     }
 }
 
+/// Loads `capacity.json` from a run folder.
+pub fn load(dir: &Path) -> anyhow::Result<CapacityReport> {
+    let file = dir.join("capacity.json");
+    let text =
+        std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+/// The performance tables of capacity searches: one per scenario, a row
+/// per backend, the command of each below.
+pub fn table(reports: &[CapacityReport]) -> String {
+    let mut by_scenario: std::collections::BTreeMap<&str, Vec<&CapacityReport>> =
+        std::collections::BTreeMap::new();
+    for r in reports {
+        by_scenario.entry(&r.scenario).or_default().push(r);
+    }
+    let mut s = String::new();
+    for (scenario, rows) in by_scenario {
+        let _ = writeln!(s, "#### {scenario}: highest arrival rate at the SLO\n");
+        let _ = writeln!(s, "| backend | fsync | SLO | arrivals/s held | answers/s | p99 ms | p99.9 ms | server CPU | server µs CPU/request | client CPU | first rate that broke | machine |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|");
+        for r in &rows {
+            let broke = r
+                .steps
+                .iter()
+                .filter(|x| x.passed == Some(false))
+                .min_by(|x, y| x.target_rps.total_cmp(&y.target_rps))
+                .map_or("none".into(), |x| {
+                    format!("{:.0}/s ({})", x.target_rps, x.why)
+                });
+            let slo = format!("p99 ≤ {} ms, errors ≤ {}%", r.max_p99_ms, r.max_error_rate);
+            match &r.highest {
+                Some(h) => {
+                    let _ = writeln!(
+                        s,
+                        "| {} | {} | {slo} | **{:.0}** | {:.0} | {:.2} | {:.2} | {} | {} | {} | {broke} | {} |",
+                        r.backend,
+                        r.fsync,
+                        h.target_rps,
+                        h.rps,
+                        h.p99_ms,
+                        h.p999_ms,
+                        crate::report::pct(h.server_cpu_pct),
+                        h.server_us_per_request.map_or("n/a".into(), |v| format!("{v:.0}")),
+                        crate::report::pct(h.client_cpu_pct),
+                        r.machine
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        s,
+                        "| {} | {} | {slo} | none held | | | | | | | {broke} | {} |",
+                        r.backend, r.fsync, r.machine
+                    );
+                }
+            }
+        }
+        let _ = writeln!(s);
+        for r in &rows {
+            let _ = writeln!(s, "- `{}`", r.command);
+        }
+        let _ = writeln!(s);
+    }
+    s
+}
+
 fn validate(a: &CapacityArgs) -> anyhow::Result<()> {
     runner::validate_load(&a.load)?;
     gates::latency_limit("--max-p99-ms", a.max_p99_ms)?;

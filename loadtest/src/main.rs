@@ -49,7 +49,8 @@ enum Cmd {
     Capacity(Box<capacity::CapacityArgs>),
     /// Write a users file with N distinct till logins (restart-storm).
     UsersFile(usersfile::UsersFileArgs),
-    /// The README's performance tables from run folders (summary.json).
+    /// The performance tables from run folders (capacity.json or
+    /// summary.json).
     Table { runs: Vec<PathBuf> },
     /// Runs of two builds side by side: each round, mean and spread per
     /// side, B/A. `compare A B`, or `compare --a A1 --a A2 --b B1 --b B2`.
@@ -109,8 +110,17 @@ fn run(cli: Cli) -> anyhow::Result<bool> {
         Cmd::Capacity(args) => runtime()?.block_on(capacity::run(*args)),
         Cmd::UsersFile(args) => usersfile::write(&args).map(|()| true),
         Cmd::Table { runs } => {
-            let runs = runs.iter().map(|p| report::load(p)).collect::<anyhow::Result<Vec<_>>>()?;
-            print!("{}", report::table(&runs));
+            let (searches, single): (Vec<&PathBuf>, Vec<&PathBuf>) =
+                runs.iter().partition(|p| p.join("capacity.json").exists());
+            let searches = searches
+                .iter()
+                .map(|p| capacity::load(p))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let single = single
+                .iter()
+                .map(|p| report::load(p))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            print!("{}{}", capacity::table(&searches), report::table(&single));
             Ok(true)
         }
         Cmd::Compare {
