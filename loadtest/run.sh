@@ -141,8 +141,9 @@ dataset() { echo --cards "$CARDS" --active "$ACTIVE" --bonuses-per-card "$BONUSE
 
 # scenario NAME BACKEND LABEL [BACKEND_SHOWN]: one run against the running
 # server; the report's backend column says BACKEND_SHOWN (default BACKEND).
+# Returns the tool's exit code (a broken gate is 1).
 scenario() {
-  local redis_args=() fsync=n/a
+  local redis_args=() fsync=n/a code=0
   if [ "$2" = redis ]; then redis_args=(--redis "redis://127.0.0.1:$REDIS_PORT"); fsync=""; fi
   local dir="$OUT/$1-$3-$(date -u +%Y%m%d-%H%M%S)"
   local load=(--rate "$RATE") duration=$DURATION
@@ -152,20 +153,22 @@ scenario() {
     "${load[@]}" --run-time "$duration" --warmup-secs "$WARMUP_SECS" --yardstick-secs "$YARDSTICK_SECS" \
     --tills "$TILLS" --till-interval-ms "$TILL_INTERVAL_MS" --slo-p99-ms "$SLO_P99_MS" \
     --server-pid "$SERVER_PID" --backend "${4:-$2}" ${fsync:+--fsync "$fsync"} "${redis_args[@]}" \
-    --output-dir "$dir" "${EXTRA[@]}"
+    --output-dir "$dir" "${EXTRA[@]}" || code=$?
   RUNS+=("$dir")
+  return "$code"
 }
 
 # capacity NAME BACKEND LABEL: the capacity search against the running server.
 capacity() {
-  local redis_args=() fsync=n/a
+  local redis_args=() fsync=n/a code=0
   if [ "$2" = redis ]; then redis_args=(--redis "redis://127.0.0.1:$REDIS_PORT"); fsync=""; fi
   local dir="$OUT/capacity-$1-$3-$(date -u +%Y%m%d-%H%M%S)"
   "$LOADTEST" capacity "$1" --host "http://127.0.0.1:$HTTP_PORT" $(dataset) --manifest-dir "$WORK/datasets" \
     --max-p99-ms "$MAX_P99_MS" --step-secs "$STEP_SECS" --warmup-secs "$WARMUP_SECS" \
     --server-pid "$SERVER_PID" --backend "$2" ${fsync:+--fsync "$fsync"} "${redis_args[@]}" \
-    --output-dir "$dir" "${EXTRA[@]}"
+    --output-dir "$dir" "${EXTRA[@]}" || code=$?
   RUNS+=("$dir")
+  return "$code"
 }
 
 # serve BACKEND FSYNC: a fresh store and server, data set loaded.
@@ -255,6 +258,6 @@ PY
   *) echo "unknown mode $MODE (see the head of $0)" >&2; exit 2 ;;
 esac
 if [ "${#RUNS[@]}" -gt 0 ]; then
-  echo "== reports:"; for r in "${RUNS[@]}"; do echo "   $r/$(cd "$r" && ls *.html | head -1)"; done
+  echo "== reports:"; for r in "${RUNS[@]}"; do echo "   $(ls "$r"/*.html 2>/dev/null | head -1 || echo "$r (no report)")"; done
 fi
 exit "$STATUS"
