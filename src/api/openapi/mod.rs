@@ -486,7 +486,8 @@ mod tests {
             (false, COMMITTED, "openapi.json"),
             (true, COMMITTED_ERRORS_AS_200, "openapi-errors-as-200.json"),
         ] {
-            let current = serde_json::to_string_pretty(&default_document(errors_as_200)).unwrap() + "\n";
+            let current =
+                serde_json::to_string_pretty(&default_document(errors_as_200)).unwrap() + "\n";
             if std::env::var_os("LOYALTY_WRITE_OPENAPI").is_some() {
                 let path = format!("{}/docs/{file}", env!("CARGO_MANIFEST_DIR"));
                 std::fs::write(path, &current).unwrap();

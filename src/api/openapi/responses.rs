@@ -8,7 +8,7 @@ use actix_web::http::StatusCode;
 use serde_json::{json, Map, Value};
 
 use super::operations::Operation;
-use crate::api::catalogue::{meaning, status_of, keeps_status_when_business_errors_as_200};
+use crate::api::catalogue::{keeps_status_when_business_errors_as_200, meaning, status_of};
 use crate::domain::ErrorKey;
 
 /// The HTTP status `key` goes out with.
