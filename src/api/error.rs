@@ -88,6 +88,16 @@ impl ApiError {
                     "the store did not confirm the write: it may or may not have been applied, and retrying the same request is safe",
                 )
             }
+            EngineError::StoreCorrupt(_) => {
+                tracing::error!(error = %err, "corrupt store record");
+                // A 5xx: a till retries it, and that is safe — the refusal
+                // came before any write on the record, and the writes before
+                // it (an index claim) are the kind a retry completes.
+                ApiError::new(
+                    ErrorKey::InternalError,
+                    "internal error: a stored record is not in the form this server writes (see the server log); nothing was written on it, and retrying the request is safe",
+                )
+            }
             EngineError::Internal(_) => {
                 // The detail is for operators, not for the caller.
                 tracing::error!(error = %err, "internal error");

@@ -8,6 +8,9 @@
 -- ARGV[1] every entry with a lower sequence number is in the archive
 -- ARGV[2] entries to keep at least
 -- Returns how many entries were taken off.
+-- Both keys are read before the first write (HGET of the card, LLEN of the
+-- list): a key of another type fails them with WRONGTYPE, nothing written
+-- (Redis does not roll back a script).
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return 0
 end

@@ -22,6 +22,12 @@ pub enum EngineError {
     /// Conditional writes kept losing to concurrent writers; the caller may retry.
     #[error("too much contention on {0}")]
     Contention(String),
+    /// A stored record is not in the form this server writes (a foreign
+    /// value, a key of another type): refused before anything was written
+    /// on it, by a read or by a script's checks (docs/redis.md, "Scripts").
+    /// The text is for the log (it names the key), not for the caller.
+    #[error("{0}")]
+    StoreCorrupt(String),
     /// A broken internal expectation: a bug, reported as InternalError.
     #[error("internal error: {0}")]
     Internal(String),
@@ -36,7 +42,7 @@ impl From<StoreError> for EngineError {
             StoreError::Unavailable(reason) => EngineError::StoreUnavailable(reason),
             StoreError::OutcomeUnknown(reason) => EngineError::StoreOutcomeUnknown(reason),
             // Undecodable data is a bug or foreign data, not a transient fault.
-            corrupt @ StoreError::Corrupt { .. } => EngineError::Internal(corrupt.to_string()),
+            corrupt @ StoreError::Corrupt { .. } => EngineError::StoreCorrupt(corrupt.to_string()),
         }
     }
 }

@@ -25,5 +25,6 @@ mod interleavings;
 mod purchase_record_life;
 mod record_sets;
 mod replacement_repair;
+mod script_refusals;
 mod store_semantics;
 mod support;

@@ -3,6 +3,8 @@
 -- is none) when it is still the expected one: a slow writer holding the old
 -- version can no longer write. KEYS[1] contact hash; ARGV[1] the expected
 -- version ('0': no record). Returns 1 if applied, 0 on conflict.
+-- The HGET reads the only key written: a key of another type fails it with
+-- WRONGTYPE before anything is written (Redis does not roll back a script).
 local v = redis.call('HGET', KEYS[1], 'v') or '0'
 if v ~= ARGV[1] then
   return 0

@@ -23,9 +23,13 @@ if not matches then
   end
   return {0}
 end
+-- Checked before the HSET: PEXPIRE refuses anything but an integer in
+-- range, and refused after the HSET it would leave an entry that never
+-- expires (Redis does not roll back a script). The entry itself is a hash
+-- or absent, or the HMGET above failed with WRONGTYPE before any write.
 local ttl = ARGV[4] or ''
-if ttl ~= '' and not tonumber(ttl) then
-  return redis.error_reply('index_claim: TTL not a number')
+if ttl ~= '' and (not string.match(ttl, '^%d+$') or tonumber(ttl) < 1 or tonumber(ttl) > 1e15) then
+  return redis.error_reply('index_claim: TTL not a whole number of ms from 1 to 1e15')
 end
 redis.call('HSET', KEYS[1], 'owner', ARGV[3], 'since', tostring(now))
 if ttl ~= '' then

@@ -5,6 +5,8 @@
 -- ARGV[1] the record's name, ARGV[2] value, ARGV[3] ms left ('' for no
 -- expiry).
 -- Returns 1 if created, 0 if not.
+-- Every key is checked first (Redis does not roll back a script): a key
+-- of another type is refused with CORRUPT, nothing written.
 local now = records_now()
 local at = 0
 if ARGV[3] ~= '' then
@@ -14,7 +16,18 @@ if ARGV[3] ~= '' then
   end
   at = now + ms
 end
-if redis.call('EXISTS', KEYS[1]) == 0 or records_get(KEYS[2], ARGV[1], now) then
+local card = redis.call('TYPE', KEYS[1])['ok']
+if card == 'none' then
+  return 0
+end
+if card ~= 'hash' then
+  return redis.error_reply('CORRUPT card ' .. KEYS[1] .. ' is a ' .. card .. ', not a hash')
+end
+local set = redis.call('TYPE', KEYS[2])['ok']
+if set ~= 'none' and set ~= 'hash' then
+  return redis.error_reply('CORRUPT record set ' .. KEYS[2] .. ' is a ' .. set .. ', not a hash')
+end
+if records_get(KEYS[2], ARGV[1], now) then
   return 0
 end
 local pttl = redis.call('PTTL', KEYS[2])

@@ -2,7 +2,12 @@
 -- Compare-and-set of a card, plus (optionally) the append of its history
 -- entry and the records that belong with the change (idempotency outcomes,
 -- purchases). Every check comes before the first write: Redis does not roll
--- back a script. Records are fields of the card's record set (records.lua).
+-- back a script, so a command that failed after the card was written would
+-- leave the new balance without its outcome, and a retry would apply it
+-- again (issue 26). That includes the type of every key written: a key of
+-- another type (an operator's mistake, a foreign writer) is refused with
+-- CORRUPT before anything is written. Records are fields of the card's
+-- record set (records.lua).
 -- KEYS[1] card hash, KEYS[2] its history list, KEYS[3] the change stream
 --   of the card's slot (docs/events.md), with records: KEYS[4] the card's
 --   record set (all in the card's slot)
@@ -44,12 +49,27 @@ local events = tonumber(ARGV[7])
 if not events or events < 0 then
   return redis.error_reply('update_card: events length not a number')
 end
--- XADD on a key of another type would fail after the card was written.
-if events > 0 and ARGV[3] ~= '' then
-  local kind = redis.call('TYPE', KEYS[3])['ok']
-  if kind ~= 'none' and kind ~= 'stream' then
-    return redis.error_reply('CORRUPT change stream ' .. KEYS[3] .. ' is a ' .. kind)
+-- The keys this call writes besides the card (whose HGET above already
+-- failed with WRONGTYPE if it is not a hash): each must be absent or of
+-- the type its write needs.
+local function refuse_type(key, what, want)
+  local kind = redis.call('TYPE', key)['ok']
+  if kind ~= 'none' and kind ~= want then
+    return redis.error_reply('CORRUPT ' .. what .. ' ' .. key .. ' is a ' .. kind .. ', not a ' .. want)
   end
+end
+local refused
+if ARGV[3] ~= '' then
+  refused = refuse_type(KEYS[2], 'history', 'list')
+  if not refused and events > 0 then
+    refused = refuse_type(KEYS[3], 'change stream', 'stream')
+  end
+end
+if not refused and records > 0 then
+  refused = refuse_type(set, 'record set', 'hash')
+end
+if refused then
+  return refused
 end
 -- Each record's expiry (ms since the epoch, 0: never), settled before
 -- any write.
@@ -76,17 +96,25 @@ for i = 1, records do
     expires[i] = (ttl > 0) and (now + ttl * 1000) or 0
   end
 end
-redis.call('HSET', KEYS[1], 'v', tostring(n + 1), 'd', ARGV[2])
+-- The entry's sequence number: its index in the list once appended plus
+-- the entries the archive has taken off the list's head (`hb`,
+-- docs/redis.md).
+local seq
 if ARGV[3] ~= '' then
-  -- The entry's sequence number: its index in the list plus the entries
-  -- the archive has taken off the list's head (`hb`, docs/redis.md).
   local base = tonumber(redis.call('HGET', KEYS[1], 'hb') or '0') or 0
-  local seq = string.format('%d', base + redis.call('RPUSH', KEYS[2], ARGV[3]) - 1)
-  if events > 0 then
-    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*',
-      'v', '1', 'id', ARGV[8] .. ':' .. seq, 'card', ARGV[8],
-      'kind', 'history', 'seq', seq, 'e', ARGV[9])
-  end
+  seq = string.format('%d', base + redis.call('LLEN', KEYS[2]))
+end
+-- The writes. The event goes first: XADD is the one write that can still
+-- fail on a key of the right type (a stream whose last ID is the largest
+-- there is), and failing first it leaves nothing written.
+if seq and events > 0 then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*',
+    'v', '1', 'id', ARGV[8] .. ':' .. seq, 'card', ARGV[8],
+    'kind', 'history', 'seq', seq, 'e', ARGV[9])
+end
+redis.call('HSET', KEYS[1], 'v', tostring(n + 1), 'd', ARGV[2])
+if seq then
+  redis.call('RPUSH', KEYS[2], ARGV[3])
 end
 if records > 0 then
   local pttl = redis.call('PTTL', set)
