@@ -18,7 +18,7 @@ use crate::api::{auth::Authenticator, router::Router, users, AppState};
 use crate::archive::history_store::WithArchive;
 use crate::config::{BonusSettings, Settings};
 use crate::demo;
-use crate::domain::purchase::BonusRules;
+use crate::domain::purchase::{self, BonusRules};
 use crate::domain::{CardNumberFormat, ContactField};
 use crate::engine::{Engine, EngineSettings, OpsSettings, PurchaseSettings};
 use crate::metrics;
@@ -205,19 +205,26 @@ impl Application {
 }
 
 fn bonus_rules(bonus: &BonusSettings) -> BonusRules {
+    let rules = bonus_rules_quietly(bonus);
+    if u64::try_from(rules.date_max_age_secs).ok() < Some(bonus.purchase_date_max_age_secs) {
+        tracing::warn!(
+            configured = bonus.purchase_date_max_age_secs,
+            used = rules.date_max_age_secs,
+            "bonus.purchase_date_max_age_secs exceeds bonus.idempotency_retention_secs: the retention bounds purchase dates"
+        );
+    }
+    rules
+}
+
+/// The rules as [`bonus_rules`] makes them, without its warning (the store
+/// settings derive from them too).
+fn bonus_rules_quietly(bonus: &BonusSettings) -> BonusRules {
     let secs = |s: u64| i64::try_from(s).unwrap_or(i64::MAX);
     // A purchase dated before the retention could outlive its own
     // idempotency record: the past bound never reaches beyond it.
     let max_age = bonus
         .purchase_date_max_age_secs
         .min(bonus.idempotency_retention_secs);
-    if max_age < bonus.purchase_date_max_age_secs {
-        tracing::warn!(
-            configured = bonus.purchase_date_max_age_secs,
-            used = max_age,
-            "bonus.purchase_date_max_age_secs exceeds bonus.idempotency_retention_secs: the retention bounds purchase dates"
-        );
-    }
     BonusRules {
         accrual_bp: bonus.accrual_percent,
         activation_delay_days: bonus.activation_delay_days,
@@ -235,14 +242,21 @@ fn event_log(settings: &Settings) -> EventLog {
     }
 }
 
-/// A PurchaseId stays bound to its card as long as its outcome is kept,
-/// plus the claim lease: the index is claimed before the outcome is
-/// written (at most a lease earlier, or the claim is retried), so it
-/// outlives the outcome and a cancel or refund finds the card as long as
-/// the purchase can be reversed.
+/// A PurchaseId stays bound to its card, plus the claim lease, as long as
+/// the longer of two: its outcome is kept (the retention), so that a
+/// cancel or refund finds the card as long as the purchase can be
+/// reversed; and a replay of its confirm can pass the `Date` check
+/// (`date_replay_window`: up to a day ahead, then a whole day or the
+/// date's age bound), so that such a replay finds the claim, older than
+/// the retention, and is refused instead of counted again (issue 26). The
+/// lease: the index is claimed before the outcome is written (at most a
+/// lease earlier, or the claim is retried), after the Date was checked.
 fn purchase_index_ttl(settings: &Settings) -> Duration {
-    Duration::from_secs(settings.bonus.idempotency_retention_secs)
-        + Duration::from_millis(u64::try_from(settings.engine.claim_lease_ms).unwrap_or(0))
+    let retention = Duration::from_secs(settings.bonus.idempotency_retention_secs);
+    let replay = purchase::date_replay_window(&bonus_rules_quietly(&settings.bonus));
+    let replay = Duration::try_from(replay).unwrap_or(Duration::MAX);
+    let lease = Duration::from_millis(u64::try_from(settings.engine.claim_lease_ms).unwrap_or(0));
+    retention.max(replay).saturating_add(lease)
 }
 
 async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {

@@ -197,6 +197,18 @@ pub fn check_date(rules: &BonusRules, date: Date, now: OffsetDateTime) -> Result
     Ok(())
 }
 
+/// How long after a confirm its `Date` can still pass [`check_date`]: the
+/// latest date accepted then starts up to `date_max_ahead_secs` later, and
+/// a date stays accepted `date_max_age_secs` from its start, and all of its
+/// own day whatever the window (today is always accepted). A replay within
+/// this time passes the Date check, so whatever refuses it (the PurchaseId
+/// index) must live at least this long (issue 26).
+pub fn date_replay_window(rules: &BonusRules) -> Duration {
+    let ahead = Duration::seconds(rules.date_max_ahead_secs.max(0));
+    let age = Duration::seconds(rules.date_max_age_secs.max(0));
+    ahead.saturating_add(age.max(Duration::days(1)))
+}
+
 /// Applies a purchase to the card's ledger: writes off `bonus_to_pay`
 /// (nearest-expiring first) and accrues to the lot of its dates, Inactive
 /// for the activation delay, then Active until its expiry.

@@ -153,6 +153,53 @@ fn purchase_dates_lie_within_the_window() {
     assert!(check_date(&tight, TODAY + Duration::days(1), noon).is_err());
 }
 
+/// The window a replay of a confirm can pass the Date check in is exact:
+/// every date accepted at a confirm is refused once the window has passed
+/// since (so an index living that long refuses every accepted replay), and
+/// some date is still accepted a millisecond before (it is no wider than
+/// needed). Issue 26: with a retention under a day, a Date of tomorrow was
+/// accepted for two days while the PurchaseId was kept for the retention.
+#[test]
+fn a_date_is_accepted_for_the_replay_window_and_no_longer() {
+    let settings = [
+        (30 * 86_400, 86_400),
+        (3, 86_400),
+        (3, 0),
+        (60, 0),
+        (86_400, 86_400),
+        (40 * 86_400, 3 * 86_400),
+    ];
+    for (age, ahead) in settings {
+        let rules = BonusRules {
+            date_max_age_secs: age,
+            date_max_ahead_secs: ahead,
+            ..rules()
+        };
+        let window = date_replay_window(&rules);
+        let mut reached = false;
+        for (h, m, s, ms) in [(0, 0, 0, 0), (0, 0, 0, 1), (12, 0, 0, 0), (23, 59, 59, 999)] {
+            let confirmed = TODAY.with_hms_milli(h, m, s, ms).unwrap().assume_utc();
+            for days in -60..=5 {
+                let date = TODAY + Duration::days(days);
+                if check_date(&rules, date, confirmed).is_err() {
+                    continue;
+                }
+                let after = confirmed + window + Duration::milliseconds(1);
+                assert!(
+                    check_date(&rules, date, after).is_err(),
+                    "age {age}s, ahead {ahead}s: {date} accepted at {confirmed} and again at {after}"
+                );
+                let before = confirmed + window - Duration::milliseconds(1);
+                reached |= check_date(&rules, date, before).is_ok();
+            }
+        }
+        assert!(
+            reached,
+            "age {age}s, ahead {ahead}s: the window {window} is wider than needed"
+        );
+    }
+}
+
 proptest! {
     /// Any sequence of refunds: cumulative refunds never exceed the
     /// purchase; the reversed accrual and returned bonuses never exceed
