@@ -26,5 +26,6 @@ mod purchase_record_life;
 mod record_sets;
 mod replacement_repair;
 mod script_refusals;
+mod slow_master;
 mod store_semantics;
 mod support;

@@ -11,6 +11,11 @@
 //! - A miss reads Redis and fills the entry only if no invalidation of that
 //!   key (and no flush) arrived while the read was under way: a read that
 //!   raced a write never installs the value the write replaced.
+//! - Each completed heartbeat of the channel vouches for it for a while
+//!   (`tracking.rs`); once that has run out without another, the cache
+//!   neither serves nor fills until one completes — checked on every
+//!   lookup against the clock, so it holds even if the tracking task
+//!   itself is held up.
 //!
 //! The cache is split into segments (one lock each) so that the HTTP
 //! workers reading different cards do not contend on one lock.
@@ -54,6 +59,10 @@ pub struct Cache {
     /// False while the invalidation channel is not (yet, or no longer)
     /// established: nothing is served or filled then.
     enabled: AtomicBool,
+    /// Until when (ms since `epoch`) the last heartbeat vouches for the
+    /// invalidation channel: past it, nothing is served or filled.
+    vouched_until: AtomicU64,
+    epoch: Instant,
     tokens: AtomicU64,
     entries: AtomicUsize,
     bytes: AtomicUsize,
@@ -79,6 +88,8 @@ impl Cache {
                 })
                 .collect(),
             enabled: AtomicBool::new(false),
+            vouched_until: AtomicU64::new(0),
+            epoch: Instant::now(),
             tokens: AtomicU64::new(0),
             entries: AtomicUsize::new(0),
             bytes: AtomicUsize::new(0),
@@ -91,12 +102,28 @@ impl Cache {
         &self.segments[(h.finish() % self.segments.len() as u64) as usize]
     }
 
+    /// Serving: enabled, and a heartbeat vouches for the channel now.
     pub fn is_enabled(&self) -> bool {
-        self.enabled.load(Ordering::Acquire)
+        self.enabled.load(Ordering::Acquire) && !self.is_overdue()
+    }
+
+    /// Has the last heartbeat's word run out without another?
+    fn is_overdue(&self) -> bool {
+        self.ms(Instant::now()) >= self.vouched_until.load(Ordering::Acquire)
+    }
+
+    fn ms(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// A heartbeat proved the invalidation channel caught up: serve until
+    /// `until` unless another heartbeat vouches for it again by then.
+    pub fn vouch(&self, until: Instant) {
+        self.vouched_until.store(self.ms(until), Ordering::Release);
     }
 
     /// The cached value, or a ticket to fill it after reading Redis (`None`
-    /// when the cache is disabled: read Redis and keep nothing).
+    /// when the cache is not serving: read Redis and keep nothing).
     pub fn lookup(&self, key: &str) -> Result<Cached, Option<Fill>> {
         if !self.is_enabled() {
             return Err(None);
@@ -106,7 +133,7 @@ impl Cache {
         // the segments, so a lookup that passed the first check and waited
         // for this lock while the flush cleared it must not leave a ticket
         // (or read an entry) in a cache that is off.
-        if !self.is_enabled() {
+        if !self.enabled.load(Ordering::Acquire) {
             return Err(None);
         }
         if let Some(Slot::Filled(value, _)) = seg.entries.get(key) {
@@ -130,7 +157,7 @@ impl Cache {
             return;
         }
         let mut seg = self.segment(&fill.key).lock();
-        if !self.is_enabled() {
+        if !self.enabled.load(Ordering::Acquire) {
             return;
         }
         match seg.entries.peek(&fill.key) {
@@ -256,6 +283,7 @@ fn lots_weight(lots: &[crate::domain::Lot]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn idx(owner: &str) -> Cached {
         Cached::Index(Some((owner.into(), 0)), Instant::now())
@@ -268,10 +296,19 @@ mod tests {
         }
     }
 
+    /// A cache whose channel a heartbeat vouches for, for long enough.
+    fn serving(capacity: usize, segments: usize) -> Cache {
+        let cache = Cache::new(capacity, segments);
+        cache.vouch(Instant::now() + Duration::from_secs(3600));
+        cache.enable();
+        cache
+    }
+
     #[test]
     fn disabled_cache_neither_serves_nor_fills() {
         let cache = Cache::new(10, 2);
         assert!(matches!(cache.lookup("k"), Err(None)));
+        cache.vouch(Instant::now() + Duration::from_secs(3600));
         cache.enable();
         let Err(Some(fill)) = cache.lookup("k") else {
             panic!("a miss")
@@ -287,8 +324,7 @@ mod tests {
 
     #[test]
     fn a_miss_that_raced_an_invalidation_installs_nothing() {
-        let cache = Cache::new(10, 1);
-        cache.enable();
+        let cache = serving(10, 1);
         let Err(Some(fill)) = cache.lookup("k") else {
             panic!("a miss")
         };
@@ -299,8 +335,7 @@ mod tests {
 
     #[test]
     fn a_later_miss_wins_over_an_earlier_one() {
-        let cache = Cache::new(10, 1);
-        cache.enable();
+        let cache = serving(10, 1);
         let Err(Some(first)) = cache.lookup("k") else {
             panic!("a miss")
         };
@@ -315,8 +350,7 @@ mod tests {
 
     #[test]
     fn capacity_bounds_entries_and_bytes_follow() {
-        let cache = Cache::new(4, 1);
-        cache.enable();
+        let cache = serving(4, 1);
         for i in 0..10 {
             let key = format!("k{i}");
             let Err(Some(fill)) = cache.lookup(&key) else {
@@ -330,5 +364,22 @@ mod tests {
         cache.flush(true, "test");
         assert_eq!(cache.size(), (0, 0));
         assert!(cache.is_enabled());
+    }
+
+    #[test]
+    fn an_overdue_heartbeat_stops_serving_and_filling_until_the_next() {
+        let cache = serving(10, 1);
+        let Err(Some(fill)) = cache.lookup("k") else {
+            panic!("a miss")
+        };
+        cache.fill(fill, idx("a"));
+        assert!(cache.lookup("k").is_ok(), "served while vouched for");
+        // The heartbeat's word runs out: nothing is served, no ticket given.
+        cache.vouch(Instant::now());
+        assert!(!cache.is_enabled());
+        assert!(matches!(cache.lookup("k"), Err(None)));
+        // The next heartbeat: served again (the channel was slow, not lost).
+        cache.vouch(Instant::now() + Duration::from_secs(3600));
+        assert_eq!(owner(cache.lookup("k").ok().expect("a hit")), "a");
     }
 }

@@ -17,10 +17,21 @@
 //! a failed heartbeat, or a change in the cluster's set of masters (a
 //! failover) — and enabled again only once tracking is back on every
 //! master.
+//!
+//! The channel can also be slow (a master that answers late). Invalidations
+//! are drained as they come, whatever the heartbeat is waiting for: a slow
+//! master must not hold back the pushes of the others (issue 26: while the
+//! heartbeat waited on one, the cache served balances the others had
+//! already invalidated). A heartbeat pings every master at once under one
+//! deadline, with the topology read, and each one that completes vouches
+//! for the channel for `VOUCHED_FOR` from when it started; past that
+//! without another, the cache serves nothing (`cache.rs`) until one
+//! completes.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use redis::aio::MultiplexedConnection;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
@@ -29,14 +40,21 @@ use redis::{
     Value,
 };
 use tokio::sync::mpsc;
+use tokio::time::{timeout, timeout_at, Instant};
 
 use super::cache::Cache;
 use crate::metrics as m;
 
 /// How often the connections are pinged, and the cluster's masters
-/// compared with the ones tracked: the longest a silently dead channel or
-/// an unnoticed failover can leave the cache serving.
+/// compared with the ones tracked.
 const HEARTBEAT: Duration = Duration::from_millis(500);
+
+/// How long a completed heartbeat vouches for the channel, from when it
+/// started: every master had delivered what it sent before our ping. The
+/// next one starts a `HEARTBEAT` later, so this leaves it as long again to
+/// complete. It is the longest a silently dead or stalled channel, or an
+/// unnoticed failover, can leave the cache serving.
+const VOUCHED_FOR: Duration = Duration::from_millis(1_000);
 
 /// The key spaces of `keys.rs` that the cache holds records of. None is a
 /// prefix of another (Redis refuses overlapping prefixes).
@@ -88,7 +106,12 @@ async fn track(
 ) -> Result<&'static str, String> {
     let nodes = match cluster.as_mut() {
         None => vec![None],
-        Some(c) => masters(c).await?.into_iter().map(Some).collect(),
+        Some(c) => timeout(settings.command_timeout, masters(c))
+            .await
+            .map_err(|_| "CLUSTER SLOTS: no answer in time".to_owned())??
+            .into_iter()
+            .map(Some)
+            .collect(),
     };
     let (tx, mut rx) = mpsc::unbounded_channel::<PushInfo>();
     let mut conns: Vec<MultiplexedConnection> = Vec::with_capacity(nodes.len());
@@ -96,52 +119,127 @@ async fn track(
         conns.push(connect(settings, node.as_ref(), tx.clone()).await?);
     }
     drop(tx);
+    // Tracking is on everywhere and the cache was emptied before: nothing
+    // it will hold can have been missed.
+    let established = Instant::now();
+    cache.vouch((established + VOUCHED_FOR).into_std());
     cache.enable();
     tracing::info!(
         nodes = conns.len(),
         "cache invalidation channel established: the cache serves"
     );
-    let mut heartbeat = tokio::time::interval(HEARTBEAT);
-    heartbeat.tick().await;
+    let tracked: Vec<(String, u16)> = nodes.into_iter().flatten().collect();
+    let beat = |at: Instant| {
+        heartbeat(
+            settings.command_timeout,
+            conns.clone(),
+            cluster.clone(),
+            tracked.clone(),
+            at,
+        )
+    };
+    let mut round = Box::pin(beat(established + HEARTBEAT));
+    let overdue_at = tokio::time::sleep_until(established + VOUCHED_FOR);
+    tokio::pin!(overdue_at);
+    let mut overdue = false;
     loop {
         tokio::select! {
-            push = rx.recv() => match push {
-                None => return Ok("disconnected"),
-                Some(push) => match push.kind {
-                    PushKind::Invalidate => {
-                        if let Some(lost) = invalidate(cache, &push.data) {
-                            return Ok(lost);
-                        }
+            push = rx.recv() => {
+                if let Some(lost) = forward(cache, push) {
+                    return Ok(lost);
+                }
+            }
+            done = &mut round => {
+                let started = match done {
+                    Ok(started) => started,
+                    Err(lost) => return Ok(lost),
+                };
+                // What the masters sent before their answers is queued by
+                // now: apply it before vouching for the channel.
+                while let Ok(push) = rx.try_recv() {
+                    if let Some(lost) = forward(cache, Some(push)) {
+                        return Ok(lost);
                     }
-                    PushKind::Disconnection => {
-                        tracing::warn!("cache invalidation channel lost: the cache is emptied and off until it is back");
-                        return Ok("disconnected");
-                    }
-                    _ => {}
-                },
-            },
-            _ = heartbeat.tick() => {
+                }
                 cache.size();
-                for conn in &mut conns {
-                    let ping = redis::cmd("PING");
-                    match tokio::time::timeout(settings.command_timeout, ping.query_async::<()>(conn)).await {
-                        Ok(Ok(())) => {}
-                        _ => return Ok("disconnected"),
-                    }
+                cache.vouch((started + VOUCHED_FOR).into_std());
+                overdue_at.as_mut().reset(started + VOUCHED_FOR);
+                if overdue {
+                    overdue = false;
+                    m::cache_serving(true);
+                    tracing::debug!("cache heartbeat completed: the cache serves again");
                 }
-                if let Some(c) = cluster.as_mut() {
-                    match masters(c).await {
-                        Ok(now) if now == nodes.iter().flatten().cloned().collect::<Vec<_>>() => {}
-                        Ok(_) => {
-                            tracing::warn!("the cluster's masters changed: the cache is emptied and tracking re-established");
-                            return Ok("topology");
-                        }
-                        Err(_) => return Ok("topology"),
-                    }
-                }
+                round = Box::pin(beat(started + HEARTBEAT));
+            }
+            // The cache already refuses by the clock; this only tells the
+            // gauge (and whoever reads it).
+            _ = &mut overdue_at, if !overdue => {
+                overdue = true;
+                m::cache_serving(false);
+                tracing::debug!("cache heartbeat overdue: the cache serves nothing until it completes");
             }
         }
     }
+}
+
+/// One push from the channel (`None`: every connection is gone). Answers
+/// `Some` when the channel is lost.
+fn forward(cache: &Cache, push: Option<PushInfo>) -> Option<&'static str> {
+    let push = push?;
+    match push.kind {
+        PushKind::Invalidate => invalidate(cache, &push.data),
+        PushKind::Disconnection => {
+            tracing::warn!(
+                "cache invalidation channel lost: the cache is emptied and off until it is back"
+            );
+            Some("disconnected")
+        }
+        _ => None,
+    }
+}
+
+/// One heartbeat at `at`: a PING on every tracking connection and (on a
+/// cluster) the set of masters, all at once and under one deadline, so that
+/// one slow master costs one command timeout, not one each. Answers when
+/// it started, or why the channel must be re-established.
+async fn heartbeat(
+    deadline: Duration,
+    conns: Vec<MultiplexedConnection>,
+    cluster: Option<ClusterConnection>,
+    tracked: Vec<(String, u16)>,
+    at: Instant,
+) -> Result<Instant, &'static str> {
+    tokio::time::sleep_until(at).await;
+    let started = Instant::now();
+    let until = started + deadline;
+    let pings = join_all(conns.into_iter().map(|mut conn| async move {
+        let ping = redis::cmd("PING");
+        matches!(
+            timeout_at(until, ping.query_async::<()>(&mut conn)).await,
+            Ok(Ok(()))
+        )
+    }));
+    let topology = async {
+        match cluster {
+            None => true,
+            Some(mut c) => match timeout_at(until, masters(&mut c)).await {
+                Ok(Ok(now)) if now == tracked => true,
+                Ok(Ok(_)) => {
+                    tracing::warn!("the cluster's masters changed: the cache is emptied and tracking re-established");
+                    false
+                }
+                _ => false,
+            },
+        }
+    };
+    let (pings, topology) = futures_util::join!(pings, topology);
+    if !pings.into_iter().all(|ok| ok) {
+        return Err("disconnected");
+    }
+    if !topology {
+        return Err("topology");
+    }
+    Ok(started)
 }
 
 /// Drops the keys one push names; a null (`FLUSHALL`, `FLUSHDB`) drops
