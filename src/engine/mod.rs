@@ -168,6 +168,16 @@ impl Engine {
         }
     }
 
+    /// The card as the store holds it now — never the record cache — with
+    /// a replacement whose last steps were cut short finished first: for a
+    /// caller that decides what to write on it (docs/redis.md, "Only
+    /// answers read from it"). Outside the card's turn: the commands it
+    /// leads to check again on their own read.
+    pub async fn card_uncached(&self, number: &CardNumber) -> Result<Card, EngineError> {
+        let card = self.ops.load_card(number).await?;
+        Ok(self.ops.settled(card).await?.value)
+    }
+
     /// The card of the contact owning `mobile`, for balance by phone.
     pub async fn card_of_mobile(
         &self,

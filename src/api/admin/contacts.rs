@@ -111,7 +111,11 @@ async fn apply(engine: &Engine, admin: &Actor, line: ContactLine) -> Result<Outc
         },
     };
     if let Some(number) = line.card {
-        let card = engine.balance(number.clone()).await?.card;
+        // Uncached: the line's report (Existing, or which commands run)
+        // is decided on this read, and no cached read gates a write
+        // (docs/redis.md). A cached card blocked or activated elsewhere
+        // was reported Existing, or the activation wrongly refused.
+        let card = engine.card_uncached(&number).await?;
         let mobile = contact.mobile.clone().ok_or_else(|| {
             RuleError::new(
                 ErrorKey::RequiredParameterNotSpecified,
@@ -224,3 +228,7 @@ pub async fn load(ctx: &Ctx<'_>, mut source: Source) -> Result<Fields, ApiError>
         }
     }
 }
+
+#[cfg(test)]
+#[path = "contacts_tests.rs"]
+mod tests;
