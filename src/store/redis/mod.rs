@@ -48,6 +48,13 @@ use scripts::{Lua, Scripts};
 /// pipeline, few enough not to flood the server's input buffer.
 const INSERT_CONCURRENCY: usize = 256;
 
+/// The longest TTL `index_claim` takes (it refuses more, before writing:
+/// `PEXPIRE` would fail on a time out of Redis' range). About 31,700
+/// years: past the last date (9999-12-31) a `Date` check can accept, so a
+/// longer configured lifetime (a huge `purchase_date_max_ahead_secs`)
+/// loses nothing by the clamp, and confirms are not refused for it.
+const MAX_INDEX_TTL_MS: u64 = 1_000_000_000_000_000;
+
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
     /// One URL: a single node; several: seed nodes of a cluster.
@@ -241,8 +248,11 @@ impl RedisStore {
     /// (docs/redis.md, "Exactly once"): the index then costs nothing once
     /// the purchase's outcome is gone.
     pub fn with_purchase_index_ttl(mut self, ttl: Duration) -> RedisStore {
-        self.purchase_index_ttl_ms =
-            Some(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1));
+        self.purchase_index_ttl_ms = Some(
+            u64::try_from(ttl.as_millis())
+                .unwrap_or(u64::MAX)
+                .clamp(1, MAX_INDEX_TTL_MS),
+        );
         self
     }
 
