@@ -19,6 +19,7 @@ mod bulk_transfer;
 mod cache_coherence;
 mod concurrency;
 mod contacts;
+mod demo_data;
 mod exactly_once;
 mod fencing;
 mod fuzz;

@@ -48,7 +48,7 @@ use scripts::{Lua, Scripts};
 /// pipeline, few enough not to flood the server's input buffer.
 const INSERT_CONCURRENCY: usize = 256;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RedisSettings {
     /// One URL: a single node; several: seed nodes of a cluster.
     pub urls: Vec<String>,
@@ -60,6 +60,21 @@ pub struct RedisSettings {
     pub cache_capacity: usize,
     /// Locks the cache is split over.
     pub cache_segments: usize,
+}
+
+/// A URL may carry the Redis password.
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("urls", &crate::config::redact::urls(&self.urls))
+            .field("key_prefix", &self.key_prefix)
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("cache_capacity", &self.cache_capacity)
+            .field("cache_segments", &self.cache_segments)
+            .finish()
+    }
 }
 
 #[derive(Clone)]
