@@ -267,7 +267,7 @@ async fn main() {
              [auth]\nusers_file = \"{users}\"\n\
              [engine]\nclaim_lease_ms = 1000\n\
              [bonus]\nidempotency_retention_secs = {ret}\npurchase_date_max_age_secs = {ret}\n\
-             [archive]\npostgres_url = \"{pg}\"\n\
+             [archive]\npostgres_url = \"{pg}\"\n[events]\nstream_max_len = 100\n\
              [log]\nlevel = \"info\"\n[demo]\ndata_file = \"\"\n",
             url = redis.url(),
             users = users.display(),

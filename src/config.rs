@@ -7,6 +7,13 @@ use std::path::PathBuf;
 use config::{Config, Environment, File, FileFormat};
 use serde::{Deserialize, Deserializer};
 
+mod choices;
+pub mod redact;
+#[cfg(test)]
+mod reference_tests;
+
+pub use choices::{LogFormat, StoreBackend};
+
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
 #[derive(Debug, Clone, Deserialize)]
@@ -204,10 +211,9 @@ impl TlsSettings {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 pub struct StoreSettings {
-    /// `memory` or `redis`.
-    pub backend: String,
+    pub backend: StoreBackend,
     /// One URL (single node) or several seed URLs (cluster).
     #[serde(deserialize_with = "one_or_many", default)]
     pub url: Vec<String>,
@@ -221,6 +227,20 @@ pub struct StoreSettings {
     /// Bound on every store command: past it a request answers 503
     /// `StoreUnavailable`.
     pub command_timeout_ms: u64,
+}
+
+/// A Redis URL may carry a password (`redis://:secret@host`).
+impl std::fmt::Debug for StoreSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreSettings")
+            .field("backend", &self.backend)
+            .field("url", &redact::urls(&self.url))
+            .field("key_prefix", &self.key_prefix)
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("command_timeout_ms", &self.command_timeout_ms)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -277,8 +297,7 @@ pub struct CardSettings {
 pub struct LogSettings {
     /// A tracing filter directive, e.g. `info` or `loyalty=debug`.
     pub level: String,
-    /// `text` or `json`.
-    pub format: String,
+    pub format: LogFormat,
     /// Log full requests and responses (credentials are never logged).
     pub requests: bool,
 }
@@ -287,6 +306,9 @@ pub struct LogSettings {
 pub struct DemoSettings {
     /// JSON file of demo cards and contacts loaded at start; empty: none.
     pub data_file: String,
+    /// Demo data goes into the embedded store; into Redis only when asked,
+    /// so that a production Redis never gets demo cards by accident.
+    pub load_into_redis: bool,
 }
 
 /// A TOML string, a TOML array, or (from the environment) a comma list.
@@ -349,7 +371,10 @@ mod tests {
     fn defaults_parse() {
         let s = Settings::defaults();
         assert_eq!(s.http.bind, "127.0.0.1:8080");
-        assert_eq!(s.store.backend, "memory");
+        assert_eq!(s.store.backend, StoreBackend::Memory);
+        assert_eq!(s.log.format, LogFormat::Text);
+        assert!(!s.demo.load_into_redis);
+        assert_eq!(s.events.stream_max_len, 0, "no change stream unless asked");
         assert_eq!(s.store.key_prefix, "loyalty");
         assert!(s.store.pool_size >= 1 && s.store.command_timeout_ms > 0);
         assert_eq!(s.activation.required_fields, vec!["Name", "BirthDate"]);
@@ -378,5 +403,52 @@ mod tests {
         assert_eq!(s.http.bind, "127.0.0.1:2");
         assert_eq!(s.bonus.accrual_percent, 250);
         assert_eq!(s.store.url, vec!["redis://a:1", "redis://b:2"]);
+    }
+
+    fn load_one(text: &str) -> Result<Settings, config::ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, text).unwrap();
+        Settings::load_with_env(&[file], false)
+    }
+
+    #[test]
+    fn a_choice_outside_its_values_names_the_key_and_the_accepted_values() {
+        let e = load_one("[store]\nbackend = \"mongo\"\n").unwrap_err().to_string();
+        assert!(
+            e.contains("store.backend") && e.contains("\"memory\", \"redis\""),
+            "{e}"
+        );
+        let e = load_one("[log]\nformat = \"JSON\"\n").unwrap_err().to_string();
+        assert!(
+            e.contains("log.format") && e.contains("\"text\", \"json\""),
+            "{e}"
+        );
+        let s = load_one("[store]\nbackend = \"redis\"\n[log]\nformat = \"json\"\n").unwrap();
+        assert_eq!((s.store.backend, s.log.format), (StoreBackend::Redis, LogFormat::Json));
+    }
+
+    #[test]
+    fn no_debug_print_shows_a_password() {
+        let s = load_one(
+            "[store]\nurl = [\"redis://:hunter2@a:7001\", \"redis://u:hunter2@b:7002/0\"]\n\
+             [archive]\npostgres_url = \"postgres://arch:hunter2@db/l\"\n",
+        )
+        .unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("redis://:***@a:7001"), "{shown}");
+        let redis = crate::store::redis::RedisSettings {
+            urls: s.store.url.clone(),
+            key_prefix: "p".into(),
+            pool_size: 1,
+            connect_timeout: std::time::Duration::from_secs(1),
+            command_timeout: std::time::Duration::from_secs(1),
+            cache_capacity: 0,
+            cache_segments: 1,
+        };
+        let shown = format!("{redis:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("redis://u:***@b:7002/0"), "{shown}");
     }
 }

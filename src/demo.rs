@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::config::{DemoSettings, StoreBackend};
 use crate::domain::contact::parse_date;
 use crate::domain::{
     Card, CardNumberFormat, CardType, Category, ContactCode, ContactPatch, MobileNumber,
@@ -37,6 +38,27 @@ struct DemoContact {
     birth_date: String,
     #[serde(default)]
     city: String,
+}
+
+/// Whether the demo data goes into the configured store: the embedded
+/// store gets it (a try-out's first `curl` needs it); Redis only when the
+/// configuration asks, because a default left in a production config would
+/// otherwise write the demo cards into the production store.
+pub fn wanted(demo: &DemoSettings, backend: StoreBackend) -> bool {
+    if demo.data_file.is_empty() {
+        return false;
+    }
+    match backend {
+        StoreBackend::Memory => true,
+        StoreBackend::Redis if demo.load_into_redis => true,
+        StoreBackend::Redis => {
+            tracing::info!(
+                data_file = %demo.data_file,
+                "demo data not loaded into Redis (demo.load_into_redis = true would load it)"
+            );
+            false
+        }
+    }
 }
 
 /// The demo data set, read and checked at start: a broken file stops the
@@ -132,4 +154,22 @@ pub fn is_transient(e: &EngineError) -> bool {
             | EngineError::Overloaded
             | EngineError::Contention(_)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_data_goes_into_redis_only_when_the_config_asks() {
+        let mut demo = crate::config::Settings::defaults().demo;
+        assert!(!demo.data_file.is_empty(), "the default config has demo data");
+        assert!(wanted(&demo, StoreBackend::Memory));
+        assert!(!wanted(&demo, StoreBackend::Redis), "not by default");
+        demo.load_into_redis = true;
+        assert!(wanted(&demo, StoreBackend::Redis));
+        demo.data_file = String::new();
+        assert!(!wanted(&demo, StoreBackend::Memory));
+        assert!(!wanted(&demo, StoreBackend::Redis));
+    }
 }

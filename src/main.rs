@@ -33,8 +33,6 @@ enum Cmd {
     Archive,
     /// Read a password on standard input and print its argon2id PHC hash.
     HashPassword,
-    /// Print a new till token (a 256-bit random secret, shown once) and the
-    /// users-file entry that accepts it (only its SHA-256 is stored).
     /// Write an NDJSON dump of the configured Redis store (docs/export.md).
     Export {
         /// The dump file (standard output when absent).
@@ -48,6 +46,10 @@ enum Cmd {
         #[arg(long)]
         merge: bool,
     },
+    /// Print a new till token (`lt1_` and 43 base64url characters: a
+    /// 256-bit random secret, shown once) and the users-file entry that
+    /// accepts it (only its SHA-256 is stored). Only secrets of this shape
+    /// are checked as tokens.
     IssueTillToken {
         /// The till's login in the printed entry.
         #[arg(long, default_value = "till-0001")]

@@ -16,7 +16,7 @@ use anyhow::{bail, Context};
 
 use crate::api::{auth::Authenticator, router::Router, users, AppState};
 use crate::archive::history_store::WithArchive;
-use crate::config::{BonusSettings, Settings};
+use crate::config::{redact, BonusSettings, Settings, StoreBackend};
 use crate::demo;
 use crate::domain::purchase::{self, BonusRules};
 use crate::domain::{CardNumberFormat, ContactField};
@@ -57,8 +57,14 @@ impl Application {
             .required_fields
             .iter()
             .map(|f| {
-                ContactField::parse(f)
-                    .with_context(|| format!("activation.required_fields: unknown field {f:?}"))
+                ContactField::parse(f).with_context(|| {
+                    let accepted: Vec<&str> =
+                        ContactField::ALL.iter().map(|f| f.wire_name()).collect();
+                    format!(
+                        "activation.required_fields: unknown field {f:?} (accepted: {})",
+                        accepted.join(", ")
+                    )
+                })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
 
@@ -95,7 +101,7 @@ impl Application {
                 },
             },
         ));
-        if !settings.demo.data_file.is_empty() {
+        if demo::wanted(&settings.demo, settings.store.backend) {
             let demo = demo::read(&card_format, &settings.demo.data_file)?;
             match demo.apply(&engine).await {
                 Ok(()) => {}
@@ -260,8 +266,8 @@ fn purchase_index_ttl(settings: &Settings) -> Duration {
 }
 
 async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
-    let inner: Arc<dyn Store> = match settings.store.backend.as_str() {
-        "memory" => {
+    let inner: Arc<dyn Store> = match settings.store.backend {
+        StoreBackend::Memory => {
             tracing::warn!("store.backend = memory: the embedded store keeps data in memory only; nothing survives a restart");
             Arc::new(
                 MemoryStore::new()
@@ -269,7 +275,7 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
                     .with_purchase_index_ttl(purchase_index_ttl(settings)),
             )
         }
-        "redis" => {
+        StoreBackend::Redis => {
             let store = &settings.store;
             let redis = RedisSettings {
                 urls: store.url.clone(),
@@ -297,7 +303,8 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
                 // A wrong URL is the operator's to fix; anything else may be
                 // an outage that ends on its own.
                 Err(e) if e.kind() == redis::ErrorKind::InvalidClientConfig => {
-                    return Err(e).with_context(|| format!("store.url {:?}", store.url))
+                    return Err(e)
+                        .with_context(|| format!("store.url {:?}", redact::urls(&store.url)))
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot connect to Redis: starting anyway; every request answers 503 StoreUnavailable (and /ready 503) until Redis answers");
@@ -310,9 +317,6 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
                     deferred
                 }
             }
-        }
-        other => {
-            bail!("store.backend = {other:?} is not supported (expected \"memory\" or \"redis\")")
         }
     };
     // Histories page on from Redis into the archive, where one is set.
@@ -332,10 +336,10 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
 /// connected now, or an error.
 pub async fn connect_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     let store = &settings.store;
-    if store.backend != "redis" {
+    if store.backend != StoreBackend::Redis {
         bail!(
             "store.backend = {:?}: the command line reaches Redis only (the embedded store lives inside the server; use GET /api/admin/export and POST /api/admin/import)",
-            store.backend
+            store.backend.as_str()
         );
     }
     let redis = RedisSettings {

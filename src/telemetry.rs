@@ -3,7 +3,7 @@
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogSettings;
+use crate::config::{LogFormat, LogSettings};
 
 pub fn init(settings: &LogSettings) {
     let filter =
@@ -12,7 +12,7 @@ pub fn init(settings: &LogSettings) {
         .with_env_filter(filter)
         .with_target(false);
     // A second init (tests start many servers) is not an error.
-    let _ = if settings.format == "json" {
+    let _ = if settings.format == LogFormat::Json {
         builder.json().try_init()
     } else {
         builder.try_init()
@@ -28,7 +28,7 @@ pub fn init_to_stderr(settings: &LogSettings) {
         .with_env_filter(filter)
         .with_target(false)
         .with_writer(std::io::stderr);
-    let _ = if settings.format == "json" {
+    let _ = if settings.format == LogFormat::Json {
         builder.json().try_init()
     } else {
         builder.try_init()

@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq;
 pub const PREFIX: &str = "lt1_";
 const SECRET_BYTES: usize = 32;
 /// 32 bytes in unpadded base64url.
-const ENCODED_LEN: usize = 43;
+pub const ENCODED_LEN: usize = 43;
 
 /// A new token and the SHA-256 (hex) the users file stores.
 pub fn issue() -> (String, String) {

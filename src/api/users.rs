@@ -11,13 +11,13 @@ use serde::Deserialize;
 use super::till_token;
 use crate::domain::Role;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Deserialize)]
 struct UsersFile {
     #[serde(default)]
     users: Vec<UserEntry>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Deserialize)]
 struct UserEntry {
     login: String,
     role: String,
@@ -36,7 +36,7 @@ struct UserEntry {
 }
 
 /// Equality tells a reload which logins changed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct User {
     pub login: String,
     pub role: Role,
@@ -44,6 +44,22 @@ pub struct User {
     pub token_sha256: Option<[u8; 32]>,
     pub client_cert_cn: Option<String>,
     pub demo: bool,
+}
+
+/// A password hash can be attacked offline, so a debug print (which may
+/// end up in a log) says only whether a credential is set.
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |present: bool| if present { "<set>" } else { "<none>" };
+        f.debug_struct("User")
+            .field("login", &self.login)
+            .field("role", &self.role)
+            .field("password_hash", &set(self.password_hash.is_some()))
+            .field("token_sha256", &set(self.token_sha256.is_some()))
+            .field("client_cert_cn", &self.client_cert_cn)
+            .field("demo", &self.demo)
+            .finish()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,13 +85,38 @@ pub enum UsersError {
     },
 }
 
+/// Reads the users file (at start and at every reload). Logs the one
+/// till-token shape the server accepts when the file has token users: the
+/// SHA-256 of a secret of another shape can never log in, and nothing in
+/// the digest tells the server so.
 pub fn load(path: &Path) -> Result<HashMap<String, User>, UsersError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| UsersError::Read {
         path: shown.clone(),
         source,
     })?;
-    parse(&text, &shown)
+    let users = parse(&text, &shown)?;
+    if let Some(notice) = token_notice(users.values()) {
+        tracing::info!(users_file = %shown, "{notice}");
+    }
+    Ok(users)
+}
+
+/// What the log says at load about the users with a `token_sha256`.
+pub fn token_notice<'a>(users: impl IntoIterator<Item = &'a User>) -> Option<String> {
+    let tokens = users
+        .into_iter()
+        .filter(|u| u.token_sha256.is_some())
+        .count();
+    (tokens > 0).then(|| {
+        format!(
+            "{tokens} user(s) log in with a till token: only a password of the form {} followed by \
+             {} base64url characters (loyalty issue-till-token) is checked against token_sha256; \
+             the SHA-256 of a secret of any other shape never logs in",
+            till_token::PREFIX,
+            till_token::ENCODED_LEN
+        )
+    })
 }
 
 pub fn parse(text: &str, path: &str) -> Result<HashMap<String, User>, UsersError> {
@@ -157,4 +198,31 @@ fn lines_before(text: &[u8], at: usize) -> usize {
         .iter()
         .filter(|&&b| b == b'\n')
         .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ENTRIES: &str = "[[users]]\nlogin = \"a\"\nrole = \"pos\"\n\
+        password_hash = \"$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$QkdHM2pqd1ZpRE5hY0FGcWh6bXJGQQ\"\n\
+        [[users]]\nlogin = \"till\"\nrole = \"pos\"\n\
+        token_sha256 = \"0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f\"\n";
+
+    #[test]
+    fn the_load_says_which_token_shape_is_accepted_when_there_are_token_users() {
+        let users = parse(ENTRIES, "u.toml").unwrap();
+        let notice = token_notice(users.values()).unwrap();
+        assert!(notice.starts_with("1 user(s)"), "{notice}");
+        assert!(notice.contains("lt1_ followed by 43 base64url"), "{notice}");
+        assert_eq!(token_notice(users.values().filter(|u| u.login == "a")), None);
+    }
+
+    #[test]
+    fn a_debug_print_shows_no_hash() {
+        let users = parse(ENTRIES, "u.toml").unwrap();
+        let shown = format!("{users:?}");
+        assert!(!shown.contains("argon2id") && !shown.contains("0f0f"), "{shown}");
+        assert!(shown.contains("<set>"), "{shown}");
+    }
 }

@@ -59,9 +59,14 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
         "archive.postgres_url is not set: there is nowhere to archive to"
     );
     anyhow::ensure!(
-        settings.store.backend == "redis",
+        settings.store.backend == crate::config::StoreBackend::Redis,
         "the archive reads the Redis change streams: store.backend must be \"redis\""
     );
+    if settings.events.stream_max_len == 0 {
+        // The servers write the events, with their own configuration; the
+        // archive cannot see it, but this one is usually the same file.
+        tracing::warn!("events.stream_max_len = 0 here: servers configured so write no events, and the archive has nothing to read (set it above 0 on the servers)");
+    }
     let consumer = if a.consumer.is_empty() {
         format!(
             "{}-{}",

@@ -14,6 +14,8 @@ use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, FromRedisValue, RedisError, RedisResult, Value};
 
+use crate::domain::{Card, HistoryEntry};
+use crate::store::codec;
 use crate::store::events::{ChangeEvent, EventKind, EVENT_FORMAT_VERSION};
 use crate::store::redis::{slots, Keys};
 
@@ -376,6 +378,21 @@ fn parse_entries(reply: &Value) -> RedisResult<Vec<Delivered>> {
     Ok(out)
 }
 
+/// A stream entry carries the record in the store's compact encoding, as
+/// small as the history list keeps it (docs/events.md); consumers of
+/// `ChangeEvent` (the archive's PostgreSQL rows) get its JSON.
+fn event_json(kind: EventKind, compact: &[u8]) -> Result<String, String> {
+    let json = match kind {
+        EventKind::History => {
+            serde_json::to_string(&codec::decode::<HistoryEntry>("e", compact).map_err(|e| e.to_string())?)
+        }
+        EventKind::Loaded => {
+            serde_json::to_string(&codec::decode::<Card>("e", compact).map_err(|e| e.to_string())?)
+        }
+    };
+    json.map_err(|e| e.to_string())
+}
+
 /// `[[id, [field, value, ...]], ...]`; an entry deleted while pending
 /// comes back with nil fields and is skipped (nothing left to archive).
 fn parse_stream_entries(key: &str, entries: &Value) -> RedisResult<Vec<Delivered>> {
@@ -401,14 +418,17 @@ fn parse_stream_entries(key: &str, entries: &Value) -> RedisResult<Vec<Delivered
             if let [k, v] = pair {
                 get.insert(
                     String::from_redis_value(k.clone())?,
-                    String::from_redis_value(v.clone())?,
+                    Vec::<u8>::from_redis_value(v.clone())?,
                 );
             }
         }
-        let field = |name: &str| {
+        let bytes = |name: &str| {
             get.get(name)
-                .cloned()
                 .ok_or_else(|| malformed(key, format!("an entry without {name}")))
+        };
+        let field = |name: &str| {
+            String::from_utf8(bytes(name)?.clone())
+                .map_err(|_| malformed(key, format!("{name} is not UTF-8")))
         };
         let version: u32 = field("v")?
             .parse()
@@ -421,13 +441,16 @@ fn parse_stream_entries(key: &str, entries: &Value) -> RedisResult<Vec<Delivered
         }
         let kind = EventKind::parse(&field("kind")?)
             .ok_or_else(|| malformed(key, format!("entry {entry_id}: unknown kind")))?;
-        let seq = match get.get("seq") {
-            Some(s) => Some(
-                s.parse::<u64>()
+        let seq = match get.contains_key("seq") {
+            true => Some(
+                field("seq")?
+                    .parse::<u64>()
                     .map_err(|_| malformed(key, "seq not a number"))?,
             ),
-            None => None,
+            false => None,
         };
+        let body = event_json(kind, bytes("e")?)
+            .map_err(|e| malformed(key, format!("entry {entry_id}: {e}")))?;
         out.push(Delivered {
             stream: key.to_owned(),
             entry_id,
@@ -436,7 +459,7 @@ fn parse_stream_entries(key: &str, entries: &Value) -> RedisResult<Vec<Delivered
                 card: field("card")?,
                 kind,
                 seq,
-                body: field("e")?,
+                body,
             },
         });
     }

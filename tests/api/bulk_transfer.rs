@@ -100,7 +100,7 @@ async fn answers(app: &TestApp, number: &str) -> Vec<Value> {
 }
 
 async fn memory_app() -> TestApp {
-    spawn_with(|s| s.store.backend = "memory".into()).await
+    spawn_with(|s| s.store.backend = loyalty::config::StoreBackend::Memory).await
 }
 
 #[tokio::test]

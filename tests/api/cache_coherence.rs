@@ -5,7 +5,7 @@
 //! before; a stale first read is retried until it shows the write, and the
 //! delay is recorded. The test asserts each pair converges within
 //! `BOUND` (generous: the machine is shared) and prints the worst delay and
-//! how many first reads were stale — the numbers of the README.
+//! how many first reads were stale — the numbers of docs/performance.md.
 //!
 //! Needs a Redis backend: the memory store lives inside one instance and
 //! has no cache to be coherent.

@@ -151,7 +151,7 @@ pub fn unique_prefix() -> String {
 /// Points `settings` at the test run's store, under `prefix`.
 pub fn use_backend(settings: &mut Settings, prefix: &str) {
     if let Backend::Redis { urls, .. } = backend() {
-        settings.store.backend = "redis".into();
+        settings.store.backend = loyalty::config::StoreBackend::Redis;
         settings.store.url = urls.clone();
         settings.store.key_prefix = prefix.to_owned();
     }

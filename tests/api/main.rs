@@ -20,6 +20,7 @@ mod cache_coherence;
 mod concurrency;
 mod contacts;
 mod date_replay;
+mod demo_data;
 mod exactly_once;
 mod fencing;
 mod fuzz;

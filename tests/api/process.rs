@@ -171,6 +171,76 @@ fn serve_starts_without_redis_and_answers_503_until_it_comes() {
 }
 
 #[test]
+fn a_value_outside_a_settings_choices_stops_the_start_naming_the_key_and_the_choices() {
+    for (var, value, expected) in [
+        ("LOYALTY__STORE__BACKEND", "mongo", r#"store.backend = "mongo""#),
+        ("LOYALTY__LOG__FORMAT", "yaml", r#"log.format = "yaml""#),
+        (
+            "LOYALTY__ACTIVATION__REQUIRED_FIELDS",
+            "Nmae",
+            "activation.required_fields: unknown field \"Nmae\"",
+        ),
+    ] {
+        let out = Command::new(BIN)
+            .current_dir(ROOT)
+            .env("LOYALTY__HTTP__BIND", format!("127.0.0.1:{}", free_port()))
+            .env(var, value)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{var}={value} started");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expected), "{var}={value}: {err}");
+        let accepted = match var {
+            "LOYALTY__STORE__BACKEND" => r#""memory", "redis""#,
+            "LOYALTY__LOG__FORMAT" => r#""text", "json""#,
+            _ => "Name, MobileNumber, Email, BirthDate, Gender, City",
+        };
+        assert!(err.contains(accepted), "{var}={value}: {err}");
+    }
+}
+
+/// A hand-made till token's SHA-256 in the users file can never log in
+/// (only `lt1_` secrets are checked as tokens): the start says which shape
+/// is accepted, so the mistake is not a silent one.
+#[test]
+fn the_start_logs_the_one_till_token_shape_when_the_users_file_has_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users.toml");
+    let demo = std::fs::read_to_string(format!("{ROOT}/config/demo-users.toml")).unwrap();
+    // sha256 of `openssl rand -hex 32`-style secret: any 64 hex digits.
+    let till = format!("[[users]]\nlogin = \"till-9\"\nrole = \"pos\"\ntoken_sha256 = \"{}\"\n", "ab".repeat(32));
+    std::fs::write(&users, format!("{demo}\n{till}")).unwrap();
+    let mut child = Command::new(BIN)
+        .current_dir(ROOT)
+        .env("LOYALTY__HTTP__BIND", format!("127.0.0.1:{}", free_port()))
+        .env("LOYALTY__HTTP__WORKERS", "1")
+        .env("LOYALTY__AUTH__USERS_FILE", &users)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut notice = None;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if line.contains("till token") {
+            notice = Some(line.clone());
+        }
+        if line.contains("listening") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let notice = notice.expect("a line about till tokens before listening");
+    assert!(
+        notice.contains("1 user(s)") && notice.contains("lt1_ followed by 43 base64url"),
+        "{notice}"
+    );
+}
+
+#[test]
 fn demo_credentials_are_refused_on_a_public_bind_unless_allowed() {
     let out = Command::new(BIN)
         .current_dir(ROOT)

@@ -77,6 +77,7 @@ async fn a_server_started_without_redis_answers_503_until_redis_answers_then_ser
         s.store.connect_timeout_ms = 200;
         s.store.command_timeout_ms = 500;
         s.demo.data_file = root.join("config/demo-data.json").display().to_string();
+        s.demo.load_into_redis = true;
     })
     .await;
 

@@ -29,7 +29,7 @@ fn settings(urls: Vec<String>, prefix: &str) -> Settings {
     settings.auth.users_file =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/demo-users.toml");
     settings.demo.data_file = String::new();
-    settings.store.backend = "redis".into();
+    settings.store.backend = loyalty::config::StoreBackend::Redis;
     settings.store.url = urls;
     settings.store.key_prefix = prefix.to_owned();
     settings.store.command_timeout_ms = 500;

@@ -11,6 +11,7 @@ use loyalty::archive::streams::Streams;
 use loyalty::domain::{
     Card, CardNumber, CardStatus, CardType, Category, HistoryEntry, Operation, Role,
 };
+use loyalty::store::codec;
 use loyalty::store::events::{ChangeEvent, EventKind, EventLog};
 use loyalty::store::memory::MemoryStore;
 use loyalty::store::redis::RedisStore;
@@ -86,6 +87,54 @@ fn sorted(mut events: Vec<ChangeEvent>) -> Vec<ChangeEvent> {
     // Per card the order is the change order; across cards there is none.
     events.sort_by(|x, y| (&x.card, x.seq).cmp(&(&y.card, y.seq)));
     events
+}
+
+/// An event held in Redis costs its bytes for as long as no archive has
+/// taken it: it carries the record exactly as the store keeps it (the
+/// compact encoding), not a second, larger JSON copy (issue 21).
+#[tokio::test]
+#[ignore = "needs redis-server (scripts/test.sh runs it: --include-ignored)"]
+async fn a_stream_entry_carries_the_compact_record_and_nothing_larger() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let redis = RedisServer::start(dir.path(), free_port(false), &[], None);
+    let store = crate::support::redis_store(&redis.url(), "small")
+        .await
+        .with_event_log(EventLog { max_len: 1000 });
+    let a = card("4000000000001");
+    store.insert_cards(std::slice::from_ref(&a)).await.expect("inserts");
+    assert_eq!(
+        store.update_card(&a, 1, &entry(1)).await.ok(),
+        Some(Cas::Applied)
+    );
+    let mut con = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects");
+    let entries: Vec<(String, Vec<(String, Vec<u8>)>)> = redis::cmd("XRANGE")
+        .arg(store.keys().events("4000000000001"))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut con)
+        .await
+        .expect("XRANGE");
+    let bodies: Vec<Vec<u8>> = entries
+        .into_iter()
+        .map(|(_, fields)| {
+            fields
+                .into_iter()
+                .find(|(name, _)| name == "e")
+                .expect("an e field")
+                .1
+        })
+        .collect();
+    let compact_card = codec::encode(&a).expect("encodes");
+    let compact_entry = codec::encode(&entry(1)).expect("encodes");
+    assert_eq!(
+        bodies,
+        vec![compact_card, compact_entry],
+        "the events carry the compact encoding"
+    );
 }
 
 #[tokio::test]

@@ -63,7 +63,7 @@ async fn redis_down_mid_traffic_answers_503_and_recovers_without_restart() {
     settings.auth.users_file =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/demo-users.toml");
     settings.demo.data_file = String::new();
-    settings.store.backend = "redis".into();
+    settings.store.backend = loyalty::config::StoreBackend::Redis;
     settings.store.url = vec![redis.url()];
     settings.store.key_prefix = prefix.clone();
     settings.store.command_timeout_ms = 500;
@@ -194,7 +194,7 @@ async fn a_cluster_master_down_answers_503_and_the_cluster_recovers_without_rest
     settings.auth.users_file =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/demo-users.toml");
     settings.demo.data_file = String::new();
-    settings.store.backend = "redis".into();
+    settings.store.backend = loyalty::config::StoreBackend::Redis;
     settings.store.url = cluster.urls();
     settings.store.key_prefix = format!("cfaults{}", std::process::id());
     settings.store.command_timeout_ms = 500;

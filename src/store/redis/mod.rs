@@ -55,7 +55,7 @@ const INSERT_CONCURRENCY: usize = 256;
 /// loses nothing by the clamp, and confirms are not refused for it.
 const MAX_INDEX_TTL_MS: u64 = 1_000_000_000_000_000;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RedisSettings {
     /// One URL: a single node; several: seed nodes of a cluster.
     pub urls: Vec<String>,
@@ -67,6 +67,21 @@ pub struct RedisSettings {
     pub cache_capacity: usize,
     /// Locks the cache is split over.
     pub cache_segments: usize,
+}
+
+/// A URL may carry the Redis password.
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("urls", &crate::config::redact::urls(&self.urls))
+            .field("key_prefix", &self.key_prefix)
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("cache_capacity", &self.cache_capacity)
+            .field("cache_segments", &self.cache_segments)
+            .finish()
+    }
 }
 
 #[derive(Clone)]
@@ -404,17 +419,15 @@ impl RedisStore {
         let key = self.keys.card(number);
         let stream = self.keys.events(number);
         let stored = codec::encode(card)?;
-        let json = if self.events.max_len > 0 {
-            to_json(card)?
-        } else {
-            Vec::new()
-        };
+        // The event carries the card as the hash keeps it: the compact
+        // encoding is the smallest form (docs/events.md, "Memory").
+        let event: &[u8] = if self.events.max_len > 0 { &stored } else { b"" };
         let max_len = self.events.max_len.to_string();
         let reply = self
             .script(
                 &self.scripts.insert_card,
                 &[&key, &stream],
-                &[&stored, max_len.as_bytes(), number.as_bytes(), &json],
+                &[&stored, max_len.as_bytes(), number.as_bytes(), event],
             )
             .await;
         self.forget(&key);
@@ -485,15 +498,6 @@ fn is_corrupt(e: &RedisError) -> bool {
     e.kind() == ErrorKind::UnexpectedReturnType
         || e.kind() == ErrorKind::Parse
         || matches!(e.code(), Some("WRONGTYPE" | "CORRUPT"))
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    // Our own domain types always serialise; this is only the type's
-    // signature, not a case that happens.
-    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt {
-        key: String::new(),
-        reason: format!("cannot encode: {e}"),
-    })
 }
 
 fn int(v: &Value) -> Option<i64> {
@@ -636,12 +640,17 @@ impl Store for RedisStore {
         let version = expected_version.to_string();
         let ttl = ttl_secs.to_string();
         let card_json = codec::encode(card)?;
-        // The list keeps the compact encoding; the event carries JSON
-        // (docs/events.md), only when there is a stream to append to.
-        let (entry_bytes, entry_json) = match entry {
-            Some(e) if self.events.max_len > 0 => (codec::encode(e)?, to_json(e)?),
-            Some(e) => (codec::encode(e)?, Vec::new()),
-            None => (Vec::new(), Vec::new()),
+        // The event carries the entry as the list keeps it, the compact
+        // encoding (docs/events.md, "Memory"), only when there is a stream
+        // to append to.
+        let entry_bytes = match entry {
+            Some(e) => codec::encode(e)?,
+            None => Vec::new(),
+        };
+        let entry_event: &[u8] = if self.events.max_len > 0 {
+            &entry_bytes
+        } else {
+            b""
         };
         let flags: String = records
             .iter()
@@ -673,7 +682,7 @@ impl Store for RedisStore {
             modes.as_bytes(),
             max_len.as_bytes(),
             number.as_bytes(),
-            &entry_json,
+            entry_event,
         ];
         for (r, at) in records.iter().zip(&instants) {
             args.push(r.key.as_bytes());

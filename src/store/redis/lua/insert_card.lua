@@ -5,7 +5,7 @@
 -- KEYS[1] card hash, KEYS[2] the change stream; ARGV[1] the card
 -- (src/store/codec.rs), ARGV[2] the stream's approximate length ('0': no
 -- events), ARGV[3] the card number, ARGV[4] the card as the event carries
--- it (JSON, docs/events.md). Returns 1 if created, 0 if not.
+-- it (the compact encoding, docs/events.md). Returns 1 if created, 0 if not.
 -- Every key written is checked first (Redis does not roll back a script):
 -- a key of another type is refused with CORRUPT, nothing written.
 local card = redis.call('TYPE', KEYS[1])['ok']

@@ -21,7 +21,7 @@
 --   expired record back), 'F' in a number of ms;
 --   ARGV[7] the change stream's approximate length ('0': no events),
 --   ARGV[8] the card number (the event's card), ARGV[9] the history entry
---   as the event carries it (JSON, docs/events.md; "" with no events);
+--   as the event carries it (compact, docs/events.md; "" with no events);
 --   then per record: its name, its value, and its ms (for 'F'; '' otherwise)
 -- Returns 1 if applied, 0 on a version conflict (or a missing card, an
 -- outcome that exists already, or a record to keep that has expired).
