@@ -247,8 +247,8 @@ mod tests {
         let (mut client, server) = tokio::io::duplex(1024);
         let mut server = ReadDeadline::new(server, limits);
         client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
-        let mut buf = [0u8; 64];
-        server.read(&mut buf).await.unwrap();
+        let mut buf = [0u8; 18];
+        server.read_exact(&mut buf).await.unwrap();
         // The application takes its time: the connection is not cut.
         let read = tokio::time::timeout(Duration::from_millis(500), server.read(&mut buf)).await;
         assert!(read.is_err(), "{read:?}");
