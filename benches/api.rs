@@ -92,24 +92,20 @@ fn credential_cache(c: &mut Criterion) {
         HashMap::from([(user.login.clone(), user)]),
         AuthSettings {
             users_file: "unused".into(),
-            cache_ttl_secs: 300,
             cache_capacity: 100_000,
-            max_failures: 5,
-            failure_window_secs: 60,
-            lockout_secs: 60,
-            max_concurrent_verifications: 4,
             reload_check_ms: 0,
+            ..loyalty::config::Settings::defaults().auth
         },
     );
     let header = "Basic cG9zLTAwMDE6dGlsbC1zZWNyZXQ="; // pos-0001:till-secret
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("a runtime");
-    rt.block_on(auth.authenticate(Some(header)))
+    rt.block_on(auth.authenticate(Some(header), None))
         .expect("the first login verifies");
     c.bench_function("credential cache hit", |b| {
         b.iter(|| {
-            rt.block_on(auth.authenticate(Some(black_box(header))))
+            rt.block_on(auth.authenticate(Some(black_box(header)), None))
                 .expect("cached")
         })
     });

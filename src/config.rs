@@ -177,9 +177,18 @@ pub struct HttpSettings {
     pub business_errors_as_200: bool,
     pub shutdown_timeout_secs: u64,
     pub keep_alive_secs: u64,
-    /// A connection's first request head must arrive within this long,
-    /// else 408 `RequestTimeout` (slow or stuck clients hold no worker).
+    /// Every request head must arrive within this long of its first byte
+    /// (a connection's first one: of the connection), else 408
+    /// `RequestTimeout` (slow or stuck clients hold no worker).
     pub request_head_timeout_ms: u64,
+    /// A request body must arrive within this long of its head, else 408
+    /// (the streamed data-loading bodies have only the idle limit).
+    pub request_body_timeout_ms: u64,
+    /// Within a request (head or body), this long without a byte ends it.
+    pub read_idle_timeout_ms: u64,
+    /// Open connections per client address (IPv6: per /64) on each
+    /// listener; more are closed at once.
+    pub max_connections_per_address: usize,
     /// Demo users have published passwords: refuse them on a non-loopback
     /// bind unless this is set.
     pub allow_demo_credentials_on_public_bind: bool,
@@ -203,6 +212,8 @@ pub struct TlsSettings {
     pub client_ca_file: String,
     /// Refuse TLS connections without a valid client certificate.
     pub require_client_cert: bool,
+    /// A TLS handshake must finish within this long of the connection.
+    pub handshake_timeout_ms: u64,
 }
 
 impl TlsSettings {
@@ -249,14 +260,29 @@ pub struct AuthSettings {
     /// How long a verified login:password is trusted without re-hashing.
     pub cache_ttl_secs: u64,
     pub cache_capacity: usize,
-    /// Failed attempts per login within `failure_window_secs` before the
-    /// login is throttled for `lockout_secs`.
+    /// Attempts at one login from one address within `failure_window_secs`
+    /// (counted when admitted, forgiven by a success) before that login is
+    /// throttled from that address for `lockout_secs`. A cached or till
+    /// token credential passes whatever the count.
     pub max_failures: u32,
+    /// Attempts from one address (IPv6: one /64) across all logins within
+    /// the window before the address is throttled.
+    pub max_failures_per_address: u32,
     pub failure_window_secs: u64,
     pub lockout_secs: u64,
     /// Argon2 verifications running at once (threads); more wait their
     /// turn, first come first served.
     pub max_concurrent_verifications: usize,
+    /// Argon2 verifications waiting at most; beyond, 503 `Overloaded`
+    /// with `Retry-After`.
+    pub max_queued_verifications: usize,
+    /// Argon2 verifications one address may have waiting or running.
+    pub max_pending_per_address: usize,
+    /// Addresses whose attempts are tracked; once that many are live, new
+    /// addresses share one entry (no lockout is ever dropped for room).
+    pub tracked_addresses: usize,
+    /// Failed-login log lines per second at most (the metrics count all).
+    pub failure_log_per_sec: u32,
     /// How often the users file is checked for changes (0: only SIGHUP
     /// reloads it).
     pub reload_check_ms: u64,

@@ -14,9 +14,15 @@ pub const HTTP_DURATION: &str = "loyalty_http_request_duration_seconds";
 pub const ERRORS: &str = "loyalty_errors_total";
 pub const AUTH_FAILURES: &str = "loyalty_auth_failures_total";
 pub const AUTH_CACHE: &str = "loyalty_auth_cache_lookups_total";
-/// `result`: started | coalesced (joined one under way) | cached_meanwhile.
+/// `result`: started | coalesced (joined one under way) | cached_meanwhile
+/// | abandoned (dropped unrun: every client waiting for it hung up) |
+/// refused_busy (the queue was full: 503).
 pub const AUTH_VERIFICATIONS: &str = "loyalty_auth_verifications_total";
 pub const AUTH_VERIFICATION_QUEUE: &str = "loyalty_auth_verification_queue_depth";
+/// Connections closed before any HTTP, by `listener` (http | https) and
+/// `reason` (per_address: over `http.max_connections_per_address`;
+/// handshake_timeout; handshake_failed).
+pub const CONNECTIONS_REFUSED: &str = "loyalty_connections_refused_total";
 /// `what`: users | tls; `outcome`: ok | unchanged | error.
 pub const RELOADS: &str = "loyalty_reloads_total";
 pub const USERS: &str = "loyalty_users";
@@ -117,7 +123,7 @@ pub fn error(key: &'static str) {
 }
 
 /// `reason`: one of a fixed set (missing, malformed, unknown_user,
-/// wrong_password, throttled).
+/// wrong_password, throttled, busy).
 pub fn auth_failure(reason: &'static str) {
     counter!(AUTH_FAILURES, "reason" => reason).increment(1);
 }
@@ -132,6 +138,10 @@ pub fn auth_verification(result: &'static str) {
 
 pub fn auth_verification_queue(depth: usize) {
     gauge!(AUTH_VERIFICATION_QUEUE).set(depth as f64);
+}
+
+pub fn connection_refused(listener: &'static str, reason: &'static str) {
+    counter!(CONNECTIONS_REFUSED, "listener" => listener, "reason" => reason).increment(1);
 }
 
 pub fn reload(what: &'static str, outcome: &'static str) {

@@ -1,6 +1,7 @@
 //! Builds the whole server from settings: store, engine, auth, HTTP. Used by
 //! `main` and by the tests (which bind port 0).
 
+mod conn_limit;
 mod deferred_store;
 mod demo_guard;
 mod http_server;
@@ -10,9 +11,9 @@ use deferred_store::DeferredStore;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::{Server, ServerHandle};
 use actix_web::web;
 use anyhow::{bail, Context};
+pub use http_server::ServersHandle;
 
 use crate::api::{auth::Authenticator, router::Router, users, AppState};
 use crate::archive::history_store::WithArchive;
@@ -35,7 +36,7 @@ const MAX_RETENTION_SECS: u64 = 10 * 366 * 86_400;
 pub struct Application {
     port: u16,
     tls_port: Option<u16>,
-    server: Server,
+    server: http_server::Servers,
     reloader: Arc<Reloader>,
 }
 
@@ -199,14 +200,14 @@ impl Application {
         self.port
     }
 
-    pub fn handle(&self) -> ServerHandle {
+    pub fn handle(&self) -> ServersHandle {
         self.server.handle()
     }
 
     /// Serves until stopped (SIGTERM/SIGINT: stop accepting, finish what is
     /// in flight, then return).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        self.server.run().await
     }
 }
 
@@ -381,7 +382,7 @@ pub struct RunningApp {
     pub port: u16,
     pub tls_port: Option<u16>,
     pub reloader: Arc<Reloader>,
-    handle: ServerHandle,
+    handle: ServersHandle,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 

@@ -4,7 +4,6 @@
 //! connections already open keep their session and only new handshakes see
 //! the new files. A reload that fails keeps what was in force.
 
-use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
@@ -107,18 +106,10 @@ pub fn server_config(settings: &TlsSettings) -> Result<(ServerConfig, TlsReloade
 }
 
 /// Called for each HTTPS connection (`startup/http_server.rs`, through
-/// actix-http's `on_connect_ext`): remembers a verified client certificate's CN
-/// for the requests of that connection.
-pub fn on_connect(conn: &dyn Any, ext: &mut Extensions) {
-    type Tls = actix_tls::accept::rustls_0_23::TlsStream<actix_web::rt::net::TcpStream>;
-    let Some(tls) = conn.downcast_ref::<Tls>() else {
-        return;
-    };
-    let cert = tls
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|chain| chain.first());
+/// actix-http's `on_connect_ext`) with its TLS session: remembers a verified
+/// client certificate's CN for the requests of that connection.
+pub fn on_connect(tls: &rustls::ServerConnection, ext: &mut Extensions) {
+    let cert = tls.peer_certificates().and_then(|chain| chain.first());
     if let Some(cn) = cert.and_then(|c| subject_cn(c)) {
         ext.insert(ClientCertCn(cn));
     }

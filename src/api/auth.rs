@@ -2,13 +2,18 @@
 //! the protections a busy fleet needs: a cache of recent successful
 //! verifications (a till must not pay an argon2 hash per request), one
 //! verification per credential however many requests present it at once
-//! (a restart storm), first-come-first-served argon2 (`verifier`), and
-//! per-login throttling of failures. The cache key is a digest of the full
+//! (a restart storm), first-come-first-served argon2 (`verifier`) behind a
+//! bounded queue, and throttling of failed logins by login and address
+//! (`auth_throttle`). A credential known to be right — a cache hit, a till
+//! token — passes before any lockout is looked at: a stranger's failures
+//! must never lock out the till whose login he names (issue 28, item 1).
+//! The cache key is a digest of the full
 //! credentials, so only the exact login:password that verified can ever
 //! hit it; each entry names the user it was verified against, so a reload
 //! that changes or removes that user ends it at once.
 
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -20,10 +25,12 @@ use lru::LruCache;
 use parking_lot::{Mutex, RwLock};
 use sha2::{Digest, Sha256};
 
+use super::auth_throttle::{Refusal, Throttle};
+use super::log_limit::LogLimit;
 use super::till_token;
 use super::users::User;
 use super::users_table::{UsersChange, UsersTable};
-use super::verifier::{Done, VerifierPool};
+use super::verifier::{Done, Interest, VerifierPool};
 use crate::config::AuthSettings;
 use crate::domain::{Actor, Role};
 use crate::metrics as m;
@@ -34,8 +41,12 @@ pub enum AuthFailure {
     Malformed,
     UnknownUser,
     WrongPassword,
-    /// Too many recent failures for this login: retry after this many seconds.
+    /// Too many recent attempts for this login from this address, or from
+    /// this address, or too many of its verifications pending: retry after
+    /// this many seconds.
     Throttled(u64),
+    /// The argon2 queue is full: retry after this many seconds.
+    Busy(u64),
 }
 
 impl AuthFailure {
@@ -48,14 +59,9 @@ impl AuthFailure {
             AuthFailure::UnknownUser => "unknown_user",
             AuthFailure::WrongPassword => "wrong_password",
             AuthFailure::Throttled(_) => "throttled",
+            AuthFailure::Busy(_) => "busy",
         }
     }
-}
-
-struct FailureState {
-    window_start: Instant,
-    count: u32,
-    locked_until: Option<Instant>,
 }
 
 /// A successful verification: who, and when.
@@ -70,6 +76,9 @@ struct InFlight {
     id: u64,
     user: Option<Arc<User>>,
     verdict: Shared<BoxFuture<'static, bool>>,
+    /// Gone once every request waiting for the verdict has gone: the job
+    /// is then dropped unverified, and a new request starts its own.
+    interest: std::sync::Weak<super::verifier::Waiting>,
 }
 
 /// The cache and the in-flight verifications under one lock, so that a
@@ -86,7 +95,8 @@ pub struct Authenticator {
     users: RwLock<Arc<UsersTable>>,
     settings: AuthSettings,
     verifications: Arc<Mutex<Verifications>>,
-    failures: Mutex<LruCache<String, FailureState>>,
+    throttle: Throttle,
+    failure_log: LogLimit,
     /// Random per process: digests are useless outside it.
     pepper: [u8; 32],
     pool: VerifierPool,
@@ -108,7 +118,6 @@ impl Authenticator {
     pub fn new(users: HashMap<String, User>, settings: AuthSettings) -> Authenticator {
         let capacity =
             NonZeroUsize::new(settings.cache_capacity.max(1)).expect("max(1) is non-zero");
-        let failure_capacity = NonZeroUsize::new(100_000).expect("non-zero");
         let dummy_hash = hash_password(&format!("{:032x}", rand::random::<u128>()))
             .expect("hashing a random password cannot fail");
         let pool = VerifierPool::start(settings.max_concurrent_verifications)
@@ -120,13 +129,26 @@ impl Authenticator {
                 in_flight: HashMap::new(),
                 next_id: 0,
             })),
-            failures: Mutex::new(LruCache::new(failure_capacity)),
+            throttle: Throttle::new(&settings),
+            failure_log: LogLimit::new(settings.failure_log_per_sec),
             pepper: rand::random(),
             pool,
             started: AtomicU64::new(0),
             dummy_hash,
             settings,
         }
+    }
+
+    /// Whether to write this failed login's log line: `Some(n)` with the
+    /// number left out since the last one written.
+    pub fn log_failure(&self) -> Option<u64> {
+        self.failure_log.admit()
+    }
+
+    /// Argon2 verifications actually run since start (queued ones nobody
+    /// waited for any more are dropped unrun).
+    pub fn verifications_run(&self) -> u64 {
+        self.pool.run()
     }
 
     /// Argon2 verifications queued since start.
@@ -176,7 +198,13 @@ impl Authenticator {
         })
     }
 
-    pub async fn authenticate(&self, header: Option<&str>) -> Result<Actor, AuthFailure> {
+    /// `peer`: the client's address, which failures are counted against
+    /// together with the login.
+    pub async fn authenticate(
+        &self,
+        header: Option<&str>,
+        peer: Option<IpAddr>,
+    ) -> Result<Actor, AuthFailure> {
         let Some(header) = header else {
             m::auth_failure(AuthFailure::Missing.reason());
             return Err(AuthFailure::Missing);
@@ -187,9 +215,9 @@ impl Authenticator {
         };
         // Twice at most: a second reload during one request's verification
         // is not worth a third round.
-        match self.attempt(&login, &password).await {
+        match self.attempt(&login, &password, peer).await {
             Attempt::Done(result) => result,
-            Attempt::UserChanged => match self.attempt(&login, &password).await {
+            Attempt::UserChanged => match self.attempt(&login, &password, peer).await {
                 Attempt::Done(result) => result,
                 Attempt::UserChanged => Err(if self.users().get(&login).is_some() {
                     AuthFailure::WrongPassword
@@ -200,40 +228,53 @@ impl Authenticator {
         }
     }
 
-    async fn attempt(&self, login: &str, password: &str) -> Attempt {
+    async fn attempt(&self, login: &str, password: &str, peer: Option<IpAddr>) -> Attempt {
         let login = login.to_owned();
         let password = password.to_owned();
         let users = self.users();
         let user = users.get(&login).cloned();
         let digest = self.digest(&login, &password);
+        // Known right: passes whatever failed before, from wherever.
         if let Some(role) = self.cached(&digest, user.as_ref()) {
             m::auth_cache(true);
             return Attempt::Done(Ok(Actor { login, role }));
         }
         m::auth_cache(false);
-        if let Some(secs) = self.locked(&login) {
-            m::auth_failure(AuthFailure::Throttled(secs).reason());
-            return Attempt::Done(Err(AuthFailure::Throttled(secs)));
-        }
         let verified = if till_token::looks_like_token(&password) {
-            user.as_ref()
+            // A right token passes before any lockout too: checking one
+            // costs a microsecond and guessing one is hopeless, so five
+            // bogus tokens must not keep the till out.
+            let right = user
+                .as_ref()
                 .and_then(|u| u.token_sha256.as_ref())
-                .is_some_and(|stored| till_token::verify(&password, stored))
+                .is_some_and(|stored| till_token::verify(&password, stored));
+            if !right {
+                if let Err(refusal) = self.throttle.admit(&login, peer, false) {
+                    return Attempt::Done(Err(refused(refusal)));
+                }
+            }
+            right
         } else {
-            self.verify_password(digest, user.clone(), password).await
-                && user.as_ref().is_some_and(|u| u.password_hash.is_some())
+            match self
+                .verify_password(digest, user.clone(), password, &login, peer)
+                .await
+            {
+                Ok(verdict) => verdict && user.as_ref().is_some_and(|u| u.password_hash.is_some()),
+                Err(refusal) => return Attempt::Done(Err(refusal)),
+            }
         };
         if verified && !self.is_current(&login, user.as_ref()) {
             return Attempt::UserChanged;
         }
         Attempt::Done(match user {
             Some(user) if verified => {
-                self.failures.lock().pop(&login);
+                self.throttle.succeeded(&login, peer);
                 Ok(Actor {
                     login,
                     role: user.role,
                 })
             }
+            // Counted when it was admitted.
             _ => {
                 let failure = if user.is_some() {
                     AuthFailure::WrongPassword
@@ -241,7 +282,6 @@ impl Authenticator {
                     AuthFailure::UnknownUser
                 };
                 m::auth_failure(failure.reason());
-                self.record_failure(&login);
                 Err(failure)
             }
         })
@@ -281,55 +321,25 @@ impl Authenticator {
         }
     }
 
-    /// Seconds left of a lockout, if the login is locked out.
-    fn locked(&self, login: &str) -> Option<u64> {
-        let mut failures = self.failures.lock();
-        let state = failures.get_mut(login)?;
-        let until = state.locked_until?;
-        let now = Instant::now();
-        if now < until {
-            Some((until - now).as_secs().max(1))
-        } else {
-            failures.pop(login);
-            None
-        }
-    }
-
-    fn record_failure(&self, login: &str) {
-        let now = Instant::now();
-        let window = Duration::from_secs(self.settings.failure_window_secs);
-        let mut failures = self.failures.lock();
-        let state = failures.get_or_insert_mut(login.to_owned(), || FailureState {
-            window_start: now,
-            count: 0,
-            locked_until: None,
-        });
-        if now.duration_since(state.window_start) > window {
-            state.window_start = now;
-            state.count = 0;
-        }
-        state.count += 1;
-        if state.count >= self.settings.max_failures.max(1) {
-            state.locked_until = Some(now + Duration::from_secs(self.settings.lockout_secs));
-        }
-    }
-
     /// One argon2 verification per (credentials, user) at a time: every
-    /// request presenting them meanwhile waits for the same verdict. The
-    /// verification finishes (and caches a success) even if every request
-    /// waiting for it has gone.
+    /// request presenting them meanwhile waits for the same verdict, and
+    /// only the one that starts it is admitted by the throttle (a till's
+    /// restart storm is one attempt, not a lockout). A verification that
+    /// every waiting request has given up on is dropped before it runs.
     async fn verify_password(
         &self,
         digest: [u8; 32],
         user: Option<Arc<User>>,
         password: String,
-    ) -> bool {
-        let (verdict, job) = {
+        login: &str,
+        peer: Option<IpAddr>,
+    ) -> Result<bool, AuthFailure> {
+        let (verdict, _interest, job) = {
             let mut v = self.verifications.lock();
             if let Some(entry) = v.cache.get(&digest) {
                 if user.as_ref().is_some_and(|u| Arc::ptr_eq(u, &entry.user)) {
                     m::auth_verification("cached_meanwhile");
-                    return true;
+                    return Ok(true);
                 }
             }
             let same_user = |f: &InFlight| match (&f.user, &user) {
@@ -337,12 +347,32 @@ impl Authenticator {
                 (None, None) => true,
                 _ => false,
             };
-            match v.in_flight.get(&digest) {
-                Some(f) if same_user(f) => {
+            let joined = v
+                .in_flight
+                .get(&digest)
+                .filter(|f| same_user(f))
+                .and_then(|f| Some((f.verdict.clone(), f.interest.upgrade()?)));
+            match joined {
+                Some((verdict, interest)) => {
                     m::auth_verification("coalesced");
-                    (f.verdict.clone(), None)
+                    (verdict, interest, None)
                 }
-                _ => {
+                None => {
+                    // Jobs whose clients all hung up do not count (they are
+                    // dropped unrun), though a multiple of them does: they
+                    // still hold memory until their turn.
+                    let max = self.settings.max_queued_verifications.max(1);
+                    if self.pool.awaited() >= max
+                        || self.pool.depth() >= max.saturating_mul(ABANDONED_FACTOR)
+                    {
+                        m::auth_verification("refused_busy");
+                        m::auth_failure(AuthFailure::Busy(1).reason());
+                        return Err(AuthFailure::Busy(QUEUE_FULL_RETRY_AFTER_SECS));
+                    }
+                    let pending = match self.throttle.admit(login, peer, true) {
+                        Ok(pending) => pending,
+                        Err(refusal) => return Err(refused(refusal)),
+                    };
                     m::auth_verification("started");
                     v.next_id += 1;
                     let id = v.next_id;
@@ -353,11 +383,13 @@ impl Authenticator {
                     let (tx, rx) = tokio::sync::oneshot::channel();
                     let verifications = self.verifications.clone();
                     let cached_user = user.clone();
-                    let done: Done = Box::new(move |ok| {
+                    let done: Done = Box::new(move |verdict| {
                         let mut v = verifications.lock();
                         if v.in_flight.get(&digest).is_some_and(|f| f.id == id) {
                             v.in_flight.remove(&digest);
                         }
+                        // Dropped unverified: nobody is told anything.
+                        let Some(ok) = verdict else { return };
                         if let (true, Some(user)) = (ok, cached_user) {
                             if user.password_hash.is_some() {
                                 v.cache.put(
@@ -373,28 +405,51 @@ impl Authenticator {
                         let _ = tx.send(ok);
                     });
                     let verdict = rx.map(|r| r.unwrap_or(false)).boxed().shared();
+                    let interest: Interest = self.pool.interest();
                     v.in_flight.insert(
                         digest,
                         InFlight {
                             id,
                             user,
                             verdict: verdict.clone(),
+                            interest: Arc::downgrade(&interest),
                         },
                     );
-                    (verdict, Some((hash, password, done)))
+                    let job = (hash, password, interest.clone(), pending, done);
+                    (verdict, interest, Some(job))
                 }
             }
         };
         // Queued outside the lock: the verdict callback takes it.
-        if let Some((hash, password, done)) = job {
+        if let Some((hash, password, interest, pending, done)) = job {
             self.started.fetch_add(1, Ordering::Relaxed);
-            self.pool.submit(hash, password, done);
+            self.pool
+                .submit(hash, password, &interest, Box::new(pending), done);
         }
-        verdict.await
+        // `_interest` lives until the verdict arrives or this request is
+        // dropped (its client hung up).
+        Ok(verdict.await)
     }
 }
 
 const MAX_LOGIN_LEN: usize = 128;
+
+/// `Retry-After` of a full argon2 queue: one verification takes tens of
+/// milliseconds, so a second drains a good part of it.
+const QUEUE_FULL_RETRY_AFTER_SECS: u64 = 1;
+
+/// How many queued jobs, awaited or abandoned, per awaited one allowed.
+const ABANDONED_FACTOR: usize = 16;
+
+/// A check the throttle did not admit, as the client is told.
+fn refused(refusal: Refusal) -> AuthFailure {
+    let failure = match refusal {
+        Refusal::Throttled(secs) => AuthFailure::Throttled(secs),
+        Refusal::TooManyPending => AuthFailure::Throttled(1),
+    };
+    m::auth_failure(failure.reason());
+    failure
+}
 
 /// `Basic base64(login:password)`; the scheme name is case-insensitive.
 fn parse_basic(header: &str) -> Option<(String, String)> {
@@ -463,9 +518,14 @@ mod tests {
             cache_ttl_secs: 300,
             cache_capacity: 10,
             max_failures: 3,
+            max_failures_per_address: 1000,
             failure_window_secs: 60,
             lockout_secs: 60,
             max_concurrent_verifications: 2,
+            max_queued_verifications: 1000,
+            max_pending_per_address: 1000,
+            tracked_addresses: 100_000,
+            failure_log_per_sec: 10,
             reload_check_ms: 0,
         }
     }
@@ -502,7 +562,7 @@ mod tests {
     async fn right_password_passes_and_is_cached_wrong_never_hits_the_cache() {
         let auth = authenticator();
         let ok = auth
-            .authenticate(Some(&basic("pos-1", "right")))
+            .authenticate(Some(&basic("pos-1", "right")), None)
             .await
             .unwrap();
         assert_eq!(ok.role, Role::Pos);
@@ -510,11 +570,13 @@ mod tests {
         let current = auth.users().get("pos-1").cloned();
         assert!(auth.cached(&digest, current.as_ref()).is_some());
         assert_eq!(
-            auth.authenticate(Some(&basic("pos-1", "wrong"))).await,
+            auth.authenticate(Some(&basic("pos-1", "wrong")), None)
+                .await,
             Err(AuthFailure::WrongPassword)
         );
         assert_eq!(
-            auth.authenticate(Some(&basic("pos-1", "right "))).await,
+            auth.authenticate(Some(&basic("pos-1", "right ")), None)
+                .await,
             Err(AuthFailure::WrongPassword)
         );
     }
@@ -522,22 +584,22 @@ mod tests {
     #[tokio::test]
     async fn repeated_failures_throttle_the_login_but_not_a_cached_till() {
         let auth = authenticator();
-        auth.authenticate(Some(&basic("pos-1", "right")))
+        auth.authenticate(Some(&basic("pos-1", "right")), None)
             .await
             .unwrap();
         for _ in 0..3 {
             assert_eq!(
-                auth.authenticate(Some(&basic("pos-1", "x"))).await,
+                auth.authenticate(Some(&basic("pos-1", "x")), None).await,
                 Err(AuthFailure::WrongPassword)
             );
         }
         assert!(matches!(
-            auth.authenticate(Some(&basic("pos-1", "x"))).await,
+            auth.authenticate(Some(&basic("pos-1", "x")), None).await,
             Err(AuthFailure::Throttled(_))
         ));
         // The till that already proved its password keeps working.
         assert!(auth
-            .authenticate(Some(&basic("pos-1", "right")))
+            .authenticate(Some(&basic("pos-1", "right")), None)
             .await
             .is_ok());
     }
@@ -553,14 +615,18 @@ mod tests {
             "Basic OnB3",
         ] {
             assert_eq!(
-                auth.authenticate(Some(h)).await,
+                auth.authenticate(Some(h), None).await,
                 Err(AuthFailure::Malformed),
                 "{h}"
             );
         }
-        assert_eq!(auth.authenticate(None).await, Err(AuthFailure::Missing));
         assert_eq!(
-            auth.authenticate(Some(&basic("nobody", "right"))).await,
+            auth.authenticate(None, None).await,
+            Err(AuthFailure::Missing)
+        );
+        assert_eq!(
+            auth.authenticate(Some(&basic("nobody", "right")), None)
+                .await,
             Err(AuthFailure::UnknownUser)
         );
     }
@@ -570,7 +636,8 @@ mod tests {
         let auth = Arc::new(authenticator());
         let header = basic("pos-1", "right");
         let all =
-            futures_util::future::join_all((0..64).map(|_| auth.authenticate(Some(&header)))).await;
+            futures_util::future::join_all((0..64).map(|_| auth.authenticate(Some(&header), None)))
+                .await;
         assert!(all
             .iter()
             .all(|r| r.as_ref().is_ok_and(|a| a.role == Role::Pos)));
@@ -578,7 +645,8 @@ mod tests {
         // Wrong passwords coalesce too (one verdict for one credential).
         let wrong = basic("pos-1", "wrong");
         let all =
-            futures_util::future::join_all((0..2).map(|_| auth.authenticate(Some(&wrong)))).await;
+            futures_util::future::join_all((0..2).map(|_| auth.authenticate(Some(&wrong), None)))
+                .await;
         assert!(all.iter().all(|r| *r == Err(AuthFailure::WrongPassword)));
         assert_eq!(auth.verifications_started(), 2);
     }
@@ -597,7 +665,7 @@ mod tests {
         };
         let auth = Authenticator::new(HashMap::from([("till-1".into(), till)]), settings());
         let ok = auth
-            .authenticate(Some(&basic("till-1", &token)))
+            .authenticate(Some(&basic("till-1", &token)), None)
             .await
             .unwrap();
         assert_eq!((ok.login.as_str(), ok.role), ("till-1", Role::Pos));
@@ -606,7 +674,7 @@ mod tests {
             ("nobody", &token, AuthFailure::UnknownUser),
         ] {
             assert_eq!(
-                auth.authenticate(Some(&basic(login, secret))).await,
+                auth.authenticate(Some(&basic(login, secret)), None).await,
                 Err(failure)
             );
         }
@@ -614,7 +682,8 @@ mod tests {
         // A password-shaped secret for a token-only user pays the dummy
         // argon2 (same cost as an unknown login) and fails.
         assert_eq!(
-            auth.authenticate(Some(&basic("till-1", "guess"))).await,
+            auth.authenticate(Some(&basic("till-1", "guess")), None)
+                .await,
             Err(AuthFailure::WrongPassword)
         );
         assert_eq!(auth.verifications_started(), 1);
@@ -632,7 +701,7 @@ mod tests {
             settings(),
         );
         for (login, password) in [("a", "pa"), ("b", "pb"), ("c", "pc"), ("d", "pd")] {
-            auth.authenticate(Some(&basic(login, password)))
+            auth.authenticate(Some(&basic(login, password)), None)
                 .await
                 .unwrap();
         }
@@ -646,23 +715,198 @@ mod tests {
         assert_eq!(change.changed, vec!["b", "d"]);
         assert_eq!(change.removed, vec!["c"]);
         // Unchanged: still cached, no new verification.
-        auth.authenticate(Some(&basic("a", "pa"))).await.unwrap();
+        auth.authenticate(Some(&basic("a", "pa")), None)
+            .await
+            .unwrap();
         assert_eq!(auth.verifications_started(), 4);
         for (login, password, failure) in [
             ("b", "pb", AuthFailure::WrongPassword),
             ("c", "pc", AuthFailure::UnknownUser),
         ] {
             assert_eq!(
-                auth.authenticate(Some(&basic(login, password))).await,
+                auth.authenticate(Some(&basic(login, password)), None).await,
                 Err(failure),
                 "{login}"
             );
         }
-        auth.authenticate(Some(&basic("b", "pb-new")))
+        auth.authenticate(Some(&basic("b", "pb-new")), None)
             .await
             .unwrap();
-        let d = auth.authenticate(Some(&basic("d", "pd"))).await.unwrap();
+        let d = auth
+            .authenticate(Some(&basic("d", "pd")), None)
+            .await
+            .unwrap();
         assert_eq!(d.role, Role::Administrator, "a role change applies at once");
+    }
+
+    fn peer(text: &str) -> Option<IpAddr> {
+        Some(text.parse().unwrap())
+    }
+
+    fn till(token_hex: &str) -> (String, User) {
+        let till = User {
+            login: "till-1".into(),
+            role: Role::Pos,
+            password_hash: None,
+            token_sha256: till_token::parse_hex_digest(token_hex),
+            client_cert_cn: None,
+            demo: false,
+        };
+        ("till-1".into(), till)
+    }
+
+    /// Issue 28, item 1: five bogus tokens gave the till's real one 429.
+    #[tokio::test]
+    async fn bogus_tokens_never_lock_out_the_right_one() {
+        let (token, hex) = till_token::issue();
+        let auth = Authenticator::new(HashMap::from([till(&hex)]), settings());
+        let stranger = peer("10.9.9.9");
+        for _ in 0..10 {
+            let (bogus, _) = till_token::issue();
+            let _ = auth
+                .authenticate(Some(&basic("till-1", &bogus)), stranger)
+                .await;
+        }
+        assert!(matches!(
+            auth.authenticate(Some(&basic("till-1", &till_token::issue().0)), stranger)
+                .await,
+            Err(AuthFailure::Throttled(_))
+        ));
+        // The right token passes, from the till and even from the stranger's address.
+        for from in [peer("10.0.0.1"), stranger] {
+            let ok = auth
+                .authenticate(Some(&basic("till-1", &token)), from)
+                .await;
+            assert_eq!(ok.map(|a| a.login), Ok("till-1".to_owned()), "{from:?}");
+        }
+    }
+
+    /// Issue 28, item 1: a password user's lockout is the guessing
+    /// address's, not the user's.
+    #[tokio::test]
+    async fn failures_from_one_address_do_not_lock_the_login_out_elsewhere() {
+        let auth = authenticator();
+        for _ in 0..5 {
+            let _ = auth
+                .authenticate(Some(&basic("pos-1", "guess")), peer("10.9.9.9"))
+                .await;
+        }
+        assert!(auth
+            .authenticate(Some(&basic("pos-1", "right")), peer("10.0.0.1"))
+            .await
+            .is_ok());
+    }
+
+    /// Issue 28, item 2: attempts count when admitted, so concurrent
+    /// guesses are not all verified before the first failure counts.
+    #[tokio::test]
+    async fn concurrent_guesses_are_counted_when_admitted() {
+        let auth = authenticator();
+        let from = peer("10.9.9.9");
+        let headers: Vec<String> = (0..10)
+            .map(|i| basic("pos-1", &format!("guess-{i}")))
+            .chain([basic("pos-1", "right")])
+            .collect();
+        let all = futures_util::future::join_all(
+            headers.iter().map(|h| auth.authenticate(Some(h), from)),
+        )
+        .await;
+        let verified = all
+            .iter()
+            .filter(|r| !matches!(r, Err(AuthFailure::Throttled(_))))
+            .count();
+        assert_eq!(verified, 3, "{all:?}");
+        assert_eq!(auth.verifications_started(), 3);
+        assert!(
+            matches!(all[10], Err(AuthFailure::Throttled(_))),
+            "the 11th guess, right, was verified: {:?}",
+            all[10]
+        );
+    }
+
+    /// Issue 28, item 2: 100,800 cheap failures under other logins evicted
+    /// a locked admin from the failure map.
+    #[tokio::test]
+    async fn a_flood_of_other_failures_never_evicts_a_lockout() {
+        let auth = authenticator();
+        let from = peer("10.9.9.9");
+        for _ in 0..4 {
+            let _ = auth.authenticate(Some(&basic("pos-1", "x")), from).await;
+        }
+        let (bogus, _) = till_token::issue();
+        for i in 0..100_800u32 {
+            let from = Some(IpAddr::from((0x0a00_0000 | i).to_be_bytes()));
+            let _ = auth
+                .authenticate(Some(&basic(&format!("till-{i}"), &bogus)), from)
+                .await;
+        }
+        assert!(matches!(
+            auth.authenticate(Some(&basic("pos-1", "x")), from).await,
+            Err(AuthFailure::Throttled(_))
+        ));
+    }
+
+    /// Issue 28, item 3: the queue is bounded, and so is an address's share.
+    #[tokio::test]
+    async fn a_full_queue_answers_busy_and_an_address_has_its_share() {
+        let auth = Authenticator::new(
+            HashMap::from([user("pos-1", Role::Pos, "right")]),
+            AuthSettings {
+                max_concurrent_verifications: 1,
+                max_queued_verifications: 4,
+                max_pending_per_address: 2,
+                ..settings()
+            },
+        );
+        // Three from one address first, then one each from six others.
+        let guesses: Vec<(String, Option<IpAddr>)> = (0..9u8)
+            .map(|i| {
+                let from = IpAddr::from([10, 0, i.saturating_sub(2), 1]);
+                (basic(&format!("u{i}"), "p"), Some(from))
+            })
+            .collect();
+        let all = futures_util::future::join_all(
+            guesses
+                .iter()
+                .map(|(h, from)| auth.authenticate(Some(h), *from)),
+        )
+        .await;
+        // The third guess of 10.0.0.1 is refused for its address; the
+        // queue holds 4 (plus the one a thread took) and refuses the rest.
+        assert!(matches!(all[2], Err(AuthFailure::Throttled(1))), "{all:?}");
+        assert!(
+            all.iter().any(|r| matches!(r, Err(AuthFailure::Busy(_)))),
+            "{all:?}"
+        );
+        assert!(
+            auth.verifications_started() <= 5,
+            "{}",
+            auth.verifications_started()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_verification_nobody_waits_for_is_not_run() {
+        let auth = Arc::new(Authenticator::new(
+            HashMap::from([user("pos-1", Role::Pos, "right")]),
+            AuthSettings {
+                max_concurrent_verifications: 1,
+                ..settings()
+            },
+        ));
+        // Queued and given up at once, as clients that hang up.
+        for i in 0..50 {
+            let header = basic(&format!("u{i}"), "guess");
+            let attempt = auth.authenticate(Some(&header), None);
+            let _ = futures_util::FutureExt::now_or_never(attempt);
+        }
+        let right = basic("pos-1", "right");
+        let ok = auth.authenticate(Some(&right), peer("10.0.0.1")).await;
+        assert!(ok.is_ok(), "{ok:?}");
+        assert_eq!(auth.verifications_started(), 51);
+        // At most the one a thread took before its waiter left, and ours.
+        let run = auth.verifications_run();
+        assert!(run <= 2, "{run} of 51 verifications ran");
     }
 
     #[test]

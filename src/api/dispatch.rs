@@ -1,7 +1,7 @@
 //! The single entry point of every request: request id, routing, auth,
 //! role, parameters, handler, envelope, metrics and logs.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::http::header::{
     HeaderName, HeaderValue, ALLOW, AUTHORIZATION, CONTENT_LENGTH, RETRY_AFTER, WWW_AUTHENTICATE,
@@ -100,8 +100,11 @@ pub async fn dispatch(
             // The security log: who tried, from where and why it failed, so
             // that credential stuffing or a misconfigured till can be
             // found. `login` is the attempted one; never the password.
-            let forwarded_for = forwarded_for(&req);
-            tracing::warn!(%request_id, route = template, method, login, reason, client, forwarded_for, key = e.key.as_str(), status, "authentication failed");
+            // Rate-limited: a flood of failures must not cost a line each.
+            if let Some(left_out) = state.auth.log_failure() {
+                let forwarded_for = forwarded_for(&req);
+                tracing::warn!(%request_id, route = template, method, login, reason, client, forwarded_for, key = e.key.as_str(), status, left_out, "authentication failed");
+            }
         } else if status >= 500 {
             tracing::error!(%request_id, route = template, method, login, client, key = e.key.as_str(), status, message = %e.message, "request failed");
         } else {
@@ -192,7 +195,12 @@ async fn handle(
     }
 
     let body = if req.method() == HttpMethod::POST {
-        match read_body(req, payload, state.settings.http.max_body_bytes).await {
+        let http = &state.settings.http;
+        let deadlines = BodyDeadlines {
+            total: Duration::from_millis(http.request_body_timeout_ms),
+            idle: Duration::from_millis(http.read_idle_timeout_ms),
+        };
+        match read_body_within(req, payload, http.max_body_bytes, Some(deadlines)).await {
             Ok(b) => Some(b),
             Err(e) => return with_login(render(state, Err(e)), &actor.login),
         }
@@ -257,15 +265,22 @@ async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Actor, Outc
         .headers()
         .get(AUTHORIZATION)
         .and_then(|h| h.to_str().ok());
-    let failure = match state.auth.authenticate(header).await {
+    let peer = req.peer_addr().map(|a| a.ip());
+    let failure = match state.auth.authenticate(header, peer).await {
         Ok(actor) => return Ok(actor),
         Err(failure) => failure,
     };
     let error = match failure {
-        AuthFailure::Throttled(secs) => {
-            ApiError::new(ErrorKey::RateLimited, "too many failed logins; retry later")
-                .retry_after(secs)
-        }
+        AuthFailure::Throttled(secs) => ApiError::new(
+            ErrorKey::RateLimited,
+            "too many login attempts from this address; retry later",
+        )
+        .retry_after(secs),
+        AuthFailure::Busy(secs) => ApiError::new(
+            ErrorKey::Overloaded,
+            "too many password verifications waiting; retry later",
+        )
+        .retry_after(secs),
         AuthFailure::Missing => ApiError::new(
             ErrorKey::Unauthorized,
             "credentials are required (HTTP Basic)",
@@ -331,9 +346,29 @@ fn with_login(mut outcome: Outcome, login: &str) -> Outcome {
 /// Reads at most `limit` bytes; more is 413 without reading the rest.
 pub(super) async fn read_body(
     req: &HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
     limit: usize,
 ) -> Result<web::Bytes, ApiError> {
+    read_body_within(req, payload, limit, None).await
+}
+
+/// How long a body may take: in all, and between two chunks.
+#[derive(Debug, Clone, Copy)]
+struct BodyDeadlines {
+    total: Duration,
+    idle: Duration,
+}
+
+/// [`read_body`], and 408 `RequestTimeout` when the body does not arrive in
+/// time: an authenticated client trickling a body held its connection and
+/// request forever (issue 28, item 4).
+async fn read_body_within(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+    deadlines: Option<BodyDeadlines>,
+) -> Result<web::Bytes, ApiError> {
+    let end = deadlines.map(|d| tokio::time::Instant::now() + d.total);
     let too_large = || {
         ApiError::new(
             ErrorKey::PayloadTooLarge,
@@ -349,7 +384,23 @@ pub(super) async fn read_body(
         return Err(too_large());
     }
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
-    while let Some(chunk) = payload.next().await {
+    loop {
+        let next = match (deadlines, end) {
+            (Some(d), Some(end)) => {
+                let by = end.min(tokio::time::Instant::now() + d.idle);
+                match tokio::time::timeout_at(by, payload.next()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        return Err(ApiError::new(
+                            ErrorKey::RequestTimeout,
+                            "the request body did not arrive in time",
+                        ))
+                    }
+                }
+            }
+            _ => payload.next().await,
+        };
+        let Some(chunk) = next else { break };
         let chunk = chunk.map_err(|e| {
             ApiError::new(
                 ErrorKey::InvalidJson,

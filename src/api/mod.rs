@@ -4,15 +4,18 @@
 
 mod admin;
 pub mod auth;
+mod auth_throttle;
 mod card;
 pub mod catalogue;
 mod contact;
 mod dispatch;
 pub mod error;
+mod log_limit;
 pub mod openapi;
 mod ops;
 pub mod params;
 mod purchase;
+pub mod read_deadline;
 pub mod router;
 pub mod till_token;
 pub mod transport;

@@ -8,7 +8,9 @@
 //! they are the only answers without a body this server writes, since each
 //! of ours is an envelope — and writes the envelope in their place, with an
 //! `X-Request-Id` and a Key of the catalogue, logged and counted like any
-//! refused request.
+//! refused request. A later request head that misses its deadline
+//! (`read_deadline`, which actix-http does not time) is answered here the
+//! same way: 408 in the envelope, then the connection ends.
 
 use std::io;
 use std::net::SocketAddr;
@@ -27,6 +29,8 @@ pub struct EnvelopeIo<T> {
     peer: Option<SocketAddr>,
     /// An envelope replacing a bare answer, and how much of it is written.
     pending: Option<(Vec<u8>, usize)>,
+    /// A request head missed its deadline: 408 written, nothing more read.
+    timed_out: bool,
 }
 
 impl<T> EnvelopeIo<T> {
@@ -35,6 +39,7 @@ impl<T> EnvelopeIo<T> {
             io,
             peer,
             pending: None,
+            timed_out: false,
         }
     }
 
@@ -114,13 +119,26 @@ impl<T: AsyncWrite + Unpin> EnvelopeIo<T> {
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for EnvelopeIo<T> {
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for EnvelopeIo<T> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+        let this = self.get_mut();
+        if !this.timed_out {
+            match Pin::new(&mut this.io).poll_read(cx, buf) {
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::TimedOut => {
+                    this.timed_out = true;
+                    this.pending = Some((envelope(ErrorKey::RequestTimeout, this.peer), 0));
+                }
+                other => return other,
+            }
+        }
+        // The 408 goes out, then the connection reads as ended.
+        ready!(this.poll_pending(cx))?;
+        ready!(Pin::new(&mut this.io).poll_flush(cx))?;
+        Poll::Ready(Ok(()))
     }
 }
 

@@ -4,10 +4,17 @@
 //! for it at once. A plain FIFO queue consumed by N threads keeps the order
 //! in which requests arrived (a semaphore in front of the blocking pool did
 //! not: a request could be answered after a thousand later ones).
+//!
+//! A job nobody waits for any more (every client that asked hung up) is
+//! dropped when its turn comes instead of verified: send-and-hang-up
+//! requests would otherwise buy seconds of argon2 each for nothing
+//! (issue 28, item 3). How many queued jobs someone still waits for is
+//! public, so that callers can refuse work once that is many; the dropped
+//! ones cost microseconds each and are not counted.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use argon2::Argon2;
@@ -15,18 +22,49 @@ use parking_lot::Mutex;
 
 use crate::metrics as m;
 
-/// Called on the verifying thread with the verdict.
-pub type Done = Box<dyn FnOnce(bool) + Send>;
+/// Called on the verifying thread with the verdict, or `None` when the job
+/// was dropped unverified because nobody waited for it.
+pub type Done = Box<dyn FnOnce(Option<bool>) + Send>;
+
+/// Held by everyone waiting for a verdict; the job keeps only a weak
+/// reference, so it knows when the last of them has gone.
+pub type Interest = Arc<Waiting>;
+
+/// Counts a queued job as awaited until it starts or its last waiter leaves.
+pub struct Waiting {
+    awaited: Arc<AtomicUsize>,
+    counted: AtomicBool,
+}
+
+impl Waiting {
+    fn uncount(&self) {
+        if self.counted.swap(false, Ordering::Relaxed) {
+            self.awaited.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.uncount();
+    }
+}
 
 struct Job {
     hash: String,
     password: String,
+    interest: Weak<Waiting>,
+    /// Released when the job is done (the address's pending slot).
+    hold: Box<dyn Send>,
     done: Done,
 }
 
 pub struct VerifierPool {
     queue: Sender<Job>,
     depth: Arc<AtomicUsize>,
+    /// Queued jobs someone still waits for.
+    awaited: Arc<AtomicUsize>,
+    run: Arc<AtomicU64>,
 }
 
 impl VerifierPool {
@@ -35,28 +73,69 @@ impl VerifierPool {
         let (queue, jobs) = channel::<Job>();
         let jobs = Arc::new(Mutex::new(jobs));
         let depth = Arc::new(AtomicUsize::new(0));
+        let run = Arc::new(AtomicU64::new(0));
         for i in 0..threads.max(1) {
-            let jobs = jobs.clone();
-            let depth = depth.clone();
+            let (jobs, depth, run) = (jobs.clone(), depth.clone(), run.clone());
             std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
-                .spawn(move || work(&jobs, &depth))?;
+                .spawn(move || work(&jobs, &depth, &run))?;
         }
-        Ok(VerifierPool { queue, depth })
+        Ok(VerifierPool {
+            queue,
+            depth,
+            awaited: Arc::default(),
+            run,
+        })
     }
 
-    /// Queues a verification behind every earlier one.
-    pub fn submit(&self, hash: String, password: String, done: Done) {
+    /// Verifications run since start (not those dropped unrun).
+    pub fn run(&self) -> u64 {
+        self.run.load(Ordering::Relaxed)
+    }
+
+    /// Verifications queued and not yet taken by a thread.
+    pub fn depth(&self) -> usize {
+        self.depth.load(Ordering::Relaxed)
+    }
+
+    /// Of those, the ones someone still waits for.
+    pub fn awaited(&self) -> usize {
+        self.awaited.load(Ordering::Relaxed)
+    }
+
+    /// A new waiters' handle for a job about to be submitted: the job
+    /// counts as awaited while it is held.
+    pub fn interest(&self) -> Interest {
+        self.awaited.fetch_add(1, Ordering::Relaxed);
+        Arc::new(Waiting {
+            awaited: self.awaited.clone(),
+            counted: AtomicBool::new(true),
+        })
+    }
+
+    /// Queues a verification behind every earlier one; it is verified only
+    /// if someone still holds `interest` when its turn comes. `hold` is
+    /// dropped when the job is over.
+    pub fn submit(
+        &self,
+        hash: String,
+        password: String,
+        interest: &Interest,
+        hold: Box<dyn Send>,
+        done: Done,
+    ) {
         let queued = self.depth.fetch_add(1, Ordering::Relaxed) + 1;
         m::auth_verification_queue(queued);
         if let Err(returned) = self.queue.send(Job {
             hash,
             password,
+            interest: Arc::downgrade(interest),
+            hold,
             done,
         }) {
             // No thread left (only while shutting down): refuse rather than hang.
             self.depth.fetch_sub(1, Ordering::Relaxed);
-            (returned.0.done)(false);
+            (returned.0.done)(Some(false));
         }
     }
 }
@@ -77,7 +156,7 @@ fn lower_priority() {
     }
 }
 
-fn work(jobs: &Mutex<Receiver<Job>>, depth: &AtomicUsize) {
+fn work(jobs: &Mutex<Receiver<Job>>, depth: &AtomicUsize, run: &AtomicU64) {
     lower_priority();
     loop {
         // The lock is held only while taking the next job, in queue order.
@@ -85,6 +164,17 @@ fn work(jobs: &Mutex<Receiver<Job>>, depth: &AtomicUsize) {
         let Ok(job) = job else { return };
         let left = depth.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
         m::auth_verification_queue(left);
+        match job.interest.upgrade() {
+            // Started: no longer waiting in the queue.
+            Some(waiting) => waiting.uncount(),
+            None => {
+                m::auth_verification("abandoned");
+                drop(job.hold);
+                (job.done)(None);
+                continue;
+            }
+        }
+        run.fetch_add(1, Ordering::Relaxed);
         let ok = PasswordHash::new(&job.hash)
             .map(|parsed| {
                 Argon2::default()
@@ -92,7 +182,8 @@ fn work(jobs: &Mutex<Receiver<Job>>, depth: &AtomicUsize) {
                     .is_ok()
             })
             .unwrap_or(false);
-        (job.done)(ok);
+        drop(job.hold);
+        (job.done)(Some(ok));
     }
 }
 
@@ -107,6 +198,7 @@ mod tests {
         let hash = hash_password("right").unwrap();
         let order = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = channel();
+        let interest = pool.interest();
         for i in 0..4 {
             let order = order.clone();
             let tx = tx.clone();
@@ -114,8 +206,10 @@ mod tests {
             pool.submit(
                 hash.clone(),
                 password.into(),
+                &interest,
+                Box::new(()),
                 Box::new(move |ok| {
-                    order.lock().push((i, ok));
+                    order.lock().push((i, ok.unwrap()));
                     let _ = tx.send(());
                 }),
             );
@@ -127,5 +221,46 @@ mod tests {
             *order.lock(),
             vec![(0, true), (1, false), (2, true), (3, false)]
         );
+    }
+
+    #[test]
+    fn a_job_nobody_waits_for_is_dropped_unverified() {
+        let pool = VerifierPool::start(1).unwrap();
+        let hash = hash_password("right").unwrap();
+        let (tx, rx) = channel();
+        let (go, wait) = channel::<()>();
+        let (entered, first_running) = channel::<()>();
+        let kept = pool.interest();
+        // The only thread is held in the first job's callback until the
+        // second job's waiter has left.
+        let first = tx.clone();
+        pool.submit(
+            hash.clone(),
+            "right".into(),
+            &kept,
+            Box::new(()),
+            Box::new(move |ok| {
+                let _ = entered.send(());
+                let _ = wait.recv();
+                let _ = first.send(("first", ok));
+            }),
+        );
+        first_running.recv().unwrap();
+        let gone = pool.interest();
+        assert_eq!(pool.awaited(), 1);
+        pool.submit(
+            hash,
+            "right".into(),
+            &gone,
+            Box::new(()),
+            Box::new(move |ok| {
+                let _ = tx.send(("second", ok));
+            }),
+        );
+        drop(gone);
+        assert_eq!(pool.awaited(), 0, "a job nobody waits for is not counted");
+        go.send(()).unwrap();
+        assert_eq!(rx.recv().unwrap(), ("first", Some(true)));
+        assert_eq!(rx.recv().unwrap(), ("second", None));
     }
 }

@@ -1,6 +1,7 @@
 //! The API integration suite: real HTTP against the real server (port 0).
 //! The store backend is chosen by LOYALTY_TEST_BACKEND (memory by default).
 
+mod abuse_support;
 mod access_support;
 mod bulk_support;
 mod card_support;
@@ -10,6 +11,7 @@ mod helpers;
 
 mod active;
 mod admin;
+mod argon2_queue;
 mod balance;
 mod bindto;
 mod block;
@@ -27,6 +29,7 @@ mod fuzz;
 mod history;
 mod history_effects;
 mod issue;
+mod lockout;
 mod messages;
 mod ops;
 mod process;
@@ -37,8 +40,10 @@ mod reload;
 mod replacement;
 mod requests;
 mod roles;
+mod slowloris;
 mod state_machine;
 mod store_startup;
 mod tls;
+mod tls_flood;
 mod transport;
 mod unblock;
