@@ -360,7 +360,7 @@ fn app_settings(url: String, prefix: &str) -> Settings {
     s.engine.shards = 4;
     s.auth.users_file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/demo-users.toml");
     s.demo.data_file = String::new();
-    s.store.backend = "redis".into();
+    s.store.backend = loyalty::config::StoreBackend::Redis;
     s.store.url = vec![url];
     s.store.key_prefix = prefix.to_owned();
     s

@@ -38,7 +38,7 @@ fn settings(urls: Vec<String>, prefix: &str, cache: usize) -> Settings {
     s.engine.cache_capacity = cache;
     s.auth.users_file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/demo-users.toml");
     s.demo.data_file = String::new();
-    s.store.backend = "redis".into();
+    s.store.backend = loyalty::config::StoreBackend::Redis;
     s.store.url = urls;
     s.store.key_prefix = prefix.to_owned();
     // Longer than any sleep below: a heartbeat that waits on the sleeping
