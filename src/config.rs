@@ -440,18 +440,25 @@ mod tests {
 
     #[test]
     fn a_choice_outside_its_values_names_the_key_and_the_accepted_values() {
-        let e = load_one("[store]\nbackend = \"mongo\"\n").unwrap_err().to_string();
+        let e = load_one("[store]\nbackend = \"mongo\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("store.backend") && e.contains("\"memory\", \"redis\""),
             "{e}"
         );
-        let e = load_one("[log]\nformat = \"JSON\"\n").unwrap_err().to_string();
+        let e = load_one("[log]\nformat = \"JSON\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("log.format") && e.contains("\"text\", \"json\""),
             "{e}"
         );
         let s = load_one("[store]\nbackend = \"redis\"\n[log]\nformat = \"json\"\n").unwrap();
-        assert_eq!((s.store.backend, s.log.format), (StoreBackend::Redis, LogFormat::Json));
+        assert_eq!(
+            (s.store.backend, s.log.format),
+            (StoreBackend::Redis, LogFormat::Json)
+        );
     }
 
     #[test]

@@ -163,7 +163,10 @@ mod tests {
     #[test]
     fn demo_data_goes_into_redis_only_when_the_config_asks() {
         let mut demo = crate::config::Settings::defaults().demo;
-        assert!(!demo.data_file.is_empty(), "the default config has demo data");
+        assert!(
+            !demo.data_file.is_empty(),
+            "the default config has demo data"
+        );
         assert!(wanted(&demo, StoreBackend::Memory));
         assert!(!wanted(&demo, StoreBackend::Redis), "not by default");
         demo.load_into_redis = true;

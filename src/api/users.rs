@@ -215,14 +215,20 @@ mod tests {
         let notice = token_notice(users.values()).unwrap();
         assert!(notice.starts_with("1 user(s)"), "{notice}");
         assert!(notice.contains("lt1_ followed by 43 base64url"), "{notice}");
-        assert_eq!(token_notice(users.values().filter(|u| u.login == "a")), None);
+        assert_eq!(
+            token_notice(users.values().filter(|u| u.login == "a")),
+            None
+        );
     }
 
     #[test]
     fn a_debug_print_shows_no_hash() {
         let users = parse(ENTRIES, "u.toml").unwrap();
         let shown = format!("{users:?}");
-        assert!(!shown.contains("argon2id") && !shown.contains("0f0f"), "{shown}");
+        assert!(
+            !shown.contains("argon2id") && !shown.contains("0f0f"),
+            "{shown}"
+        );
         assert!(shown.contains("<set>"), "{shown}");
     }
 }

@@ -383,9 +383,9 @@ fn parse_entries(reply: &Value) -> RedisResult<Vec<Delivered>> {
 /// `ChangeEvent` (the archive's PostgreSQL rows) get its JSON.
 fn event_json(kind: EventKind, compact: &[u8]) -> Result<String, String> {
     let json = match kind {
-        EventKind::History => {
-            serde_json::to_string(&codec::decode::<HistoryEntry>("e", compact).map_err(|e| e.to_string())?)
-        }
+        EventKind::History => serde_json::to_string(
+            &codec::decode::<HistoryEntry>("e", compact).map_err(|e| e.to_string())?,
+        ),
         EventKind::Loaded => {
             serde_json::to_string(&codec::decode::<Card>("e", compact).map_err(|e| e.to_string())?)
         }

@@ -39,8 +39,9 @@ fn documented() -> BTreeMap<String, toml::Value> {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
         let key = cells[1].trim_matches('`');
         let default = cells[2].trim_matches('`');
-        let parsed: toml::Table = toml::from_str(&format!("v = {default}"))
-            .unwrap_or_else(|e| panic!("the default of {key} is not a TOML value: {default} ({e})"));
+        let parsed: toml::Table = toml::from_str(&format!("v = {default}")).unwrap_or_else(|e| {
+            panic!("the default of {key} is not a TOML value: {default} ({e})")
+        });
         let previous = out.insert(key.to_owned(), parsed["v"].clone());
         assert!(previous.is_none(), "{key} is listed twice");
     }

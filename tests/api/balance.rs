@@ -243,12 +243,11 @@ async fn an_all_digit_code_is_a_card_number_when_it_can_be_one() {
 #[tokio::test]
 async fn the_demo_contact_code_is_found_on_the_seeds_path() {
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let app =
-        spawn_with(|s| {
-            s.demo.data_file = root.join("config/demo-data.json").display().to_string();
-            s.demo.load_into_redis = true;
-        })
-        .await;
+    let app = spawn_with(|s| {
+        s.demo.data_file = root.join("config/demo-data.json").display().to_string();
+        s.demo.load_into_redis = true;
+    })
+    .await;
     // DEMO-1 exists but holds no card yet: the contact code's Key, no
     // longer InvalidCardNumber.
     app.balance("DEMO-1")

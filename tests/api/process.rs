@@ -173,7 +173,11 @@ fn serve_starts_without_redis_and_answers_503_until_it_comes() {
 #[test]
 fn a_value_outside_a_settings_choices_stops_the_start_naming_the_key_and_the_choices() {
     for (var, value, expected) in [
-        ("LOYALTY__STORE__BACKEND", "mongo", r#"store.backend = "mongo""#),
+        (
+            "LOYALTY__STORE__BACKEND",
+            "mongo",
+            r#"store.backend = "mongo""#,
+        ),
         ("LOYALTY__LOG__FORMAT", "yaml", r#"log.format = "yaml""#),
         (
             "LOYALTY__ACTIVATION__REQUIRED_FIELDS",
@@ -208,7 +212,10 @@ fn the_start_logs_the_one_till_token_shape_when_the_users_file_has_tokens() {
     let users = dir.path().join("users.toml");
     let demo = std::fs::read_to_string(format!("{ROOT}/config/demo-users.toml")).unwrap();
     // sha256 of `openssl rand -hex 32`-style secret: any 64 hex digits.
-    let till = format!("[[users]]\nlogin = \"till-9\"\nrole = \"pos\"\ntoken_sha256 = \"{}\"\n", "ab".repeat(32));
+    let till = format!(
+        "[[users]]\nlogin = \"till-9\"\nrole = \"pos\"\ntoken_sha256 = \"{}\"\n",
+        "ab".repeat(32)
+    );
     std::fs::write(&users, format!("{demo}\n{till}")).unwrap();
     let mut child = Command::new(BIN)
         .current_dir(ROOT)

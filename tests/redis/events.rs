@@ -101,7 +101,10 @@ async fn a_stream_entry_carries_the_compact_record_and_nothing_larger() {
         .await
         .with_event_log(EventLog { max_len: 1000 });
     let a = card("4000000000001");
-    store.insert_cards(std::slice::from_ref(&a)).await.expect("inserts");
+    store
+        .insert_cards(std::slice::from_ref(&a))
+        .await
+        .expect("inserts");
     assert_eq!(
         store.update_card(&a, 1, &entry(1)).await.ok(),
         Some(Cas::Applied)

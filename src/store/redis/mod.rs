@@ -421,7 +421,11 @@ impl RedisStore {
         let stored = codec::encode(card)?;
         // The event carries the card as the hash keeps it: the compact
         // encoding is the smallest form (docs/events.md, "Memory").
-        let event: &[u8] = if self.events.max_len > 0 { &stored } else { b"" };
+        let event: &[u8] = if self.events.max_len > 0 {
+            &stored
+        } else {
+            b""
+        };
         let max_len = self.events.max_len.to_string();
         let reply = self
             .script(
