@@ -20,6 +20,9 @@ use time::macros::datetime;
 
 use crate::redis_server::{free_port, RedisCluster, RedisServer};
 
+/// One XRANGE entry: its id and its field/value pairs.
+type StreamEntry = (String, Vec<(String, Vec<u8>)>);
+
 fn card(n: &str) -> Card {
     Card::new(
         CardNumber::from_trusted(n.to_owned()),
@@ -114,7 +117,7 @@ async fn a_stream_entry_carries_the_compact_record_and_nothing_larger() {
         .get_multiplexed_async_connection()
         .await
         .expect("connects");
-    let entries: Vec<(String, Vec<(String, Vec<u8>)>)> = redis::cmd("XRANGE")
+    let entries: Vec<StreamEntry> = redis::cmd("XRANGE")
         .arg(store.keys().events("4000000000001"))
         .arg("-")
         .arg("+")
