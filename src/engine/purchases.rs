@@ -10,6 +10,7 @@ use super::claims::{new_owner, record_of};
 use super::error::EngineError;
 use super::kept::{purchase_fingerprint, Kept, ReversalOutcome, Stored};
 use super::ops::{Ops, MAX_ATTEMPTS};
+use crate::domain::history::note_debt;
 use crate::domain::ledger::LotSource;
 use crate::domain::purchase::{self, BonusRules, Reversal};
 use crate::domain::{
@@ -396,14 +397,16 @@ impl Ops {
                 debited: record.bonus_paid,
                 money: Some(r.amount),
                 comment: None,
+                debt: None,
             };
-            let entry = bonus_entry(
+            let mut entry = bonus_entry(
                 self.clock.now(),
                 &next,
                 &r.actor,
                 Operation::Purchase,
                 movement,
             );
+            note_debt(&mut entry, &card.value, &next);
             let stored = Stored {
                 fingerprint: fingerprint.clone(),
                 outcome: outcome.clone(),
@@ -531,13 +534,14 @@ impl Ops {
                 }
             };
             let outcome = reversed(&home, purchase_id, refund_id, money, &reversal, total);
-            let entry = bonus_entry(
+            let mut entry = bonus_entry(
                 self.clock.now(),
                 &next,
                 actor,
                 operation,
                 movement(reference, &reversal, money),
             );
+            note_debt(&mut entry, &card.value, &next);
             let mut reversals = stored.reversals.clone();
             reversals.push(ReversalOutcome {
                 key: outcome_key.clone(),
@@ -586,7 +590,7 @@ impl Ops {
             let Some(next) = card.replaced_by.clone() else {
                 return Ok(chain);
             };
-            if !card.transfer_out.is_empty() {
+            if card.outbox_pending() {
                 self.complete_replacement(&card.number, &next, actor)
                     .await?;
             }
@@ -706,6 +710,7 @@ impl Ops {
                 expire_date,
                 LotSource::Bonus,
             );
+            next.ledger.settle(today);
             let outcome = Accrued {
                 number: r.number.clone(),
                 operation_id: r.operation_id.clone(),
@@ -720,14 +725,16 @@ impl Ops {
                 debited: Amount::ZERO,
                 money: None,
                 comment: r.comment.clone(),
+                debt: None,
             };
-            let entry = bonus_entry(
+            let mut entry = bonus_entry(
                 self.clock.now(),
                 &next,
                 &r.actor,
                 Operation::Bonus,
                 movement,
             );
+            note_debt(&mut entry, &card.value, &next);
             let stored = Stored {
                 fingerprint: fingerprint.clone(),
                 outcome: outcome.clone(),
@@ -790,5 +797,6 @@ fn movement(reference: &str, r: &Reversal, money: Amount) -> BonusMovement {
         debited: r.accrual_reversed.saturating_sub(r.uncovered),
         money: Some(money),
         comment: None,
+        debt: None,
     }
 }

@@ -22,6 +22,7 @@ mod cache_coherence;
 mod concurrency;
 mod contacts;
 mod date_replay;
+mod debt;
 mod demo_data;
 mod exactly_once;
 mod fencing;

@@ -221,6 +221,11 @@ const BALANCE: Answer = Answer {
         opt("BlockReasonCode", Ty::Str, "only while Blocked"),
         opt("BlockReasonName", Ty::Str, "only while Blocked"),
         opt("ReplacedBy", Ty::Str, "only for a card replaced by another"),
+        opt(
+            "Debt",
+            Ty::Money,
+            "only while above 0: bonuses a cancel or refund could not take back (their accrual was spent); every later credit pays it first, and a replacement card carries it",
+        ),
     ],
 };
 const CONTACT: &[Field] = &[
@@ -253,7 +258,7 @@ const REVERSAL: Answer = Answer {
         req(
             "Uncovered",
             Ty::Money,
-            "spent accrual the balance could not cover",
+            "spent accrual the balance could not cover: added to the card's Debt",
         ),
         req("RefundedTotal", Ty::Money, "money refunded so far"),
     ],
