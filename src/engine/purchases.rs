@@ -732,27 +732,23 @@ impl Ops {
             )
             .into());
         }
-        let fingerprint = format!(
-            "{}|{}|{}|{:?}|{:?}|{:?}",
-            r.number,
-            r.amount,
-            r.bonus_type.code(),
-            r.active_from,
-            r.expire_date,
-            r.comment
-        );
+        let fingerprint = manual_fingerprint(&r.number, r);
         for _ in 0..MAX_ATTEMPTS {
             let (card, stored) = self.read_with::<Accrued>(&r.number, &key).await?;
             if let Some((stored, _)) = stored {
                 return replay(stored, &fingerprint, "OperationId");
             }
             // Applied on a card this one replaced, and retried with the new
-            // card's number: the same operation.
+            // card's number: the same operation. An OperationId's scope is
+            // the card (docs/api-decisions.md), and a replacement card is
+            // the same customer's card: the request is compared as if sent
+            // to the card it was applied on.
             if let Some(stored) = self
                 .predecessors_outcome::<Accrued>(&card.value, &key)
                 .await?
             {
-                return replay(stored, &fingerprint, "OperationId");
+                let as_sent_there = manual_fingerprint(&stored.outcome.number, r);
+                return replay(stored, &as_sent_there, "OperationId");
             }
             if self.finish_replacement(&card.value, &r.actor).await? {
                 continue;
@@ -817,6 +813,20 @@ impl Ops {
         }
         Err(EngineError::Contention(format!("card {}", r.number)))
     }
+}
+
+/// What a manual accrual's replay must match: the request's fields, with
+/// the number of the card it is compared on.
+fn manual_fingerprint(number: &CardNumber, r: &ManualBonusRequest) -> String {
+    format!(
+        "{}|{}|{}|{:?}|{:?}|{:?}",
+        number,
+        r.amount,
+        r.bonus_type.code(),
+        r.active_from,
+        r.expire_date,
+        r.comment
+    )
 }
 
 fn replay<T>(stored: Stored<T>, fingerprint: &str, what: &str) -> Result<T, EngineError> {

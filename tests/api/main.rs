@@ -31,6 +31,7 @@ mod history;
 mod history_effects;
 mod issue;
 mod lockout;
+mod manual_bonus;
 mod messages;
 mod ops;
 mod process;

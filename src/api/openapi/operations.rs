@@ -653,10 +653,10 @@ pub fn operation(id: RouteId) -> Operation {
         },
         RouteId::ManualBonus => Operation {
             id: "AccrueBonus",
-            summary: "Manual accrual (promotions, status bonuses); idempotent by OperationId",
+            summary: "Manual accrual (promotions, status bonuses); idempotent by OperationId per card",
             inputs: fields![
                 NUMBER_IN,
-                ex(req("OperationId", Ty::Id, "idempotency key"), "\"promo-2026-spring-000001\""),
+                ex(req("OperationId", Ty::Id, "idempotency key, scoped to the card: one promotion id may credit many cards, each once (a replacement card counts as the card it replaced)"), "\"promo-2026-spring-000001\""),
                 ex(req("Amount", Ty::Amount { positive: true }, ""), "100"),
                 ex(req("TypeCode", Ty::Code(BONUS_TYPES, InvalidParameter), "0 Cash, 1 Status"), "\"0\""),
                 opt("ActiveFrom", Ty::Date, "default today"),
