@@ -109,10 +109,8 @@ impl Card {
         let lots = self.ledger.take_all_unburnt(today);
         self.transfer_out.extend(lots);
         let debt = std::mem::take(&mut self.ledger.debt);
-        self.transfer_out_debt = self
-            .transfer_out_debt
-            .checked_add(debt)
-            .unwrap_or(Amount::MAX);
+        self.transfer_out_debt =
+            Amount::total([self.transfer_out_debt, debt]).unwrap_or(Amount::TOTAL_MAX);
     }
 
     pub fn is_bound(&self) -> bool {

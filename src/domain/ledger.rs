@@ -150,8 +150,11 @@ fn type_index(t: BonusType) -> usize {
     }
 }
 
+/// A total of lots: never clamped to the input cap (issue 27, a card may
+/// hold more than one credit's maximum); `TOTAL_MAX` is out of reach, as
+/// credits that would pass it are refused.
 fn sum(amounts: impl Iterator<Item = Amount>) -> Amount {
-    Amount::from_hundredths(amounts.map(Amount::hundredths).sum()).unwrap_or(Amount::MAX)
+    Amount::total(amounts).unwrap_or(Amount::TOTAL_MAX)
 }
 
 impl Ledger {
@@ -203,6 +206,18 @@ impl Ledger {
             .iter()
             .filter(|l| !l.is_expired(today))
             .map(|l| l.amount))
+    }
+
+    /// Everything the card holds, has held (Burnt) or owes: what a credit
+    /// must not take past `Amount::TOTAL_MAX`, so that no bucket of the
+    /// balance ever sums past what the answer can state.
+    pub fn total(&self) -> Amount {
+        sum(self
+            .lots
+            .iter()
+            .map(|l| l.amount)
+            .chain(self.burnt)
+            .chain([self.debt]))
     }
 
     pub fn burnt_total(&self, today: Date) -> Amount {
@@ -298,7 +313,7 @@ impl Ledger {
 
     /// Adds to what the card owes.
     pub fn owe(&mut self, amount: Amount) {
-        self.debt = self.debt.checked_add(amount).unwrap_or(Amount::MAX);
+        self.debt = sum([self.debt, amount].into_iter());
     }
 
     /// Pays the debt from the unburnt lots (Active first, nearest expiry
@@ -358,7 +373,7 @@ impl Ledger {
         self.lots.retain(|l| {
             if l.is_expired(today) {
                 let t = type_index(l.bonus_type);
-                burnt[t] = burnt[t].checked_add(l.amount).unwrap_or(Amount::MAX);
+                burnt[t] = sum([burnt[t], l.amount].into_iter());
                 false
             } else {
                 l.amount > Amount::ZERO
@@ -393,7 +408,7 @@ impl Ledger {
             if frozen {
                 push(
                     BonusStatus::Frozen,
-                    active.checked_add(inactive).unwrap_or(Amount::MAX),
+                    sum([active, inactive].into_iter()),
                     None,
                 );
             } else {

@@ -361,7 +361,7 @@ fn reverse(
 }
 
 fn sum(amounts: impl Iterator<Item = Amount>) -> Amount {
-    Amount::from_hundredths(amounts.map(Amount::hundredths).sum()).unwrap_or(Amount::MAX)
+    Amount::total(amounts).unwrap_or(Amount::TOTAL_MAX)
 }
 
 /// The allocations covering `[skip, skip + take)` of the written-off

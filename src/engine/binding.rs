@@ -423,8 +423,7 @@ impl Ops {
             // over (so that it is not seen as waiting for a transfer).
             return self.note_received(old, new).await;
         }
-        let moved = Amount::from_hundredths(outbox.iter().map(|l| l.amount.hundredths()).sum())
-            .unwrap_or(Amount::MAX);
+        let moved = Amount::total(outbox.iter().map(|l| l.amount)).unwrap_or(Amount::TOTAL_MAX);
         self.change_card(new, false, |card, _| {
             if card.received_from.contains(old) {
                 return Ok(Change::Unchanged);

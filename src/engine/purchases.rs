@@ -725,7 +725,10 @@ impl Ops {
                 self.settings.purchases.rules.expiry_days,
             )))
         });
-        if expire_date.is_some_and(|e| e < active_from) {
+        // Dates entirely in the past are refused below, after the
+        // idempotency check (a replay answers whatever today is).
+        if r.expire_date.is_some_and(|e| e >= today) && expire_date.is_some_and(|e| e < active_from)
+        {
             return Err(RuleError::new(
                 ErrorKey::InvalidParameter,
                 "ExpireDate is before ActiveFrom",
@@ -753,7 +756,18 @@ impl Ops {
             if self.finish_replacement(&card.value, &r.actor).await? {
                 continue;
             }
+            refuse_expired_bonus(r, expire_date, today)?;
             purchase::check_status(&card.value, Amount::ZERO)?;
+            if Amount::total([card.value.ledger.total(), r.amount]).is_none() {
+                return Err(RuleError::new(
+                    ErrorKey::InvalidAmount,
+                    format!(
+                        "the card would hold more than {} bonuses, the largest total a balance states exactly",
+                        Amount::TOTAL_MAX
+                    ),
+                )
+                .into());
+            }
             let mut next = card.value.clone();
             next.ledger.compact(today);
             next.ledger.accrue(
@@ -813,6 +827,27 @@ impl Ops {
         }
         Err(EngineError::Contention(format!("card {}", r.number)))
     }
+}
+
+/// A manual accrual whose bonuses would be Burnt the day they are credited
+/// is a mistake (issue 27): it would only inflate the Burnt total.
+fn refuse_expired_bonus(
+    r: &ManualBonusRequest,
+    expire_date: Option<Date>,
+    today: Date,
+) -> Result<(), RuleError> {
+    let Some(expires) = expire_date.filter(|e| *e < today) else {
+        return Ok(());
+    };
+    let message = match (r.expire_date, r.active_from) {
+        (Some(_), _) | (None, None) => format!(
+            "ExpireDate {expires} is in the past: a manual accrual must be usable at least through today ({today} UTC)"
+        ),
+        (None, Some(from)) => format!(
+            "ActiveFrom {from} is too far back: its bonuses would expire on {expires} (bonus.expiry_days later), before today ({today} UTC)"
+        ),
+    };
+    Err(RuleError::new(ErrorKey::InvalidParameter, message))
 }
 
 /// What a manual accrual's replay must match: the request's fields, with

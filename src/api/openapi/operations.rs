@@ -660,7 +660,7 @@ pub fn operation(id: RouteId) -> Operation {
                 ex(req("Amount", Ty::Amount { positive: true }, ""), "100"),
                 ex(req("TypeCode", Ty::Code(BONUS_TYPES, InvalidParameter), "0 Cash, 1 Status"), "\"0\""),
                 opt("ActiveFrom", Ty::Date, "default today"),
-                opt("ExpireDate", Ty::Date, "last usable day"),
+                opt("ExpireDate", Ty::Date, "last usable day, not before today (default ActiveFrom + bonus.expiry_days, which must not be before today either)"),
                 ex(opt("Comment", Ty::Text, ""), "\"spring promotion\""),
             ],
             answer: Answer {
