@@ -1,6 +1,7 @@
 //! Builds the whole server from settings: store, engine, auth, HTTP. Used by
 //! `main` and by the tests (which bind port 0).
 
+mod accrual_life;
 mod conn_limit;
 mod deferred_store;
 mod demo_guard;
@@ -76,6 +77,7 @@ impl Application {
             // expiry times past its range).
             bail!("bonus.idempotency_retention_secs must be between 1 and {MAX_RETENTION_SECS} (10 years): replays, cancels and refunds are possible only that long");
         }
+        accrual_life::refuse_accruals_expiring_while_reversible(&settings.bonus)?;
         let store = open_store(&settings).await?;
         let cores = num_cpus::get().max(1);
         let engine = Arc::new(Engine::start(

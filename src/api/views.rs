@@ -47,6 +47,11 @@ pub fn balance(view: &BalanceView, today: Date) -> Fields {
             .collect()
     };
     f.insert("Bonuses".into(), Value::Array(bonuses));
+    // Not a bonus status of the contract's: what the customer owes is no
+    // bonus, so it is a field of its own, there only while owed.
+    if card.ledger.debt > Amount::ZERO {
+        f.insert("Debt".into(), money(card.ledger.debt));
+    }
     if let Some(block) = &card.block {
         f.insert("BlockReasonCode".into(), json!(block.reason.code_str()));
         f.insert("BlockReasonName".into(), json!(block.reason.name()));
@@ -135,7 +140,7 @@ pub fn transaction(seq: u64, e: &HistoryEntry) -> Value {
         e.at.format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
     let b = e.bonus.clone().unwrap_or_default();
-    json!({
+    let mut item = json!({
         "Sequence": seq,
         "Time": time,
         "Login": e.login,
@@ -146,7 +151,11 @@ pub fn transaction(seq: u64, e: &HistoryEntry) -> Value {
         "Debited": money(b.debited),
         "Amount": b.money.map_or(Value::Null, money),
         "Comment": b.comment,
-    })
+    });
+    if let (Some(debt), Value::Object(fields)) = (b.debt, &mut item) {
+        fields.insert("Debt".into(), money(debt));
+    }
+    item
 }
 
 /// A page of history entries: `Items` rendered by `item`, and the cursor of

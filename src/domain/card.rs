@@ -10,6 +10,7 @@ use super::error::{ErrorKey, RuleError};
 use super::history::{HistoryEntry, Operation};
 use super::ids::{CardNumber, ContactCode};
 use super::ledger::{Ledger, Lot};
+use super::money::Amount;
 use super::policy::{may_block, may_unblock, Actor};
 use super::reference::{BlockReason, CardStatus, CardType, Category, Role, UnblockReason};
 
@@ -38,6 +39,11 @@ pub struct Card {
     /// Cards whose lots this card has received (replacement transfers).
     #[serde(default)]
     pub received_from: Vec<CardNumber>,
+    /// The debt (`Ledger::debt`) taken off this replaced card with its
+    /// lots, not yet delivered: a replacement carries what the customer
+    /// owes, or a new card would wipe it.
+    #[serde(default)]
+    pub transfer_out_debt: Amount,
 }
 
 /// Who blocked the card, why, when, and from which status.
@@ -89,7 +95,22 @@ impl Card {
             ledger: Ledger::default(),
             transfer_out: Vec::new(),
             received_from: Vec::new(),
+            transfer_out_debt: Amount::ZERO,
         }
+    }
+
+    /// Lots or debt wait in the outbox for the card that replaced this one.
+    pub fn outbox_pending(&self) -> bool {
+        !self.transfer_out.is_empty() || self.transfer_out_debt > Amount::ZERO
+    }
+
+    /// Moves every unburnt lot and the debt into the outbox (a replacement).
+    pub fn hand_over(&mut self, today: time::Date) {
+        let lots = self.ledger.take_all_unburnt(today);
+        self.transfer_out.extend(lots);
+        let debt = std::mem::take(&mut self.ledger.debt);
+        self.transfer_out_debt =
+            Amount::total([self.transfer_out_debt, debt]).unwrap_or(Amount::TOTAL_MAX);
     }
 
     pub fn is_bound(&self) -> bool {
@@ -103,7 +124,7 @@ impl Card {
     /// on either card finishes it first, so lots are never stranded.
     pub fn unfinished_replacement(&self) -> Option<(CardNumber, CardNumber)> {
         if let Some(new) = &self.replaced_by {
-            if !self.transfer_out.is_empty() {
+            if self.outbox_pending() {
                 return Some((self.number.clone(), new.clone()));
             }
         }

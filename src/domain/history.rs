@@ -129,4 +129,18 @@ pub struct BonusMovement {
     /// Money amount of the purchase or refund, where there is one.
     pub money: Option<Amount>,
     pub comment: Option<String>,
+    /// The card's debt (`Ledger::debt`) after the operation, on operations
+    /// that changed it: what a support desk reads to see what was owed,
+    /// when, and what paid it (a transfer out names the debt it moved).
+    #[serde(default)]
+    pub debt: Option<Amount>,
+}
+
+/// Sets `entry`'s debt when the operation changed the card's debt.
+pub fn note_debt(entry: &mut HistoryEntry, before: &super::Card, after: &super::Card) {
+    if before.ledger.debt != after.ledger.debt {
+        if let Some(b) = entry.bonus.as_mut() {
+            b.debt = Some(after.ledger.debt);
+        }
+    }
 }

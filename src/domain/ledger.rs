@@ -133,6 +133,14 @@ pub struct Ledger {
     pub lots: Vec<Lot>,
     /// Expired amounts of compacted lots: [cash, status].
     pub burnt: [Amount; 2],
+    /// Bonuses a reversal had to take back but could not: the accrual of a
+    /// returned purchase was already spent and nothing unburnt was left to
+    /// cover it. Kept, not forgotten, so that the balance after any order
+    /// of returns is the same (issue 27): every later credit that is not
+    /// born expired pays it first. While it is above zero the card holds no
+    /// unburnt lot (`settle` runs after every credit).
+    #[serde(default)]
+    pub debt: Amount,
 }
 
 fn type_index(t: BonusType) -> usize {
@@ -142,8 +150,11 @@ fn type_index(t: BonusType) -> usize {
     }
 }
 
+/// A total of lots: never clamped to the input cap (issue 27, a card may
+/// hold more than one credit's maximum); `TOTAL_MAX` is out of reach, as
+/// credits that would pass it are refused.
 fn sum(amounts: impl Iterator<Item = Amount>) -> Amount {
-    Amount::from_hundredths(amounts.map(Amount::hundredths).sum()).unwrap_or(Amount::MAX)
+    Amount::total(amounts).unwrap_or(Amount::TOTAL_MAX)
 }
 
 impl Ledger {
@@ -195,6 +206,18 @@ impl Ledger {
             .iter()
             .filter(|l| !l.is_expired(today))
             .map(|l| l.amount))
+    }
+
+    /// Everything the card holds, has held (Burnt) or owes: what a credit
+    /// must not take past `Amount::TOTAL_MAX`, so that no bucket of the
+    /// balance ever sums past what the answer can state.
+    pub fn total(&self) -> Amount {
+        sum(self
+            .lots
+            .iter()
+            .map(|l| l.amount)
+            .chain(self.burnt)
+            .chain([self.debt]))
     }
 
     pub fn burnt_total(&self, today: Date) -> Amount {
@@ -288,6 +311,25 @@ impl Ledger {
         amount.saturating_sub(left)
     }
 
+    /// Adds to what the card owes.
+    pub fn owe(&mut self, amount: Amount) {
+        self.debt = sum([self.debt, amount].into_iter());
+    }
+
+    /// Pays the debt from the unburnt lots (Active first, nearest expiry
+    /// first, as a take-back does): called after every credit, so that a
+    /// credit pays what is owed before it can be spent. What is born
+    /// expired pays nothing: it was never usable, and a take-back never
+    /// takes from Burnt either. Returns what was paid.
+    pub fn settle(&mut self, today: Date) -> Amount {
+        if self.debt == Amount::ZERO {
+            return Amount::ZERO;
+        }
+        let paid = sum(self.take_back(self.debt, today).iter().map(|a| a.amount));
+        self.debt = self.debt.saturating_sub(paid);
+        paid
+    }
+
     /// Gives written-off bonuses back with their original dates (an expired
     /// one comes back Burnt).
     pub fn restore(&mut self, allocations: &[Allocation]) {
@@ -308,9 +350,10 @@ impl Ledger {
         std::mem::take(&mut self.lots)
     }
 
-    /// Receives lots moved from another card (merged with its own lots of
-    /// the same type, dates and source).
-    pub fn receive(&mut self, lots: Vec<Lot>) {
+    /// Receives lots and the debt moved from another card (the lots merged
+    /// with its own lots of the same type, dates and source); what is owed
+    /// on either card is then paid from the lots of both.
+    pub fn receive(&mut self, lots: Vec<Lot>, debt: Amount, today: Date) {
         for lot in lots {
             self.accrue(
                 lot.amount,
@@ -320,6 +363,8 @@ impl Ledger {
                 lot.source,
             );
         }
+        self.owe(debt);
+        self.settle(today);
     }
 
     /// Folds expired lots into the Burnt totals.
@@ -328,7 +373,7 @@ impl Ledger {
         self.lots.retain(|l| {
             if l.is_expired(today) {
                 let t = type_index(l.bonus_type);
-                burnt[t] = burnt[t].checked_add(l.amount).unwrap_or(Amount::MAX);
+                burnt[t] = sum([burnt[t], l.amount].into_iter());
                 false
             } else {
                 l.amount > Amount::ZERO
@@ -363,7 +408,7 @@ impl Ledger {
             if frozen {
                 push(
                     BonusStatus::Frozen,
-                    active.checked_add(inactive).unwrap_or(Amount::MAX),
+                    sum([active, inactive].into_iter()),
                     None,
                 );
             } else {

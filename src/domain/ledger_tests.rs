@@ -244,7 +244,7 @@ fn transfer_moves_unburnt_lots_with_their_dates() {
         LotSource::Purchase,
     );
     let mut new = Ledger::default();
-    new.receive(old.take_all_unburnt(TODAY));
+    new.receive(old.take_all_unburnt(TODAY), Amount::ZERO, TODAY);
     assert_eq!(old.unburnt(TODAY), Amount::ZERO);
     assert_eq!(old.burnt_total(TODAY), amt(300));
     assert_eq!(new.usable(TODAY), amt(100));

@@ -20,6 +20,23 @@ impl Amount {
     /// even when multiplied by a percentage in basis points.
     pub const MAX: Amount = Amount(100_000_000_000);
 
+    /// The largest total a card can show (issue 27): 2^53 − 1 hundredths,
+    /// the largest integer a JSON number — a double, as clients parse it —
+    /// holds exactly. A total adds amounts of at most [`Amount::MAX`] each,
+    /// so it may pass `MAX`; it is never clamped to a number the ledger
+    /// does not hold (a credit that would take a card past it is refused).
+    pub const TOTAL_MAX: Amount = Amount((1 << 53) - 1);
+
+    /// The sum of `amounts` as a total (see [`Amount::TOTAL_MAX`]); `None`
+    /// past it.
+    pub fn total(amounts: impl IntoIterator<Item = Amount>) -> Option<Amount> {
+        amounts
+            .into_iter()
+            .try_fold(0i64, |sum, a| sum.checked_add(a.0))
+            .filter(|h| *h <= Self::TOTAL_MAX.0)
+            .map(Amount)
+    }
+
     pub fn from_hundredths(h: i64) -> Option<Amount> {
         (0..=Self::MAX.0).contains(&h).then_some(Amount(h))
     }
@@ -147,6 +164,18 @@ mod tests {
             .unwrap_err()
             .message
             .contains("largest"));
+    }
+
+    #[test]
+    fn totals_pass_the_input_cap_up_to_what_json_states_exactly() {
+        assert_eq!(
+            Amount::total([Amount::MAX, Amount::MAX]).map(Amount::hundredths),
+            Some(2 * Amount::MAX.hundredths())
+        );
+        assert_eq!(Amount::total([Amount::TOTAL_MAX]), Some(Amount::TOTAL_MAX));
+        assert_eq!(Amount::total([Amount::TOTAL_MAX, Amount(1)]), None);
+        // 2^53 − 1 hundredths print as the exact decimal.
+        assert_eq!(Amount::TOTAL_MAX.to_string(), "90071992547409.91");
     }
 
     #[test]

@@ -72,7 +72,8 @@ pub struct Reversal {
     pub accrual_reversed: Amount,
     /// Written-off bonuses given back (with their original dates).
     pub bonus_returned: Amount,
-    /// Part of the accrual already spent that the balance could not cover.
+    /// Part of the accrual already spent that the balance could not cover:
+    /// added to the card's debt (`Ledger::debt`).
     pub uncovered: Amount,
 }
 
@@ -230,6 +231,7 @@ pub fn confirm(
         Some(expires),
         LotSource::Purchase,
     );
+    card.ledger.settle(today);
     Ok(PurchaseRecord {
         amount,
         bonus_paid: bonus_to_pay,
@@ -314,18 +316,35 @@ fn reverse(
     bonus: Amount,
     today: Date,
 ) -> Reversal {
+    // Expired lots out first: whether something compacted the card before
+    // must not change what a reversal takes (issue 27), and a take-back
+    // must never find a Burnt lot to take from.
+    card.ledger.compact(today);
     let give_back = slice(&record.writeoffs, record.bonus_returned, bonus);
     card.ledger.restore(&give_back);
     let (from, expires) = record.accrual_dates;
+    // An accrual whose lot has expired is Burnt, spent or not: nothing of
+    // it is taken back from the live balance (startup refuses settings
+    // under which a reversible purchase's accrual can expire, so only data
+    // from other settings gets here).
+    let live = if expires < today {
+        Amount::ZERO
+    } else {
+        accrual
+    };
     let removed = card.ledger.remove_from_lot(
         BonusType::Cash,
         from,
         Some(expires),
         LotSource::Purchase,
-        accrual,
+        live,
     );
-    let spent = accrual.saturating_sub(removed);
+    let spent = live.saturating_sub(removed);
     let covered = sum(card.ledger.take_back(spent, today).iter().map(|a| a.amount));
+    let uncovered = spent.saturating_sub(covered);
+    card.ledger.owe(uncovered);
+    // What was given back pays what the card owed before.
+    card.ledger.settle(today);
     record.accrual_reversed = record
         .accrual_reversed
         .checked_add(accrual)
@@ -335,14 +354,14 @@ fn reverse(
         .checked_add(bonus)
         .unwrap_or(record.bonus_paid);
     Reversal {
-        accrual_reversed: accrual,
+        accrual_reversed: live,
         bonus_returned: bonus,
-        uncovered: spent.saturating_sub(covered),
+        uncovered,
     }
 }
 
 fn sum(amounts: impl Iterator<Item = Amount>) -> Amount {
-    Amount::from_hundredths(amounts.map(Amount::hundredths).sum()).unwrap_or(Amount::MAX)
+    Amount::total(amounts).unwrap_or(Amount::TOTAL_MAX)
 }
 
 /// The allocations covering `[skip, skip + take)` of the written-off

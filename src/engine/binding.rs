@@ -26,6 +26,7 @@ use super::error::EngineError;
 use super::ops::{cannot_find_mobile, Ops, MAX_ATTEMPTS};
 use time::OffsetDateTime;
 
+use crate::domain::history::note_debt;
 use crate::domain::{
     card::Change, Actor, Amount, BindCheck, BonusMovement, Card, CardNumber, ContactCode, ErrorKey,
     HistoryEntry, MobileNumber, Operation, RuleError,
@@ -397,8 +398,7 @@ impl Ops {
                 else {
                     return Ok(Change::Unchanged);
                 };
-                let lots = marked.ledger.take_all_unburnt(today);
-                marked.transfer_out.extend(lots);
+                marked.hand_over(today);
                 Ok(Change::Changed {
                     card: marked,
                     entry,
@@ -416,34 +416,40 @@ impl Ops {
             )));
         }
 
-        let outbox = self.load_card(old).await?.value.transfer_out;
-        if outbox.is_empty() {
+        let sender = self.load_card(old).await?.value;
+        let (outbox, debt) = (sender.transfer_out, sender.transfer_out_debt);
+        if outbox.is_empty() && debt == Amount::ZERO {
             // Nothing to move, but the new card records that it has taken
             // over (so that it is not seen as waiting for a transfer).
             return self.note_received(old, new).await;
         }
-        let moved = Amount::from_hundredths(outbox.iter().map(|l| l.amount.hundredths()).sum())
-            .unwrap_or(Amount::MAX);
+        let moved = Amount::total(outbox.iter().map(|l| l.amount)).unwrap_or(Amount::TOTAL_MAX);
         self.change_card(new, false, |card, _| {
             if card.received_from.contains(old) {
                 return Ok(Change::Unchanged);
             }
             let mut next = card.clone();
-            next.ledger.receive(outbox.clone());
+            next.ledger.receive(outbox.clone(), debt, today);
             next.received_from.push(old.clone());
-            let entry = transfer_entry(card, actor, at, Operation::TransferIn, old, moved);
+            let mut entry = transfer_entry(card, actor, at, Operation::TransferIn, old, moved);
+            note_debt(&mut entry, card, &next);
             Ok(Change::Changed { card: next, entry })
         })
         .await?;
         m::bonus_amount("transfer", moved);
 
         self.change_card(old, false, |card, _| {
-            if card.transfer_out.is_empty() {
+            if !card.outbox_pending() {
                 return Ok(Change::Unchanged);
             }
             let mut next = card.clone();
             next.transfer_out.clear();
-            let entry = transfer_entry(card, actor, at, Operation::TransferOut, new, moved);
+            next.transfer_out_debt = Amount::ZERO;
+            let mut entry = transfer_entry(card, actor, at, Operation::TransferOut, new, moved);
+            // The debt left with the lots: the entry says what it was.
+            if let Some(b) = entry.bonus.as_mut() {
+                b.debt = (debt > Amount::ZERO).then_some(debt);
+            }
             Ok(Change::Changed { card: next, entry })
         })
         .await
@@ -508,6 +514,7 @@ fn transfer_entry(
             debited,
             money: None,
             comment: None,
+            debt: None,
         }),
     }
 }

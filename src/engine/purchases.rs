@@ -10,6 +10,7 @@ use super::claims::{new_owner, record_of};
 use super::error::EngineError;
 use super::kept::{purchase_fingerprint, Kept, ReversalOutcome, Stored};
 use super::ops::{Ops, MAX_ATTEMPTS};
+use crate::domain::history::note_debt;
 use crate::domain::ledger::LotSource;
 use crate::domain::purchase::{self, BonusRules, Reversal};
 use crate::domain::{
@@ -177,27 +178,71 @@ impl Ops {
     /// name only the purchase. The same id on another card is a conflict.
     /// An id bound longer ago than the retention whose outcome is gone has
     /// expired: applying it again would count the purchase twice.
+    ///
+    /// Returns the owner token this attempt holds the claim under (`held`:
+    /// the one it claimed under before, kept while it still holds). A claim
+    /// of the same card made by another attempt (a twin on another
+    /// instance, a retry) is taken over, compare-and-swap on its token,
+    /// rather than relied on: that attempt may give its claim back on a
+    /// refusal (`release_purchase`), which must never strip the claim of a
+    /// purchase that lands. Called after every read of the card, so that a
+    /// write always follows a claim taken after the read it was decided on.
     async fn claim_purchase(
         &self,
         purchase_id: &str,
         number: &CardNumber,
-    ) -> Result<(), EngineError> {
+        held: Option<&str>,
+    ) -> Result<String, EngineError> {
+        let mine = held.map_or_else(|| new_owner(self.instance, number.as_str()), str::to_owned);
         // Claim first: one round trip when the id is new (the usual case);
         // a refusal hands back the current claim to judge.
+        let mut expected: Option<String> = None;
         for _ in 0..MAX_ATTEMPTS {
-            let owner = new_owner(self.instance, number.as_str());
             match self
                 .store
-                .index_claim(Index::Purchase, purchase_id, None, &owner)
+                .index_claim(Index::Purchase, purchase_id, expected.as_deref(), &mine)
                 .await?
             {
-                Ok(()) => return Ok(()),
-                Err(Some(claim)) => return self.judge_purchase_claim(&claim, number),
+                Ok(()) => return Ok(mine),
+                Err(Some(claim)) if claim.owner == mine => return Ok(mine),
+                Err(Some(claim)) => {
+                    self.judge_purchase_claim(&claim, number)?;
+                    expected = Some(claim.owner);
+                }
                 // Released between our attempt and its answer: try again.
-                Err(None) => {}
+                Err(None) => expected = None,
             }
         }
         Err(EngineError::Contention(format!("purchase {purchase_id}")))
+    }
+
+    /// Gives back the claim `owner` holds on a PurchaseId when the confirm
+    /// that took it is refused on a later read (a lost race left too
+    /// little): a refused request stores nothing (docs/api-decisions.md),
+    /// so the id stays free for another card. The card is first rewritten
+    /// unchanged at the version the refusal was decided on (a fence): a
+    /// twin attempt that decided on that version or an older one can no
+    /// longer write, and one that reads after the fence claims again after
+    /// its read. The release is compare-and-swap on `owner`: a claim a twin
+    /// took over stays. `false`: the card changed meanwhile, nothing was
+    /// released, decide again on a fresh read.
+    async fn release_purchase(
+        &self,
+        purchase_id: &str,
+        owner: &str,
+        card: &Versioned<Card>,
+    ) -> Result<bool, EngineError> {
+        if self
+            .commit(&card.value, card.version, None, Vec::new())
+            .await?
+            != Cas::Applied
+        {
+            return Ok(false);
+        }
+        self.store
+            .index_release(Index::Purchase, purchase_id, owner)
+            .await?;
+        Ok(true)
     }
 
     /// May `number` use a PurchaseId that `claim` holds? Only if the claim
@@ -321,14 +366,15 @@ impl Ops {
         let rules = &self.settings.purchases.rules;
         // The PurchaseId is bound to the card only once the rules accepted
         // the purchase: a refused confirm leaves it free for another card.
-        let mut claimed = false;
+        // The token of this request's claim, once it holds one.
+        let mut owner: Option<String> = None;
         for _ in 0..MAX_ATTEMPTS {
             // Independent reads: sent together, they share a round trip.
             // The card and its stored outcome come in one read, so that the
             // outcome is the one that goes with the card's version.
             let (read, claim) = futures_util::join!(
                 self.store.get_card_with_record(&r.number, &key),
-                self.purchase_claim(&r.purchase_id, claimed),
+                self.purchase_claim(&r.purchase_id, owner.is_some()),
             );
             let (card, stored) = read?;
             // The idempotency check comes first, before any lookup or rule
@@ -348,30 +394,42 @@ impl Ops {
             }
             let now = self.clock.now();
             let today = now.date();
-            if let Some(date) = r.date {
-                purchase::check_date(rules, date, now)?;
-            }
             let date = r.date.unwrap_or(today);
             let mut next = card.value.clone();
             next.ledger.compact(today);
-            let record =
-                match purchase::confirm(rules, &mut next, r.amount, r.bonus_to_pay, date, today) {
-                    Ok(record) => record,
-                    // The card we read may already carry this very purchase,
-                    // applied by a twin of this request after our outcome read
-                    // (its write-off then leaves too little for ours): answer
-                    // what the twin answered, not a refusal.
-                    Err(refusal) => {
-                        return match self.stored::<Confirmed>(&r.number, &key).await? {
-                            Some(stored) => replay(stored, &fingerprint, "PurchaseId"),
-                            None => Err(refusal.into()),
-                        }
-                    }
-                };
-            if !claimed {
-                self.claim_purchase(&r.purchase_id, &r.number).await?;
-                claimed = true;
+            let checked = match r.date {
+                Some(date) => purchase::check_date(rules, date, now),
+                None => Ok(()),
             }
+            .and_then(|()| {
+                purchase::confirm(rules, &mut next, r.amount, r.bonus_to_pay, date, today)
+            });
+            let record = match checked {
+                Ok(record) => record,
+                // Refused on a read after this request claimed the id (its
+                // first write lost a race): give the claim back.
+                Err(refusal) if owner.is_some() => {
+                    let held = owner.as_deref().unwrap_or_default();
+                    if self.release_purchase(&r.purchase_id, held, &card).await? {
+                        return Err(refusal.into());
+                    }
+                    continue;
+                }
+                // The card we read may already carry this very purchase,
+                // applied by a twin of this request after our outcome read
+                // (its write-off then leaves too little for ours): answer
+                // what the twin answered, not a refusal.
+                Err(refusal) => {
+                    return match self.stored::<Confirmed>(&r.number, &key).await? {
+                        Some(stored) => replay(stored, &fingerprint, "PurchaseId"),
+                        None => Err(refusal.into()),
+                    }
+                }
+            };
+            owner = Some(
+                self.claim_purchase(&r.purchase_id, &r.number, owner.as_deref())
+                    .await?,
+            );
             let (active_from, expires) = purchase::accrual_dates(rules, date);
             let outcome = Confirmed {
                 number: r.number.clone(),
@@ -396,14 +454,16 @@ impl Ops {
                 debited: record.bonus_paid,
                 money: Some(r.amount),
                 comment: None,
+                debt: None,
             };
-            let entry = bonus_entry(
+            let mut entry = bonus_entry(
                 self.clock.now(),
                 &next,
                 &r.actor,
                 Operation::Purchase,
                 movement,
             );
+            note_debt(&mut entry, &card.value, &next);
             let stored = Stored {
                 fingerprint: fingerprint.clone(),
                 outcome: outcome.clone(),
@@ -531,13 +591,14 @@ impl Ops {
                 }
             };
             let outcome = reversed(&home, purchase_id, refund_id, money, &reversal, total);
-            let entry = bonus_entry(
+            let mut entry = bonus_entry(
                 self.clock.now(),
                 &next,
                 actor,
                 operation,
                 movement(reference, &reversal, money),
             );
+            note_debt(&mut entry, &card.value, &next);
             let mut reversals = stored.reversals.clone();
             reversals.push(ReversalOutcome {
                 key: outcome_key.clone(),
@@ -586,7 +647,7 @@ impl Ops {
             let Some(next) = card.replaced_by.clone() else {
                 return Ok(chain);
             };
-            if !card.transfer_out.is_empty() {
+            if card.outbox_pending() {
                 self.complete_replacement(&card.number, &next, actor)
                     .await?;
             }
@@ -664,39 +725,49 @@ impl Ops {
                 self.settings.purchases.rules.expiry_days,
             )))
         });
-        if expire_date.is_some_and(|e| e < active_from) {
+        // Dates entirely in the past are refused below, after the
+        // idempotency check (a replay answers whatever today is).
+        if r.expire_date.is_some_and(|e| e >= today) && expire_date.is_some_and(|e| e < active_from)
+        {
             return Err(RuleError::new(
                 ErrorKey::InvalidParameter,
                 "ExpireDate is before ActiveFrom",
             )
             .into());
         }
-        let fingerprint = format!(
-            "{}|{}|{}|{:?}|{:?}|{:?}",
-            r.number,
-            r.amount,
-            r.bonus_type.code(),
-            r.active_from,
-            r.expire_date,
-            r.comment
-        );
+        let fingerprint = manual_fingerprint(&r.number, r);
         for _ in 0..MAX_ATTEMPTS {
             let (card, stored) = self.read_with::<Accrued>(&r.number, &key).await?;
             if let Some((stored, _)) = stored {
                 return replay(stored, &fingerprint, "OperationId");
             }
             // Applied on a card this one replaced, and retried with the new
-            // card's number: the same operation.
+            // card's number: the same operation. An OperationId's scope is
+            // the card (docs/api-decisions.md), and a replacement card is
+            // the same customer's card: the request is compared as if sent
+            // to the card it was applied on.
             if let Some(stored) = self
                 .predecessors_outcome::<Accrued>(&card.value, &key)
                 .await?
             {
-                return replay(stored, &fingerprint, "OperationId");
+                let as_sent_there = manual_fingerprint(&stored.outcome.number, r);
+                return replay(stored, &as_sent_there, "OperationId");
             }
             if self.finish_replacement(&card.value, &r.actor).await? {
                 continue;
             }
+            refuse_expired_bonus(r, expire_date, today)?;
             purchase::check_status(&card.value, Amount::ZERO)?;
+            if Amount::total([card.value.ledger.total(), r.amount]).is_none() {
+                return Err(RuleError::new(
+                    ErrorKey::InvalidAmount,
+                    format!(
+                        "the card would hold more than {} bonuses, the largest total a balance states exactly",
+                        Amount::TOTAL_MAX
+                    ),
+                )
+                .into());
+            }
             let mut next = card.value.clone();
             next.ledger.compact(today);
             next.ledger.accrue(
@@ -706,6 +777,7 @@ impl Ops {
                 expire_date,
                 LotSource::Bonus,
             );
+            next.ledger.settle(today);
             let outcome = Accrued {
                 number: r.number.clone(),
                 operation_id: r.operation_id.clone(),
@@ -720,14 +792,16 @@ impl Ops {
                 debited: Amount::ZERO,
                 money: None,
                 comment: r.comment.clone(),
+                debt: None,
             };
-            let entry = bonus_entry(
+            let mut entry = bonus_entry(
                 self.clock.now(),
                 &next,
                 &r.actor,
                 Operation::Bonus,
                 movement,
             );
+            note_debt(&mut entry, &card.value, &next);
             let stored = Stored {
                 fingerprint: fingerprint.clone(),
                 outcome: outcome.clone(),
@@ -753,6 +827,41 @@ impl Ops {
         }
         Err(EngineError::Contention(format!("card {}", r.number)))
     }
+}
+
+/// A manual accrual whose bonuses would be Burnt the day they are credited
+/// is a mistake (issue 27): it would only inflate the Burnt total.
+fn refuse_expired_bonus(
+    r: &ManualBonusRequest,
+    expire_date: Option<Date>,
+    today: Date,
+) -> Result<(), RuleError> {
+    let Some(expires) = expire_date.filter(|e| *e < today) else {
+        return Ok(());
+    };
+    let message = match (r.expire_date, r.active_from) {
+        (Some(_), _) | (None, None) => format!(
+            "ExpireDate {expires} is in the past: a manual accrual must be usable at least through today ({today} UTC)"
+        ),
+        (None, Some(from)) => format!(
+            "ActiveFrom {from} is too far back: its bonuses would expire on {expires} (bonus.expiry_days later), before today ({today} UTC)"
+        ),
+    };
+    Err(RuleError::new(ErrorKey::InvalidParameter, message))
+}
+
+/// What a manual accrual's replay must match: the request's fields, with
+/// the number of the card it is compared on.
+fn manual_fingerprint(number: &CardNumber, r: &ManualBonusRequest) -> String {
+    format!(
+        "{}|{}|{}|{:?}|{:?}|{:?}",
+        number,
+        r.amount,
+        r.bonus_type.code(),
+        r.active_from,
+        r.expire_date,
+        r.comment
+    )
 }
 
 fn replay<T>(stored: Stored<T>, fingerprint: &str, what: &str) -> Result<T, EngineError> {
@@ -790,5 +899,6 @@ fn movement(reference: &str, r: &Reversal, money: Amount) -> BonusMovement {
         debited: r.accrual_reversed.saturating_sub(r.uncovered),
         money: Some(money),
         comment: None,
+        debt: None,
     }
 }

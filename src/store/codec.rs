@@ -86,8 +86,10 @@ mod tests {
             LotSource::Bonus,
         );
         card.ledger.burnt = [amount, amount];
+        card.ledger.debt = amount;
         card.transfer_out = card.ledger.lots.clone();
         card.received_from = vec![number("4000000000004")];
+        card.transfer_out_debt = amount;
         card
     }
 
@@ -109,6 +111,7 @@ mod tests {
                 debited: crate::domain::Amount::from_hundredths(250).unwrap(),
                 money: Some(crate::domain::Amount::from_hundredths(10_000).unwrap()),
                 comment: Some("c".into()),
+                debt: Some(crate::domain::Amount::from_hundredths(4_750).unwrap()),
             }),
         }
     }
@@ -130,16 +133,16 @@ mod tests {
     }
 
     const PINNED_CARD: &str = concat!(
-        "019bad34303030303030303030303031030000a3432d319604a46c6f7374a674",
+        "019cad34303030303030303030303031030000a3432d319604a46c6f7374a674",
         "696c6c2d310292ce6b0aa8c0ce1490484002ad34303030303030303030303032",
-        "ad3430303030303030303030303392929500cd303992cd07eacd014c92cd07eb",
-        "cd014c009501cd303992cd07eacd014cc00192cd3039cd3039929500cd303992",
-        "cd07eacd014c92cd07ebcd014c009501cd303992cd07eacd014cc00191ad3430",
-        "3030303030303030303034",
+        "ad3430303030303030303030303393929500cd303992cd07eacd014c92cd07eb",
+        "cd014c009501cd303992cd07eacd014cc00192cd3039cd3039cd3039929500cd",
+        "303992cd07eacd014c92cd07ebcd014c009501cd303992cd07eacd014cc00191",
+        "ad34303030303030303030303034cd3039",
     );
     const PINNED_ENTRY: &str = concat!(
         "019a92ce6b0aa8c0ce14904840a674696c6c2d310008020304a46c6f7374a343",
-        "2d3195a3522d31cc96ccfacd2710a163",
+        "2d3196a3522d31cc96ccfacd2710a163cd128e",
     );
 
     #[test]

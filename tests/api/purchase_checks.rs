@@ -143,3 +143,22 @@ async fn a_purchase_id_of_another_card_is_a_conflict_before_any_rule() {
     // The first card's replay still answers as the first time.
     app.confirm(&first, &id, json!(100), json!(10)).await.ok();
 }
+
+/// Issue 27, item 2: with `expiry_days = 5` an offline confirm dated 10
+/// days back accrues bonuses born Burnt, and a cancel took them back from
+/// the live balance or not depending on whether anything had compacted the
+/// card. Settings under which an accrual can expire while its purchase is
+/// reversible are refused at start (docs/api-decisions.md).
+#[tokio::test]
+async fn settings_where_an_accrual_expires_while_reversible_are_refused_at_start() {
+    let mut settings = test_settings();
+    tokio::task::spawn_blocking(backend).await.unwrap();
+    use_backend(&mut settings, &unique_prefix());
+    settings.bonus.activation_delay_days = 0;
+    settings.bonus.expiry_days = 5;
+    let started = tokio::task::spawn_blocking(move || loyalty::RunningApp::spawn(settings))
+        .await
+        .unwrap();
+    let err = started.err().expect("the server refuses to start");
+    assert!(format!("{err:#}").contains("bonus.expiry_days"), "{err:#}");
+}

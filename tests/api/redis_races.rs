@@ -146,3 +146,37 @@ async fn twelve_confirms_of_30_on_100_over_two_instances_exactly_three_succeed()
         assert_eq!(active, Some(10.0), "{}", b.body);
     }
 }
+
+/// Issue 27, item 3: two instances each write off 50 of a 60 balance at
+/// once, round after round. The loser's rules passed on its first read, so
+/// it claimed its PurchaseId before its write lost; its refusal must leave
+/// the id free — usable on another card, unknown to cancel.
+#[tokio::test]
+#[ignore = "needs two server instances on one store: LOYALTY_TEST_BACKEND=redis|cluster with --include-ignored (scripts/test.sh)"]
+async fn a_confirm_refused_after_a_lost_race_leaves_its_purchase_id_free() {
+    let apps = spawn_pair().await;
+    let spare = apps[0].card_with_bonuses(10).await;
+    for round in 0..20 {
+        let number = apps[0].card_with_bonuses(60).await;
+        let ids = [
+            format!("race-{round}-a-{number}"),
+            format!("race-{round}-b-{number}"),
+        ];
+        let answers = join_all(
+            ids.iter()
+                .zip(&apps)
+                .map(|(id, app)| app.confirm(&number, id, json!(100), json!(50))),
+        )
+        .await;
+        let winner = one_winner(&answers, &["InsufficientBonuses"]);
+        let loser = &ids[1 - winner];
+        apps[0]
+            .post(POS, "/api/purchase/cancel", json!({"PurchaseId": loser}))
+            .await
+            .expect(404, "PurchaseNotFound");
+        apps[1]
+            .confirm(&spare, loser, json!(10), json!(0))
+            .await
+            .ok();
+    }
+}

@@ -32,6 +32,8 @@ type Action = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Sen
 enum At {
     GetCard(String),
     IndexGet(Index, String),
+    IndexClaim(Index, String),
+    UpdateCard(String),
 }
 
 struct Hook {
@@ -133,6 +135,8 @@ impl Store for HookStore {
         records: &[CardRecordWrite],
         ttl: u64,
     ) -> Result<Cas, StoreError> {
+        self.fire(At::UpdateCard(card.number.as_str().to_owned()))
+            .await;
         self.inner
             .update_card_with(card, v, entry, records, ttl)
             .await
@@ -183,6 +187,7 @@ impl Store for HookStore {
         expected: Option<&str>,
         owner: &str,
     ) -> Result<Result<(), Option<Claim>>, StoreError> {
+        self.fire(At::IndexClaim(index, key.to_owned())).await;
         self.inner.index_claim(index, key, expected, owner).await
     }
     async fn index_release(&self, index: Index, key: &str, owner: &str) -> Result<(), StoreError> {
@@ -501,7 +506,8 @@ async fn lots_stranded_on_a_replaced_card() {
 }
 
 /// A manual bonus applied on a card, then re-sent with the number of the
-/// card that replaced it: never applied a second time.
+/// card that replaced it: answered as the first time, never applied a
+/// second time.
 #[tokio::test]
 async fn a_manual_bonus_retried_on_the_replacing_card_is_not_applied_again() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
@@ -522,7 +528,7 @@ async fn a_manual_bonus_retried_on_the_replacing_card_is_not_applied_again() {
             comment: None,
         })
     };
-    ops.execute(bonus(&x)).await.unwrap();
+    let first = ops.execute(bonus(&x)).await.unwrap();
     ops.execute(Command::Block {
         actor: operator(),
         number: x.clone(),
@@ -533,12 +539,230 @@ async fn a_manual_bonus_retried_on_the_replacing_card_is_not_applied_again() {
     .await
     .unwrap();
     ops.execute(bind(&y, &m)).await.unwrap();
+    // Issue 27, item 4: the replacing card is the same customer's card,
+    // so the retry is the same operation — answered, not refused.
     let again = ops.execute(bonus(&y)).await;
-    assert!(
-        format!("{again:?}").contains("IdempotencyConflict"),
-        "the same OperationId with another card number: {again:?}"
-    );
+    match (&again, &first) {
+        (Ok(Reply::Accrued(a)), Reply::Accrued(f)) => assert_eq!(a, f),
+        _ => panic!("the same OperationId retried on the replacing card: {again:?}"),
+    }
     let today = OffsetDateTime::now_utc().date();
     let held = store.get_card(&y).await.unwrap().unwrap().value;
     assert_eq!(held.ledger.unburnt(today), money(10_000), "{held:?}");
+}
+
+async fn redis_store(server: &RedisServer) -> Arc<dyn Store> {
+    Arc::new(
+        RedisStore::connect(RedisSettings {
+            urls: vec![server.url()],
+            key_prefix: "P".into(),
+            pool_size: 2,
+            connect_timeout: Duration::from_secs(2),
+            command_timeout: Duration::from_secs(2),
+            cache_capacity: 0,
+            cache_segments: 1,
+        })
+        .await
+        .unwrap(),
+    )
+}
+
+/// An Active card holding `bonuses` hundredths of Active cash bonuses.
+async fn active_card_with(
+    store: &dyn Store,
+    ops: &Ops,
+    n: &str,
+    tag: &str,
+    bonuses: i64,
+) -> CardNumber {
+    let x = card(n);
+    new_cards(store, ops, &[&x]).await;
+    let (_c, m) = contact(
+        ops,
+        &format!("C{tag}{n}"),
+        &format!("7917{}", &n[n.len() - 7..]),
+    )
+    .await;
+    ops.execute(bind(&x, &m)).await.unwrap();
+    ops.execute(Command::Active {
+        actor: admin(),
+        number: x.clone(),
+    })
+    .await
+    .unwrap();
+    ops.execute(Command::ManualBonus(ManualBonusRequest {
+        actor: admin(),
+        number: x.clone(),
+        operation_id: format!("seed-{tag}"),
+        amount: money(bonuses),
+        bonus_type: BonusType::ALL[0],
+        active_from: None,
+        expire_date: None,
+        comment: None,
+    }))
+    .await
+    .unwrap();
+    x
+}
+
+fn confirm_of(number: &CardNumber, id: &str, amount: i64, pay: i64) -> Command {
+    Command::Confirm(ConfirmRequest {
+        actor: admin(),
+        number: number.clone(),
+        purchase_id: id.to_owned(),
+        amount: money(amount),
+        bonus_to_pay: money(pay),
+        date: None,
+    })
+}
+
+/// Issue 27, item 3: two confirms each write off 50 of a 60 balance at
+/// once (two instances). The loser's rules passed on its first read, so it
+/// claimed its PurchaseId; its write lost the race and the re-check
+/// refused it. The refusal must give the PurchaseId back: it stored
+/// nothing, so the id is free for another card.
+async fn a_refused_confirm_gives_its_purchase_id_back(store: Arc<dyn Store>, tag: &str) {
+    let hook = Arc::new(HookStore::new(store.clone()));
+    let a = Ops::new(hook.clone(), settings(30_000, 3600));
+    let b = Arc::new(Ops::new(store.clone(), settings(30_000, 3600)));
+    let x = active_card_with(&*store, &b, &format!("82000000000{tag}"), tag, 6_000).await;
+    let y = active_card_with(&*store, &b, &format!("82000000010{tag}"), tag, 6_000).await;
+    let (pa, pb) = (format!("PA{tag}"), format!("PB{tag}"));
+    // B's purchase lands between A's read and A's write.
+    let (b2, x2, pb2) = (b.clone(), x.clone(), pb.clone());
+    hook.on(
+        At::IndexClaim(Index::Purchase, pa.clone()),
+        0,
+        Box::new(move || {
+            Box::pin(async move {
+                b2.execute(confirm_of(&x2, &pb2, 10_000, 5_000))
+                    .await
+                    .unwrap();
+            })
+        }),
+    );
+    let refused = a.execute(confirm_of(&x, &pa, 10_000, 5_000)).await;
+    assert!(
+        format!("{refused:?}").contains("InsufficientBonuses"),
+        "[{tag}] {refused:?}"
+    );
+    let claim = store.index_get(Index::Purchase, &pa).await.unwrap();
+    let elsewhere = b.execute(confirm_of(&y, &pa, 10_000, 0)).await;
+    let cancel = b
+        .execute(Command::Cancel {
+            actor: admin(),
+            number: x.clone(),
+            purchase_id: pa.clone(),
+        })
+        .await;
+    println!("[{tag}] claim left: {claim:?}\n[{tag}] on another card: {elsewhere:?}\n[{tag}] cancel: {cancel:?}");
+    assert_eq!(
+        claim, None,
+        "[{tag}] the refused confirm kept its PurchaseId"
+    );
+    assert!(
+        matches!(elsewhere, Ok(Reply::Confirmed(_))),
+        "[{tag}] the refused PurchaseId on another card: {elsewhere:?}"
+    );
+}
+
+#[tokio::test]
+async fn refused_confirm_releases_memory() {
+    a_refused_confirm_gives_its_purchase_id_back(Arc::new(MemoryStore::new()), "1").await;
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server (scripts/test.sh runs it: --include-ignored)"]
+async fn refused_confirm_releases_redis() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let server = RedisServer::start(dir.path(), free_port(false), &[], None);
+    a_refused_confirm_gives_its_purchase_id_back(redis_store(&server).await, "2").await;
+}
+
+/// Issue 27, item 3, the other side: the released claim must not be one
+/// that a twin's purchase lands on. B (writing off 50 of 60) claims PX,
+/// loses its write to C's purchase and is refused on its re-read; A, the
+/// same PurchaseId on the same card without a write-off, read the card
+/// C left, claimed, and writes while B gives its claim back. A's purchase
+/// must keep its PurchaseId bound to the card.
+async fn a_twin_keeps_the_claim_its_purchase_lands_on(store: Arc<dyn Store>, tag: &str) {
+    let hook_a = Arc::new(HookStore::new(store.clone()));
+    let hook_b = Arc::new(HookStore::new(store.clone()));
+    let a = Arc::new(Ops::new(hook_a.clone(), settings(30_000, 3600)));
+    let b = Ops::new(hook_b.clone(), settings(30_000, 3600));
+    let c = Arc::new(Ops::new(store.clone(), settings(30_000, 3600)));
+    let x = active_card_with(&*store, &c, &format!("83000000000{tag}"), tag, 6_000).await;
+    let y = active_card_with(&*store, &c, &format!("83000000010{tag}"), tag, 6_000).await;
+    let px = format!("PX{tag}");
+    let reached = Arc::new(tokio::sync::Notify::new());
+    let go = Arc::new(tokio::sync::Notify::new());
+    // A waits at its write until B has answered.
+    let (r2, g2) = (reached.clone(), go.clone());
+    hook_a.on(
+        At::UpdateCard(x.as_str().to_owned()),
+        0,
+        Box::new(move || {
+            Box::pin(async move {
+                r2.notify_one();
+                g2.notified().await;
+            })
+        }),
+    );
+    // When B claims: C's purchase lands, then A reads, claims and stops
+    // just before its write.
+    let (a2, c2, x2, px2, r3) = (a.clone(), c.clone(), x.clone(), px.clone(), reached.clone());
+    let a_task = Arc::new(Mutex::new(None));
+    let a_task2 = a_task.clone();
+    hook_b.on(
+        At::IndexClaim(Index::Purchase, px.clone()),
+        0,
+        Box::new(move || {
+            Box::pin(async move {
+                c2.execute(confirm_of(&x2, &format!("PZ{x2}"), 10_000, 5_000))
+                    .await
+                    .unwrap();
+                let a3 = a2.clone();
+                let handle =
+                    tokio::spawn(async move { a3.execute(confirm_of(&x2, &px2, 10_000, 0)).await });
+                *a_task2.lock().unwrap() = Some(handle);
+                r3.notified().await;
+            })
+        }),
+    );
+    let refused = b.execute(confirm_of(&x, &px, 10_000, 5_000)).await;
+    go.notify_one();
+    let handle = a_task.lock().unwrap().take().expect("A started");
+    let landed = handle.await.unwrap();
+    let claim = store.index_get(Index::Purchase, &px).await.unwrap();
+    let elsewhere = c.execute(confirm_of(&y, &px, 10_000, 0)).await;
+    println!("[{tag}] B: {refused:?}\n[{tag}] A: {landed:?}\n[{tag}] claim: {claim:?}\n[{tag}] on another card: {elsewhere:?}");
+    assert!(
+        format!("{refused:?}").contains("InsufficientBonuses"),
+        "[{tag}] {refused:?}"
+    );
+    assert!(
+        matches!(landed, Ok(Reply::Confirmed(_))),
+        "[{tag}] {landed:?}"
+    );
+    assert!(
+        claim.is_some_and(|c| c.owner.starts_with(x.as_str())),
+        "[{tag}] A's purchase landed without its PurchaseId bound to the card"
+    );
+    assert!(
+        format!("{elsewhere:?}").contains("IdempotencyConflict"),
+        "[{tag}] the PurchaseId of A's purchase was accepted on another card: {elsewhere:?}"
+    );
+}
+
+#[tokio::test]
+async fn twin_keeps_its_claim_memory() {
+    a_twin_keeps_the_claim_its_purchase_lands_on(Arc::new(MemoryStore::new()), "1").await;
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server (scripts/test.sh runs it: --include-ignored)"]
+async fn twin_keeps_its_claim_redis() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let server = RedisServer::start(dir.path(), free_port(false), &[], None);
+    a_twin_keeps_the_claim_its_purchase_lands_on(redis_store(&server).await, "2").await;
 }

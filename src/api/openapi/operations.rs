@@ -221,6 +221,11 @@ const BALANCE: Answer = Answer {
         opt("BlockReasonCode", Ty::Str, "only while Blocked"),
         opt("BlockReasonName", Ty::Str, "only while Blocked"),
         opt("ReplacedBy", Ty::Str, "only for a card replaced by another"),
+        opt(
+            "Debt",
+            Ty::Money,
+            "only while above 0: bonuses a cancel or refund could not take back (their accrual was spent); every later credit pays it first, and a replacement card carries it",
+        ),
     ],
 };
 const CONTACT: &[Field] = &[
@@ -253,7 +258,7 @@ const REVERSAL: Answer = Answer {
         req(
             "Uncovered",
             Ty::Money,
-            "spent accrual the balance could not cover",
+            "spent accrual the balance could not cover: added to the card's Debt",
         ),
         req("RefundedTotal", Ty::Money, "money refunded so far"),
     ],
@@ -648,14 +653,14 @@ pub fn operation(id: RouteId) -> Operation {
         },
         RouteId::ManualBonus => Operation {
             id: "AccrueBonus",
-            summary: "Manual accrual (promotions, status bonuses); idempotent by OperationId",
+            summary: "Manual accrual (promotions, status bonuses); idempotent by OperationId per card",
             inputs: fields![
                 NUMBER_IN,
-                ex(req("OperationId", Ty::Id, "idempotency key"), "\"promo-2026-spring-000001\""),
+                ex(req("OperationId", Ty::Id, "idempotency key, scoped to the card: one promotion id may credit many cards, each once (a replacement card counts as the card it replaced)"), "\"promo-2026-spring-000001\""),
                 ex(req("Amount", Ty::Amount { positive: true }, ""), "100"),
                 ex(req("TypeCode", Ty::Code(BONUS_TYPES, InvalidParameter), "0 Cash, 1 Status"), "\"0\""),
                 opt("ActiveFrom", Ty::Date, "default today"),
-                opt("ExpireDate", Ty::Date, "last usable day"),
+                opt("ExpireDate", Ty::Date, "last usable day, not before today (default ActiveFrom + bonus.expiry_days, which must not be before today either)"),
                 ex(opt("Comment", Ty::Text, ""), "\"spring promotion\""),
             ],
             answer: Answer {

@@ -310,6 +310,11 @@ pub fn shared(rules: &Rules) -> Map<String, Value> {
                 f("Debited", Money, ""),
                 n(f("Amount", Money, "money of a purchase, cancel or refund")),
                 n(f("Comment", Str, "")),
+                o(f(
+                    "Debt",
+                    Money,
+                    "only on an operation that changed the card's debt: the debt after it (on transfer_out, the debt moved to the new card)",
+                )),
             ],
             None,
         ),

@@ -1,0 +1,154 @@
+//! What a return cannot take back is owed, not forgotten (issue 27, item
+//! 1): the balance after cancels and refunds does not depend on their
+//! order, the debt shows in the balance and the transactions, and a
+//! replacement card carries it.
+
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+/// Accruals Active at once, so that a purchase can spend another's.
+async fn spawn_active_at_once() -> TestApp {
+    spawn_with(|s| s.bonus.activation_delay_days = 0).await
+}
+
+fn active_cash(balance: &Value) -> f64 {
+    balance["Bonuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["StatusCode"] == "0" && b["TypeCode"] == "0")
+        .map(|b| b["Amount"].as_f64().unwrap())
+        .sum()
+}
+
+impl TestApp {
+    async fn cancel(&self, purchase_id: &str) -> Resp {
+        self.post(
+            POS,
+            "/api/purchase/cancel",
+            json!({"PurchaseId": purchase_id}),
+        )
+        .await
+    }
+
+    /// P of 1000 accrues 50; Q of 100 pays those 50 with bonuses (and
+    /// accrues 2.50). Returns the ids of P and Q.
+    async fn p_spent_by_q(&self, number: &str) -> (String, String) {
+        let (p, q) = (
+            format!("P-{}", unique_code()),
+            format!("Q-{}", unique_code()),
+        );
+        let r = self.confirm(number, &p, json!(1000), json!(0)).await;
+        r.ok();
+        assert_eq!(r.body["Accrual"], json!(50.0), "{}", r.body);
+        self.confirm(number, &q, json!(100), json!(50)).await.ok();
+        (p, q)
+    }
+
+    async fn transactions_of(&self, number: &str) -> Vec<Value> {
+        let r = self
+            .get(POS, &format!("/api/card/transactions/{number}"))
+            .await;
+        r.ok();
+        r.body["Items"].as_array().unwrap().clone()
+    }
+}
+
+#[tokio::test]
+async fn cancels_in_either_order_end_at_the_same_balance() {
+    let app = spawn_active_at_once().await;
+    // P first: its spent accrual cannot be taken back, and is owed.
+    let (first, _) = app.card_in(State::Active).await;
+    let (p, q) = app.p_spent_by_q(&first).await;
+    let c = app.cancel(&p).await;
+    c.ok();
+    assert_eq!(
+        (&c.body["AccrualReversed"], &c.body["Uncovered"]),
+        (&json!(50.0), &json!(47.5)),
+        "{}",
+        c.body
+    );
+    let b = app.balance(&first).await;
+    b.ok();
+    assert_eq!(b.body["Debt"], json!(47.5), "{}", b.body);
+    let cancel_entry = &app.transactions_of(&first).await[0];
+    assert_eq!(cancel_entry["Operation"], json!("cancel"));
+    assert_eq!(cancel_entry["Debt"], json!(47.5), "{cancel_entry}");
+    app.cancel(&q).await.ok();
+    let after_p_then_q = app.balance(&first).await;
+
+    // Q first.
+    let (second, _) = app.card_in(State::Active).await;
+    let (p, q) = app.p_spent_by_q(&second).await;
+    app.cancel(&q).await.ok();
+    app.cancel(&p).await.ok();
+    let after_q_then_p = app.balance(&second).await;
+
+    for b in [&after_p_then_q, &after_q_then_p] {
+        assert_eq!(active_cash(&b.body), 0.0, "{}", b.body);
+        assert_eq!(b.body["Bonuses"], json!([]), "{}", b.body);
+        assert!(b.body.get("Debt").is_none(), "{}", b.body);
+    }
+    // The cancel of Q paid the debt: its entry says the debt is gone.
+    let q_entry = &app.transactions_of(&first).await[0];
+    assert_eq!(q_entry["Debt"], json!(0.0), "{q_entry}");
+}
+
+#[tokio::test]
+async fn a_partial_refund_owes_its_share_and_a_later_credit_pays_it() {
+    let app = spawn_active_at_once().await;
+    let (number, _) = app.card_in(State::Active).await;
+    let (p, _) = app.p_spent_by_q(&number).await;
+    let r = app
+        .post(
+            POS,
+            "/api/purchase/refund",
+            json!({"PurchaseId": p, "RefundId": "half", "Amount": 500}),
+        )
+        .await;
+    r.ok();
+    assert_eq!(r.body["Uncovered"], json!(22.5), "{}", r.body);
+    assert_eq!(app.balance(&number).await.body["Debt"], json!(22.5));
+    // A manual bonus pays the debt first.
+    app.accrue(&number, &unique_code(), json!(30), json!({}))
+        .await
+        .ok();
+    let b = app.balance(&number).await;
+    assert_eq!(active_cash(&b.body), 7.5, "{}", b.body);
+    assert!(b.body.get("Debt").is_none(), "{}", b.body);
+}
+
+#[tokio::test]
+async fn a_replacement_card_carries_the_debt() {
+    let app = spawn_active_at_once().await;
+    let (old, contact) = app.card_in(State::Active).await;
+    let (p, q) = app.p_spent_by_q(&old).await;
+    app.cancel(&p).await.ok();
+    app.block(CC_OPERATOR, &old, "4").await.ok();
+    let new = app.new_card().await;
+    app.issue(POS, &new).await.ok();
+    app.bindto(POS, &new, &contact.unwrap().mobile).await.ok();
+    app.active(POS, &new).await.ok();
+    let b = app.balance(&new).await;
+    assert_eq!(b.body["Debt"], json!(47.5), "{}", b.body);
+    assert!(app.balance(&old).await.body.get("Debt").is_none());
+    let moved_in = &app.transactions_of(&new).await[0];
+    assert_eq!(
+        (&moved_in["Operation"], &moved_in["Debt"]),
+        (&json!("transfer_in"), &json!(47.5)),
+        "{moved_in}"
+    );
+    let moved_out = &app.transactions_of(&old).await[0];
+    assert_eq!(
+        (&moved_out["Operation"], &moved_out["Debt"]),
+        (&json!("transfer_out"), &json!(47.5)),
+        "{moved_out}"
+    );
+    // Returning Q on the new card: its write-off comes back and pays the
+    // debt; the customer ends where both returns in the other order end.
+    app.cancel(&q).await.ok();
+    let b = app.balance(&new).await;
+    assert_eq!(b.body["Bonuses"], json!([]), "{}", b.body);
+    assert!(b.body.get("Debt").is_none(), "{}", b.body);
+}
