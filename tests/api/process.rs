@@ -185,14 +185,34 @@ fn a_value_outside_a_settings_choices_stops_the_start_naming_the_key_and_the_cho
             "activation.required_fields: unknown field \"Nmae\"",
         ),
     ] {
-        let out = Command::new(BIN)
+        let mut child = Command::new(BIN)
             .current_dir(ROOT)
             .env("LOYALTY__HTTP__BIND", format!("127.0.0.1:{}", free_port()))
             .env(var, value)
-            .output()
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
             .unwrap();
-        assert!(!out.status.success(), "{var}={value} started");
-        let err = String::from_utf8_lossy(&out.stderr);
+        // A server that accepted the value serves until stopped: stop it
+        // after a generous while rather than wait for ever.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(
+            status.is_some_and(|s| !s.success()),
+            "{var}={value} started"
+        );
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
         assert!(err.contains(expected), "{var}={value}: {err}");
         let accepted = match var {
             "LOYALTY__STORE__BACKEND" => r#""memory", "redis""#,
