@@ -45,5 +45,6 @@ mod state_machine;
 mod store_startup;
 mod tls;
 mod tls_flood;
+mod tls_resumption;
 mod transport;
 mod unblock;
