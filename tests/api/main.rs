@@ -28,6 +28,7 @@ mod fencing;
 mod fuzz;
 mod history;
 mod history_effects;
+mod import_checks;
 mod issue;
 mod lockout;
 mod messages;
