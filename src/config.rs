@@ -108,6 +108,14 @@ pub struct BulkSettings {
     pub export_page: usize,
     /// How often a long load or export logs its progress.
     pub progress_interval_secs: u64,
+    /// The longest a bulk load or import may run (its body streaming in);
+    /// past it the load stops with 408 and its counts. 0: no limit.
+    #[serde(default = "default_max_stream_secs")]
+    pub max_stream_secs: u64,
+}
+
+fn default_max_stream_secs() -> u64 {
+    4 * 3600
 }
 
 /// Purchase rules (API.md §7). Percentages may have up to two decimals

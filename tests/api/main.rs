@@ -44,6 +44,7 @@ mod roles;
 mod slowloris;
 mod state_machine;
 mod store_startup;
+mod stream_revocation;
 mod tls;
 mod tls_flood;
 mod tls_resumption;

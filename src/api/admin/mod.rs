@@ -4,6 +4,7 @@
 
 mod cards;
 mod contacts;
+mod revocation;
 mod source;
 mod transfer;
 
@@ -14,6 +15,7 @@ use super::router::RouteId;
 use super::views::Fields;
 use super::Ctx;
 use crate::domain::ErrorKey;
+use revocation::Caller;
 use source::Source;
 
 /// A bulk route's answer: the envelope with counts, or a stream (export).
@@ -39,16 +41,18 @@ pub async fn handle(
     let settings = &ctx.state.settings;
     match route {
         RouteId::AdminCards => {
-            let source = Source::open(req, payload, settings).await?;
+            let source = Source::open(req, payload, settings, Caller::of(ctx)).await?;
             cards::load(ctx, source).await.map(Answer::Fields)
         }
         RouteId::AdminContacts => {
-            let source = Source::open(req, payload, settings).await?;
+            let source = Source::open(req, payload, settings, Caller::of(ctx)).await?;
             contacts::load(ctx, source).await.map(Answer::Fields)
         }
-        RouteId::AdminImport => transfer::import(ctx, Source::stream(payload, settings))
-            .await
-            .map(Answer::Fields),
+        RouteId::AdminImport => {
+            transfer::import(ctx, Source::stream(payload, settings, Caller::of(ctx)))
+                .await
+                .map(Answer::Fields)
+        }
         RouteId::AdminExport => Ok(Answer::Stream(transfer::export(ctx))),
         _ => Err(ApiError::new(ErrorKey::InternalError, "internal error")),
     }

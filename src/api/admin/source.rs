@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::super::dispatch::read_body;
 use super::super::error::ApiError;
+use super::revocation::{timed_out, Caller};
 use crate::bulk::lines::{Line, Splitter};
 use crate::config::Settings;
 use crate::domain::ErrorKey;
@@ -18,6 +19,7 @@ use crate::domain::ErrorKey;
 pub struct Source {
     inner: Inner,
     ready: VecDeque<Line>,
+    caller: Caller,
 }
 
 enum Inner {
@@ -52,7 +54,7 @@ pub fn is_ndjson(req: &HttpRequest) -> bool {
 
 impl Source {
     /// A stream of lines, whatever the media type (imports).
-    pub fn stream(payload: web::Payload, settings: &Settings) -> Source {
+    pub fn stream(payload: web::Payload, settings: &Settings, caller: Caller) -> Source {
         Source {
             inner: Inner::Stream {
                 payload,
@@ -60,6 +62,7 @@ impl Source {
                 done: false,
             },
             ready: VecDeque::new(),
+            caller,
         }
     }
 
@@ -68,9 +71,10 @@ impl Source {
         req: &HttpRequest,
         payload: web::Payload,
         settings: &Settings,
+        caller: Caller,
     ) -> Result<Source, ApiError> {
         if is_ndjson(req) {
-            return Ok(Source::stream(payload, settings));
+            return Ok(Source::stream(payload, settings, caller));
         }
         let body = read_body(req, payload, settings.http.admin_max_body_bytes).await?;
         let value = crate::json_text::parse(&body)
@@ -84,6 +88,7 @@ impl Source {
         Ok(Source {
             inner: Inner::Array(items.into_iter().enumerate()),
             ready: VecDeque::new(),
+            caller,
         })
     }
 
@@ -91,10 +96,14 @@ impl Source {
         matches!(self.inner, Inner::Array(_))
     }
 
-    /// The next non-blank line. Cancel-safe: the only await is the
-    /// payload's next chunk, and a chunk is taken in whole once it is in.
+    /// The next non-blank line, while the caller may still load (checked
+    /// before every line: a revoked user's load stops between two batches).
+    /// Cancel-safe: the only await is the payload's next chunk, and a chunk
+    /// is taken in whole once it is in.
     pub async fn next(&mut self) -> Result<Option<Line>, ApiError> {
+        let deadline = self.caller.deadline();
         loop {
+            self.caller.check()?;
             if let Some(line) = self.ready.pop_front() {
                 return Ok(Some(line));
             }
@@ -109,7 +118,13 @@ impl Source {
                     done,
                 } => {
                     let mut lines = Vec::new();
-                    match payload.next().await {
+                    let chunk = match deadline {
+                        Some(at) => tokio::time::timeout_at(at, payload.next())
+                            .await
+                            .map_err(|_| timed_out())?,
+                        None => payload.next().await,
+                    };
+                    match chunk {
                         Some(Ok(chunk)) => splitter.feed(&chunk, &mut lines),
                         Some(Err(e)) => {
                             return Err(ApiError::new(

@@ -514,7 +514,7 @@ pub fn operation(id: RouteId) -> Operation {
             array_body: Some("CardLine"),
             answer: BULK_ANSWER,
             refusal: Some(BULK_REFUSAL),
-            errors: &[],
+            errors: &[RequestTimeout],
             ..base
         },
         RouteId::AdminContacts => Operation {
@@ -523,7 +523,7 @@ pub fn operation(id: RouteId) -> Operation {
             array_body: Some("ContactLine"),
             answer: BULK_ANSWER,
             refusal: Some(BULK_REFUSAL),
-            errors: &[],
+            errors: &[RequestTimeout],
             ..base
         },
         RouteId::AdminExport => Operation {
@@ -543,7 +543,7 @@ pub fn operation(id: RouteId) -> Operation {
             stream_body: Some("DumpLine"),
             answer: IMPORT_ANSWER,
             refusal: Some(BULK_REFUSAL),
-            errors: &[StoreNotEmpty, InvalidParameter],
+            errors: &[StoreNotEmpty, InvalidParameter, RequestTimeout],
             ..base
         },
         RouteId::Calculate => Operation {
