@@ -31,6 +31,17 @@ pub struct Settings {
     pub archive: ArchiveSettings,
     pub history: HistorySettings,
     pub bulk: BulkSettings,
+    #[serde(default)]
+    pub metrics: MetricsSettings,
+}
+
+/// `GET /metrics` (docs/runbook.md, "Who may read /metrics").
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct MetricsSettings {
+    /// SHA-256 (hex) of a bearer token that a scrape must send
+    /// (`Authorization: Bearer <token>`); empty: anonymous, as before.
+    #[serde(default)]
+    pub bearer_token_sha256: String,
 }
 
 /// How much of a card's history Redis keeps (docs/adr/0009).

@@ -2,6 +2,7 @@
 //! streams. Their bodies are read here, not by the dispatcher, so that an
 //! NDJSON load of any size never sits in memory whole.
 
+mod array_body;
 mod cards;
 mod contacts;
 mod revocation;

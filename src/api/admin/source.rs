@@ -1,16 +1,17 @@
 //! The lines of a bulk body: an `application/x-ndjson` stream, read as it
 //! arrives (never whole: memory holds one chunk and one line), or a JSON
-//! array, read whole within `http.admin_max_body_bytes` as it always was.
+//! array, read whole within `http.admin_max_body_bytes` as it always was
+//! but parsed one element at a time (`array_body`).
 
 use std::collections::VecDeque;
 
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{web, HttpRequest};
 use futures_util::StreamExt;
-use serde_json::Value;
 
 use super::super::dispatch::read_body;
 use super::super::error::ApiError;
+use super::array_body::{ArrayBody, NOT_AN_ARRAY};
 use super::revocation::{timed_out, Caller};
 use crate::bulk::lines::{Line, Splitter};
 use crate::config::Settings;
@@ -28,7 +29,7 @@ enum Inner {
         splitter: Splitter,
         done: bool,
     },
-    Array(std::iter::Enumerate<std::vec::IntoIter<Value>>),
+    Array(ArrayBody),
 }
 
 /// NDJSON by its media type (and the names other tools give it).
@@ -77,16 +78,16 @@ impl Source {
             return Ok(Source::stream(payload, settings, caller));
         }
         let body = read_body(req, payload, settings.http.admin_max_body_bytes).await?;
-        let value = crate::json_text::parse(&body)
-            .map_err(|e| ApiError::new(ErrorKey::InvalidJson, format!("the body: {e}")))?;
-        let Value::Array(items) = value else {
-            return Err(ApiError::new(
-                ErrorKey::InvalidJson,
-                "the body must be a JSON array (or application/x-ndjson lines)",
-            ));
-        };
+        let items = ArrayBody::new(body).map_err(|e| {
+            let message = if e == NOT_AN_ARRAY {
+                e
+            } else {
+                format!("the body: {e}")
+            };
+            ApiError::new(ErrorKey::InvalidJson, message)
+        })?;
         Ok(Source {
-            inner: Inner::Array(items.into_iter().enumerate()),
+            inner: Inner::Array(items),
             ready: VecDeque::new(),
             caller,
         })
@@ -109,7 +110,7 @@ impl Source {
             }
             match &mut self.inner {
                 Inner::Array(items) => {
-                    return Ok(items.next().map(|(i, v)| Line::Json(i as u64 + 1, v)));
+                    return Ok(items.next().map(|(i, v)| Line::Json(i, v)));
                 }
                 Inner::Stream { done: true, .. } => return Ok(None),
                 Inner::Stream {

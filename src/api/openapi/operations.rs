@@ -703,7 +703,8 @@ pub fn operation(id: RouteId) -> Operation {
         },
         RouteId::Metrics => Operation {
             id: "Metrics",
-            summary: "Prometheus text format",
+            summary: "Prometheus text format; anonymous unless metrics.bearer_token_sha256 is set (then Authorization: Bearer)",
+            errors: &[Unauthorized],
             raw_answer: Some(("text/plain; version=0.0.4", "Prometheus metrics", false)),
             ..base
         },
