@@ -31,6 +31,17 @@ pub struct Settings {
     pub archive: ArchiveSettings,
     pub history: HistorySettings,
     pub bulk: BulkSettings,
+    #[serde(default)]
+    pub metrics: MetricsSettings,
+}
+
+/// `GET /metrics` (docs/runbook.md, "Who may read /metrics").
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct MetricsSettings {
+    /// SHA-256 (hex) of a bearer token that a scrape must send
+    /// (`Authorization: Bearer <token>`); empty: anonymous, as before.
+    #[serde(default)]
+    pub bearer_token_sha256: String,
 }
 
 /// How much of a card's history Redis keeps (docs/adr/0009).
@@ -108,6 +119,14 @@ pub struct BulkSettings {
     pub export_page: usize,
     /// How often a long load or export logs its progress.
     pub progress_interval_secs: u64,
+    /// The longest a bulk load or import may run (its body streaming in);
+    /// past it the load stops with 408 and its counts. 0: no limit.
+    #[serde(default = "default_max_stream_secs")]
+    pub max_stream_secs: u64,
+}
+
+fn default_max_stream_secs() -> u64 {
+    4 * 3600
 }
 
 /// Purchase rules (API.md §7). Percentages may have up to two decimals

@@ -141,7 +141,10 @@ impl Reloader {
         actix_rt::spawn(async move {
             while hangups.recv().await.is_some() {
                 tracing::info!("SIGHUP: reloading the users file and the TLS certificate");
-                me.reload_all();
+                // Off the async thread: the users policy may run argon2
+                // (tens of ms per new or changed user with a password).
+                let me = me.clone();
+                let _ = tokio::task::spawn_blocking(move || me.reload_all()).await;
             }
         });
         if let Some(every) = check_every {
@@ -151,7 +154,8 @@ impl Reloader {
                 ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     ticks.tick().await;
-                    me.check_users_file();
+                    let me = me.clone();
+                    let _ = tokio::task::spawn_blocking(move || me.check_users_file()).await;
                 }
             });
         }

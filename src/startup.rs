@@ -25,7 +25,7 @@ use crate::domain::{CardNumberFormat, ContactField};
 use crate::engine::{Engine, EngineSettings, OpsSettings, PurchaseSettings};
 use crate::metrics;
 use crate::net;
-use crate::reload::Reloader;
+use crate::reload::{Reloader, UsersPolicy};
 use crate::store::events::EventLog;
 use crate::store::redis::{RedisSettings, RedisStore};
 use crate::store::{instrumented::Instrumented, memory::MemoryStore, Store};
@@ -51,7 +51,15 @@ impl Application {
             settings.http.allow_demo_credentials_on_public_bind,
             &settings.auth.users_file.display().to_string(),
             users.values(),
-        )?;
+        )
+        .context("refusing to start")?;
+        let metrics_token = &settings.metrics.bearer_token_sha256;
+        if !metrics_token.is_empty()
+            && crate::api::till_token::parse_hex_digest(metrics_token).is_none()
+        {
+            // Not ignored: /metrics would silently stay anonymous.
+            bail!("metrics.bearer_token_sha256 must be 64 hex digits (loyalty issue-till-token prints a token and its digest)");
+        }
         let card_format = CardNumberFormat::new(&settings.card.number_pattern)
             .with_context(|| format!("card.number_pattern {:?}", settings.card.number_pattern))?;
         let required_fields = settings
@@ -153,14 +161,11 @@ impl Application {
             Some((listener, config, reloader)) => (Some((listener, config)), Some(reloader)),
             None => (None, None),
         };
-        let policy_settings = settings.clone();
+        let policy = reload_policy(&settings, auth.clone());
         let reloader = Arc::new(Reloader::new(
             auth.clone(),
             settings.auth.users_file.clone(),
-            Box::new(move |users| {
-                refuse_flagged_demo_users(&policy_settings, users.values().any(|u| u.demo))
-                    .map_err(|e| e.to_string())
-            }),
+            policy,
             tls_reloader,
         ));
         let check_every = (settings.auth.reload_check_ms > 0)
@@ -361,21 +366,27 @@ pub async fn connect_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>
     Ok(Arc::new(connected))
 }
 
-/// What a users-file reload refuses: users marked `demo = true` on a public
-/// bind (plain or HTTPS) unless allowed. The full check of what the hashes
-/// verify (`demo_guard`) runs at start only: it costs argon2 per user.
-fn refuse_flagged_demo_users(settings: &Settings, has_demo_users: bool) -> anyhow::Result<()> {
-    let Some(public) = demo_guard::public_bind(&settings.http) else {
-        return Ok(());
-    };
-    if !has_demo_users || settings.http.allow_demo_credentials_on_public_bind {
-        return Ok(());
-    }
-    bail!(
-        "refusing the users file {}: it holds demo users (published passwords) and {public} is not a loopback address; \
-         configure real users (loyalty hash-password) or set http.allow_demo_credentials_on_public_bind = true",
-        settings.auth.users_file.display(),
-    )
+/// What a users-file reload refuses: the start's rule — no user that a
+/// published demo password opens (flagged `demo = true` or not) on a public
+/// bind, unless allowed. Only the users a reload adds or changes are
+/// checked: the others passed already, and argon2 costs tens of ms each.
+fn reload_policy(settings: &Settings, auth: Arc<Authenticator>) -> UsersPolicy {
+    let public = demo_guard::public_bind(&settings.http);
+    let allowed = settings.http.allow_demo_credentials_on_public_bind;
+    let file = settings.auth.users_file.display().to_string();
+    Box::new(move |users| {
+        let in_force = auth.users();
+        let new_or_changed = users
+            .values()
+            .filter(|u| in_force.get(&u.login).is_none_or(|old| **old != **u));
+        demo_guard::refuse_public_demo_credentials(
+            public.as_deref(),
+            allowed,
+            &file,
+            new_or_changed,
+        )
+        .map_err(|e| e.to_string())
+    })
 }
 
 /// A server running on its own thread and actix system: what the tests

@@ -3,6 +3,13 @@
 //! server config asks a resolver and a verifier that we swap underneath, so
 //! connections already open keep their session and only new handshakes see
 //! the new files. A reload that fails keeps what was in force.
+//!
+//! A resumed session (TLS 1.2 session id, TLS 1.3 ticket) skips the client
+//! certificate check and carries the certificate verified when the session
+//! began: a reload therefore forgets every stored session, or a till of a
+//! revoked CA would stay logged in by resuming. Tickets are stateful (the
+//! default `NeverProducesTickets` ticketer): the session store is all there
+//! is to forget.
 
 use std::fmt;
 use std::sync::Arc;
@@ -12,7 +19,10 @@ use parking_lot::RwLock;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::server::{
+    ClientHello, ResolvesServerCert, ServerSessionMemoryCache, StoresServerSessions,
+    WebPkiClientVerifier,
+};
 use rustls::sign::CertifiedKey;
 use rustls::{
     DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
@@ -54,6 +64,7 @@ pub struct TlsReloader {
     provider: Arc<CryptoProvider>,
     cert: Arc<ReloadingCert>,
     clients: Option<Arc<ReloadingClientVerifier>>,
+    sessions: Arc<ReloadingSessions>,
 }
 
 impl TlsReloader {
@@ -68,6 +79,9 @@ impl TlsReloader {
         if let (Some(clients), Some(verifier)) = (&self.clients, verifier) {
             *clients.current.write() = verifier;
         }
+        // After the new verifier is in force: a session stored in between
+        // was verified by it.
+        self.sessions.forget_all();
         Ok(())
     }
 }
@@ -93,7 +107,9 @@ pub fn server_config(settings: &TlsSettings) -> Result<(ServerConfig, TlsReloade
             Some(clients),
         )
     };
-    let config = builder.with_cert_resolver(cert.clone());
+    let mut config = builder.with_cert_resolver(cert.clone());
+    let sessions = Arc::new(ReloadingSessions::new());
+    config.session_storage = sessions.clone();
     Ok((
         config,
         TlsReloader {
@@ -101,6 +117,7 @@ pub fn server_config(settings: &TlsSettings) -> Result<(ServerConfig, TlsReloade
             provider,
             cert,
             clients,
+            sessions,
         },
     ))
 }
@@ -190,6 +207,54 @@ fn client_verifier(
         path: path.clone(),
         reason: e.to_string(),
     })
+}
+
+/// How many sessions are kept for resumption (rustls' default).
+const SESSIONS: usize = 256;
+
+/// The sessions a client may resume, forgotten whole on a reload.
+struct ReloadingSessions {
+    current: RwLock<Arc<ServerSessionMemoryCache>>,
+}
+
+impl ReloadingSessions {
+    fn new() -> ReloadingSessions {
+        ReloadingSessions {
+            current: RwLock::new(ServerSessionMemoryCache::new(SESSIONS)),
+        }
+    }
+
+    fn forget_all(&self) {
+        *self.current.write() = ServerSessionMemoryCache::new(SESSIONS);
+    }
+
+    fn now(&self) -> Arc<ServerSessionMemoryCache> {
+        self.current.read().clone()
+    }
+}
+
+impl fmt::Debug for ReloadingSessions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ReloadingSessions")
+    }
+}
+
+impl StoresServerSessions for ReloadingSessions {
+    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        self.now().put(key, value)
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.now().get(key)
+    }
+
+    fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.now().take(key)
+    }
+
+    fn can_cache(&self) -> bool {
+        self.now().can_cache()
+    }
 }
 
 /// The server certificate in force; handshakes read it, reloads replace it.

@@ -17,7 +17,7 @@ use super::error::ApiError;
 use super::params::Params;
 use super::router::{Match, Route, RouteId};
 use super::views::Fields;
-use super::{admin, card, contact, ops, purchase, AppState, Ctx};
+use super::{admin, card, contact, log_redact, ops, purchase, till_token, AppState, Ctx};
 use crate::domain::{policy::may_call, Actor, ErrorKey};
 use crate::metrics as m;
 use crate::tls::ClientCertCn;
@@ -108,14 +108,24 @@ pub async fn dispatch(
         } else if status >= 500 {
             tracing::error!(%request_id, route = template, method, login, client, key = e.key.as_str(), status, message = %e.message, "request failed");
         } else {
-            tracing::warn!(%request_id, route = template, method, login, client, key = e.key.as_str(), status, message = %e.message, "request refused");
+            // Not the message: a refusal's message echoes what the caller
+            // sent (a mobile number, a mistyped field); the key says why.
+            tracing::warn!(%request_id, route = template, method, login, client, key = e.key.as_str(), status, "request refused");
         }
     }
     if state.settings.log.requests {
-        let body = request_body.as_deref().map(redact).unwrap_or_default();
+        let body = request_body
+            .as_deref()
+            .map(log_redact::body)
+            .unwrap_or_default();
+        let response = response_body
+            .as_deref()
+            .map(|b| log_redact::body(b.as_bytes()))
+            .unwrap_or_default();
         tracing::info!(
-            %request_id, method, path = req.path(), query = req.query_string(), login, status,
-            request = %body, response = %response_body.unwrap_or_default(), "request"
+            %request_id, method, path = %log_redact::path(req.path()),
+            query = %log_redact::query(req.query_string()), login, status,
+            request = %body, response = %response, "request"
         );
     }
     response
@@ -130,13 +140,16 @@ async fn handle(
 ) -> Outcome {
     let Some(permission) = route.permission else {
         return match route.id {
-            RouteId::Metrics => Outcome {
-                response: ops::metrics(state).await,
-                login: None,
-                error: None,
-                request_body: None,
-                response_body: None,
-                auth_failure: None,
+            RouteId::Metrics => match metrics_refused(state, req) {
+                Some(refused) => refused,
+                None => Outcome {
+                    response: ops::metrics(state).await,
+                    login: None,
+                    error: None,
+                    request_body: None,
+                    response_body: None,
+                    auth_failure: None,
+                },
             },
             RouteId::Ready => render(state, ops::ready(state).await),
             RouteId::OpenApi => Outcome {
@@ -294,9 +307,42 @@ async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Actor, Outc
         }
     };
     let mut outcome = render(state, Err(error));
-    outcome.login = attempted_login(header);
+    // Only a login that exists: an unknown one is often a password typed
+    // into the login field.
+    outcome.login = attempted_login(header).map(|login| {
+        if state.auth.users().get(&login).is_some() {
+            login
+        } else {
+            "(unknown)".to_owned()
+        }
+    });
     outcome.auth_failure = Some(failure.reason());
     Err(outcome)
+}
+
+/// `/metrics` is anonymous unless `metrics.bearer_token_sha256` is set;
+/// then only a scrape that sends the token (`Authorization: Bearer`) reads
+/// it: the answer refusing any other.
+fn metrics_refused(state: &AppState, req: &HttpRequest) -> Option<Outcome> {
+    // Checked at start: a value that does not parse never gets here.
+    let stored = till_token::parse_hex_digest(&state.settings.metrics.bearer_token_sha256)?;
+    let sent = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "));
+    if sent.is_some_and(|token| till_token::verify(token.trim(), &stored)) {
+        return None;
+    }
+    let mut refused = render(
+        state,
+        Err(ApiError::new(
+            ErrorKey::Unauthorized,
+            "/metrics needs its bearer token (metrics.bearer_token_sha256)",
+        )),
+    );
+    refused.auth_failure = Some("metrics_token");
+    Some(refused)
 }
 
 /// An unknown path or a wrong method. Under `/api` that is told only to
@@ -312,10 +358,13 @@ async fn refuse(state: &AppState, req: &HttpRequest, guarded: bool, error: ApiEr
     }
 }
 
-/// `/api` and everything under it, in any case (routes match so).
+/// `/api` and everything under it, in any case (routes match so), however
+/// the path is spelled to slip past that: `//api/x`, `/./api/x`, or an
+/// escaped first segment (`/%61pi/x`, answered as guarded whatever it
+/// decodes to).
 fn is_api_path(path: &str) -> bool {
-    let p = path.as_bytes();
-    p.len() >= 4 && p[..4].eq_ignore_ascii_case(b"/api") && (p.len() == 4 || p[4] == b'/')
+    let first = path.split('/').find(|s| !s.is_empty() && *s != ".");
+    first.is_some_and(|s| s.eq_ignore_ascii_case("api") || s.contains('%'))
 }
 
 /// A proxy's `X-Forwarded-For`, for the security log only (the caller can
@@ -487,51 +536,25 @@ fn method_label(method: &HttpMethod) -> &'static str {
     }
 }
 
-/// Request bodies for the log, with any password-like field masked.
-fn redact(body: &[u8]) -> String {
-    fn mask(v: &mut Value) {
-        match v {
-            Value::Object(map) => {
-                for (k, v) in map.iter_mut() {
-                    let k = k.to_ascii_lowercase();
-                    if k.contains("password") || k.contains("secret") || k.contains("token") {
-                        *v = Value::String("***".into());
-                    } else {
-                        mask(v);
-                    }
-                }
-            }
-            Value::Array(items) => items.iter_mut().for_each(mask),
-            _ => {}
-        }
-    }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(mut v) => {
-            mask(&mut v);
-            v.to_string()
-        }
-        Err(_) => format!("<{} bytes, not JSON>", body.len()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{is_api_path, redact};
+    use super::is_api_path;
 
     #[test]
     fn api_paths_in_any_case() {
-        for p in ["/api", "/API/", "/api/card/x", "/Api/openapi.json"] {
+        for p in [
+            "/api",
+            "/API/",
+            "/api/card/x",
+            "/Api/openapi.json",
+            "//api/unknown",
+            "/./api/x",
+            "/%61pi/x",
+        ] {
             assert!(is_api_path(p), "{p}");
         }
         for p in ["/", "/apis", "/health", "/ap", "/x/api/card"] {
             assert!(!is_api_path(p), "{p}");
         }
-    }
-
-    #[test]
-    fn passwords_are_masked_in_logged_bodies() {
-        let out = redact(br#"{"Login":"a","Password":"hunter2","Nested":[{"api_token":"t"}]}"#);
-        assert!(!out.contains("hunter2") && !out.contains("\"t\""), "{out}");
-        assert!(out.contains("\"Login\":\"a\""));
     }
 }

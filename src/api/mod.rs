@@ -11,6 +11,7 @@ mod contact;
 mod dispatch;
 pub mod error;
 mod log_limit;
+mod log_redact;
 pub mod openapi;
 mod ops;
 pub mod params;

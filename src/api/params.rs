@@ -1,15 +1,29 @@
 //! Request parameters with case-insensitive names, from a query string or a
 //! JSON object body. Codes and numbers may come as strings or JSON integers.
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 
 use super::error::ApiError;
 use crate::domain::{Amount, ErrorKey};
 
+/// More parameters than any method takes, by far. A crafted request with
+/// thousands is refused before any is looked at.
+pub const MAX_PARAMS: usize = 256;
+
 #[derive(Debug, Default, Clone)]
 pub struct Params {
-    /// (lower-cased name, value); the first occurrence of a name wins.
-    entries: Vec<(String, Value)>,
+    /// Lower-cased name → value; the first occurrence of a name wins. A map,
+    /// not a list searched per name: matching stays linear in the request.
+    entries: HashMap<String, Value>,
+}
+
+fn too_many(n: usize) -> ApiError {
+    ApiError::new(
+        ErrorKey::InvalidParameter,
+        format!("{n} parameters: no method takes more than {MAX_PARAMS}"),
+    )
 }
 
 impl Params {
@@ -17,6 +31,9 @@ impl Params {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|_| {
             ApiError::new(ErrorKey::InvalidParameter, "the query string is malformed")
         })?;
+        if pairs.len() > MAX_PARAMS {
+            return Err(too_many(pairs.len()));
+        }
         let mut params = Params::default();
         for (name, value) in pairs {
             params.push(name, Value::String(value));
@@ -37,6 +54,9 @@ impl Params {
                 "the body must be a JSON object",
             ));
         };
+        if map.len() > MAX_PARAMS {
+            return Err(too_many(map.len()));
+        }
         Ok(Params::from_object(map))
     }
 
@@ -57,18 +77,13 @@ impl Params {
     }
 
     fn push(&mut self, name: String, value: Value) {
-        let name = name.to_ascii_lowercase();
-        if !self.entries.iter().any(|(n, _)| *n == name) {
-            self.entries.push((name, value));
-        }
+        self.entries
+            .entry(name.to_ascii_lowercase())
+            .or_insert(value);
     }
 
     fn raw(&self, name: &str) -> Option<&Value> {
-        let name = name.to_ascii_lowercase();
-        self.entries
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v)
+        self.entries.get(&name.to_ascii_lowercase())
     }
 
     /// Present means: given, not null, and not an empty string.
@@ -270,6 +285,25 @@ fn kind(v: &Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thousands_of_parameters_are_refused_before_any_is_matched() {
+        let query: String = (0..MAX_PARAMS + 1).map(|i| format!("p{i}=&")).collect();
+        let e = Params::from_query(&query).unwrap_err();
+        assert_eq!(e.key, ErrorKey::InvalidParameter, "{}", e.message);
+        let body = format!(
+            "{{{}}}",
+            (0..MAX_PARAMS + 1)
+                .map(|i| format!("\"p{i}\":1"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let e = Params::from_json(body.as_bytes()).unwrap_err();
+        assert_eq!(e.key, ErrorKey::InvalidParameter, "{}", e.message);
+        // A repeated name is one parameter, the first one.
+        let p = Params::from_query("a=1&A=2").unwrap();
+        assert_eq!(p.text("a").unwrap().as_deref(), Some("1"));
+    }
 
     #[test]
     fn names_are_case_insensitive() {

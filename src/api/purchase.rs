@@ -5,7 +5,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::views::{self, Fields};
 use super::Ctx;
-use crate::domain::{Amount, BonusType, CardNumber, ErrorKey};
+use crate::domain::{Amount, BonusType, CardNumber, ErrorKey, Role};
 use crate::engine::{
     Accrued, Command, ConfirmRequest, Confirmed, ManualBonusRequest, Reply, Reversed,
 };
@@ -242,5 +242,10 @@ pub async fn transactions(ctx: &Ctx<'_>) -> Result<Fields, ApiError> {
     else {
         return Err(internal());
     };
-    Ok(views::page(&page, views::transaction))
+    // API.md §9: pos and client may not read the history's audit fields.
+    let item = match ctx.actor.role {
+        Role::Pos | Role::Client => views::transaction_without_audit,
+        _ => views::transaction,
+    };
+    Ok(views::page(&page, item))
 }

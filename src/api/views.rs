@@ -158,6 +158,19 @@ pub fn transaction(seq: u64, e: &HistoryEntry) -> Value {
     item
 }
 
+/// A transaction as pos and client see it: without the audit fields that
+/// the card's history keeps from them (who did it, and the marketer's
+/// comment).
+pub fn transaction_without_audit(seq: u64, e: &HistoryEntry) -> Value {
+    let mut v = transaction(seq, e);
+    if let Value::Object(fields) = &mut v {
+        for audit in ["Login", "Role", "Comment"] {
+            fields.remove(audit);
+        }
+    }
+    v
+}
+
 /// A page of history entries: `Items` rendered by `item`, and the cursor of
 /// the next (older) page, `null` on the last.
 pub fn page(page: &crate::engine::HistoryPage, item: fn(u64, &HistoryEntry) -> Value) -> Fields {

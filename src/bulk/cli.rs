@@ -12,10 +12,12 @@ use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::export::{store_is_empty, Exporter};
-use super::import::{ImportError, Importer};
+use super::import::{retention_ms, ImportError, Importer};
+use super::import_rules::ImportRules;
 use super::lines::{Line, Splitter};
 use super::report::Report;
 use crate::config::Settings;
+use crate::domain::{Actor, CardNumberFormat, Role};
 use crate::store::Store;
 
 /// Bytes read from the dump file at a time.
@@ -85,7 +87,19 @@ pub async fn import(
         settings.bulk.max_listed_rejections,
         progress(settings),
     );
-    let mut importer = Importer::new(store, settings.bulk.parallelism.max(1) * 4, report);
+    let card_format = CardNumberFormat::new(&settings.card.number_pattern)
+        .with_context(|| format!("card.number_pattern {:?}", settings.card.number_pattern))?;
+    let rules = ImportRules {
+        card_format,
+        max_ttl_ms: retention_ms(settings),
+        // The history says a merge came from the command line.
+        merge_by: merge.then(|| Actor {
+            login: "loyalty import".into(),
+            role: Role::Administrator,
+        }),
+        now: time::OffsetDateTime::now_utc(),
+    };
+    let mut importer = Importer::new(store, settings.bulk.parallelism.max(1) * 4, report, rules);
     let mut splitter = Splitter::new(settings.bulk.max_line_bytes);
     let mut buf = vec![0u8; READ_CHUNK];
     let mut lines: Vec<Line> = Vec::new();

@@ -1,13 +1,15 @@
 //! Import: dump lines into a store, creating only what is missing (an
 //! import never overwrites; docs/export.md). Lines run concurrently, a
 //! bounded number at a time; card records wait for every line before them,
-//! so a card's records always find the card written.
+//! so a card's records always find the card written. Every line is held to
+//! `import_rules` first; one that fails them is rejected, not written.
 
 use std::sync::Arc;
 
 use futures_util::future::try_join_all;
 
 use super::format::{decode, Counts, DumpLine, FORMAT, VERSION};
+use super::import_rules::{Checks, ImportRules};
 use super::lines::Line;
 use super::report::{Outcome, Report};
 use crate::domain::{ErrorKey, RuleError};
@@ -35,6 +37,18 @@ pub struct Importer {
     parallel: usize,
     header: bool,
     end: Option<Counts>,
+    checks: Checks,
+}
+
+/// The longest time left an imported record may keep: the retention.
+pub fn retention_ms(settings: &crate::config::Settings) -> i64 {
+    i64::try_from(
+        settings
+            .bonus
+            .idempotency_retention_secs
+            .saturating_mul(1000),
+    )
+    .unwrap_or(i64::MAX)
 }
 
 fn refused(message: impl Into<String>) -> ImportError {
@@ -42,7 +56,12 @@ fn refused(message: impl Into<String>) -> ImportError {
 }
 
 impl Importer {
-    pub fn new(store: Arc<dyn Store>, parallel: usize, report: Report) -> Importer {
+    pub fn new(
+        store: Arc<dyn Store>,
+        parallel: usize,
+        report: Report,
+        rules: ImportRules,
+    ) -> Importer {
         Importer {
             store,
             report,
@@ -50,6 +69,7 @@ impl Importer {
             parallel: parallel.max(1),
             header: false,
             end: None,
+            checks: Checks::new(rules),
         }
     }
 
@@ -105,6 +125,17 @@ impl Importer {
                 self.end = Some(counts);
             }
             DumpLine::Item(item) => {
+                if let Err(why) = self.check(&item) {
+                    self.reject(number, &why);
+                    return Ok(());
+                }
+                let item = match item {
+                    DumpItem::Card { card, history } => DumpItem::Card {
+                        history: self.checks.history(&card, &history),
+                        card,
+                    },
+                    other => other,
+                };
                 // Only a record waits for what came before it (its card);
                 // cards, contacts and index entries go together.
                 let is_record = |i: &DumpItem| matches!(i, DumpItem::Record { .. });
@@ -124,6 +155,19 @@ impl Importer {
         Ok(())
     }
 
+    fn check(&self, item: &DumpItem) -> Result<(), String> {
+        match item {
+            DumpItem::Card { card, .. } => self.checks.card(card),
+            DumpItem::Record {
+                number,
+                key,
+                value,
+                ttl_ms,
+            } => self.checks.record(number, key, value, *ttl_ms),
+            DumpItem::Contact(_) | DumpItem::Index { .. } => Ok(()),
+        }
+    }
+
     fn reject(&mut self, line: u64, why: &str) {
         self.report
             .reject(line, &RuleError::new(ErrorKey::InvalidParameter, why), None);
@@ -133,6 +177,11 @@ impl Importer {
         let items = std::mem::take(&mut self.pending);
         let store = &*self.store;
         let outcomes = try_join_all(items.iter().map(|item| restore(store, item))).await?;
+        for (item, created) in items.iter().zip(&outcomes) {
+            if let DumpItem::Card { card, .. } = item {
+                self.checks.card_written(&card.number, *created);
+            }
+        }
         for created in outcomes {
             self.report.count(if created {
                 Outcome::Created

@@ -6,5 +6,6 @@ pub mod cli;
 pub mod export;
 pub mod format;
 pub mod import;
+pub mod import_rules;
 pub mod lines;
 pub mod report;

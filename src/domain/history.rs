@@ -26,10 +26,13 @@ pub enum Operation {
     TransferOut = 10,
     /// Lots received from the card this one replaced.
     TransferIn = 11,
+    /// The card came in by an import merged into live data
+    /// (`/api/admin/import?merge=true`): what precedes it was not written here.
+    Import = 12,
 }
 
 impl Operation {
-    const ALL: [Operation; 12] = [
+    const ALL: [Operation; 13] = [
         Operation::Issue,
         Operation::BindTo,
         Operation::Active,
@@ -42,6 +45,7 @@ impl Operation {
         Operation::Bonus,
         Operation::TransferOut,
         Operation::TransferIn,
+        Operation::Import,
     ];
 
     /// The name JSON has always used for it (the variant's).
@@ -59,6 +63,7 @@ impl Operation {
             Operation::Bonus => "Bonus",
             Operation::TransferOut => "TransferOut",
             Operation::TransferIn => "TransferIn",
+            Operation::Import => "Import",
         }
     }
 
@@ -76,6 +81,7 @@ impl Operation {
             Operation::Bonus => "bonus",
             Operation::TransferOut => "transfer_out",
             Operation::TransferIn => "transfer_in",
+            Operation::Import => "import",
         }
     }
 }

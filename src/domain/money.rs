@@ -3,16 +3,29 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::error::{ErrorKey, RuleError};
 
 /// A non-negative amount in hundredths (of a currency unit or a bonus point).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
 #[serde(transparent)]
 pub struct Amount(i64);
+
+/// Read back only within the bounds every constructor keeps: a dump line
+/// or a stored record with a negative or overflowing amount does not read
+/// (an import once credited `i64::MAX` bonuses).
+impl<'de> Deserialize<'de> for Amount {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Amount, D::Error> {
+        let hundredths = i64::deserialize(d)?;
+        Amount::from_hundredths(hundredths).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{hundredths} is not an amount in hundredths (0 to {})",
+                Amount::MAX.0
+            ))
+        })
+    }
+}
 
 impl Amount {
     pub const ZERO: Amount = Amount(0);

@@ -143,6 +143,21 @@ fn rebuild(purchase_id: &str, kept: &KeptPurchase) -> Confirmed {
     }
 }
 
+/// Whether `raw` reads as the record the engine keeps under `key`: an
+/// import writes no record the engine could not read back.
+pub fn check_record(key: &str, raw: &str) -> Result<(), String> {
+    let read = if key.starts_with("purchase:") {
+        Confirmed::decode(key, raw).map(drop)
+    } else if key.starts_with("bonus:") {
+        Accrued::decode(key, raw).map(drop)
+    } else {
+        return Err(format!(
+            "{key:?} is not a record key (purchase:… or bonus:…)"
+        ));
+    };
+    read.map_err(|e| format!("the record {key:?} does not read: {e}"))
+}
+
 pub(crate) fn is_zero_bp(bp: &i64) -> bool {
     *bp == 0
 }

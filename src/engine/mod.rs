@@ -23,6 +23,7 @@ use actix::{Actor, Addr, Arbiter};
 pub use clock::Clock;
 pub use commands::{BalanceView, Command, ContactView, HistoryPage, Reply};
 pub use error::EngineError;
+pub use kept::check_record;
 pub use ops::{Ops, OpsSettings};
 pub use purchases::{
     Accrued, Calculated, ConfirmRequest, Confirmed, ManualBonusRequest, PurchaseSettings, Reversed,

@@ -115,7 +115,7 @@ pub fn refuse_public_demo_credentials<'a>(
         return Ok(());
     }
     anyhow::bail!(
-        "refusing to start: the users file {users_file} holds demo users (published passwords: {}) and {public} is not a loopback address; \
+        "the users file {users_file} holds demo users (published passwords: {}) and {public} is not a loopback address; \
          configure real users (loyalty hash-password) or set http.allow_demo_credentials_on_public_bind = true",
         logins.join(", ")
     )

@@ -2,8 +2,10 @@
 //! streams. Their bodies are read here, not by the dispatcher, so that an
 //! NDJSON load of any size never sits in memory whole.
 
+mod array_body;
 mod cards;
 mod contacts;
+mod revocation;
 mod source;
 mod transfer;
 
@@ -14,6 +16,7 @@ use super::router::RouteId;
 use super::views::Fields;
 use super::Ctx;
 use crate::domain::ErrorKey;
+use revocation::Caller;
 use source::Source;
 
 /// A bulk route's answer: the envelope with counts, or a stream (export).
@@ -39,16 +42,18 @@ pub async fn handle(
     let settings = &ctx.state.settings;
     match route {
         RouteId::AdminCards => {
-            let source = Source::open(req, payload, settings).await?;
+            let source = Source::open(req, payload, settings, Caller::of(ctx)).await?;
             cards::load(ctx, source).await.map(Answer::Fields)
         }
         RouteId::AdminContacts => {
-            let source = Source::open(req, payload, settings).await?;
+            let source = Source::open(req, payload, settings, Caller::of(ctx)).await?;
             contacts::load(ctx, source).await.map(Answer::Fields)
         }
-        RouteId::AdminImport => transfer::import(ctx, Source::stream(payload, settings))
-            .await
-            .map(Answer::Fields),
+        RouteId::AdminImport => {
+            transfer::import(ctx, Source::stream(payload, settings, Caller::of(ctx)))
+                .await
+                .map(Answer::Fields)
+        }
         RouteId::AdminExport => Ok(Answer::Stream(transfer::export(ctx))),
         _ => Err(ApiError::new(ErrorKey::InternalError, "internal error")),
     }

@@ -15,7 +15,8 @@ use super::super::views::Fields;
 use super::super::Ctx;
 use super::source::Source;
 use crate::bulk::export::{store_is_empty, Exporter};
-use crate::bulk::import::{ImportError, Importer};
+use crate::bulk::import::{retention_ms, ImportError, Importer};
+use crate::bulk::import_rules::ImportRules;
 use crate::bulk::report::Report;
 use crate::domain::ErrorKey;
 use crate::engine::EngineError;
@@ -85,7 +86,13 @@ pub async fn import(ctx: &Ctx<'_>, source: Source) -> Result<Fields, ApiError> {
         bulk.max_listed_rejections,
         Duration::from_secs(bulk.progress_interval_secs.max(1)),
     );
-    let mut importer = Importer::new(store, bulk.parallelism.max(1) * 4, report);
+    let rules = ImportRules {
+        card_format: ctx.state.card_format.clone(),
+        max_ttl_ms: retention_ms(&ctx.state.settings),
+        merge_by: merge.then(|| ctx.actor.clone()),
+        now: time::OffsetDateTime::now_utc(),
+    };
+    let mut importer = Importer::new(store, bulk.parallelism.max(1) * 4, report, rules);
     let mut source = source;
     let read = async {
         while let Some(line) = source.next().await? {

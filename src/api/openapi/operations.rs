@@ -519,7 +519,7 @@ pub fn operation(id: RouteId) -> Operation {
             array_body: Some("CardLine"),
             answer: BULK_ANSWER,
             refusal: Some(BULK_REFUSAL),
-            errors: &[],
+            errors: &[RequestTimeout],
             ..base
         },
         RouteId::AdminContacts => Operation {
@@ -528,7 +528,7 @@ pub fn operation(id: RouteId) -> Operation {
             array_body: Some("ContactLine"),
             answer: BULK_ANSWER,
             refusal: Some(BULK_REFUSAL),
-            errors: &[],
+            errors: &[RequestTimeout],
             ..base
         },
         RouteId::AdminExport => Operation {
@@ -548,7 +548,7 @@ pub fn operation(id: RouteId) -> Operation {
             stream_body: Some("DumpLine"),
             answer: IMPORT_ANSWER,
             refusal: Some(BULK_REFUSAL),
-            errors: &[StoreNotEmpty, InvalidParameter],
+            errors: &[StoreNotEmpty, InvalidParameter, RequestTimeout],
             ..base
         },
         RouteId::Calculate => Operation {
@@ -708,7 +708,8 @@ pub fn operation(id: RouteId) -> Operation {
         },
         RouteId::Metrics => Operation {
             id: "Metrics",
-            summary: "Prometheus text format",
+            summary: "Prometheus text format; anonymous unless metrics.bearer_token_sha256 is set (then Authorization: Bearer)",
+            errors: &[Unauthorized],
             raw_answer: Some(("text/plain; version=0.0.4", "Prometheus metrics", false)),
             ..base
         },

@@ -298,8 +298,8 @@ pub fn shared(rules: &Rules) -> Map<String, Value> {
             &[
                 f("Sequence", Int, ""),
                 f("Time", Time, ""),
-                f("Login", Str, ""),
-                f("Role", Str, ""),
+                o(f("Login", Str, "audit field: not shown to pos and client")),
+                o(f("Role", Str, "audit field: not shown to pos and client")),
                 f(
                     "Operation",
                     Str,
@@ -309,7 +309,11 @@ pub fn shared(rules: &Rules) -> Map<String, Value> {
                 f("Credited", Money, ""),
                 f("Debited", Money, ""),
                 n(f("Amount", Money, "money of a purchase, cancel or refund")),
-                n(f("Comment", Str, "")),
+                o(n(f(
+                    "Comment",
+                    Str,
+                    "audit field: not shown to pos and client",
+                ))),
                 o(f(
                     "Debt",
                     Money,
