@@ -66,7 +66,7 @@ pub fn meaning(key: ErrorKey) -> &'static str {
         StoreNotEmpty => "an import into a store that holds data (without ?merge=true)",
         Unauthorized => "missing or wrong credentials (HTTP Basic)",
         Forbidden => "the role may not call this method",
-        RateLimited => "too many failed logins for this login; retry after Retry-After seconds",
+        RateLimited => "too many failed logins (this login from this address, or this address in all); retry after Retry-After seconds",
         MobileNumberBelongsToAnotherContact => "the mobile number belongs to another contact",
         InvalidJson => "the body is not a JSON object, or a parameter has the wrong JSON type",
         PayloadTooLarge => "the body is larger than allowed",
@@ -74,7 +74,7 @@ pub fn meaning(key: ErrorKey) -> &'static str {
         MethodNotAllowed => "the route does not answer this HTTP method",
         MalformedRequest => "the HTTP request could not be parsed (request line, headers, framing)",
         HeadersTooLarge => "the request line and headers are larger than allowed",
-        RequestTimeout => "the request head did not arrive in time",
+        RequestTimeout => "the request head or body did not arrive in time",
         Overloaded => "the engine's queues are full; retry after Retry-After seconds",
         StoreUnavailable => "the store does not answer (or did not confirm a write); retrying the same request is safe",
         InternalError => "an unexpected server error",
@@ -91,10 +91,13 @@ pub fn beyond_contract(key: ErrorKey) -> bool {
 }
 
 /// With `business_errors_as_200`, which statuses still go out as they are:
-/// authentication, size, throttling and server-side failures.
+/// authentication, size, time, throttling and server-side failures. A body
+/// that did not arrive in time is the HTTP layer's 408 like a late head,
+/// whichever of the two noticed it (docs/api-decisions.md).
 pub fn keeps_status_when_business_errors_as_200(status: StatusCode) -> bool {
     status == StatusCode::UNAUTHORIZED
         || status == StatusCode::PAYLOAD_TOO_LARGE
+        || status == StatusCode::REQUEST_TIMEOUT
         || status == StatusCode::TOO_MANY_REQUESTS
         || status.is_server_error()
 }
@@ -137,6 +140,9 @@ mod tests {
         )));
         assert!(keeps_status_when_business_errors_as_200(status_of(
             ErrorKey::StoreUnavailable
+        )));
+        assert!(keeps_status_when_business_errors_as_200(status_of(
+            ErrorKey::RequestTimeout
         )));
         assert!(!keeps_status_when_business_errors_as_200(status_of(
             ErrorKey::StatusError
