@@ -152,3 +152,77 @@ async fn a_replacement_card_carries_the_debt() {
     assert_eq!(b.body["Bonuses"], json!([]), "{}", b.body);
     assert!(b.body.get("Debt").is_none(), "{}", b.body);
 }
+
+/// Review of issue 27's debt: a debt is never paid twice or re-owed by
+/// retries — of the cancel, of a refund (also concurrent, and on the
+/// replacing card), of a manual bonus (also with the new card's number) —
+/// a write-off cannot spend past it, and a purchase's accrual pays it.
+#[tokio::test]
+async fn retries_across_a_replacement_neither_re_owe_nor_re_pay_the_debt() {
+    let app = spawn_active_at_once().await;
+    let (old, contact) = app.card_in(State::Active).await;
+    let (p, q) = app.p_spent_by_q(&old).await;
+    let first = app.cancel(&p).await;
+    first.ok();
+    // Owing, the card has nothing to write off.
+    app.confirm(&old, &unique_code(), json!(100), json!(1))
+        .await
+        .expect(409, "InsufficientBonuses");
+    // A manual bonus of 10 pays 10 of the 47.50.
+    let op = unique_code();
+    app.accrue(&old, &op, json!(10), json!({})).await.ok();
+    assert_eq!(app.balance(&old).await.body["Debt"], json!(37.5));
+
+    app.block(CC_OPERATOR, &old, "4").await.ok();
+    let new = app.new_card().await;
+    app.issue(POS, &new).await.ok();
+    app.bindto(POS, &new, &contact.unwrap().mobile).await.ok();
+    app.active(POS, &new).await.ok();
+    assert_eq!(app.balance(&new).await.body["Debt"], json!(37.5));
+
+    // Retries: the cancel of P, the manual bonus with either number.
+    for _ in 0..2 {
+        let again = app.cancel(&p).await;
+        again.ok();
+        assert_eq!(again.body, first.body);
+        app.accrue(&old, &op, json!(10), json!({})).await.ok();
+        app.accrue(&new, &op, json!(10), json!({})).await.ok();
+    }
+    assert_eq!(app.balance(&new).await.body["Debt"], json!(37.5));
+
+    // A refund of half of Q, sent four times at once, gives back 25 of
+    // its write-off and takes back 1.25 of its accrual, once: 13.75 owed.
+    let refund = json!({"PurchaseId": q, "RefundId": "r1", "Amount": 50});
+    let answers = futures_util::future::join_all(
+        (0..4).map(|_| app.post(POS, "/api/purchase/refund", refund.clone())),
+    )
+    .await;
+    for a in &answers {
+        a.ok();
+        assert_eq!(a.body, answers[0].body);
+    }
+    let b = app.balance(&new).await;
+    assert_eq!(b.body["Debt"], json!(13.75), "{}", b.body);
+    assert_eq!(b.body["Bonuses"], json!([]), "{}", b.body);
+
+    // A purchase of 1000 on the new card accrues 50: 13.75 pay the debt.
+    app.confirm(&new, &unique_code(), json!(1000), json!(0))
+        .await
+        .ok();
+    let b = app.balance(&new).await;
+    assert!(b.body.get("Debt").is_none(), "{}", b.body);
+    assert_eq!(active_cash(&b.body), 36.25, "{}", b.body);
+
+    // The rest of Q (25 back, 1.25 taken); a retry of r1 changes nothing.
+    // What is left is what the customer honestly has: the manual 10 and
+    // the new purchase's 50, both purchases P and Q undone.
+    app.post(POS, "/api/purchase/refund", refund.clone())
+        .await
+        .ok();
+    app.cancel(&q).await.ok();
+    app.cancel(&q).await.ok();
+    let b = app.balance(&new).await;
+    assert!(b.body.get("Debt").is_none(), "{}", b.body);
+    assert_eq!(active_cash(&b.body), 60.0, "{}", b.body);
+    assert!(app.balance(&old).await.body.get("Debt").is_none());
+}
