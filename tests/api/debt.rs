@@ -340,3 +340,35 @@ async fn racing_returns_and_twin_confirms_over_two_instances_keep_the_books() {
         assert_eq!(active_cash(&bal.body), 12.5, "round {round}: {}", bal.body);
     }
 }
+
+/// Found by review: a debt moved to a replacement card that holds bonuses
+/// is paid from them at once — and the new card's `transfer_in` entry said
+/// nothing of it (Credited 0, Debited 0, no Debt, as the card's debt was 0
+/// before and after), so its history did not explain why its balance fell
+/// from 100 to 52.50. The entry carries the debt after it whenever a debt
+/// came in with the lots.
+#[tokio::test]
+async fn a_debt_paid_by_the_replacement_cards_own_bonuses_shows_on_its_transfer_in() {
+    let app = spawn_active_at_once().await;
+    let (old, contact) = app.card_in(State::Active).await;
+    let (p, _) = app.p_spent_by_q(&old).await;
+    app.cancel(&p).await.ok();
+    app.block(CC_OPERATOR, &old, "4").await.ok();
+    let new = app.new_card().await;
+    app.issue(POS, &new).await.ok();
+    // The new card earns 100 before it is bound as the replacement.
+    app.confirm(&new, &unique_code(), json!(2000), json!(0))
+        .await
+        .ok();
+    app.bindto(POS, &new, &contact.unwrap().mobile).await.ok();
+    app.active(POS, &new).await.ok();
+    let b = app.balance(&new).await;
+    assert_eq!(active_cash(&b.body), 52.5, "{}", b.body);
+    assert!(b.body.get("Debt").is_none(), "{}", b.body);
+    let moved_in = &app.transactions_of(&new).await[0];
+    assert_eq!(
+        (&moved_in["Operation"], &moved_in["Debt"]),
+        (&json!("transfer_in"), &json!(0.0)),
+        "{moved_in}"
+    );
+}
