@@ -372,3 +372,48 @@ async fn a_debt_paid_by_the_replacement_cards_own_bonuses_shows_on_its_transfer_
         "{moved_in}"
     );
 }
+
+/// Review of issue 27 over two instances: a cancel that makes a debt races
+/// the replacement of its card (the bind of the new card) on the other
+/// instance. Whichever lands first, the debt ends on the new card, once.
+#[tokio::test]
+#[ignore = "needs two server instances on one store: LOYALTY_TEST_BACKEND=redis|cluster with --include-ignored (scripts/test.sh)"]
+async fn a_cancel_racing_the_replacement_leaves_the_debt_on_the_new_card_once() {
+    require_shared_store();
+    let prefix = unique_prefix();
+    let apps = {
+        let p = prefix.clone();
+        let first = spawn_with(move |s| {
+            s.bonus.activation_delay_days = 0;
+            use_backend(s, &p)
+        })
+        .await;
+        let second = spawn_with(move |s| {
+            s.bonus.activation_delay_days = 0;
+            use_backend(s, &prefix)
+        })
+        .await;
+        [first, second]
+    };
+    for round in 0..10 {
+        let (a, b) = (round % 2, 1 - round % 2);
+        let (old, contact) = apps[0].card_in(State::Active).await;
+        let (p, _) = apps[0].p_spent_by_q(&old).await;
+        apps[0].block(CC_OPERATOR, &old, "4").await.ok();
+        let new = apps[0].new_card().await;
+        apps[0].issue(POS, &new).await.ok();
+        let mobile = contact.unwrap().mobile;
+        let (cancel, bind) =
+            futures_util::join!(apps[a].cancel(&p), apps[b].bindto(POS, &new, &mobile));
+        cancel.ok();
+        bind.ok();
+        apps[b].active(POS, &new).await.ok();
+        for app in &apps {
+            let n = app.balance(&new).await;
+            assert_eq!(n.body["Debt"], json!(47.5), "round {round}: {}", n.body);
+            assert_eq!(n.body["Bonuses"], json!([]), "round {round}: {}", n.body);
+            let o = app.balance(&old).await;
+            assert!(o.body.get("Debt").is_none(), "round {round}: {}", o.body);
+        }
+    }
+}
