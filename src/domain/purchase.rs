@@ -167,6 +167,20 @@ pub fn check(
             ),
         ));
     }
+    // As for a manual bonus (issue 27, item 6): an accrual must not take
+    // the card's total past what a balance states exactly, or the answer
+    // would be clamped and disagree with the ledger. The write-off leaves
+    // the card first, so only the net growth counts.
+    let growth = calc.accrual.saturating_sub(bonus_to_pay);
+    if Amount::total([card.ledger.total(), growth]).is_none() {
+        return Err(RuleError::new(
+            ErrorKey::InvalidAmount,
+            format!(
+                "the card would hold more than {} bonuses, the largest total a balance states exactly",
+                Amount::TOTAL_MAX
+            ),
+        ));
+    }
     Ok(calc)
 }
 

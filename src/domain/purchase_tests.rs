@@ -515,3 +515,37 @@ proptest! {
         prop_assert_eq!(net(&card_b), honest(seed_bonus, &records_b));
     }
 }
+
+/// Found by review (after issue 27, item 6): a manual bonus is refused when
+/// it would take the card's total past what a balance states exactly, but
+/// a purchase's accrual was not, so the totals were clamped again — the
+/// answer disagreeing with the ledger. A card this rich is refused the
+/// accrual, by `check` as by `confirm` (calculate answers what confirm
+/// would), and nothing changes.
+#[test]
+fn an_accrual_that_would_take_the_total_past_what_a_balance_states_is_refused() {
+    let mut card = active_card(0);
+    // TOTAL_MAX less 10 hundredths, in lots of at most MAX each.
+    let mut left = Amount::TOTAL_MAX.hundredths() - 10;
+    while left > 0 {
+        let part = left.min(Amount::MAX.hundredths());
+        card.ledger.lots.push(crate::domain::ledger::Lot {
+            bonus_type: BonusType::Cash,
+            amount: amt(part),
+            active_from: TODAY - Duration::days(30),
+            expires: Some(TODAY + Duration::days(60)),
+            source: crate::domain::ledger::LotSource::Bonus,
+        });
+        left -= part;
+    }
+    let before = card.ledger.clone();
+    // 5% of 10.00 is 0.50: past the largest total.
+    let err = check(&rules(), &card, amt(1_000), Amount::ZERO, TODAY).unwrap_err();
+    assert_eq!(err.key, ErrorKey::InvalidAmount, "{err:?}");
+    let err = confirm(&rules(), &mut card, amt(1_000), Amount::ZERO, TODAY, TODAY).unwrap_err();
+    assert_eq!(err.key, ErrorKey::InvalidAmount, "{err:?}");
+    assert_eq!(card.ledger, before);
+    // An accrual that still fits is accepted, and stated exactly.
+    confirm(&rules(), &mut card, amt(200), Amount::ZERO, TODAY, TODAY).unwrap();
+    assert_eq!(card.ledger.total(), Amount::TOTAL_MAX);
+}

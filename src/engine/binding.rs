@@ -433,6 +433,15 @@ impl Ops {
             next.received_from.push(old.clone());
             let mut entry = transfer_entry(card, actor, at, Operation::TransferIn, old, moved);
             note_debt(&mut entry, card, &next);
+            // A debt that came in and was paid at once from this card's own
+            // bonuses leaves the card's debt as it was, yet took bonuses: the
+            // entry says what is owed after it, so that the history explains
+            // the fall of the balance (found by review).
+            if debt > Amount::ZERO {
+                if let Some(b) = entry.bonus.as_mut() {
+                    b.debt = Some(next.ledger.debt);
+                }
+            }
             Ok(Change::Changed { card: next, entry })
         })
         .await?;

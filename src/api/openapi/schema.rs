@@ -317,7 +317,7 @@ pub fn shared(rules: &Rules) -> Map<String, Value> {
                 o(f(
                     "Debt",
                     Money,
-                    "only on an operation that changed the card's debt: the debt after it (on transfer_out, the debt moved to the new card)",
+                    "only on an operation that changed the card's debt: the debt after it (on transfer_out, the debt moved to the new card; on transfer_in, whenever a debt came in, what is left of it)",
                 )),
             ],
             None,
