@@ -257,6 +257,25 @@ pub struct StoreSettings {
     /// Bound on every store command: past it a request answers 503
     /// `StoreUnavailable`.
     pub command_timeout_ms: u64,
+    /// Redis ACL user (empty: the URL's, else `default`).
+    pub username: String,
+    /// File holding the Redis password (empty: `LOYALTY_STORE_PASSWORD`,
+    /// else the URL's). Read at start; the password itself is never a
+    /// setting, so no dump of the settings shows it.
+    pub password_file: String,
+    /// Certificates for `rediss://` URLs.
+    pub tls: StoreTlsSettings,
+}
+
+/// TLS to Redis (rustls). The server name of the URL is always checked.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StoreTlsSettings {
+    /// PEM: the CAs trusted for Redis' certificate (empty: the system's).
+    pub ca_file: String,
+    /// PEM: a client certificate (and chain), for a Redis that asks for one.
+    pub cert_file: String,
+    /// PEM: the client certificate's private key.
+    pub key_file: String,
 }
 
 /// A Redis URL may carry a password (`redis://:secret@host`).
@@ -269,6 +288,9 @@ impl std::fmt::Debug for StoreSettings {
             .field("pool_size", &self.pool_size)
             .field("connect_timeout_ms", &self.connect_timeout_ms)
             .field("command_timeout_ms", &self.command_timeout_ms)
+            .field("username", &self.username)
+            .field("password_file", &self.password_file)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -498,6 +520,7 @@ mod tests {
             command_timeout: std::time::Duration::from_secs(1),
             cache_capacity: 0,
             cache_segments: 1,
+            access: Default::default(),
         };
         let shown = format!("{redis:?}");
         assert!(!shown.contains("hunter2"), "{shown}");

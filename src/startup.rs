@@ -27,7 +27,7 @@ use crate::metrics;
 use crate::net;
 use crate::reload::{Reloader, UsersPolicy};
 use crate::store::events::EventLog;
-use crate::store::redis::{RedisSettings, RedisStore};
+use crate::store::redis::{access, RedisAccess, RedisSettings, RedisStore};
 use crate::store::{instrumented::Instrumented, memory::MemoryStore, Store};
 use crate::tls;
 
@@ -287,6 +287,7 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
             let store = &settings.store;
             let redis = RedisSettings {
                 urls: store.url.clone(),
+                access: RedisAccess::from_settings(store).context("store settings")?,
                 key_prefix: store.key_prefix.clone(),
                 pool_size: store.pool_size,
                 connect_timeout: Duration::from_millis(store.connect_timeout_ms),
@@ -308,11 +309,15 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
             };
             match connect().await {
                 Ok(redis) => redis,
-                // A wrong URL is the operator's to fix; anything else may be
-                // an outage that ends on its own.
-                Err(e) if e.kind() == redis::ErrorKind::InvalidClientConfig => {
-                    return Err(e)
-                        .with_context(|| format!("store.url {:?}", redact::urls(&store.url)))
+                // A wrong URL, password or certificate is the operator's to
+                // fix; anything else may be an outage that ends on its own.
+                Err(e) if access::is_misconfiguration(&e) => {
+                    return Err(e).with_context(|| {
+                        format!(
+                            "Redis refused store.url {:?} with these settings (check store.tls.ca_file, store.username, store.password_file)",
+                            redact::urls(&store.url)
+                        )
+                    })
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot connect to Redis: starting anyway; every request answers 503 StoreUnavailable (and /ready 503) until Redis answers");
@@ -352,6 +357,7 @@ pub async fn connect_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>
     }
     let redis = RedisSettings {
         urls: store.url.clone(),
+        access: RedisAccess::from_settings(store).context("store settings")?,
         key_prefix: store.key_prefix.clone(),
         pool_size: store.pool_size,
         connect_timeout: Duration::from_millis(store.connect_timeout_ms),

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::config::Settings;
+use crate::store::redis::RedisAccess;
 use postgres::Archive;
 use streams::{Delivered, Streams};
 
@@ -76,24 +77,27 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     } else {
         a.consumer.clone()
     };
-    // Only a malformed address ends the archiver at start; Redis or
-    // PostgreSQL being down or restarting is waited out, as in the loop.
+    // Only a malformed address or a refused TLS certificate or password
+    // ends the archiver at start; Redis or PostgreSQL being down or
+    // restarting is waited out, as in the loop.
     a.postgres_url
         .parse::<tokio_postgres::Config>()
         .context("archive.postgres_url")?;
+    let access = RedisAccess::from_settings(&settings.store).context("store settings")?;
     let timeout = Duration::from_millis(settings.store.command_timeout_ms.max(1000));
     let streams = until_done(
         "connecting to Redis",
         || {
             Streams::connect(
                 &settings.store.url,
+                &access,
                 &settings.store.key_prefix,
                 GROUP,
                 &consumer,
                 timeout,
             )
         },
-        |e: &redis::RedisError| e.kind() == redis::ErrorKind::InvalidClientConfig,
+        crate::store::redis::access::is_misconfiguration,
     )
     .await?;
     until_done(

@@ -10,14 +10,13 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, FromRedisValue, RedisError, RedisResult, Value};
 
 use crate::domain::{Card, HistoryEntry};
 use crate::store::codec;
 use crate::store::events::{ChangeEvent, EventKind, EVENT_FORMAT_VERSION};
-use crate::store::redis::{slots, Keys};
+use crate::store::redis::{slots, Keys, RedisAccess};
 
 /// Commands in flight at once during a sweep over the streams.
 const CONCURRENCY: usize = 512;
@@ -69,6 +68,7 @@ pub struct Streams {
 impl Streams {
     pub async fn connect(
         urls: &[String],
+        access: &RedisAccess,
         prefix: &str,
         group: &str,
         consumer: &str,
@@ -76,14 +76,15 @@ impl Streams {
     ) -> Result<Streams, RedisError> {
         let conn = match urls {
             [url] => {
-                let client = redis::Client::open(url.as_str())?;
+                let client = access.client(url)?;
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(timeout))
                     .set_response_timeout(Some(timeout));
                 Conn::Single(ConnectionManager::new_with_config(client, config).await?)
             }
             seeds => Conn::Cluster(
-                ClusterClientBuilder::new(seeds.to_vec())
+                access
+                    .cluster(seeds)?
                     .connection_timeout(timeout)
                     .response_timeout(timeout)
                     .build()?

@@ -155,6 +155,7 @@ async fn every_change_is_one_event_in_the_cards_slot_stream_on_redis() {
 
     let reader = Streams::connect(
         &[redis.url()],
+        &Default::default(),
         "ev",
         "test",
         "reader-1",
@@ -327,6 +328,7 @@ async fn on_a_cluster_the_events_land_in_their_slots_and_are_all_read() {
     }
     let reader = Streams::connect(
         &cluster.urls(),
+        &Default::default(),
         "evc",
         "test",
         "reader-1",

@@ -383,6 +383,7 @@ async fn refund_ttl_redis() {
         command_timeout: Duration::from_secs(2),
         cache_capacity: 0,
         cache_segments: 1,
+        access: Default::default(),
     })
     .await
     .unwrap();
@@ -561,6 +562,7 @@ async fn redis_store(server: &RedisServer) -> Arc<dyn Store> {
             command_timeout: Duration::from_secs(2),
             cache_capacity: 0,
             cache_segments: 1,
+            access: Default::default(),
         })
         .await
         .unwrap(),

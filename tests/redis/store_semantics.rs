@@ -237,6 +237,7 @@ async fn the_redis_store_answers_exactly_like_the_memory_store() {
             command_timeout: Duration::from_secs(5),
             cache_capacity: 0,
             cache_segments: 1,
+            access: Default::default(),
         })
         .await
         .expect("connects"),

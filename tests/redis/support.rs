@@ -29,6 +29,7 @@ pub fn redis_settings(urls: Vec<String>, prefix: &str) -> loyalty::store::redis:
         command_timeout: Duration::from_secs(5),
         cache_capacity: 0,
         cache_segments: 1,
+        access: Default::default(),
     }
 }
 

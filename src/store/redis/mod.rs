@@ -11,6 +11,7 @@
 //! themselves when Redis comes back. Every command is bounded by
 //! `store.command_timeout_ms`.
 
+pub mod access;
 mod cache;
 mod dump;
 mod errors;
@@ -27,7 +28,6 @@ use async_trait::async_trait;
 use futures_util::future::try_join_all;
 use futures_util::{StreamExt, TryStreamExt};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, RedisResult, ServerErrorKind, Value};
@@ -40,6 +40,7 @@ use super::{
     StoreError, Versioned,
 };
 use crate::domain::{Card, CardNumber, Contact, ContactCode, HistoryEntry};
+pub use access::RedisAccess;
 use cache::{Cache, Cached};
 pub use keys::Keys;
 use scripts::{Lua, Scripts};
@@ -59,6 +60,8 @@ const MAX_INDEX_TTL_MS: u64 = 1_000_000_000_000_000;
 pub struct RedisSettings {
     /// One URL: a single node; several: seed nodes of a cluster.
     pub urls: Vec<String>,
+    /// ACL user, password and TLS for every connection (`access.rs`).
+    pub access: RedisAccess,
     pub key_prefix: String,
     pub pool_size: usize,
     pub connect_timeout: Duration,
@@ -74,6 +77,7 @@ impl std::fmt::Debug for RedisSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisSettings")
             .field("urls", &crate::config::redact::urls(&self.urls))
+            .field("access", &self.access)
             .field("key_prefix", &self.key_prefix)
             .field("pool_size", &self.pool_size)
             .field("connect_timeout", &self.connect_timeout)
@@ -190,7 +194,7 @@ impl RedisStore {
                 )))
             }
             [url] => {
-                let client = redis::Client::open(url.as_str())?;
+                let client = settings.access.client(url)?;
                 // Few, quick reconnection attempts: while Redis is away a
                 // request should fail within its timeout, and the next
                 // request starts a new attempt anyway.
@@ -206,7 +210,9 @@ impl RedisStore {
                 }
             }
             seeds => {
-                let client = ClusterClientBuilder::new(seeds.to_vec())
+                let client = settings
+                    .access
+                    .cluster(seeds)?
                     .connection_timeout(settings.connect_timeout)
                     .response_timeout(settings.command_timeout)
                     .retries(2)
@@ -230,6 +236,7 @@ impl RedisStore {
             let tracker = tracking::spawn(
                 tracking::TrackingSettings {
                     urls: settings.urls.clone(),
+                    access: settings.access.clone(),
                     key_prefix: settings.key_prefix.clone(),
                     connect_timeout: settings.connect_timeout,
                     command_timeout: settings.command_timeout,

@@ -35,10 +35,7 @@ use futures_util::future::join_all;
 use redis::aio::MultiplexedConnection;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
-use redis::{
-    AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind,
-    Value,
-};
+use redis::{AsyncConnectionConfig, ConnectionAddr, ProtocolVersion, PushInfo, PushKind, Value};
 use tokio::sync::mpsc;
 use tokio::time::{timeout, timeout_at, Instant};
 
@@ -64,6 +61,8 @@ pub struct TrackingSettings {
     /// The URL the store connects with (a single node) or the seed URLs (a
     /// cluster): credentials and database come from the first.
     pub urls: Vec<String>,
+    /// The store's user, password and TLS: this connection is no weaker.
+    pub access: super::RedisAccess,
     /// Every key of ours starts with it.
     pub key_prefix: String,
     pub connect_timeout: Duration,
@@ -281,10 +280,8 @@ async fn connect(
     tx: mpsc::UnboundedSender<PushInfo>,
 ) -> Result<MultiplexedConnection, String> {
     let url = settings.urls.first().ok_or("no store URL")?;
-    let info = url
-        .as_str()
-        .into_connection_info()
-        .map_err(|e| e.to_string())?;
+    let client = settings.access.client(url).map_err(|e| e.to_string())?;
+    let info = client.get_connection_info();
     let redis = info
         .redis_settings()
         .clone()
