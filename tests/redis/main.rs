@@ -29,3 +29,4 @@ mod script_refusals;
 mod slow_master;
 mod store_semantics;
 mod support;
+mod tls_acl;

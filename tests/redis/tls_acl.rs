@@ -1,0 +1,294 @@
+//! Redis as managed offerings run it: TLS only (`--port 0`), the default
+//! user off, an ACL user whose password the server reads from a file. The
+//! real `loyalty` binary serves a purchase over it (pool, RESP3 tracking
+//! channel and `loyalty export` all through the same settings), and refuses
+//! to start, saying why, on a CA that did not sign Redis' certificate or on
+//! a wrong password — without printing the password. The configuration
+//! written here is the one docs/operations.md shows ("Running on Redis").
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use rcgen::{BasicConstraints, Certificate, CertificateParams, DnType, IsCa, KeyPair, SanType};
+
+use crate::durability::Server;
+use crate::redis_server::free_port;
+use crate::support::*;
+
+const PASSWORD: &str = "pw-7f3a9c41e2-not-in-any-log";
+
+struct Ca {
+    cert: Certificate,
+    key: KeyPair,
+}
+
+impl Ca {
+    fn new(name: &str) -> Ca {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        Ca { cert, key }
+    }
+
+    /// Writes `name.pem` and `name.key`, a certificate this CA signed.
+    fn issue(&self, dir: &Path, name: &str, params: CertificateParams) {
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
+        std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+    }
+}
+
+/// A TLS-only redis-server (client certificates required) with the ACL
+/// user `loyalty`, under a watchdog shell that kills it once this test
+/// process is gone.
+struct TlsRedis {
+    port: u16,
+    dir: PathBuf,
+    watchdog: Child,
+}
+
+impl TlsRedis {
+    fn start(dir: &Path) -> TlsRedis {
+        let port = free_port(false);
+        let ca = Ca::new("redis test CA");
+        std::fs::write(dir.join("ca.pem"), ca.cert.pem()).unwrap();
+        let mut server = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        server
+            .subject_alt_names
+            .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        ca.issue(dir, "redis", server);
+        let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
+        client
+            .distinguished_name
+            .push(DnType::CommonName, "loyalty");
+        ca.issue(dir, "client", client);
+        std::fs::write(dir.join("wrong-ca.pem"), Ca::new("another CA").cert.pem()).unwrap();
+        std::fs::write(dir.join("redis-password"), format!("{PASSWORD}\n")).unwrap();
+        // The ACL user's password is in Redis' own config file, not on its
+        // command line.
+        let d = dir.display();
+        std::fs::write(
+            dir.join("redis.conf"),
+            format!(
+                "port 0\ntls-port {port}\nbind 127.0.0.1 -::1\nprotected-mode no\n\
+                 dir {d}\nsave \"\"\nlogfile {d}/redis.log\npidfile {d}/redis.pid\n\
+                 tls-cert-file {d}/redis.pem\ntls-key-file {d}/redis.key\n\
+                 tls-ca-cert-file {d}/ca.pem\ntls-auth-clients yes\n\
+                 user default off\n\
+                 user loyalty on >{PASSWORD} ~* &* +@all\n"
+            ),
+        )
+        .unwrap();
+        let script = format!(
+            "redis-server '{d}/redis.conf' & r=$!; \
+             while kill -0 {parent} 2>/dev/null && kill -0 $r 2>/dev/null; do sleep 0.2; done; \
+             kill -9 $r 2>/dev/null; wait $r 2>/dev/null",
+            parent = std::process::id()
+        );
+        let watchdog = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        // Owned before the wait, so that its Drop stops it on a failure.
+        let redis = TlsRedis {
+            port,
+            dir: dir.to_owned(),
+            watchdog,
+        };
+        // Bounded wait for the log line (not a timing assertion).
+        for _ in 0..500 {
+            let log = std::fs::read_to_string(dir.join("redis.log")).unwrap_or_default();
+            if log.contains("Ready to accept connections") {
+                return redis;
+            }
+            assert!(
+                !log.contains("# Failed") && !log.contains("FATAL"),
+                "redis-server did not start with TLS:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server never became ready");
+    }
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        match std::fs::read_to_string(self.dir.join("redis.pid")) {
+            Ok(pid) => {
+                let _ = Command::new("kill").arg("-9").arg(pid.trim()).status();
+            }
+            // Never started: the shell alone is left (no wait forever).
+            Err(_) => {
+                let _ = self.watchdog.kill();
+            }
+        }
+        let _ = self.watchdog.wait();
+    }
+}
+
+/// The server's config: `ca` is the CA file it trusts, `password` the file
+/// its password is read from.
+fn write_config(dir: &Path, redis: &TlsRedis, ca: &str, password: &str) -> (PathBuf, u16) {
+    let http_port = free_port(false);
+    let d = dir.display();
+    let config = dir.join("loyalty.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[http]\nbind = \"127.0.0.1:{http_port}\"\nworkers = 2\n\
+             [store]\nbackend = \"redis\"\n\
+             url = \"rediss://localhost:{port}/0\"\n\
+             username = \"loyalty\"\n\
+             password_file = \"{d}/{password}\"\n\
+             key_prefix = \"tls\"\n\
+             [store.tls]\n\
+             ca_file = \"{d}/{ca}\"\n\
+             cert_file = \"{d}/client.pem\"\n\
+             key_file = \"{d}/client.key\"\n\
+             [auth]\nusers_file = \"{users}\"\n\
+             [engine]\nthreads = 2\nshards = 4\n\
+             [log]\nlevel = \"info\"\n\
+             [demo]\ndata_file = \"\"\n",
+            port = redis.port,
+            users = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("config/demo-users.toml")
+                .display(),
+        ),
+    )
+    .unwrap();
+    (config, http_port)
+}
+
+/// `loyalty serve` that must stop by itself: its exit status and output.
+/// The bound only keeps a regression from hanging the run.
+fn refused_start(config: &Path) -> (bool, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loyalty"))
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start loyalty");
+    for _ in 0..600 {
+        if child.try_wait().unwrap().is_some() {
+            let out = child.wait_with_output().unwrap();
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return (out.status.success(), text);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    panic!(
+        "the server kept running instead of refusing to start:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server (scripts/test.sh runs it: --include-ignored)"]
+async fn a_purchase_is_served_over_tls_by_an_acl_user_with_a_password_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = TlsRedis::start(dir.path());
+    let (config, http_port) = write_config(dir.path(), &redis, "ca.pem", "redis-password");
+    let server = Server::start(&config, dir.path());
+    let http = Http::new(http_port);
+    http.wait_ready().await;
+
+    let number = card_number(23);
+    let phone = mobile(23);
+    http.load_cards(std::slice::from_ref(&number)).await;
+    http.issue(&number).await.ok();
+    http.create_contact("TLS-1", &phone).await.ok();
+    http.bindto(&number, &phone).await.ok();
+    http.active(&number).await.ok();
+    let confirm = serde_json::json!({"Number": number, "PurchaseId": "tls-1", "Amount": 100, "BonusToPay": 0});
+    let first = http
+        .post("pos", "/api/purchase/confirm", confirm.clone())
+        .await;
+    first.ok();
+    assert_eq!(
+        http.post("pos", "/api/purchase/confirm", confirm)
+            .await
+            .body,
+        first.body
+    );
+    // The record cache's RESP3 tracking channel came up over the same
+    // TLS and ACL user (bounded wait for the log line).
+    let log_path = dir.path().join("loyalty.log");
+    let mut log = String::new();
+    for _ in 0..600 {
+        log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if log.contains("cache invalidation channel established") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        log.contains("cache invalidation channel established"),
+        "{log}"
+    );
+
+    // `loyalty export` reaches the same Redis with the same settings.
+    let dump = Command::new(env!("CARGO_BIN_EXE_loyalty"))
+        .arg("export")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&dump.stdout);
+    assert!(
+        dump.status.success() && text.contains(&number),
+        "{text}{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    drop(server);
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    assert!(
+        !log.contains(PASSWORD),
+        "the password reached the log:\n{log}"
+    );
+    assert!(!String::from_utf8_lossy(&dump.stderr).contains(PASSWORD));
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server (scripts/test.sh runs it: --include-ignored)"]
+async fn a_redis_certificate_from_another_ca_stops_the_start_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = TlsRedis::start(dir.path());
+    let (config, _) = write_config(dir.path(), &redis, "wrong-ca.pem", "redis-password");
+    let (ok, out) = refused_start(&config);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("store.url") && out.contains("certificate"),
+        "the error should say the certificate was refused:\n{out}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server (scripts/test.sh runs it: --include-ignored)"]
+async fn a_wrong_password_stops_the_start_without_printing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis = TlsRedis::start(dir.path());
+    let wrong = "wrong-0b5e77d1-password";
+    std::fs::write(dir.path().join("wrong-password"), wrong).unwrap();
+    let (config, _) = write_config(dir.path(), &redis, "ca.pem", "wrong-password");
+    let (ok, out) = refused_start(&config);
+    assert!(!ok, "{out}");
+    assert!(out.contains("authentication failed"), "{out}");
+    assert!(!out.contains(wrong) && !out.contains(PASSWORD), "{out}");
+}
