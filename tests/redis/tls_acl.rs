@@ -51,38 +51,53 @@ struct TlsRedis {
     watchdog: Child,
 }
 
+/// The CA, Redis' certificate (localhost, 127.0.0.1), our client
+/// certificate, an unrelated CA, and the password file, in `dir`.
+fn write_certs(dir: &Path) {
+    let ca = Ca::new("redis test CA");
+    std::fs::write(dir.join("ca.pem"), ca.cert.pem()).unwrap();
+    let mut server = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    server
+        .subject_alt_names
+        .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    ca.issue(dir, "redis", server);
+    let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
+    client
+        .distinguished_name
+        .push(DnType::CommonName, "loyalty");
+    ca.issue(dir, "client", client);
+    std::fs::write(dir.join("wrong-ca.pem"), Ca::new("another CA").cert.pem()).unwrap();
+    std::fs::write(dir.join("redis-password"), format!("{PASSWORD}\n")).unwrap();
+}
+
 impl TlsRedis {
+    /// One node in `dir`, certificates and password from [`write_certs`].
     fn start(dir: &Path) -> TlsRedis {
-        let port = free_port(false);
-        let ca = Ca::new("redis test CA");
-        std::fs::write(dir.join("ca.pem"), ca.cert.pem()).unwrap();
-        let mut server = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-        server
-            .subject_alt_names
-            .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
-        ca.issue(dir, "redis", server);
-        let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
-        client
-            .distinguished_name
-            .push(DnType::CommonName, "loyalty");
-        ca.issue(dir, "client", client);
-        std::fs::write(dir.join("wrong-ca.pem"), Ca::new("another CA").cert.pem()).unwrap();
-        std::fs::write(dir.join("redis-password"), format!("{PASSWORD}\n")).unwrap();
+        write_certs(dir);
+        Self::node(dir, &dir.join("node"), free_port(false), "")
+    }
+
+    /// A node in `node_dir` with the certificates of `certs`, and `extra`
+    /// lines of config.
+    fn node(certs: &Path, node_dir: &Path, port: u16, extra: &str) -> TlsRedis {
+        std::fs::create_dir_all(node_dir).unwrap();
+        let c = certs.display();
         // The ACL user's password is in Redis' own config file, not on its
         // command line.
-        let d = dir.display();
+        let d = node_dir.display();
         std::fs::write(
-            dir.join("redis.conf"),
+            node_dir.join("redis.conf"),
             format!(
                 "port 0\ntls-port {port}\nbind 127.0.0.1 -::1\nprotected-mode no\n\
                  dir {d}\nsave \"\"\nlogfile {d}/redis.log\npidfile {d}/redis.pid\n\
-                 tls-cert-file {d}/redis.pem\ntls-key-file {d}/redis.key\n\
-                 tls-ca-cert-file {d}/ca.pem\ntls-auth-clients yes\n\
+                 tls-cert-file {c}/redis.pem\ntls-key-file {c}/redis.key\n\
+                 tls-ca-cert-file {c}/ca.pem\ntls-auth-clients yes\n\
                  user default off\n\
-                 user loyalty on >{PASSWORD} ~* &* +@all\n"
+                 user loyalty on >{PASSWORD} ~* &* +@all\n{extra}"
             ),
         )
         .unwrap();
+        let dir = node_dir;
         let script = format!(
             "redis-server '{d}/redis.conf' & r=$!; \
              while kill -0 {parent} 2>/dev/null && kill -0 $r 2>/dev/null; do sleep 0.2; done; \
@@ -134,9 +149,9 @@ impl Drop for TlsRedis {
     }
 }
 
-/// The server's config: `ca` is the CA file it trusts, `password` the file
-/// its password is read from.
-fn write_config(dir: &Path, redis: &TlsRedis, ca: &str, password: &str) -> (PathBuf, u16) {
+/// The server's config: `url` the TOML value of `store.url`, `ca` the CA
+/// file it trusts, `password` the file its password is read from.
+fn write_config(dir: &Path, url: &str, ca: &str, password: &str) -> (PathBuf, u16) {
     let http_port = free_port(false);
     let d = dir.display();
     let config = dir.join("loyalty.toml");
@@ -145,7 +160,7 @@ fn write_config(dir: &Path, redis: &TlsRedis, ca: &str, password: &str) -> (Path
         format!(
             "[http]\nbind = \"127.0.0.1:{http_port}\"\nworkers = 2\n\
              [store]\nbackend = \"redis\"\n\
-             url = \"rediss://localhost:{port}/0\"\n\
+             url = {url}\n\
              username = \"loyalty\"\n\
              password_file = \"{d}/{password}\"\n\
              key_prefix = \"tls\"\n\
@@ -157,7 +172,6 @@ fn write_config(dir: &Path, redis: &TlsRedis, ca: &str, password: &str) -> (Path
              [engine]\nthreads = 2\nshards = 4\n\
              [log]\nlevel = \"info\"\n\
              [demo]\ndata_file = \"\"\n",
-            port = redis.port,
             users = Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("config/demo-users.toml")
                 .display(),
@@ -165,6 +179,25 @@ fn write_config(dir: &Path, redis: &TlsRedis, ca: &str, password: &str) -> (Path
     )
     .unwrap();
     (config, http_port)
+}
+
+/// Waits (bounded: a guard, not a timing assertion) for the record
+/// cache's tracking channel to be up on every master.
+async fn tracking_established(log_path: &Path) {
+    let mut log = String::new();
+    for _ in 0..600 {
+        log = std::fs::read_to_string(log_path).unwrap_or_default();
+        if log.contains("cache invalidation channel established") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the tracking channel never came up:\n{log}");
+}
+
+/// `store.url` for one node, by name (the certificate's name is checked).
+fn single(redis: &TlsRedis) -> String {
+    format!("\"rediss://localhost:{}/0\"", redis.port)
 }
 
 /// `loyalty serve` that must stop by itself: its exit status and output.
@@ -204,7 +237,7 @@ fn refused_start(config: &Path) -> (bool, String) {
 async fn a_purchase_is_served_over_tls_by_an_acl_user_with_a_password_file() {
     let dir = tempfile::tempdir().unwrap();
     let redis = TlsRedis::start(dir.path());
-    let (config, http_port) = write_config(dir.path(), &redis, "ca.pem", "redis-password");
+    let (config, http_port) = write_config(dir.path(), &single(&redis), "ca.pem", "redis-password");
     let server = Server::start(&config, dir.path());
     let http = Http::new(http_port);
     http.wait_ready().await;
@@ -228,20 +261,9 @@ async fn a_purchase_is_served_over_tls_by_an_acl_user_with_a_password_file() {
         first.body
     );
     // The record cache's RESP3 tracking channel came up over the same
-    // TLS and ACL user (bounded wait for the log line).
+    // TLS and ACL user.
     let log_path = dir.path().join("loyalty.log");
-    let mut log = String::new();
-    for _ in 0..600 {
-        log = std::fs::read_to_string(&log_path).unwrap_or_default();
-        if log.contains("cache invalidation channel established") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(
-        log.contains("cache invalidation channel established"),
-        "{log}"
-    );
+    tracking_established(&log_path).await;
 
     // `loyalty export` reaches the same Redis with the same settings.
     let dump = Command::new(env!("CARGO_BIN_EXE_loyalty"))
@@ -270,7 +292,12 @@ async fn a_purchase_is_served_over_tls_by_an_acl_user_with_a_password_file() {
 async fn a_redis_certificate_from_another_ca_stops_the_start_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let redis = TlsRedis::start(dir.path());
-    let (config, _) = write_config(dir.path(), &redis, "wrong-ca.pem", "redis-password");
+    let (config, _) = write_config(
+        dir.path(),
+        &single(&redis),
+        "wrong-ca.pem",
+        "redis-password",
+    );
     let (ok, out) = refused_start(&config);
     assert!(!ok, "{out}");
     assert!(
@@ -286,9 +313,88 @@ async fn a_wrong_password_stops_the_start_without_printing_it() {
     let redis = TlsRedis::start(dir.path());
     let wrong = "wrong-0b5e77d1-password";
     std::fs::write(dir.path().join("wrong-password"), wrong).unwrap();
-    let (config, _) = write_config(dir.path(), &redis, "ca.pem", "wrong-password");
+    let (config, _) = write_config(dir.path(), &single(&redis), "ca.pem", "wrong-password");
     let (ok, out) = refused_start(&config);
     assert!(!ok, "{out}");
     assert!(out.contains("authentication failed"), "{out}");
     assert!(!out.contains(wrong) && !out.contains(PASSWORD), "{out}");
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server (scripts/test.sh runs it: --include-ignored)"]
+async fn a_three_master_cluster_over_tls_serves_a_purchase() {
+    let dir = tempfile::tempdir().unwrap();
+    write_certs(dir.path());
+    let cluster_conf = "cluster-enabled yes\ncluster-config-file nodes.conf\n\
+                        cluster-node-timeout 2000\ntls-cluster yes\n";
+    let nodes: Vec<TlsRedis> = (0..3)
+        .map(|i| {
+            TlsRedis::node(
+                dir.path(),
+                &dir.path().join(format!("node{i}")),
+                free_port(true),
+                cluster_conf,
+            )
+        })
+        .collect();
+    let d = dir.path().display();
+    // redis-cli takes the password on its command line: the test's tool,
+    // not the server, which reads it from the file.
+    let mut create = Command::new("redis-cli");
+    create.args(["--tls", "--cacert", &format!("{d}/ca.pem")]);
+    create.args([
+        "--cert",
+        &format!("{d}/client.pem"),
+        "--key",
+        &format!("{d}/client.key"),
+    ]);
+    create.args(["--user", "loyalty", "--pass", PASSWORD, "--no-auth-warning"]);
+    create.args(["--cluster", "create"]);
+    for n in &nodes {
+        create.arg(format!("127.0.0.1:{}", n.port));
+    }
+    let out = create
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "redis-cli --cluster create: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let urls: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("\"rediss://127.0.0.1:{}\"", n.port))
+        .collect();
+    let (config, http_port) = write_config(
+        dir.path(),
+        &format!("[{}]", urls.join(", ")),
+        "ca.pem",
+        "redis-password",
+    );
+    let _server = Server::start(&config, dir.path());
+    let http = Http::new(http_port);
+    // /ready waits for cluster_state:ok on every master.
+    http.wait_ready().await;
+    let numbers: Vec<String> = (0..6).map(|i| card_number(2300 + i)).collect();
+    http.load_cards(&numbers).await;
+    for (i, number) in numbers.iter().enumerate() {
+        let phone = mobile(2300 + i as u64);
+        http.issue(number).await.ok();
+        http.create_contact(&format!("TLSC-{i}"), &phone).await.ok();
+        http.bindto(number, &phone).await.ok();
+        http.active(number).await.ok();
+        let confirm = serde_json::json!({"Number": number, "PurchaseId": format!("tlsc-{i}"), "Amount": 100, "BonusToPay": 0});
+        http.post("pos", "/api/purchase/confirm", confirm)
+            .await
+            .ok();
+    }
+    tracking_established(&dir.path().join("loyalty.log")).await;
+    let log = std::fs::read_to_string(dir.path().join("loyalty.log")).unwrap_or_default();
+    assert!(
+        !log.contains(PASSWORD),
+        "the password reached the log:\n{log}"
+    );
 }
