@@ -36,12 +36,25 @@ pub struct Settings {
 }
 
 /// `GET /metrics` (docs/runbook.md, "Who may read /metrics").
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 pub struct MetricsSettings {
     /// SHA-256 (hex) of a bearer token that a scrape must send
     /// (`Authorization: Bearer <token>`); empty: anonymous, as before.
     #[serde(default)]
     pub bearer_token_sha256: String,
+}
+
+/// Like a user's `token_sha256`, the digest is shown only as set or not:
+/// a debug print is no place to collect what a scrape must match.
+impl std::fmt::Debug for MetricsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsSettings")
+            .field(
+                "bearer_token_sha256_set",
+                &!self.bearer_token_sha256.is_empty(),
+            )
+            .finish()
+    }
 }
 
 /// How much of a card's history Redis keeps (docs/adr/0009).
@@ -506,11 +519,13 @@ mod tests {
     fn no_debug_print_shows_a_password() {
         let s = load_one(
             "[store]\nurl = [\"redis://:hunter2@a:7001\", \"redis://u:hunter2@b:7002/0\"]\n\
-             [archive]\npostgres_url = \"postgres://arch:hunter2@db/l\"\n",
+             [archive]\npostgres_url = \"postgres://arch:hunter2@db/l\"\n\
+             [metrics]\nbearer_token_sha256 = \"5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8\"\n",
         )
         .unwrap();
         let shown = format!("{s:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("5e884898"), "{shown}");
         assert!(shown.contains("redis://:***@a:7001"), "{shown}");
         let redis = crate::store::redis::RedisSettings {
             urls: s.store.url.clone(),
