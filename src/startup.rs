@@ -158,7 +158,10 @@ impl Application {
         let http = settings.http.clone();
         let auth = Arc::new(Authenticator::new(users, settings.auth.clone()));
         let (tls, tls_reloader) = match tls {
-            Some((listener, config, reloader)) => (Some((listener, config)), Some(reloader)),
+            Some((listener, config, reloader)) => {
+                let trust = reloader.trust();
+                (Some((listener, config, trust)), Some(reloader))
+            }
             None => (None, None),
         };
         let policy = reload_policy(&settings, auth.clone());

@@ -10,8 +10,14 @@
 //! revoked CA would stay logged in by resuming. Tickets are stateful (the
 //! default `NeverProducesTickets` ticketer): the session store is all there
 //! is to forget.
+//!
+//! A connection already open carries the certificate it was verified with
+//! (found by review: after a swap of the client CAs, a till's kept-alive
+//! connection stayed logged in for as long as it kept sending): after a
+//! reload, each request checks it again against the CAs then in force.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use actix_web::dev::Extensions;
@@ -54,9 +60,34 @@ pub enum TlsError {
     Setup(String),
 }
 
-/// The verified client certificate's subject CN, per connection.
-#[derive(Debug, Clone)]
-pub struct ClientCertCn(pub String);
+/// The client CAs in force (none without `client_ca_file`), as each
+/// connection checks its certificate against them.
+#[derive(Clone, Default)]
+pub struct ClientTrust(Option<Arc<ReloadingClientVerifier>>);
+
+/// A connection's verified client certificate.
+pub struct ClientCert {
+    cn: String,
+    chain: Vec<CertificateDer<'static>>,
+    trust: Arc<ReloadingClientVerifier>,
+    /// The client CAs it was last verified against.
+    generation: u64,
+}
+
+impl ClientCert {
+    /// Its subject CN while the client CAs in force accept it: checked
+    /// again only when they were reloaded since.
+    pub fn cn(&self) -> Option<&str> {
+        if self.trust.generation() != self.generation {
+            let (end, intermediates) = self.chain.split_first()?;
+            self.trust
+                .now()
+                .verify_client_cert(end, intermediates, UnixTime::now())
+                .ok()?;
+        }
+        Some(&self.cn)
+    }
+}
 
 /// What SIGHUP reloads.
 pub struct TlsReloader {
@@ -77,12 +108,22 @@ impl TlsReloader {
         };
         *self.cert.current.write() = Arc::new(key);
         if let (Some(clients), Some(verifier)) = (&self.clients, verifier) {
-            *clients.current.write() = verifier;
+            let mut current = clients.current.write();
+            *current = verifier;
+            // Under the lock: whoever sees the new verifier also sees that
+            // the CAs changed.
+            clients.generation.fetch_add(1, Ordering::SeqCst);
         }
         // After the new verifier is in force: a session stored in between
         // was verified by it.
         self.sessions.forget_all();
         Ok(())
+    }
+
+    /// The client CAs as reloads change them, for connections to check
+    /// their certificate against.
+    pub fn trust(&self) -> ClientTrust {
+        ClientTrust(self.clients.clone())
     }
 }
 
@@ -100,6 +141,7 @@ pub fn server_config(settings: &TlsSettings) -> Result<(ServerConfig, TlsReloade
     } else {
         let clients = Arc::new(ReloadingClientVerifier {
             current: RwLock::new(client_verifier(settings, &provider)?),
+            generation: AtomicU64::new(0),
             mandatory: settings.require_client_cert,
         });
         (
@@ -124,12 +166,34 @@ pub fn server_config(settings: &TlsSettings) -> Result<(ServerConfig, TlsReloade
 
 /// Called for each HTTPS connection (`startup/http_server.rs`, through
 /// actix-http's `on_connect_ext`) with its TLS session: remembers a verified
-/// client certificate's CN for the requests of that connection.
-pub fn on_connect(tls: &rustls::ServerConnection, ext: &mut Extensions) {
-    let cert = tls.peer_certificates().and_then(|chain| chain.first());
-    if let Some(cn) = cert.and_then(|c| subject_cn(c)) {
-        ext.insert(ClientCertCn(cn));
+/// client certificate for the requests of that connection, verified once
+/// more against the CAs in force now (a reload may have come after the
+/// handshake), so that later requests need to check it again only after a
+/// reload.
+pub fn on_connect(tls: &rustls::ServerConnection, trust: &ClientTrust, ext: &mut Extensions) {
+    let (Some(trust), Some(chain)) = (&trust.0, tls.peer_certificates()) else {
+        return;
+    };
+    let Some((end, intermediates)) = chain.split_first() else {
+        return;
+    };
+    let Some(cn) = subject_cn(end) else {
+        return;
+    };
+    let generation = trust.generation();
+    if trust
+        .now()
+        .verify_client_cert(end, intermediates, UnixTime::now())
+        .is_err()
+    {
+        return;
     }
+    ext.insert(ClientCert {
+        cn,
+        chain: chain.iter().map(|c| c.clone().into_owned()).collect(),
+        trust: trust.clone(),
+        generation,
+    });
 }
 
 fn subject_cn(cert: &CertificateDer<'_>) -> Option<String> {
@@ -279,6 +343,8 @@ impl ResolvesServerCert for ReloadingCert {
 /// it has anyway.
 struct ReloadingClientVerifier {
     current: RwLock<Arc<dyn ClientCertVerifier>>,
+    /// Counts the swaps of `current`.
+    generation: AtomicU64,
     mandatory: bool,
 }
 
@@ -291,6 +357,10 @@ impl fmt::Debug for ReloadingClientVerifier {
 impl ReloadingClientVerifier {
     fn now(&self) -> Arc<dyn ClientCertVerifier> {
         self.current.read().clone()
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 }
 

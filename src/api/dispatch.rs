@@ -20,7 +20,7 @@ use super::views::Fields;
 use super::{admin, card, contact, log_redact, ops, purchase, till_token, AppState, Ctx};
 use crate::domain::{policy::may_call, Actor, ErrorKey};
 use crate::metrics as m;
-use crate::tls::ClientCertCn;
+use crate::tls::ClientCert;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -269,8 +269,9 @@ async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Actor, Outc
     // A till's verified TLS client certificate, when it maps to a user,
     // stands in for HTTP Basic.
     if let Some(actor) = req
-        .conn_data::<ClientCertCn>()
-        .and_then(|cn| state.auth.authenticate_client_cert(&cn.0))
+        .conn_data::<ClientCert>()
+        .and_then(ClientCert::cn)
+        .and_then(|cn| state.auth.authenticate_client_cert(cn))
     {
         return Ok(actor);
     }

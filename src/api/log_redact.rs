@@ -25,7 +25,10 @@ pub fn body(bytes: &[u8]) -> String {
         match v {
             Value::Object(map) => {
                 for (k, v) in map.iter_mut() {
-                    if is_masked(k) && !v.is_object() && !v.is_array() {
+                    // Whatever its type: a secret or a name sent as a list
+                    // or an object (a caller's mistake, refused by the API
+                    // but logged first) is no less one (found by review).
+                    if is_masked(k) {
                         *v = Value::String("***".into());
                     } else {
                         mask(v);
@@ -122,6 +125,18 @@ mod tests {
         }
         assert!(out.contains("\"Login\":\"a\""), "{out}");
         assert!(out.contains("*******4567"), "{out}");
+    }
+
+    #[test]
+    fn secrets_and_personal_data_sent_as_lists_or_objects_are_masked_whole() {
+        let out = body(
+            br#"{"Password":["hunter2"],"Name":{"First":"Ann","Last":"Lee"},
+                "Email":[{"Address":"ann@example.com"}],"Number":"123"}"#,
+        );
+        for leaked in ["hunter2", "Ann", "Lee", "ann@example.com"] {
+            assert!(!out.contains(leaked), "{leaked}: {out}");
+        }
+        assert!(out.contains("\"Number\":\"123\""), "{out}");
     }
 
     #[test]

@@ -38,15 +38,16 @@ type PlainConn = EnvelopeIo<ReadDeadline<Counted<TcpStream>>>;
 type TlsConn = EnvelopeIo<ReadDeadline<TlsStream<Counted<TcpStream>>>>;
 
 /// actix-http's HTTP/1 service for one connection type, around the App.
-fn h1<T>(
+fn h1<T, F>(
     state: &web::Data<AppState>,
     http: &HttpSettings,
     local: SocketAddr,
     shutdown: GracefulShutdownSignal,
-    on_connect: fn(&T, &mut Extensions),
+    on_connect: F,
 ) -> impl ServiceFactory<(T, Option<SocketAddr>), Config = (), Response = (), Error = (), InitError = ()>
 where
     T: AsyncRead + AsyncWrite + Unpin + 'static,
+    F: Fn(&T, &mut Extensions) + 'static,
 {
     let app = App::new()
         .app_data(state.clone())
@@ -70,8 +71,8 @@ where
 
 fn plain(_: &PlainConn, _: &mut Extensions) {}
 
-fn client_cert(io: &TlsConn, ext: &mut Extensions) {
-    tls::on_connect(io.get_ref().get_ref().get_ref().1, ext)
+fn client_cert(io: &TlsConn, trust: &tls::ClientTrust, ext: &mut Extensions) {
+    tls::on_connect(io.get_ref().get_ref().get_ref().1, trust, ext)
 }
 
 fn head_limits(http: &HttpSettings) -> HeadLimits {
@@ -129,7 +130,7 @@ impl Servers {
 
 pub fn serve(
     listener: TcpListener,
-    tls: Option<(TcpListener, ServerConfig)>,
+    tls: Option<(TcpListener, ServerConfig, tls::ClientTrust)>,
     state: web::Data<AppState>,
     http: &HttpSettings,
     workers: usize,
@@ -168,7 +169,7 @@ pub fn serve(
     };
     let https_server = match tls {
         None => None,
-        Some((listener, config)) => {
+        Some((listener, config, trust)) => {
             let local = listener.local_addr()?;
             let mut builder = Server::build()
                 .workers(workers)
@@ -179,7 +180,10 @@ pub fn serve(
             let acceptor = TlsAcceptor::from(Arc::new(config));
             let handshake = Duration::from_millis(http.tls.handshake_timeout_ms);
             builder = builder.listen("loyalty-https", listener, move || {
-                let h1 = h1(&state, &http, local, shutdown.clone(), client_cert);
+                let trust = trust.clone();
+                let on_connect =
+                    move |io: &TlsConn, ext: &mut Extensions| client_cert(io, &trust, ext);
+                let h1 = h1(&state, &http, local, shutdown.clone(), on_connect);
                 let (limit, limits, acceptor) =
                     (limit.clone(), head_limits(&http), acceptor.clone());
                 // Capped per address before any TLS work, then the handshake

@@ -143,3 +143,112 @@ async fn a_tls13_session_is_not_resumed_after_its_client_ca_is_swapped_out() {
 async fn a_tls12_session_is_not_resumed_after_its_client_ca_is_swapped_out() {
     resumption_after_a_ca_swap(&rustls::version::TLS12).await;
 }
+
+/// Found by review: a till's connection opened before the client CAs were
+/// swapped kept its certificate's login for as long as it was kept alive;
+/// its next request after the reload must not be answered as the till.
+#[tokio::test]
+async fn an_open_connection_does_not_outlive_its_client_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let server_ca = Ca::new("server CA");
+    let old_ca = Ca::new("till CA A");
+    let (cert, key) = write_server_files(dir.path(), &server_ca.server_cert(false));
+    let ca_file = dir.path().join("clients-ca.pem");
+    std::fs::write(&ca_file, old_ca.pem()).unwrap();
+    let users = users_file_with(
+        dir.path(),
+        "[[users]]\nlogin = \"till-7\"\nrole = \"pos\"\nclient_cert_cn = \"till-7.shop-3\"\n",
+    );
+    let app = spawn_with(move |s| {
+        s.http.tls.bind = "127.0.0.1:0".into();
+        s.http.tls.cert_file = cert;
+        s.http.tls.key_file = key;
+        s.http.tls.client_ca_file = ca_file.to_string_lossy().into_owned();
+        s.auth.users_file = users;
+    })
+    .await;
+    let port = app.server.as_ref().unwrap().tls_port.unwrap();
+    let number = app.new_card().await;
+    let config = client_config(
+        &server_ca,
+        &old_ca.client_cert("till-7.shop-3", false),
+        &rustls::version::TLS13,
+    );
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let mut conn = ClientConnection::new(config, name).unwrap();
+    let mut sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let request = format!("GET /api/card/balance/by/{number} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    let (conn, sock, first) = tokio::task::spawn_blocking({
+        let request = request.clone();
+        move || {
+            let status = keep_alive_request(&mut conn, &mut sock, &request);
+            (conn, sock, status)
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(first, Some(200));
+    // A reload that keeps CA A keeps the connection the till.
+    app.server.as_ref().unwrap().reloader.reload_tls();
+    let (conn, sock, kept) = tokio::task::spawn_blocking({
+        let request = request.clone();
+        let (mut conn, mut sock) = (conn, sock);
+        move || {
+            let status = keep_alive_request(&mut conn, &mut sock, &request);
+            (conn, sock, status)
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(kept, Some(200));
+    std::fs::write(
+        dir.path().join("clients-ca.pem"),
+        Ca::new("till CA B").pem(),
+    )
+    .unwrap();
+    app.server.as_ref().unwrap().reloader.reload_tls();
+    let (mut conn, mut sock) = (conn, sock);
+    let second =
+        tokio::task::spawn_blocking(move || keep_alive_request(&mut conn, &mut sock, &request))
+            .await
+            .unwrap();
+    assert_ne!(
+        second,
+        Some(200),
+        "the revoked CA's connection was still the till"
+    );
+}
+
+/// One request on a kept-alive connection: the status of its answer, or
+/// `None` if the connection ended first.
+fn keep_alive_request(
+    conn: &mut ClientConnection,
+    sock: &mut TcpStream,
+    request: &str,
+) -> Option<u16> {
+    let mut tls = rustls::Stream::new(conn, sock);
+    tls.write_all(request.as_bytes()).ok()?;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = tls.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        answer.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&answer);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            if body.len() >= len {
+                return head.split_whitespace().nth(1)?.parse().ok();
+            }
+        }
+    }
+}
