@@ -9,7 +9,11 @@
 //! Memory is bounded per address (an address's login entries need admitted
 //! attempts, which its own limit caps) and by `tracked_addresses`; nothing
 //! live is ever evicted to make room: once the table is full of live
-//! entries, new addresses share one overflow entry until entries expire.
+//! entries, new addresses are not tracked until entries expire. They are
+//! not locked out either: one entry shared by all of them would let a
+//! stranger with enough addresses lock every later client out, the admin
+//! included (found by review); untracked attempts stay bounded by the
+//! argon2 queue (`auth.max_queued_verifications`, 503 beyond it).
 //! IPv6 addresses count per /64, which is what one host can cheaply own.
 
 use std::collections::HashMap;
@@ -133,8 +137,8 @@ impl Drop for Pending {
 
 /// Peers whose address is not known share this key.
 const UNKNOWN: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
-/// New addresses while the table is full of live entries share this key
-/// (no peer has the address `::`).
+/// New addresses while the table is full of live entries get this key,
+/// which is never stored (no peer has the address `::`).
 const OVERFLOW: IpAddr = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
 
 /// IPv4 as it is (also when mapped into IPv6), IPv6 by its /64.
@@ -184,6 +188,10 @@ impl Throttle {
         let now = Instant::now();
         let mut table = self.table.lock();
         let key = table.key_for(key_of(peer), now, l);
+        if key == OVERFLOW {
+            // Untracked (see the module's comment): admitted, uncounted.
+            return Ok(None);
+        }
         let address = table.addresses.entry(key).or_insert_with(|| Address {
             counter: Counter::new(now),
             pending: 0,
@@ -346,5 +354,26 @@ mod tests {
             t.admit("admin", ip("10.0.0.9"), false),
             Err(Refusal::Throttled(_))
         ));
+    }
+
+    /// Found by review: addresses beyond a full table shared one entry, so
+    /// strangers' failures there locked out the next client, the admin too.
+    #[test]
+    fn strangers_beyond_a_full_table_lock_nobody_out() {
+        let t = throttle(2, 5, 2);
+        t.admit("u0", ip("10.0.0.1"), false).unwrap();
+        t.admit("u1", ip("10.0.0.2"), false).unwrap();
+        for i in 0..100u32 {
+            let _ = t.admit(
+                "admin",
+                Some(IpAddr::from((0x0b00_0000 + i).to_be_bytes())),
+                false,
+            );
+        }
+        assert_eq!(
+            t.admit("admin", ip("192.0.2.7"), true).map(|p| p.is_some()),
+            Ok(false)
+        );
+        assert!(t.tracked() <= 2, "{}", t.tracked());
     }
 }
