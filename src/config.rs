@@ -116,7 +116,7 @@ pub struct EventsSettings {
     pub stream_max_len: u64,
 }
 
-/// Data loading, export and import (API.md §8).
+/// Data loading, export and import (docs/api.md §8).
 #[derive(Debug, Clone, Deserialize)]
 pub struct BulkSettings {
     /// A streamed line longer than this is rejected, and skipped without
@@ -142,7 +142,7 @@ fn default_max_stream_secs() -> u64 {
     4 * 3600
 }
 
-/// Purchase rules (API.md §7). Percentages may have up to two decimals
+/// Purchase rules (docs/api.md §7). Percentages may have up to two decimals
 /// (`2.5`); they are kept as exact basis points.
 #[derive(Debug, Clone, Deserialize)]
 pub struct BonusSettings {

@@ -1,6 +1,6 @@
 """Checks of our own for schemathesis (loaded through SCHEMATHESIS_HOOKS).
 
-API.md 1.1: every /api answer, success or error (401, 404, 413, 500 too),
+docs/api.md 1.1: every /api answer, success or error (401, 404, 413, 500 too),
 is a JSON object that starts with Status, Key and Value. The OpenAPI
 document itself (GET /api/openapi.json) is the one /api answer that is not.
 """

@@ -1,4 +1,4 @@
-//! Card service handlers (API.md §5). Each checks, in order: required
+//! Card service handlers (docs/api.md §5). Each checks, in order: required
 //! parameters (all missing named at once), formats, then hands a typed
 //! command to the engine, which does lookups and rules.
 

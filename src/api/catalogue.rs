@@ -1,4 +1,4 @@
-//! The one error catalogue: Key → HTTP status (API.md §1.2). Every handler,
+//! The one error catalogue: Key → HTTP status (docs/api.md §1.2). Every handler,
 //! extractor and middleware answers through it.
 
 use actix_web::http::StatusCode;
@@ -81,7 +81,7 @@ pub fn meaning(key: ErrorKey) -> &'static str {
     }
 }
 
-/// Keys the server answers beyond API.md §11.
+/// Keys the server answers beyond docs/api.md §11.
 pub fn beyond_contract(key: ErrorKey) -> bool {
     use ErrorKey::*;
     matches!(

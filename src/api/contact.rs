@@ -1,4 +1,4 @@
-//! Contacts: create-or-update and read (API.md §8).
+//! Contacts: create-or-update and read (docs/api.md §8).
 
 use super::error::ApiError;
 use super::params::Params;

@@ -347,7 +347,7 @@ fn metrics_refused(state: &AppState, req: &HttpRequest) -> Option<Outcome> {
 }
 
 /// An unknown path or a wrong method. Under `/api` that is told only to
-/// callers with valid credentials (API.md §2): routes cannot be probed
+/// callers with valid credentials (docs/api.md §2): routes cannot be probed
 /// anonymously.
 async fn refuse(state: &AppState, req: &HttpRequest, guarded: bool, error: ApiError) -> Outcome {
     if !guarded {

@@ -8,7 +8,7 @@ use serde_json::Value;
 /// Field and parameter names (lower case, any spelling containing them)
 /// whose values are secrets.
 const SECRET: [&str; 5] = ["password", "secret", "token", "authorization", "api_key"];
-/// ... or personal data (API.md §5: the contact's fields).
+/// ... or personal data (docs/api.md §5: the contact's fields).
 const PERSONAL: [&str; 7] = [
     "name", "email", "birth", "mobile", "phone", "gender", "city",
 ];

@@ -1,6 +1,6 @@
 //! The HTTP layer: one dispatcher routes every request (case-insensitively),
 //! authenticates, checks the role, reads parameters and answers in the
-//! envelope of API.md §1.1 — for errors too, including 401/404/413/500.
+//! envelope of docs/api.md §1.1 — for errors too, including 401/404/413/500.
 
 mod admin;
 pub mod auth;

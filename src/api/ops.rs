@@ -1,4 +1,4 @@
-//! Unauthenticated operations routes (API.md §10).
+//! Unauthenticated operations routes (docs/api.md §10).
 
 use actix_web::http::header::ContentType;
 use actix_web::HttpResponse;

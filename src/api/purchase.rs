@@ -1,4 +1,4 @@
-//! Purchases and manual bonuses (API.md §7).
+//! Purchases and manual bonuses (docs/api.md §7).
 
 use serde_json::json;
 
@@ -242,7 +242,7 @@ pub async fn transactions(ctx: &Ctx<'_>) -> Result<Fields, ApiError> {
     else {
         return Err(internal());
     };
-    // API.md §9: pos and client may not read the history's audit fields.
+    // docs/api.md §9: pos and client may not read the history's audit fields.
     let item = match ctx.actor.role {
         Role::Pos | Role::Client => views::transaction_without_audit,
         _ => views::transaction,

@@ -1,4 +1,4 @@
-//! Case-insensitive routing (API.md §1): literal path segments match in any
+//! Case-insensitive routing (docs/api.md §1): literal path segments match in any
 //! case, captured segments keep their case (contact codes are
 //! case-sensitive). Each route carries its template for metrics labels.
 

@@ -1,4 +1,4 @@
-//! The users file (API.md §12): logins, roles and their credentials: an
+//! The users file (docs/api.md §12): logins, roles and their credentials: an
 //! argon2id PHC hash (people), a till token's SHA-256 (machines), and/or
 //! the subject CN of a TLS client certificate.
 

@@ -9,7 +9,7 @@ use crate::engine::BalanceView;
 
 pub type Fields = Map<String, Value>;
 
-/// The balance answer of API.md §5.1.
+/// The balance answer of docs/api.md §5.1.
 pub fn balance(view: &BalanceView, today: Date) -> Fields {
     let card = &view.card;
     let contact = view.contact.as_ref();

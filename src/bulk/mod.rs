@@ -1,5 +1,5 @@
 //! Bulk data: NDJSON framing, the answer of a bulk load, and the dump
-//! format with its export and import (API.md §8). Shared by the HTTP
+//! format with its export and import (docs/api.md §8). Shared by the HTTP
 //! handlers and the `loyalty export` / `loyalty import` commands.
 
 pub mod cli;

@@ -1,4 +1,4 @@
-//! The answer of a bulk load (API.md §8 "Bulk answers"): counts by outcome
+//! The answer of a bulk load (docs/api.md §8 "Bulk answers"): counts by outcome
 //! and the rejected lines, listed up to a cap (the count keeps the total);
 //! progress in the log every few seconds and per-batch metrics on the way.
 

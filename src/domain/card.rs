@@ -1,4 +1,4 @@
-//! The card and its state machine (API.md §4). Every operation either
+//! The card and its state machine (docs/api.md §4). Every operation either
 //! refuses with the Key the contract names, leaves the card unchanged (the
 //! idempotent "already there" answers), or yields the new card together with
 //! the history entry that records the change.
@@ -261,7 +261,7 @@ impl Card {
     }
 
     /// Issued(bound) or Active → Blocked. The reason code and the role ×
-    /// reason table are checked before the card's status (API.md §5).
+    /// reason table are checked before the card's status (docs/api.md §5).
     pub fn block(
         &self,
         actor: &Actor,

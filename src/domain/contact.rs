@@ -1,5 +1,5 @@
 //! Contacts (customers) and the configurable "personal data is sufficient"
-//! rule that gates activation (API.md §4).
+//! rule that gates activation (docs/api.md §4).
 
 use serde::{Deserialize, Serialize};
 use time::{macros::format_description, Date};

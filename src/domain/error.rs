@@ -1,6 +1,6 @@
 use std::fmt;
 
-/// Every error Key of the wire contract (API.md §11). The HTTP status for a
+/// Every error Key of the wire contract (docs/api.md §11). The HTTP status for a
 /// Key lives in the API layer's catalogue; the domain only names the Key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKey {

@@ -1,4 +1,4 @@
-//! The card's audit history (API.md §9).
+//! The card's audit history (docs/api.md §9).
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;

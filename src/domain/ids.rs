@@ -1,5 +1,5 @@
 //! Identifiers that arrive from requests. Each is parsed once at the edge;
-//! holding one means it is well-formed (API.md §1.3).
+//! holding one means it is well-formed (docs/api.md §1.3).
 
 use std::fmt;
 

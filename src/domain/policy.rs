@@ -1,4 +1,4 @@
-//! Who may do what: the role × method table of API.md §2 and the role ×
+//! Who may do what: the role × method table of docs/api.md §2 and the role ×
 //! reason tables of §6.
 
 use serde::{Deserialize, Serialize};

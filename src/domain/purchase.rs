@@ -1,4 +1,4 @@
-//! Purchases against a card's ledger (API.md §7): what a purchase earns and
+//! Purchases against a card's ledger (docs/api.md §7): what a purchase earns and
 //! may write off, and how confirm, cancel and refund change the ledger.
 //! Pure: dates and rules come in as parameters.
 

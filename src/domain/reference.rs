@@ -1,4 +1,4 @@
-//! Reference values of API.md §3: codes on the wire are strings of digits,
+//! Reference values of docs/api.md §3: codes on the wire are strings of digits,
 //! names are English.
 
 macro_rules! reference {
@@ -135,7 +135,7 @@ impl UnblockReason {
     }
 }
 
-/// The callers' roles of API.md §2 (by `as_str` in JSON, by index in the
+/// The callers' roles of docs/api.md §2 (by `as_str` in JSON, by index in the
 /// compact encoding).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {

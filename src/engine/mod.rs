@@ -198,7 +198,7 @@ impl Engine {
     }
 
     /// Resolves `ContactMobileNumber` to the contact's current card for
-    /// block/unblock: the one not blocked for replacement (API.md §5). A
+    /// block/unblock: the one not blocked for replacement (docs/api.md §5). A
     /// contact whose only card awaits its replacement holds none.
     pub async fn card_for_block(&self, mobile: &MobileNumber) -> Result<CardNumber, EngineError> {
         let contact = self
@@ -207,7 +207,7 @@ impl Engine {
             .await?
             .ok_or_else(|| ops::cannot_find_mobile(mobile))?;
         // A card blocked for replacement is no longer the contact's current
-        // card (API.md §5), even before a new card takes its place.
+        // card (docs/api.md §5), even before a new card takes its place.
         match self.ops.current_card(&contact.value.code).await? {
             Some(card) if !card.value.is_blocked_for_replacement() => Ok(card.value.number),
             _ => Err(RuleError::new(
@@ -235,7 +235,7 @@ impl Engine {
         Ok(self.ops.store.insert_cards(cards).await?)
     }
 
-    /// Bulk load (API.md §8): creates missing cards, and an existing card
+    /// Bulk load (docs/api.md §8): creates missing cards, and an existing card
     /// still New takes the given category and type — a conditional write,
     /// so a command that moves the card on meanwhile wins.
     pub async fn load_cards(&self, cards: &[Card]) -> Result<Vec<CardLoad>, EngineError> {

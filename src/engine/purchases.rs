@@ -378,7 +378,7 @@ impl Ops {
             );
             let (card, stored) = read?;
             // The idempotency check comes first, before any lookup or rule
-            // (API.md §7): a replay answers as the first time did, and a
+            // (docs/api.md §7): a replay answers as the first time did, and a
             // PurchaseId taken by another card is a conflict whatever this
             // card's state.
             if let Some(stored) = stored {

@@ -170,7 +170,7 @@ pub trait Store: Send + Sync + 'static {
     /// state); returns, per card, whether it was created.
     async fn insert_cards(&self, cards: &[Card]) -> Result<Vec<bool>, StoreError>;
 
-    /// Bulk loading (API.md §8): creates each card that does not exist; an
+    /// Bulk loading (docs/api.md §8): creates each card that does not exist; an
     /// existing card that is still New takes the given category and type;
     /// any other keeps its state. Per card, in order, what happened.
     async fn load_cards(&self, cards: &[Card]) -> Result<Vec<CardLoad>, StoreError> {

@@ -1,4 +1,4 @@
-//! Active (API.md §4, §5): Issued(bound) with sufficient data → Active.
+//! Active (docs/api.md §4, §5): Issued(bound) with sufficient data → Active.
 
 use serde_json::json;
 

@@ -1,4 +1,4 @@
-//! POST /api/admin/cards: bulk card loading (API.md §8).
+//! POST /api/admin/cards: bulk card loading (docs/api.md §8).
 
 use serde_json::{json, Value};
 

@@ -1,5 +1,5 @@
 //! What a caller without credentials learns (issue 28, item 9): an `/api`
-//! path spelled to dodge the guard still answers 401 first (API.md §2), and
+//! path spelled to dodge the guard still answers 401 first (docs/api.md §2), and
 //! `/metrics` can be closed to all but the scraper's bearer token.
 
 use crate::helpers::*;

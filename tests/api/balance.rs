@@ -1,4 +1,4 @@
-//! The three balance methods (API.md §5, §5.1): formats, lookups and the
+//! The three balance methods (docs/api.md §5, §5.1): formats, lookups and the
 //! fields of the answer.
 
 use serde_json::json;

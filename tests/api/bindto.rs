@@ -1,4 +1,4 @@
-//! BindTo (API.md §4, §5): binds an Issued card to the contact found by
+//! BindTo (docs/api.md §4, §5): binds an Issued card to the contact found by
 //! mobile number; every error Key of its row and the check order.
 
 use serde_json::json;

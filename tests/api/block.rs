@@ -1,4 +1,4 @@
-//! Block (API.md §4, §5, §6): every error Key of its row, the check order
+//! Block (docs/api.md §4, §5, §6): every error Key of its row, the check order
 //! (formats → lookups → reason and role × reason → status) and the effect.
 
 use serde_json::json;
@@ -187,7 +187,7 @@ async fn block_by_contact_mobile_blocks_the_contacts_card() {
 
 #[tokio::test]
 async fn block_by_the_mobile_of_a_contact_without_a_card_is_cannot_find_card_number() {
-    // API.md names no Key for this; the implementation answers
+    // docs/api.md names no Key for this; the implementation answers
     // CannotFindCardNumber (the contact exists, its card does not).
     let app = spawn_app().await;
     let contact = app.new_contact(true).await;

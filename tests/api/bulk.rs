@@ -1,4 +1,4 @@
-//! Bulk loads (API.md §8): NDJSON streams of cards and contacts, their
+//! Bulk loads (docs/api.md §8): NDJSON streams of cards and contacts, their
 //! counts and rejected lines, and re-runs that change nothing.
 
 use serde_json::{json, Value};

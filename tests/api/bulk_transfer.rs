@@ -1,4 +1,4 @@
-//! Export and import (API.md §8, docs/export.md): a dump restores the same
+//! Export and import (docs/api.md §8, docs/export.md): a dump restores the same
 //! answers on a fresh store of any backend, and an import never overwrites.
 
 use serde_json::{json, Value};

@@ -1,4 +1,4 @@
-//! The invariants of API.md §4 under concurrent requests: one card per
+//! The invariants of docs/api.md §4 under concurrent requests: one card per
 //! contact, one contact per card, one block per card. Each race fires its
 //! requests together and checks that exactly one wins, then reads the state
 //! back.

@@ -1,5 +1,5 @@
 //! POST /api/contact (create or update) and GET /api/contact/{code}
-//! (API.md §8).
+//! (docs/api.md §8).
 
 use serde_json::{json, Value};
 

@@ -112,7 +112,7 @@ fn cases(schema: &Value, required: bool) -> Vec<Case> {
         ));
     }
     if schema["minLength"] == json!(1) && required {
-        // "" is a missing parameter (API.md §5: null and "" are absent).
+        // "" is a missing parameter (docs/api.md §5: null and "" are absent).
         out.push(Case {
             key: Some("RequiredParameterNotSpecified"),
             ..case("minLength", text(""), false)

@@ -11,7 +11,7 @@
 //! tests are ignored there and run on the Redis backends
 //! (`--include-ignored`, scripts/test.sh).
 //!
-//! What the two answers of a round may be (API.md §7, §1.2, §11): the same
+//! What the two answers of a round may be (docs/api.md §7, §1.2, §11): the same
 //! PurchaseId / RefundId / OperationId again "returns the first result and
 //! changes nothing", so both answers of a duplicated request must be the
 //! same 200 OK with identical bodies; a business error (4xx) for either is a

@@ -23,7 +23,7 @@ pub fn password(login: &str) -> String {
     format!("{login}-demo")
 }
 
-/// The demo login of each role name of API.md §2.
+/// The demo login of each role name of docs/api.md §2.
 pub fn login_of_role(role: &str) -> &'static str {
     match role {
         "pos" => POS,
@@ -433,7 +433,7 @@ pub struct Contact {
     pub mobile: String,
 }
 
-/// The card states of API.md §4 that tests start from.
+/// The card states of docs/api.md §4 that tests start from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     New,

@@ -1,4 +1,4 @@
-//! GET /api/card/history/{number}?limit&cursor (API.md §9).
+//! GET /api/card/history/{number}?limit&cursor (docs/api.md §9).
 
 use std::collections::HashSet;
 

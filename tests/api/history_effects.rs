@@ -1,4 +1,4 @@
-//! The audit side effect (API.md §4, §9): every successful change is in the
+//! The audit side effect (docs/api.md §4, §9): every successful change is in the
 //! card's history, newest first, with from/to status, login and role;
 //! refused requests and no-op successes add nothing.
 

@@ -1,4 +1,4 @@
-//! Issue (API.md §4, §5): New → Issued; every error Key of its row.
+//! Issue (docs/api.md §4, §5): New → Issued; every error Key of its row.
 
 use serde_json::json;
 

@@ -1,4 +1,4 @@
-//! Manual accruals (API.md §7, issue 27 items 4–6): an OperationId's scope
+//! Manual accruals (docs/api.md §7, issue 27 items 4–6): an OperationId's scope
 //! is the card (a replacement card counting as the card it replaced),
 //! bonuses entirely in the past are refused, and totals past one credit's
 //! cap are stated exactly.

@@ -1,4 +1,4 @@
-//! Bonus ledger and purchases (API.md §5.1, §7): buckets, exactly-once
+//! Bonus ledger and purchases (docs/api.md §5.1, §7): buckets, exactly-once
 //! confirm/cancel/refund, manual accrual, transactions.
 
 use serde_json::{json, Value};

@@ -1,4 +1,4 @@
-//! The concurrency races of API.md §4, spread over two server instances
+//! The concurrency races of docs/api.md §4, spread over two server instances
 //! sharing one store: a Redis backend (the memory store lives inside one
 //! server, so these are ignored there; tests/api/concurrency.rs races one
 //! instance). Whatever the interleaving, exactly one request wins.

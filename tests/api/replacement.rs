@@ -1,4 +1,4 @@
-//! Card replacement (API.md §4): a card blocked with reason 4 frees its
+//! Card replacement (docs/api.md §4): a card blocked with reason 4 frees its
 //! contact for one new card, is marked `ReplacedBy`, and is never unblocked.
 
 use serde_json::json;
@@ -195,7 +195,7 @@ async fn the_replacement_card_unblocks_to_active_or_issued_by_the_contacts_data(
 
 #[tokio::test]
 async fn by_contact_mobile_a_card_blocked_for_replacement_is_not_the_contacts_card() {
-    // API.md §5: block/unblock by ContactMobileNumber act on the contact's
+    // docs/api.md §5: block/unblock by ContactMobileNumber act on the contact's
     // current card, "the one not blocked for replacement". Before a new card
     // is bound, the contact has none: the same answer as for a contact
     // without any card.

@@ -1,4 +1,4 @@
-//! API.md §6 over HTTP: every cell of the role × block-reason and role ×
+//! docs/api.md §6 over HTTP: every cell of the role × block-reason and role ×
 //! unblock-reason tables, the "unblock reason answers the block reason"
 //! rule, the administrator-only unblock and the finality of replacement.
 //! One app per test; every cell is checked and the failing ones are listed
@@ -69,7 +69,7 @@ fn check_names_rule(failures: &mut Vec<String>, cell: &str, r: &Resp, word: &str
 fn report(failures: &[String]) {
     assert!(
         failures.is_empty(),
-        "{} cell(s) disagree with API.md §6:\n{}",
+        "{} cell(s) disagree with docs/api.md §6:\n{}",
         failures.len(),
         failures.join("\n")
     );

@@ -1,4 +1,4 @@
-//! The card lifecycle of API.md §4, exhaustively: every starting status ×
+//! The card lifecycle of docs/api.md §4, exhaustively: every starting status ×
 //! every operation → the Key, and the status read back afterwards.
 
 use serde_json::Value;
@@ -152,7 +152,7 @@ async fn every_status_times_every_operation_follows_the_lifecycle() {
     }
     assert!(
         failures.is_empty(),
-        "{} cell(s) differ from API.md §4:\n{}",
+        "{} cell(s) differ from docs/api.md §4:\n{}",
         failures.len(),
         failures.join("\n")
     );

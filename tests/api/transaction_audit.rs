@@ -1,6 +1,6 @@
 //! `/api/card/transactions` keeps the history's audit fields (`Login`,
 //! `Role`, `Comment`) from pos and client, who may not read the history
-//! (API.md §9; issue 28, item 9).
+//! (docs/api.md §9; issue 28, item 9).
 
 use serde_json::json;
 

@@ -1,4 +1,4 @@
-//! UnBlock (API.md §4, §5, §6): every error Key of its row, the check order
+//! UnBlock (docs/api.md §4, §5, §6): every error Key of its row, the check order
 //! (formats → lookups → Blocked status → reason rules) and the target status.
 
 use serde_json::json;

@@ -1,4 +1,4 @@
-//! Card loading (API.md §8). A JSON array loads as it always has: missing
+//! Card loading (docs/api.md §8). A JSON array loads as it always has: missing
 //! cards are created, existing ones are left alone. NDJSON streams lines
 //! of any number, and a line for a card that exists and is still New also
 //! sets its category and type (`Updated`); any other card keeps its state

@@ -1,4 +1,4 @@
-//! Contact loading (API.md §8): each line is a `POST /api/contact` (the
+//! Contact loading (docs/api.md §8): each line is a `POST /api/contact` (the
 //! same claim protocol keeps a mobile number with one contact), and an
 //! optional `CardNumber` is issued if New, bound and, with `Activate`,
 //! activated through the card's own commands, in the card's turn, with the

@@ -1,4 +1,4 @@
-//! Data loading, export and import (API.md §8): the routes whose bodies are
+//! Data loading, export and import (docs/api.md §8): the routes whose bodies are
 //! streams. Their bodies are read here, not by the dispatcher, so that an
 //! NDJSON load of any size never sits in memory whole.
 

@@ -1,4 +1,4 @@
-//! Export and import over HTTP (API.md §8, docs/export.md). The export is a
+//! Export and import over HTTP (docs/api.md §8, docs/export.md). The export is a
 //! chunked NDJSON body produced page by page as the client reads it; an
 //! error after the first byte cannot change the status any more, so it
 //! ends the body with an `error` line (and without the `end` line, which

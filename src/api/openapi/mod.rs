@@ -1,4 +1,4 @@
-//! The OpenAPI 3.1 description of the API (API.md §10), generated from the
+//! The OpenAPI 3.1 description of the API (docs/api.md §10), generated from the
 //! router's routes, the operation table and the error catalogue, so that it
 //! cannot drift from the code. `GET /api/openapi.json` serves the document
 //! of the server's own configuration: its card-number pattern, and with
@@ -57,13 +57,13 @@ fn tag(path: &str) -> &'static str {
     }
 }
 
-const INFO: &str = "The CashDesk Card loyalty processing API (API.md).\n\n\
+const INFO: &str = "The CashDesk Card loyalty processing API (docs/api.md).\n\n\
 Route paths and parameter names are matched case-insensitively (`Number` = `number` = `NUMBER`, `/api/card/Issue` = `/api/card/issue`); the names below are the canonical casing. \
 Every answer but /metrics, the export's NDJSON and this document is a JSON object that starts with `Status`, `Key`, `Value`: a success is `Status: true, Key: \"OK\", Value: \"\"` and the method's fields; every error is the one `ErrorEnvelope` (`Status: false`, its `Key`, a `Value` for a person), a few with extra fields (`CalculationRefusal`, `BulkRefusal`). \
 Each response lists the Keys it may carry in `x-error-keys` (and each operation maps them to their HTTP status in its own `x-error-keys`); `x-error-catalogue` lists every Key with its status and meaning. A client must accept Keys and reference codes it does not know.\n\n\
 Rules are machine-readable: each input's schema carries the pattern, length, range, `multipleOf` or `enum` the server enforces, and `x-invalid-key`, the Key a value breaking them answers. \
 A required parameter that is missing, `null`, `\"\"` or blank answers `RequiredParameterNotSpecified` (all missing ones named at once); an optional one so given counts as absent. \
-Beyond the canonical types shown, the server also reads a reference code or a card or mobile number sent as a JSON integer, and an amount sent as its text (API.md §1), for tills of the seed; a value of another JSON type answers `InvalidJson`. \
+Beyond the canonical types shown, the server also reads a reference code or a card or mobile number sent as a JSON integer, and an amount sent as its text (docs/api.md §1), for tills of the seed; a value of another JSON type answers `InvalidJson`. \
 Cursors are strings both ways: `NextCursor` is passed back as `cursor` as it came.\n\n\
 NDJSON (`application/x-ndjson`): the bulk loads take it besides a JSON array, the import takes only it, and the export answers it. Generators that do not read that media type keep the JSON form and skip the rest; call those with the generated client's HTTP client (docs/openapi.md).\n\n\
 Lint notes (Redocly's recommended rules): `info-license` — the API has no public license to name.";
@@ -104,7 +104,7 @@ fn build(router: &Router, rules: &Rules, errors_as_200: bool) -> Value {
         paths.insert(route.path(), Value::Object(item));
     }
     let mode = if errors_as_200 {
-        "\n\nThis server runs in errors-as-200 mode (`http.business_errors_as_200`): every business refusal is sent as HTTP 200 with `Status: false` — each 200 below is `oneOf` the answer and the error envelope, told apart by `Status` (true/false) and by `Key` (`\"OK\"` only on success). Only 401, 413, 429 and 5xx keep their status.\n\nLint notes, errors-as-200 mode: `operation-4xx-response` on /health, /ready, /metrics and this document — their only refusals (NotFound, MethodNotAllowed) are sent as 200 here."
+        "\n\nThis server runs in errors-as-200 mode (`http.business_errors_as_200`): every business refusal is sent as HTTP 200 with `Status: false` — each 200 below is `oneOf` the answer and the error envelope, told apart by `Status` (true/false) and by `Key` (`\"OK\"` only on success). Only 401, 413, 429, 5xx and the HTTP layer's own refusals (400 `MalformedRequest`, 408 `RequestTimeout`, 431) keep their status.\n\nLint notes, errors-as-200 mode: `operation-4xx-response` on /health, /ready, /metrics and this document — their only refusals (NotFound, MethodNotAllowed) are sent as 200 here."
     } else {
         "\n\nWith `http.business_errors_as_200` (errors-as-200 mode) a server sends every business refusal as HTTP 200 with `Status: false`, and its own GET /api/openapi.json says so (docs/openapi-errors-as-200.json)."
     };
@@ -118,11 +118,11 @@ fn build(router: &Router, rules: &Rules, errors_as_200: bool) -> Value {
         "servers": [{"url": "/", "description": "the server this document was read from"}],
         "security": [{"basic": []}],
         "tags": [
-            {"name": "card", "description": "The card service (API.md §5), history and transactions"},
-            {"name": "purchase", "description": "Purchases: calculate, confirm, cancel, refund (API.md §7)"},
-            {"name": "contact", "description": "Contacts (API.md §8)"},
-            {"name": "admin", "description": "Data loading, export and import (API.md §8)"},
-            {"name": "ops", "description": "Health, readiness, metrics and this document (API.md §10)"},
+            {"name": "card", "description": "The card service (docs/api.md §5), history and transactions"},
+            {"name": "purchase", "description": "Purchases: calculate, confirm, cancel, refund (docs/api.md §7)"},
+            {"name": "contact", "description": "Contacts (docs/api.md §8)"},
+            {"name": "admin", "description": "Data loading, export and import (docs/api.md §8)"},
+            {"name": "ops", "description": "Health, readiness, metrics and this document (docs/api.md §10)"},
         ],
         "paths": paths,
         "components": {
