@@ -61,6 +61,7 @@ enum Cmd {
 }
 
 fn main() -> anyhow::Result<()> {
+    loyalty::tls::install_crypto_provider();
     let cli = Cli::parse();
     match cli.command.unwrap_or(Cmd::Serve) {
         Cmd::HashPassword => hash_password(),

@@ -409,3 +409,16 @@ impl ClientCertVerifier for ReloadingClientVerifier {
         self.now().supported_verify_schemes()
     }
 }
+
+/// Makes ring the process-wide rustls provider, once. rustls picks one from
+/// its crate features only when exactly one of ring and aws-lc-rs is on; a
+/// workspace build can turn on both (other crates' defaults), and redis-rs's
+/// `rediss://` client asks for the process default — which then panics. Our
+/// listeners already name ring explicitly.
+pub fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Err: another thread installed one first; that one serves.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+

@@ -132,6 +132,7 @@ impl RedisAccess {
 
     /// A client for one node's URL, with our user and TLS settings.
     pub fn client(&self, url: &str) -> RedisResult<redis::Client> {
+        crate::tls::install_crypto_provider();
         let info = self.connection_info(url)?;
         match &self.tls {
             Some(certs) => redis::Client::build_with_tls(info, certs.clone()),
@@ -142,6 +143,7 @@ impl RedisAccess {
     /// A cluster client builder for the seed URLs, with our user and TLS
     /// settings (timeouts and retries are the caller's).
     pub fn cluster(&self, seeds: &[String]) -> RedisResult<ClusterClientBuilder> {
+        crate::tls::install_crypto_provider();
         for seed in seeds {
             self.connection_info(seed)?;
         }
