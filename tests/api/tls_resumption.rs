@@ -78,7 +78,12 @@ fn balance_over(
     Ok((status, kind))
 }
 
-async fn resumption_after_a_ca_swap(version: &'static SupportedProtocolVersion) {
+/// A server whose HTTPS takes till certificates of CA A (till-7 logs in
+/// by its CN), a card on it, and till-7's client config for `version`. The
+/// temp dir holds the client CA file that [`swap_client_ca_to_b`] rewrites.
+async fn till_of_ca_a(
+    version: &'static SupportedProtocolVersion,
+) -> (tempfile::TempDir, TestApp, u16, String, Arc<ClientConfig>) {
     let dir = tempfile::tempdir().unwrap();
     let server_ca = Ca::new("server CA");
     let old_ca = Ca::new("till CA A");
@@ -104,6 +109,21 @@ async fn resumption_after_a_ca_swap(version: &'static SupportedProtocolVersion) 
         &old_ca.client_cert("till-7.shop-3", false),
         version,
     );
+    (dir, app, port, number, config)
+}
+
+/// The operator's move: the client CAs become B's, then a TLS reload.
+fn swap_client_ca_to_b(dir: &tempfile::TempDir, app: &TestApp) {
+    std::fs::write(
+        dir.path().join("clients-ca.pem"),
+        Ca::new("till CA B").pem(),
+    )
+    .unwrap();
+    app.server.as_ref().unwrap().reloader.reload_tls();
+}
+
+async fn resumption_after_a_ca_swap(version: &'static SupportedProtocolVersion) {
+    let (dir, app, port, number, config) = till_of_ca_a(version).await;
 
     let (c, n) = (config.clone(), number.clone());
     let first = tokio::task::spawn_blocking(move || balance_over(c, port, &n))
@@ -117,12 +137,7 @@ async fn resumption_after_a_ca_swap(version: &'static SupportedProtocolVersion) 
         .unwrap();
     assert_eq!(resumed, Ok((200, HandshakeKind::Resumed)));
 
-    std::fs::write(
-        dir.path().join("clients-ca.pem"),
-        Ca::new("till CA B").pem(),
-    )
-    .unwrap();
-    app.server.as_ref().unwrap().reloader.reload_tls();
+    swap_client_ca_to_b(&dir, &app);
     let after = tokio::task::spawn_blocking(move || balance_over(config, port, &number))
         .await
         .unwrap();
@@ -149,31 +164,7 @@ async fn a_tls12_session_is_not_resumed_after_its_client_ca_is_swapped_out() {
 /// its next request after the reload must not be answered as the till.
 #[tokio::test]
 async fn an_open_connection_does_not_outlive_its_client_ca() {
-    let dir = tempfile::tempdir().unwrap();
-    let server_ca = Ca::new("server CA");
-    let old_ca = Ca::new("till CA A");
-    let (cert, key) = write_server_files(dir.path(), &server_ca.server_cert(false));
-    let ca_file = dir.path().join("clients-ca.pem");
-    std::fs::write(&ca_file, old_ca.pem()).unwrap();
-    let users = users_file_with(
-        dir.path(),
-        "[[users]]\nlogin = \"till-7\"\nrole = \"pos\"\nclient_cert_cn = \"till-7.shop-3\"\n",
-    );
-    let app = spawn_with(move |s| {
-        s.http.tls.bind = "127.0.0.1:0".into();
-        s.http.tls.cert_file = cert;
-        s.http.tls.key_file = key;
-        s.http.tls.client_ca_file = ca_file.to_string_lossy().into_owned();
-        s.auth.users_file = users;
-    })
-    .await;
-    let port = app.server.as_ref().unwrap().tls_port.unwrap();
-    let number = app.new_card().await;
-    let config = client_config(
-        &server_ca,
-        &old_ca.client_cert("till-7.shop-3", false),
-        &rustls::version::TLS13,
-    );
+    let (dir, app, port, number, config) = till_of_ca_a(&rustls::version::TLS13).await;
     let name = ServerName::try_from("127.0.0.1").unwrap();
     let mut conn = ClientConnection::new(config, name).unwrap();
     let mut sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -201,12 +192,7 @@ async fn an_open_connection_does_not_outlive_its_client_ca() {
     .await
     .unwrap();
     assert_eq!(kept, Some(200));
-    std::fs::write(
-        dir.path().join("clients-ca.pem"),
-        Ca::new("till CA B").pem(),
-    )
-    .unwrap();
-    app.server.as_ref().unwrap().reloader.reload_tls();
+    swap_client_ca_to_b(&dir, &app);
     let (mut conn, mut sock) = (conn, sock);
     let second =
         tokio::task::spawn_blocking(move || keep_alive_request(&mut conn, &mut sock, &request))
