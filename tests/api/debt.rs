@@ -227,6 +227,25 @@ async fn retries_across_a_replacement_neither_re_owe_nor_re_pay_the_debt() {
     assert!(app.balance(&old).await.body.get("Debt").is_none());
 }
 
+/// Two server instances on one shared store (one key prefix), bonuses
+/// active at once.
+async fn two_instances() -> [TestApp; 2] {
+    require_shared_store();
+    let prefix = unique_prefix();
+    let p = prefix.clone();
+    let first = spawn_with(move |s| {
+        s.bonus.activation_delay_days = 0;
+        use_backend(s, &p)
+    })
+    .await;
+    let second = spawn_with(move |s| {
+        s.bonus.activation_delay_days = 0;
+        use_backend(s, &prefix)
+    })
+    .await;
+    [first, second]
+}
+
 /// Review of issue 27 over two instances on one store: the cancels of P
 /// and of Q (whose write-off spent P's accrual) race each other, each also
 /// retried at once on the other instance, round after round; and a
@@ -237,22 +256,7 @@ async fn retries_across_a_replacement_neither_re_owe_nor_re_pay_the_debt() {
 #[tokio::test]
 #[ignore = "needs two server instances on one store: LOYALTY_TEST_BACKEND=redis|cluster with --include-ignored (scripts/test.sh)"]
 async fn racing_returns_and_twin_confirms_over_two_instances_keep_the_books() {
-    require_shared_store();
-    let prefix = unique_prefix();
-    let apps = {
-        let p = prefix.clone();
-        let first = spawn_with(move |s| {
-            s.bonus.activation_delay_days = 0;
-            use_backend(s, &p)
-        })
-        .await;
-        let second = spawn_with(move |s| {
-            s.bonus.activation_delay_days = 0;
-            use_backend(s, &prefix)
-        })
-        .await;
-        [first, second]
-    };
+    let apps = two_instances().await;
     for round in 0..10 {
         let (number, _) = apps[0].card_in(State::Active).await;
         let (p, q) = apps[0].p_spent_by_q(&number).await;
@@ -379,22 +383,7 @@ async fn a_debt_paid_by_the_replacement_cards_own_bonuses_shows_on_its_transfer_
 #[tokio::test]
 #[ignore = "needs two server instances on one store: LOYALTY_TEST_BACKEND=redis|cluster with --include-ignored (scripts/test.sh)"]
 async fn a_cancel_racing_the_replacement_leaves_the_debt_on_the_new_card_once() {
-    require_shared_store();
-    let prefix = unique_prefix();
-    let apps = {
-        let p = prefix.clone();
-        let first = spawn_with(move |s| {
-            s.bonus.activation_delay_days = 0;
-            use_backend(s, &p)
-        })
-        .await;
-        let second = spawn_with(move |s| {
-            s.bonus.activation_delay_days = 0;
-            use_backend(s, &prefix)
-        })
-        .await;
-        [first, second]
-    };
+    let apps = two_instances().await;
     for round in 0..10 {
         let (a, b) = (round % 2, 1 - round % 2);
         let (old, contact) = apps[0].card_in(State::Active).await;
