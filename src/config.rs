@@ -278,6 +278,38 @@ pub struct StoreSettings {
     pub password_file: String,
     /// Certificates for `rediss://` URLs.
     pub tls: StoreTlsSettings,
+    /// Find the master through Sentinel instead of `url` (empty
+    /// `master_name`: off).
+    pub sentinel: SentinelSettings,
+    /// Replicas that must acknowledge a write (`WAIT`) before it is
+    /// answered; 0: do not wait.
+    pub min_replicas_acked: u32,
+    /// How long `WAIT` waits for them; past it the write's outcome is
+    /// unknown to the till (503 `StoreUnavailable`).
+    pub replica_ack_timeout_ms: u64,
+    /// Dedicated connections for the writes that `WAIT` (it blocks the
+    /// connection it is sent on); used only with `min_replicas_acked > 0`.
+    pub wait_pool_size: usize,
+}
+
+/// Redis Sentinel: the addresses of the sentinels and the name of the
+/// master they watch. The master and replicas are reached with the
+/// store's user, password and TLS settings; the sentinels with their own
+/// user and password (a sentinel's `requirepass` is its own), and the same
+/// TLS files when their URLs are `rediss://`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SentinelSettings {
+    pub master_name: String,
+    #[serde(deserialize_with = "one_or_many", default)]
+    pub urls: Vec<String>,
+    pub username: String,
+    pub password_file: String,
+}
+
+impl SentinelSettings {
+    pub fn enabled(&self) -> bool {
+        !self.master_name.is_empty()
+    }
 }
 
 /// TLS to Redis (rustls). The server name of the URL is always checked.
@@ -304,6 +336,13 @@ impl std::fmt::Debug for StoreSettings {
             .field("username", &self.username)
             .field("password_file", &self.password_file)
             .field("tls", &self.tls)
+            .field("sentinel.master_name", &self.sentinel.master_name)
+            .field("sentinel.urls", &redact::urls(&self.sentinel.urls))
+            .field("sentinel.username", &self.sentinel.username)
+            .field("sentinel.password_file", &self.sentinel.password_file)
+            .field("min_replicas_acked", &self.min_replicas_acked)
+            .field("replica_ack_timeout_ms", &self.replica_ack_timeout_ms)
+            .field("wait_pool_size", &self.wait_pool_size)
             .finish()
     }
 }
@@ -535,6 +574,10 @@ mod tests {
             command_timeout: std::time::Duration::from_secs(1),
             cache_capacity: 0,
             cache_segments: 1,
+            sentinel: None,
+            min_replicas_acked: 0,
+            replica_ack_timeout: std::time::Duration::ZERO,
+            wait_pool_size: 1,
             access: Default::default(),
         };
         let shown = format!("{redis:?}");

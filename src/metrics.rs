@@ -38,6 +38,18 @@ pub const STORE_ERRORS: &str = "loyalty_store_errors_total";
 /// 1 when the store answered the last ping (taken at every scrape and every
 /// `/ready`), else 0: what "not ready" looks like to Prometheus.
 pub const STORE_UP: &str = "loyalty_store_up";
+/// Times the store's connections moved to another master that Sentinel
+/// named (a failover followed).
+pub const STORE_MASTER_CHANGES: &str = "loyalty_store_master_changes_total";
+/// Waiting for a connection of the pool the replica-acknowledged writes
+/// use (`store.min_replicas_acked`).
+pub const STORE_WAIT_POOL_WAIT: &str = "loyalty_store_wait_pool_wait_seconds";
+/// That pool's connections by `state` (idle | in_use), and the writes
+/// queued for one (`state="waiting"`).
+pub const STORE_WAIT_POOL_CONNECTIONS: &str = "loyalty_store_wait_pool_connections";
+/// Writes that fewer replicas than `store.min_replicas_acked` acknowledged
+/// in time (answered 503, outcome unknown).
+pub const STORE_REPLICA_ACKS_SHORT: &str = "loyalty_store_replica_acks_short_total";
 /// The Redis store's cache of decoded records (src/store/redis/cache.rs).
 /// `result`: hit | miss.
 pub const CACHE_LOOKUPS: &str = "loyalty_cache_lookups_total";
@@ -201,6 +213,24 @@ pub fn store_operation(operation: &'static str, seconds: f64, error: Option<&'st
     if let Some(kind) = error {
         counter!(STORE_ERRORS, "operation" => operation, "error_type" => kind).increment(1);
     }
+}
+
+pub fn store_master_changed() {
+    counter!(STORE_MASTER_CHANGES).increment(1);
+}
+
+/// One checkout of the waited writes' pool: how long it took, and the
+/// pool's state after it.
+pub fn wait_pool(waited_seconds: f64, status: deadpool_redis::Status) {
+    histogram!(STORE_WAIT_POOL_WAIT).record(waited_seconds);
+    let idle = status.available as f64;
+    gauge!(STORE_WAIT_POOL_CONNECTIONS, "state" => "idle").set(idle);
+    gauge!(STORE_WAIT_POOL_CONNECTIONS, "state" => "in_use").set(status.size as f64 - idle);
+    gauge!(STORE_WAIT_POOL_CONNECTIONS, "state" => "waiting").set(status.waiting as f64);
+}
+
+pub fn replica_ack_short() {
+    counter!(STORE_REPLICA_ACKS_SHORT).increment(1);
 }
 
 pub fn store_up(up: bool) {

@@ -14,6 +14,8 @@ pub struct RedisServer {
     pub port: u16,
     pub dir: PathBuf,
     extra: Vec<String>,
+    /// A config file given first (a sentinel's, which it rewrites).
+    conf: Option<PathBuf>,
     watchdog: Option<Child>,
     /// Removed by the watchdog once the server is gone for good.
     cleanup: Option<PathBuf>,
@@ -46,6 +48,7 @@ impl RedisServer {
             port,
             dir: dir.to_owned(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            conf: None,
             watchdog: None,
             cleanup: cleanup.map(Path::to_owned),
         };
@@ -55,8 +58,12 @@ impl RedisServer {
 
     fn launch(&mut self) {
         let parent = std::process::id();
+        let conf = match &self.conf {
+            Some(c) => format!("'{}' --sentinel ", c.display()),
+            None => String::new(),
+        };
         let mut args = format!(
-            "--port {} --bind 127.0.0.1 --dir '{}' --save '' --daemonize no --protected-mode no --logfile redis.log",
+            "{conf}--port {} --bind 127.0.0.1 --dir '{}' --save '' --daemonize no --protected-mode no --logfile redis.log",
             self.port,
             self.dir.display()
         );
@@ -137,6 +144,220 @@ impl RedisServer {
             self.kill9();
         }
         self.launch();
+    }
+
+    /// Starts it again with `more` config arguments this time only (e.g.
+    /// `["--replicaof", "127.0.0.1", "7000"]`).
+    pub fn restart_with(&mut self, more: &[&str]) {
+        if self.watchdog.is_some() {
+            self.kill9();
+        }
+        let kept = self.extra.clone();
+        self.extra.extend(more.iter().map(|s| s.to_string()));
+        self.launch();
+        self.extra = kept;
+    }
+
+    /// A sentinel (redis-server in sentinel mode) in `dir`, monitoring the
+    /// master `name` at `master_port` with `quorum`, quick to act: down
+    /// after 1 s without an answer, a failover attempt bounded by 3 s.
+    pub fn start_sentinel(
+        dir: &Path,
+        port: u16,
+        name: &str,
+        master_port: u16,
+        quorum: u8,
+        cleanup: Option<&Path>,
+    ) -> RedisServer {
+        std::fs::create_dir_all(dir).expect("create the sentinel dir");
+        let conf = dir.join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "sentinel monitor {name} 127.0.0.1 {master_port} {quorum}\n\
+                 sentinel down-after-milliseconds {name} 1000\n\
+                 sentinel failover-timeout {name} 3000\n\
+                 sentinel parallel-syncs {name} 1\n"
+            ),
+        )
+        .expect("write sentinel.conf");
+        let mut server = RedisServer {
+            port,
+            dir: dir.to_owned(),
+            extra: Vec::new(),
+            conf: Some(conf),
+            watchdog: None,
+            cleanup: cleanup.map(Path::to_owned),
+        };
+        server.launch();
+        server
+    }
+
+    /// The lines of an inline command's reply that are values (bulk
+    /// strings and integers), in order.
+    pub fn values(&self, cmd: &str) -> Vec<String> {
+        let reply = self.command(cmd).unwrap_or_default();
+        let mut out = Vec::new();
+        let mut lines = reply.split("\r\n");
+        while let Some(line) = lines.next() {
+            if line.starts_with('$') && line != "$-1" {
+                if let Some(v) = lines.next() {
+                    out.push(v.to_owned());
+                }
+            } else if let Some(i) = line.strip_prefix(':') {
+                out.push(i.to_owned());
+            } else if let Some(simple) = line.strip_prefix('+') {
+                out.push(simple.to_owned());
+            }
+        }
+        out
+    }
+
+    /// `role:master` or `role:slave`, as `INFO replication` says (`None`:
+    /// no answer).
+    pub fn role(&self) -> Option<String> {
+        let info = self.command("INFO replication")?;
+        info.lines()
+            .find_map(|l| l.strip_prefix("role:").map(|r| r.trim().to_owned()))
+    }
+}
+
+/// A master, one replica and three sentinels (quorum 2) on loopback, for
+/// the failover tests: every process on its own port, in its own directory
+/// under `base`, stopped with the test process.
+pub struct RedisSentinelSet {
+    pub name: String,
+    /// The data nodes: the first master is `nodes[0]`, its replica
+    /// `nodes[1]`; which is the master now is [`RedisSentinelSet::master`].
+    pub nodes: Vec<RedisServer>,
+    pub sentinels: Vec<RedisServer>,
+}
+
+/// Bounded waits of these tests: 60 s in steps of 50 ms.
+const WAIT_STEPS: u32 = 1200;
+
+impl RedisSentinelSet {
+    /// `extra`: config arguments for both data nodes (AOF settings...).
+    pub fn start(base: &Path, cleanup: bool, extra: &[&str]) -> RedisSentinelSet {
+        let clean = cleanup.then_some(base);
+        let primary = RedisServer::start(&base.join("node0"), free_port(false), extra, clean);
+        let master_port = primary.port.to_string();
+        let mut replica_args = extra.to_vec();
+        replica_args.extend_from_slice(&["--replicaof", "127.0.0.1", &master_port]);
+        let replica =
+            RedisServer::start(&base.join("node1"), free_port(false), &replica_args, clean);
+        let name = "loyalty-master".to_owned();
+        let sentinels = (0..3)
+            .map(|i| {
+                RedisServer::start_sentinel(
+                    &base.join(format!("sentinel{i}")),
+                    free_port(false),
+                    &name,
+                    primary.port,
+                    2,
+                    clean,
+                )
+            })
+            .collect();
+        let set = RedisSentinelSet {
+            name,
+            nodes: vec![primary, replica],
+            sentinels,
+        };
+        set.wait_settled();
+        set
+    }
+
+    /// The sentinels' URLs, as `store.sentinel.urls` takes them.
+    pub fn urls(&self) -> Vec<String> {
+        self.sentinels.iter().map(RedisServer::url).collect()
+    }
+
+    /// The port of the master the (first answering) sentinel names.
+    pub fn master_port(&self) -> Option<u16> {
+        self.sentinels.iter().find_map(|s| {
+            let v = s.values(&format!("SENTINEL get-master-addr-by-name {}", self.name));
+            v.get(1).and_then(|p| p.parse().ok())
+        })
+    }
+
+    /// The index in `nodes` of the master the sentinels name.
+    pub fn master(&self) -> usize {
+        let port = self.master_port().expect("a sentinel names the master");
+        self.nodes
+            .iter()
+            .position(|n| n.port == port)
+            .expect("the master is one of the set's nodes")
+    }
+
+    /// Until the replica is in sync, every sentinel knows the replica and
+    /// the two other sentinels (else a failover could lack its quorum or
+    /// its candidate).
+    pub fn wait_settled(&self) {
+        let master = self.master_port().map(|p| p.to_string());
+        for _ in 0..WAIT_STEPS {
+            let synced = self.nodes.iter().filter(|n| {
+                n.command("INFO replication")
+                    .is_some_and(|r| r.contains("master_link_status:up"))
+            });
+            let known = self.sentinels.iter().all(|s| {
+                let replicas = s
+                    .command(&format!("SENTINEL replicas {}", self.name))
+                    .unwrap_or_default();
+                let peers = s
+                    .command(&format!("SENTINEL sentinels {}", self.name))
+                    .unwrap_or_default();
+                // Two peers: their entries' "name" fields.
+                replicas.contains("flags\r\n$5\r\nslave\r\n")
+                    && peers.matches("\r\nname\r\n").count() >= 2
+            });
+            if synced.count() >= 1 && known && self.master_port().map(|p| p.to_string()) == master {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the sentinel set never settled (replica in sync, sentinels know each other)");
+    }
+
+    /// `kill -9` of the current master; answers its index in `nodes`.
+    pub fn kill9_master(&mut self) -> usize {
+        let i = self.master();
+        self.nodes[i].kill9();
+        i
+    }
+
+    /// Until the sentinels name another master than `old` (a port) and
+    /// that node says it is one; answers its index.
+    pub fn wait_promotion(&self, old: u16) -> usize {
+        for _ in 0..WAIT_STEPS {
+            if let Some(port) = self.master_port().filter(|p| *p != old) {
+                if let Some(i) = self.nodes.iter().position(|n| n.port == port) {
+                    if self.nodes[i].role().as_deref() == Some("master") {
+                        return i;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no replica was promoted after the master at port {old} died");
+    }
+
+    /// Starts the killed node `i` again as a replica of the current
+    /// master, and waits until it is in sync and the sentinels know it.
+    pub fn restart_as_replica(&mut self, i: usize) {
+        let master = self.master_port().expect("a master").to_string();
+        self.nodes[i].restart_with(&["--replicaof", "127.0.0.1", &master]);
+        for _ in 0..WAIT_STEPS {
+            if self.nodes[i]
+                .command("INFO replication")
+                .is_some_and(|r| r.contains("master_link_status:up"))
+            {
+                self.wait_settled();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the restarted node never synced with the new master");
     }
 }
 

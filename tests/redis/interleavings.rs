@@ -383,6 +383,10 @@ async fn refund_ttl_redis() {
         command_timeout: Duration::from_secs(2),
         cache_capacity: 0,
         cache_segments: 1,
+        sentinel: None,
+        min_replicas_acked: 0,
+        replica_ack_timeout: std::time::Duration::ZERO,
+        wait_pool_size: 1,
         access: Default::default(),
     })
     .await
@@ -562,6 +566,10 @@ async fn redis_store(server: &RedisServer) -> Arc<dyn Store> {
             command_timeout: Duration::from_secs(2),
             cache_capacity: 0,
             cache_segments: 1,
+            sentinel: None,
+            min_replicas_acked: 0,
+            replica_ack_timeout: std::time::Duration::ZERO,
+            wait_pool_size: 1,
             access: Default::default(),
         })
         .await

@@ -26,6 +26,7 @@ mod purchase_record_life;
 mod record_sets;
 mod replacement_repair;
 mod script_refusals;
+mod sentinel;
 mod slow_master;
 mod store_semantics;
 mod support;

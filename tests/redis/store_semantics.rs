@@ -237,6 +237,10 @@ async fn the_redis_store_answers_exactly_like_the_memory_store() {
             command_timeout: Duration::from_secs(5),
             cache_capacity: 0,
             cache_segments: 1,
+            sentinel: None,
+            min_replicas_acked: 0,
+            replica_ack_timeout: std::time::Duration::ZERO,
+            wait_pool_size: 1,
             access: Default::default(),
         })
         .await

@@ -29,6 +29,10 @@ pub fn redis_settings(urls: Vec<String>, prefix: &str) -> loyalty::store::redis:
         command_timeout: Duration::from_secs(5),
         cache_capacity: 0,
         cache_segments: 1,
+        sentinel: None,
+        min_replicas_acked: 0,
+        replica_ack_timeout: std::time::Duration::ZERO,
+        wait_pool_size: 1,
         access: Default::default(),
     }
 }

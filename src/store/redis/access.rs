@@ -130,6 +130,51 @@ impl RedisAccess {
         })
     }
 
+    /// How the sentinels are reached (`store.sentinel`): their own user and
+    /// password (a sentinel's users are not the data nodes'), the store's
+    /// TLS files.
+    pub fn for_sentinels(store: &StoreSettings) -> RedisResult<RedisAccess> {
+        let s = &store.sentinel;
+        let password = if s.password_file.is_empty() {
+            None
+        } else {
+            let bytes = read("store.sentinel.password_file", &s.password_file)?;
+            let text = String::from_utf8(bytes).map_err(|_| {
+                config_error(format!(
+                    "store.sentinel.password_file {:?}: not UTF-8",
+                    s.password_file
+                ))
+            })?;
+            let text = text.trim_end_matches(['\n', '\r']);
+            if text.is_empty() {
+                return Err(config_error(format!(
+                    "store.sentinel.password_file {:?} is empty",
+                    s.password_file
+                )));
+            }
+            Some(Password(text.into()))
+        };
+        let data = Self::from_settings(store)?;
+        Ok(RedisAccess {
+            username: Some(s.username.clone()).filter(|u| !u.is_empty()),
+            password,
+            tls: data.tls,
+        })
+    }
+
+    /// A client for the node at `host:port` (as Sentinel names it), over
+    /// TLS when `tls`, database 0.
+    pub fn node_client(&self, host: &str, port: u16, tls: bool) -> RedisResult<redis::Client> {
+        let scheme = if tls { "rediss" } else { "redis" };
+        // An IPv6 address goes in brackets in a URL.
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.to_owned()
+        };
+        self.client(&format!("{scheme}://{host}:{port}/0"))
+    }
+
     /// A client for one node's URL, with our user and TLS settings.
     pub fn client(&self, url: &str) -> RedisResult<redis::Client> {
         crate::tls::install_crypto_provider();

@@ -12,11 +12,14 @@
 //! `store.command_timeout_ms`.
 
 pub mod access;
+mod acks;
 mod cache;
 mod dump;
 mod errors;
+mod failover;
 mod keys;
 mod scripts;
+pub mod sentinel;
 pub mod slots;
 mod tracking;
 
@@ -27,6 +30,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use futures_util::future::try_join_all;
 use futures_util::{StreamExt, TryStreamExt};
+use parking_lot::RwLock;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
@@ -44,6 +48,7 @@ pub use access::RedisAccess;
 use cache::{Cache, Cached};
 pub use keys::Keys;
 use scripts::{Lua, Scripts};
+use sentinel::{MasterAddr, SentinelSettings, Sentinels};
 
 /// Card creations in flight at once during a bulk load: enough to fill the
 /// pipeline, few enough not to flood the server's input buffer.
@@ -70,6 +75,14 @@ pub struct RedisSettings {
     pub cache_capacity: usize,
     /// Locks the cache is split over.
     pub cache_segments: usize,
+    /// Find (and follow) the master through Sentinel instead of `urls`.
+    pub sentinel: Option<SentinelSettings>,
+    /// Replicas that must acknowledge each write before it is answered
+    /// (`WAIT`); 0: none.
+    pub min_replicas_acked: u32,
+    pub replica_ack_timeout: Duration,
+    /// Connections for the writes that wait (`acks.rs`).
+    pub wait_pool_size: usize,
 }
 
 /// A URL may carry the Redis password.
@@ -84,6 +97,10 @@ impl std::fmt::Debug for RedisSettings {
             .field("command_timeout", &self.command_timeout)
             .field("cache_capacity", &self.cache_capacity)
             .field("cache_segments", &self.cache_segments)
+            .field("sentinel", &self.sentinel)
+            .field("min_replicas_acked", &self.min_replicas_acked)
+            .field("replica_ack_timeout", &self.replica_ack_timeout)
+            .field("wait_pool_size", &self.wait_pool_size)
             .finish()
     }
 }
@@ -154,8 +171,24 @@ impl Conn {
     }
 }
 
-pub struct RedisStore {
+/// The connections in use: swapped whole when Sentinel names another
+/// master (`failover.rs`).
+struct Backend {
     conns: Vec<Conn>,
+    /// Where they lead (Sentinel only).
+    master: Option<MasterAddr>,
+    /// Connections for the writes that wait for replicas.
+    acks: Option<acks::AckPool>,
+}
+
+pub struct RedisStore {
+    backend: Arc<RwLock<Arc<Backend>>>,
+    /// Who says which node is the master (Sentinel only).
+    sentinels: Option<Arc<Sentinels>>,
+    /// Follows the master Sentinel names (`failover.rs`).
+    follower: Option<tokio::task::JoinHandle<()>>,
+    /// `WAIT n timeout` after each write (`n > 0`).
+    wait_for: Option<acks::WaitFor>,
     next: AtomicUsize,
     keys: Keys,
     scripts: Scripts,
@@ -177,6 +210,53 @@ impl Drop for RedisStore {
         if let Some(t) = &self.tracker {
             t.abort();
         }
+        if let Some(t) = &self.follower {
+            t.abort();
+        }
+    }
+}
+
+/// Connections to one node: the multiplexed ones and, when writes wait
+/// for replicas, the pool they wait on.
+async fn single_node(
+    client: redis::Client,
+    settings: &RedisSettings,
+) -> Result<(Vec<Conn>, Option<acks::AckPool>), RedisError> {
+    // Few, quick reconnection attempts: while Redis is away a request
+    // should fail within its timeout, and the next request starts a new
+    // attempt anyway.
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(settings.connect_timeout))
+        .set_response_timeout(Some(settings.command_timeout))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_millis(100));
+    let mut conns = Vec::with_capacity(settings.pool_size.max(1));
+    for _ in 0..settings.pool_size.max(1) {
+        let manager = ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
+        conns.push(Conn::Single(manager));
+    }
+    let acks = if settings.min_replicas_acked > 0 {
+        Some(acks::AckPool::single(&client, settings)?)
+    } else {
+        None
+    };
+    Ok((conns, acks))
+}
+
+impl Backend {
+    /// The connections to the master at `addr` (Sentinel).
+    async fn to_master(
+        sentinels: &Sentinels,
+        addr: &MasterAddr,
+        settings: &RedisSettings,
+    ) -> Result<Backend, RedisError> {
+        let client = sentinels.master_client(addr)?;
+        let (conns, acks) = single_node(client, settings).await?;
+        Ok(Backend {
+            conns,
+            master: Some(addr.clone()),
+            acks,
+        })
     }
 }
 
@@ -185,31 +265,30 @@ impl RedisStore {
     /// store reconnects by itself after any outage).
     pub async fn connect(settings: RedisSettings) -> Result<RedisStore, RedisError> {
         let pool_size = settings.pool_size.max(1);
-        let mut conns = Vec::with_capacity(pool_size);
-        match settings.urls.as_slice() {
-            [] => {
+        let mut sentinels = None;
+        let backend = match (&settings.sentinel, settings.urls.as_slice()) {
+            (Some(s), _) => {
+                let found = Arc::new(Sentinels::new(s.clone())?);
+                let addr = found.start().await?;
+                let backend = Backend::to_master(&found, &addr, &settings).await?;
+                sentinels = Some(found);
+                backend
+            }
+            (None, []) => {
                 return Err(RedisError::from((
                     ErrorKind::InvalidClientConfig,
                     "store.url is empty",
                 )))
             }
-            [url] => {
-                let client = settings.access.client(url)?;
-                // Few, quick reconnection attempts: while Redis is away a
-                // request should fail within its timeout, and the next
-                // request starts a new attempt anyway.
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(settings.connect_timeout))
-                    .set_response_timeout(Some(settings.command_timeout))
-                    .set_number_of_retries(1)
-                    .set_max_delay(Duration::from_millis(100));
-                for _ in 0..pool_size {
-                    let manager =
-                        ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
-                    conns.push(Conn::Single(manager));
+            (None, [url]) => {
+                let (conns, acks) = single_node(settings.access.client(url)?, &settings).await?;
+                Backend {
+                    conns,
+                    master: None,
+                    acks,
                 }
             }
-            seeds => {
+            (None, seeds) => {
                 let client = settings
                     .access
                     .cluster(seeds)?
@@ -219,12 +298,42 @@ impl RedisStore {
                     .min_retry_wait(10)
                     .max_retry_wait(100)
                     .build()?;
+                let mut conns = Vec::with_capacity(pool_size);
                 for _ in 0..pool_size {
                     conns.push(Conn::Cluster(client.get_async_connection().await?));
                 }
+                if settings.min_replicas_acked > 0 {
+                    // Not built yet: WAIT would have to go to the master
+                    // that took each write, on a connection of its own.
+                    return Err(RedisError::from((
+                        ErrorKind::InvalidClientConfig,
+                        "store.min_replicas_acked is not supported on a Redis Cluster yet",
+                    )));
+                }
+                Backend {
+                    conns,
+                    master: None,
+                    acks: None,
+                }
             }
-        }
+        };
+        let conns = &backend.conns;
         let resends = matches!(conns.first(), Some(Conn::Cluster(_)));
+        // The master the connections lead to, as the tracking channel
+        // must follow it (Sentinel only).
+        let (in_use, in_use_rx) = match &sentinels {
+            Some(s) => {
+                let (tx, rx) = tokio::sync::watch::channel(backend.master.clone());
+                (
+                    Some(tx),
+                    Some(tracking::Following {
+                        master: rx,
+                        tls: s.tls(),
+                    }),
+                )
+            }
+            None => (None, None),
+        };
         let (cache, tracker) = if settings.cache_capacity == 0 {
             (None, None)
         } else {
@@ -240,17 +349,35 @@ impl RedisStore {
                     key_prefix: settings.key_prefix.clone(),
                     connect_timeout: settings.connect_timeout,
                     command_timeout: settings.command_timeout,
+                    master: in_use_rx,
                 },
                 cache.clone(),
                 cluster,
             );
             (Some(cache), Some(tracker))
         };
+        let wait_for = (settings.min_replicas_acked > 0).then(|| acks::WaitFor {
+            replicas: settings.min_replicas_acked,
+            timeout: settings.replica_ack_timeout,
+        });
+        let backend = Arc::new(RwLock::new(Arc::new(backend)));
+        let follower = sentinels.as_ref().map(|s| {
+            failover::spawn(
+                s.clone(),
+                backend.clone(),
+                settings.clone(),
+                cache.clone(),
+                in_use,
+            )
+        });
         Ok(RedisStore {
             cache,
             tracker,
             resends,
-            conns,
+            backend,
+            sentinels,
+            follower,
+            wait_for,
             next: AtomicUsize::new(0),
             keys: Keys::new(&settings.key_prefix),
             scripts: Scripts::new(),
@@ -325,12 +452,34 @@ impl RedisStore {
     }
 
     fn is_cluster(&self) -> bool {
-        matches!(self.conns.first(), Some(Conn::Cluster(_)))
+        matches!(self.backend.read().conns.first(), Some(Conn::Cluster(_)))
     }
 
     fn conn(&self) -> Conn {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
-        self.conns[i].clone()
+        let backend = self.backend.read();
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % backend.conns.len();
+        backend.conns[i].clone()
+    }
+
+    /// A command failed in a way a failover would explain: have Sentinel
+    /// asked again now rather than at its next poll.
+    fn suspect_failover(&self, e: &RedisError) {
+        if let Some(s) = &self.sentinels {
+            if e.is_io_error()
+                || e.is_connection_dropped()
+                || e.is_connection_refusal()
+                || e.is_timeout()
+                || e.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly)
+            {
+                s.nudge();
+            }
+        }
+    }
+
+    fn suspect_slowness(&self) {
+        if let Some(s) = &self.sentinels {
+            s.nudge();
+        }
     }
 
     fn timeout_ms(&self) -> u64 {
@@ -357,9 +506,15 @@ impl RedisStore {
             }
         };
         match tokio::time::timeout(self.timeout, run).await {
-            Err(_) => Err(errors::read_timeout(what, self.timeout_ms())),
+            Err(_) => {
+                self.suspect_slowness();
+                Err(errors::read_timeout(what, self.timeout_ms()))
+            }
             Ok(Err(e)) if is_corrupt(&e) => Err(errors::corrupt(key, e.to_string())),
-            Ok(Err(e)) => Err(errors::read(what, e)),
+            Ok(Err(e)) => {
+                self.suspect_failover(&e);
+                Err(errors::read(what, e))
+            }
             Ok(Ok(v)) => Ok(v),
         }
     }
@@ -367,6 +522,9 @@ impl RedisStore {
     /// Runs a script (EVALSHA, and EVAL if the server does not know it),
     /// bounded by the command timeout.
     async fn script(&self, lua: &Lua, keys: &[&str], args: &[&[u8]]) -> Result<Value, StoreError> {
+        if let (false, Some(wait)) = (lua.read_only, self.wait_for) {
+            return self.script_acked(lua, keys, args, wait).await;
+        }
         let mut conn = self.conn();
         let run = async {
             let first = match conn.query::<Value>(&lua.command(false, keys, args)).await {
@@ -386,13 +544,62 @@ impl RedisStore {
             }
         };
         let key = keys.first().copied().unwrap_or_default();
-        match tokio::time::timeout(self.timeout, run).await {
+        let outcome = tokio::time::timeout(self.timeout, run).await;
+        match &outcome {
+            Err(_) => self.suspect_slowness(),
+            Ok(Err(e)) => self.suspect_failover(e),
+            Ok(Ok(_)) => {}
+        }
+        match outcome {
             Err(_) if lua.read_only => Err(errors::read_timeout(lua.name, self.timeout_ms())),
             Err(_) => Err(errors::write_timeout(lua.name, self.timeout_ms())),
             Ok(Err(e)) if is_corrupt(&e) => Err(errors::corrupt(key, e.to_string())),
             Ok(Err(e)) if lua.read_only => Err(errors::read(lua.name, e)),
             Ok(Err(e)) => Err(errors::write(lua.name, e, self.resends)),
             Ok(Ok(v)) => Ok(v),
+        }
+    }
+
+    /// A write script followed by `WAIT` (`acks.rs`): answered only once
+    /// enough replicas have it; fewer within the timeout is an unknown
+    /// outcome to the caller (the write is on the master, and may or may
+    /// not survive a failover), which the exactly-once protocol resolves
+    /// when the till retries.
+    async fn script_acked(
+        &self,
+        lua: &Lua,
+        keys: &[&str],
+        args: &[&[u8]],
+        wait: acks::WaitFor,
+    ) -> Result<Value, StoreError> {
+        let backend = self.backend.read().clone();
+        let Some(pool) = &backend.acks else {
+            return Err(StoreError::Unavailable(
+                "no connection pool for waited writes".into(),
+            ));
+        };
+        let key = keys.first().copied().unwrap_or_default();
+        let bound = self.timeout + wait.timeout;
+        match tokio::time::timeout(bound, pool.run(lua, keys, args, wait)).await {
+            Err(_) => {
+                self.suspect_slowness();
+                Err(errors::write_timeout(
+                    lua.name,
+                    u64::try_from(bound.as_millis()).unwrap_or(u64::MAX),
+                ))
+            }
+            Ok(Err(e)) if is_corrupt(&e) => Err(errors::corrupt(key, e.to_string())),
+            Ok(Err(e)) => {
+                self.suspect_failover(&e);
+                Err(errors::write(lua.name, e, self.resends))
+            }
+            Ok(Ok(acks::Acked::Yes(v))) => Ok(v),
+            Ok(Ok(acks::Acked::Short { acked, .. })) => Err(StoreError::OutcomeUnknown(format!(
+                "{}: written on the master but acknowledged by {acked} of the {} replicas required within {} ms",
+                lua.name,
+                wait.replicas,
+                wait.timeout.as_millis()
+            ))),
         }
     }
 
@@ -547,7 +754,25 @@ impl Store for RedisStore {
     /// work, and a connection that died during an outage is re-established
     /// here rather than by failing a request.
     async fn ping(&self) -> Result<(), StoreError> {
-        let pings = self.conns.iter().map(|conn| async move {
+        let backend = self.backend.read().clone();
+        if let Some(s) = &self.sentinels {
+            // Not ready while Sentinel names no reachable master, nor while
+            // the connections still lead to another than the one it names.
+            match s.known() {
+                None => {
+                    return Err(StoreError::Unavailable(
+                        "Sentinel names no reachable master (failover under way?)".into(),
+                    ))
+                }
+                Some(addr) if backend.master.as_ref() != Some(&addr) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "the master moved to {addr}; reconnecting"
+                    )))
+                }
+                Some(_) => {}
+            }
+        }
+        let pings = backend.conns.iter().map(|conn| async move {
             let mut conn = conn.clone();
             let run = async {
                 match conn.ping().await {

@@ -40,6 +40,7 @@ use tokio::sync::mpsc;
 use tokio::time::{timeout, timeout_at, Instant};
 
 use super::cache::Cache;
+use super::sentinel::MasterAddr;
 use crate::metrics as m;
 
 /// How often the connections are pinged, and the cluster's masters
@@ -67,6 +68,15 @@ pub struct TrackingSettings {
     pub key_prefix: String,
     pub connect_timeout: Duration,
     pub command_timeout: Duration,
+    /// Under Sentinel: the master the store's connections lead to, which
+    /// the channel follows instead of `urls`.
+    pub master: Option<Following>,
+}
+
+pub struct Following {
+    pub master: tokio::sync::watch::Receiver<Option<MasterAddr>>,
+    /// Whether the master is reached over TLS.
+    pub tls: bool,
 }
 
 /// Runs until the returned handle is aborted (the store is dropped).
@@ -104,7 +114,13 @@ async fn track(
     mut cluster: Option<ClusterConnection>,
 ) -> Result<&'static str, String> {
     let nodes = match cluster.as_mut() {
-        None => vec![None],
+        None => match &settings.master {
+            None => vec![None],
+            Some(f) => match f.master.borrow().clone() {
+                Some(m) => vec![Some((m.host, m.port))],
+                None => return Err("no master known".to_owned()),
+            },
+        },
         Some(c) => timeout(settings.command_timeout, masters(c))
             .await
             .map_err(|_| "CLUSTER SLOTS: no answer in time".to_owned())??
@@ -128,11 +144,13 @@ async fn track(
         "cache invalidation channel established: the cache serves"
     );
     let tracked: Vec<(String, u16)> = nodes.into_iter().flatten().collect();
+    let following = settings.master.as_ref().map(|f| f.master.clone());
     let beat = |at: Instant| {
         heartbeat(
             settings.command_timeout,
             conns.clone(),
             cluster.clone(),
+            following.clone(),
             tracked.clone(),
             at,
         )
@@ -205,6 +223,7 @@ async fn heartbeat(
     deadline: Duration,
     conns: Vec<MultiplexedConnection>,
     cluster: Option<ClusterConnection>,
+    following: Option<tokio::sync::watch::Receiver<Option<MasterAddr>>>,
     tracked: Vec<(String, u16)>,
     at: Instant,
 ) -> Result<Instant, &'static str> {
@@ -218,6 +237,17 @@ async fn heartbeat(
             Ok(Ok(()))
         )
     }));
+    // Under Sentinel the store's connections moved to another master: the
+    // invalidations that matter now come from there.
+    if let Some(f) = &following {
+        let now = f.borrow().clone().map(|m| (m.host, m.port));
+        if now.as_ref() != tracked.first() {
+            tracing::warn!(
+                "the master changed (Sentinel): the cache is emptied and tracking re-established"
+            );
+            return Err("failover");
+        }
+    }
     let topology = async {
         match cluster {
             None => true,
@@ -279,8 +309,14 @@ async fn connect(
     node: Option<&(String, u16)>,
     tx: mpsc::UnboundedSender<PushInfo>,
 ) -> Result<MultiplexedConnection, String> {
-    let url = settings.urls.first().ok_or("no store URL")?;
-    let client = settings.access.client(url).map_err(|e| e.to_string())?;
+    let client = match (&settings.master, node) {
+        (Some(f), Some((host, port))) => settings.access.node_client(host, *port, f.tls),
+        _ => {
+            let url = settings.urls.first().ok_or("no store URL")?;
+            settings.access.client(url)
+        }
+    }
+    .map_err(|e| e.to_string())?;
     let info = client.get_connection_info();
     let redis = info
         .redis_settings()
