@@ -277,23 +277,6 @@ fn purchase_index_ttl(settings: &Settings) -> Duration {
     retention.max(replay).saturating_add(lease)
 }
 
-/// `store.sentinel`, when set: the sentinels' and the master's access.
-pub fn sentinel_settings(
-    store: &crate::config::StoreSettings,
-) -> anyhow::Result<Option<SentinelSettings>> {
-    if !store.sentinel.enabled() {
-        return Ok(None);
-    }
-    Ok(Some(SentinelSettings {
-        master_name: store.sentinel.master_name.clone(),
-        urls: store.sentinel.urls.clone(),
-        sentinel_access: RedisAccess::for_sentinels(store).context("store.sentinel settings")?,
-        data_access: RedisAccess::from_settings(store).context("store settings")?,
-        connect_timeout: Duration::from_millis(store.connect_timeout_ms),
-        command_timeout: Duration::from_millis(store.command_timeout_ms),
-    }))
-}
-
 async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     let inner: Arc<dyn Store> = match settings.store.backend {
         StoreBackend::Memory => {
@@ -317,7 +300,7 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
                 // As many locks as shards: readers of different cards
                 // rarely meet on one.
                 cache_segments: 4 * num_cpus::get().max(1),
-                sentinel: sentinel_settings(store)?,
+                sentinel: SentinelSettings::from_store(store).context("store.sentinel settings")?,
                 min_replicas_acked: store.min_replicas_acked,
                 replica_ack_timeout: Duration::from_millis(store.replica_ack_timeout_ms),
                 wait_pool_size: store.wait_pool_size,
@@ -390,7 +373,7 @@ pub async fn connect_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>
         // A dump and a restore read and write each record once.
         cache_capacity: 0,
         cache_segments: 1,
-        sentinel: sentinel_settings(store)?,
+        sentinel: SentinelSettings::from_store(store).context("store.sentinel settings")?,
         // A restore is re-run until it completes; it does not wait.
         min_replicas_acked: 0,
         replica_ack_timeout: Duration::ZERO,

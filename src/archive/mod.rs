@@ -85,17 +85,38 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
         .context("archive.postgres_url")?;
     let access = RedisAccess::from_settings(&settings.store).context("store settings")?;
     let timeout = Duration::from_millis(settings.store.command_timeout_ms.max(1000));
+    let sentinel = crate::store::redis::sentinel::SentinelSettings::from_store(&settings.store)
+        .context("store.sentinel settings")?;
     let streams = until_done(
         "connecting to Redis",
         || {
-            Streams::connect(
-                &settings.store.url,
-                &access,
-                &settings.store.key_prefix,
-                GROUP,
-                &consumer,
-                timeout,
-            )
+            let sentinel = sentinel.clone();
+            let (access, consumer) = (&access, &consumer);
+            async move {
+                match sentinel {
+                    Some(s) => {
+                        Streams::connect_via_sentinel(
+                            s,
+                            &settings.store.key_prefix,
+                            GROUP,
+                            consumer,
+                            timeout,
+                        )
+                        .await
+                    }
+                    None => {
+                        Streams::connect(
+                            &settings.store.url,
+                            access,
+                            &settings.store.key_prefix,
+                            GROUP,
+                            consumer,
+                            timeout,
+                        )
+                        .await
+                    }
+                }
+            }
         },
         crate::store::redis::access::is_misconfiguration,
     )
@@ -146,6 +167,8 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
             Err(e) => {
                 tracing::warn!(error = %e, "archive: reading the streams failed; retrying");
                 tokio::time::sleep(RETRY_AFTER).await;
+                // A failover (Sentinel) moves the master elsewhere.
+                streams.follow_master().await;
                 continue;
             }
         };

@@ -16,6 +16,7 @@ use redis::{Cmd, FromRedisValue, RedisError, RedisResult, Value};
 use crate::domain::{Card, HistoryEntry};
 use crate::store::codec;
 use crate::store::events::{ChangeEvent, EventKind, EVENT_FORMAT_VERSION};
+use crate::store::redis::sentinel::{MasterAddr, SentinelSettings, Sentinels};
 use crate::store::redis::{slots, Keys, RedisAccess};
 
 /// Commands in flight at once during a sweep over the streams.
@@ -57,7 +58,10 @@ impl Delivered {
 }
 
 pub struct Streams {
-    conn: Conn,
+    /// Replaced when Sentinel names another master (`follow_master`).
+    conn: parking_lot::Mutex<Conn>,
+    /// Under Sentinel: who names the master, and the one `conn` leads to.
+    sentinel: Option<(Sentinels, parking_lot::Mutex<MasterAddr>)>,
     names: Keys,
     keys: Vec<String>,
     group: String,
@@ -92,9 +96,14 @@ impl Streams {
                     .await?,
             ),
         };
+        Ok(Self::new(conn, prefix, group, consumer, timeout))
+    }
+
+    fn new(conn: Conn, prefix: &str, group: &str, consumer: &str, timeout: Duration) -> Streams {
         let names = Keys::new(prefix);
-        Ok(Streams {
-            conn,
+        Streams {
+            conn: parking_lot::Mutex::new(conn),
+            sentinel: None,
             keys: (0..slots::SLOTS as u16)
                 .map(|s| names.events_of_slot(s))
                 .collect(),
@@ -102,11 +111,70 @@ impl Streams {
             group: group.to_owned(),
             consumer: consumer.to_owned(),
             timeout,
-        })
+        }
+    }
+
+    /// Connects to the master the sentinels name (`store.sentinel`).
+    pub async fn connect_via_sentinel(
+        sentinel: SentinelSettings,
+        prefix: &str,
+        group: &str,
+        consumer: &str,
+        timeout: Duration,
+    ) -> Result<Streams, RedisError> {
+        let sentinels = Sentinels::new(sentinel)?;
+        let addr = sentinels.ask().await?;
+        let conn = Self::to_master(&sentinels, &addr, timeout).await?;
+        let mut streams = Self::new(conn, prefix, group, consumer, timeout);
+        streams.sentinel = Some((sentinels, parking_lot::Mutex::new(addr)));
+        Ok(streams)
+    }
+
+    async fn to_master(
+        sentinels: &Sentinels,
+        addr: &MasterAddr,
+        timeout: Duration,
+    ) -> Result<Conn, RedisError> {
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout));
+        let client = sentinels.master_client(addr)?;
+        Ok(Conn::Single(
+            ConnectionManager::new_with_config(client, config).await?,
+        ))
+    }
+
+    /// After a failed read: under Sentinel, asks which node is the master
+    /// now and moves there if it changed (a failover). Elsewhere nothing:
+    /// the connections reconnect by themselves.
+    pub async fn follow_master(&self) {
+        let Some((sentinels, current)) = &self.sentinel else {
+            return;
+        };
+        let addr = match sentinels.ask().await {
+            Ok(addr) => addr,
+            Err(e) => {
+                tracing::warn!(error = %e, "archive: Sentinel names no master yet");
+                return;
+            }
+        };
+        if *current.lock() == addr {
+            return;
+        }
+        match Self::to_master(sentinels, &addr, self.timeout).await {
+            Ok(conn) => {
+                *self.conn.lock() = conn;
+                tracing::warn!(master = %addr, "archive: the master moved (Sentinel); reading from the new one");
+                *current.lock() = addr;
+            }
+            Err(e) => {
+                tracing::warn!(master = %addr, error = %e, "archive: cannot connect to the new master yet")
+            }
+        }
     }
 
     async fn run<T: FromRedisValue>(&self, cmd: Cmd) -> RedisResult<T> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn.lock().clone();
         match tokio::time::timeout(self.timeout, conn.query::<T>(&cmd)).await {
             Ok(r) => r,
             Err(_) => Err(RedisError::from(std::io::Error::new(
@@ -182,7 +250,7 @@ impl Streams {
         max: usize,
         pending: bool,
     ) -> RedisResult<(Vec<Delivered>, usize)> {
-        if let Conn::Single(_) = self.conn {
+        if let Conn::Single(_) = *self.conn.lock() {
             return self.read_many(start, per_stream, max, pending).await;
         }
         let mut out = Vec::new();

@@ -264,6 +264,7 @@ impl RedisStore {
     /// Connects (fails if Redis cannot be reached now; once connected, the
     /// store reconnects by itself after any outage).
     pub async fn connect(settings: RedisSettings) -> Result<RedisStore, RedisError> {
+        crate::metrics::store_redis_declare();
         let pool_size = settings.pool_size.max(1);
         let mut sentinels = None;
         let backend = match (&settings.sentinel, settings.urls.as_slice()) {

@@ -23,6 +23,7 @@ use redis::{AsyncConnectionConfig, ErrorKind, RedisError, RedisResult, Value};
 use tokio::sync::{watch, Notify};
 
 use super::access::RedisAccess;
+use crate::config::StoreSettings;
 
 /// How often the sentinels are asked even when nothing suggests a change:
 /// a missed `+switch-master` (a sentinel restarting) costs at most this.
@@ -57,6 +58,23 @@ pub struct SentinelSettings {
     pub data_access: RedisAccess,
     pub connect_timeout: Duration,
     pub command_timeout: Duration,
+}
+
+impl SentinelSettings {
+    /// `store.sentinel`, when set (`None`: no Sentinel).
+    pub fn from_store(store: &StoreSettings) -> RedisResult<Option<SentinelSettings>> {
+        if !store.sentinel.enabled() {
+            return Ok(None);
+        }
+        Ok(Some(SentinelSettings {
+            master_name: store.sentinel.master_name.clone(),
+            urls: store.sentinel.urls.clone(),
+            sentinel_access: RedisAccess::for_sentinels(store)?,
+            data_access: RedisAccess::from_settings(store)?,
+            connect_timeout: Duration::from_millis(store.connect_timeout_ms),
+            command_timeout: Duration::from_millis(store.command_timeout_ms),
+        }))
+    }
 }
 
 /// `store.url`'s passwords never reach a log; neither do the sentinels'.
