@@ -319,6 +319,33 @@ impl RedisSentinelSet {
         panic!("the sentinel set never settled (replica in sync, sentinels know each other)");
     }
 
+    /// Until every replica has everything the master has written
+    /// (replication is asynchronous: a replica promoted before would lack
+    /// the last writes). Tests that mean to lose nothing call it before a
+    /// kill; tests about what a lagging replica loses do not.
+    pub fn wait_in_sync(&self) {
+        let field = |n: &RedisServer, name: &str| {
+            n.command("INFO replication").and_then(|info| {
+                info.lines()
+                    .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+            })
+        };
+        let m = self.master();
+        for _ in 0..WAIT_STEPS {
+            let target = field(&self.nodes[m], "master_repl_offset:");
+            let caught_up = self.nodes.iter().enumerate().all(|(i, n)| {
+                i == m
+                    || (field(n, "master_link_status:").as_deref() == Some("up")
+                        && field(n, "slave_repl_offset:") == target)
+            });
+            if target.is_some() && caught_up {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the replicas never caught up with the master");
+    }
+
     /// `kill -9` of the current master; answers its index in `nodes`.
     pub fn kill9_master(&mut self) -> usize {
         let i = self.master();

@@ -27,6 +27,7 @@ mod record_sets;
 mod replacement_repair;
 mod script_refusals;
 mod sentinel;
+mod sentinel_tls;
 mod slow_master;
 mod store_semantics;
 mod support;

@@ -158,6 +158,8 @@ async fn the_server_follows_a_sentinel_failover_without_a_restart() {
 
     for round in 0..2 {
         let old = set.nodes[set.master()].port;
+        // Nothing acknowledged may be lost here: the replica has it all.
+        set.wait_in_sync();
         let killed = set.kill9_master();
         // No master to write to: not ready (docs/operations.md, Sentinel).
         wait_ready_is(&http, 503).await;

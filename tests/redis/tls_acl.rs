@@ -16,7 +16,7 @@ use crate::durability::Server;
 use crate::redis_server::free_port;
 use crate::support::*;
 
-const PASSWORD: &str = "pw-7f3a9c41e2-not-in-any-log";
+pub(crate) const PASSWORD: &str = "pw-7f3a9c41e2-not-in-any-log";
 
 struct Ca {
     cert: Certificate,
@@ -45,15 +45,15 @@ impl Ca {
 /// A TLS-only redis-server (client certificates required) with the ACL
 /// user `loyalty`, under a watchdog shell that kills it once this test
 /// process is gone.
-struct TlsRedis {
-    port: u16,
+pub(crate) struct TlsRedis {
+    pub(crate) port: u16,
     dir: PathBuf,
     watchdog: Child,
 }
 
 /// The CA, Redis' certificate (localhost, 127.0.0.1), our client
 /// certificate, an unrelated CA, and the password file, in `dir`.
-fn write_certs(dir: &Path) {
+pub(crate) fn write_certs(dir: &Path) {
     let ca = Ca::new("redis test CA");
     std::fs::write(dir.join("ca.pem"), ca.cert.pem()).unwrap();
     let mut server = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
@@ -79,7 +79,19 @@ impl TlsRedis {
 
     /// A node in `node_dir` with the certificates of `certs`, and `extra`
     /// lines of config.
-    fn node(certs: &Path, node_dir: &Path, port: u16, extra: &str) -> TlsRedis {
+    pub(crate) fn node(certs: &Path, node_dir: &Path, port: u16, extra: &str) -> TlsRedis {
+        Self::node_with_args(certs, node_dir, port, extra, "")
+    }
+
+    /// As [`TlsRedis::node`], with `args` after the config file on
+    /// redis-server's command line (`--sentinel`).
+    pub(crate) fn node_with_args(
+        certs: &Path,
+        node_dir: &Path,
+        port: u16,
+        extra: &str,
+        args: &str,
+    ) -> TlsRedis {
         std::fs::create_dir_all(node_dir).unwrap();
         let c = certs.display();
         // The ACL user's password is in Redis' own config file, not on its
@@ -99,7 +111,7 @@ impl TlsRedis {
         .unwrap();
         let dir = node_dir;
         let script = format!(
-            "redis-server '{d}/redis.conf' & r=$!; \
+            "redis-server '{d}/redis.conf' {args} & r=$!; \
              while kill -0 {parent} 2>/dev/null && kill -0 $r 2>/dev/null; do sleep 0.2; done; \
              kill -9 $r 2>/dev/null; wait $r 2>/dev/null",
             parent = std::process::id()
@@ -121,7 +133,8 @@ impl TlsRedis {
         // Bounded wait for the log line (not a timing assertion).
         for _ in 0..500 {
             let log = std::fs::read_to_string(dir.join("redis.log")).unwrap_or_default();
-            if log.contains("Ready to accept connections") {
+            // A sentinel says neither: it is up once it monitors.
+            if log.contains("Ready to accept connections") || log.contains("+monitor master") {
                 return redis;
             }
             assert!(
@@ -131,6 +144,16 @@ impl TlsRedis {
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("redis-server never became ready");
+    }
+}
+
+impl TlsRedis {
+    /// `kill -9` of redis-server, now.
+    pub(crate) fn kill9(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(self.dir.join("redis.pid")) {
+            let _ = Command::new("kill").arg("-9").arg(pid.trim()).status();
+        }
+        let _ = self.watchdog.wait();
     }
 }
 
