@@ -12,6 +12,8 @@ pub mod domain;
 pub mod engine;
 pub mod json_text;
 pub mod metrics;
+#[cfg(test)]
+mod module_graph;
 pub mod net;
 pub mod reload;
 pub mod startup;

@@ -177,12 +177,10 @@ impl Application {
         reloader
             .spawn(check_every)
             .context("cannot listen for SIGHUP")?;
-        let router = Router::new();
-        let openapi = crate::api::openapi::document_text(&router, &settings);
+        let openapi = crate::api::openapi::document_text(Router::shared(), &settings);
         let state = web::Data::new(AppState {
             engine,
             auth,
-            router,
             card_format,
             settings,
             metrics,

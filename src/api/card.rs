@@ -2,10 +2,10 @@
 //! parameters (all missing named at once), formats, then hands a typed
 //! command to the engine, which does lookups and rules.
 
+use super::context::Ctx;
 use super::error::ApiError;
 use super::params::missing_error;
 use super::views::{self, Fields};
-use super::Ctx;
 use crate::domain::{CardNumber, ContactCode, ErrorKey, MobileNumber};
 use crate::engine::{Command, Reply};
 

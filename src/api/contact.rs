@@ -1,9 +1,9 @@
 //! Contacts: create-or-update and read (docs/api.md §8).
 
+use super::context::Ctx;
 use super::error::ApiError;
 use super::params::Params;
 use super::views::{self, Fields};
-use super::Ctx;
 use crate::domain::contact::{parse_date, parse_text};
 use crate::domain::{ContactCode, ContactPatch, ErrorKey, MobileNumber};
 use crate::engine::{Command, Reply};

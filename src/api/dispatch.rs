@@ -4,20 +4,23 @@
 use std::time::{Duration, Instant};
 
 use actix_web::http::header::{
-    HeaderName, HeaderValue, ALLOW, AUTHORIZATION, CONTENT_LENGTH, RETRY_AFTER, WWW_AUTHENTICATE,
+    HeaderName, HeaderValue, ALLOW, AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE,
 };
 use actix_web::http::{Method as HttpMethod, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
 use serde_json::{Map, Value};
 
+use super::answer::Answer;
 use super::auth::{attempted_login, AuthFailure};
+use super::body::{read_body_within, BodyDeadlines};
 use super::catalogue::{keeps_status_when_business_errors_as_200, status_of};
+use super::context::{AppState, Ctx};
 use super::error::ApiError;
 use super::params::Params;
-use super::router::{Match, Route, RouteId};
+use super::router::{Match, Router};
+use super::routes::{ParamsFn, Route, Serve, StreamFn};
 use super::views::Fields;
-use super::{admin, card, contact, log_redact, ops, purchase, till_token, AppState, Ctx};
+use super::{log_redact, till_token};
 use crate::domain::{policy::may_call, Actor, ErrorKey};
 use crate::metrics as m;
 use crate::tls::ClientCert;
@@ -43,7 +46,7 @@ pub async fn dispatch(
     let started = Instant::now();
     let request_id = request_id(&req);
     let method = method_label(req.method());
-    let (template, outcome) = match state.router.find(req.method(), req.path()) {
+    let (template, outcome) = match Router::shared().find(req.method(), req.path()) {
         Match::Found(route, captures) => (
             route.template,
             handle(&state, route, captures, &req, payload).await,
@@ -71,7 +74,7 @@ pub async fn dispatch(
                 ),
             )
             .allow(allowed.iter().map(|m| m.as_str()));
-            let guarded = route.permission.is_some();
+            let guarded = route.permission().is_some();
             (route.template, refuse(&state, &req, guarded, error).await)
         }
     };
@@ -138,30 +141,26 @@ async fn handle(
     req: &HttpRequest,
     payload: web::Payload,
 ) -> Outcome {
-    let Some(permission) = route.permission else {
-        return match route.id {
-            RouteId::Metrics => match metrics_refused(state, req) {
-                Some(refused) => refused,
-                None => Outcome {
-                    response: ops::metrics(state).await,
-                    login: None,
-                    error: None,
-                    request_body: None,
-                    response_body: None,
-                    auth_failure: None,
-                },
-            },
-            RouteId::Ready => render(state, ops::ready(state).await),
-            RouteId::OpenApi => Outcome {
-                response: ops::openapi(state),
-                login: None,
-                error: None,
-                request_body: None,
-                response_body: None,
-                auth_failure: None,
-            },
-            _ => render(state, ops::health()),
-        };
+    let (permission, handler) = match route.serve {
+        Serve::Open {
+            bearer_token,
+            handler,
+        } => {
+            if bearer_token {
+                if let Some(refused) = metrics_refused(state, req) {
+                    return refused;
+                }
+            }
+            return answered(state, handler(state).await);
+        }
+        Serve::Params {
+            permission,
+            handler,
+        } => (permission, Guarded::Params(handler)),
+        Serve::Stream {
+            permission,
+            handler,
+        } => (permission, Guarded::Stream(handler)),
     };
 
     let actor = match authenticate(state, req).await {
@@ -179,34 +178,41 @@ async fn handle(
             &actor.login,
         );
     }
+    let login = actor.login.clone();
+    let outcome = match handler {
+        Guarded::Params(handler) => {
+            serve_params(state, handler, actor, captures, req, payload).await
+        }
+        Guarded::Stream(handler) => {
+            // The bulk routes read their body themselves, as a stream: only
+            // the query string is read here.
+            match params_of(req, None) {
+                Ok(params) => {
+                    let ctx = Ctx {
+                        state,
+                        actor,
+                        params,
+                        captures,
+                    };
+                    answered(state, handler(&ctx, req, payload).await)
+                }
+                Err(e) => render(state, Err(e)),
+            }
+        }
+    };
+    with_login(outcome, &login)
+}
 
-    if admin::reads_own_body(route.id) {
-        let params = match Params::from_query(req.query_string()) {
-            Ok(p) => p,
-            Err(e) => return with_login(render(state, Err(e)), &actor.login),
-        };
-        let login = actor.login.clone();
-        let ctx = Ctx {
-            state,
-            actor,
-            params,
-            captures,
-        };
-        let outcome = match admin::handle(&ctx, route.id, req, payload).await {
-            Ok(admin::Answer::Fields(fields)) => render(state, Ok(fields)),
-            Ok(admin::Answer::Stream(response)) => Outcome {
-                response,
-                login: None,
-                error: None,
-                request_body: None,
-                response_body: None,
-                auth_failure: None,
-            },
-            Err(e) => render(state, Err(e)),
-        };
-        return with_login(outcome, &login);
-    }
-
+/// A route answered from its parameters: the query string and, for a POST,
+/// the JSON body, read here within its size and deadlines.
+async fn serve_params(
+    state: &AppState,
+    handler: ParamsFn,
+    actor: Actor,
+    captures: Vec<String>,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Outcome {
     let body = if req.method() == HttpMethod::POST {
         let http = &state.settings.http;
         let deadlines = BodyDeadlines {
@@ -215,52 +221,46 @@ async fn handle(
         };
         match read_body_within(req, payload, http.max_body_bytes, Some(deadlines)).await {
             Ok(b) => Some(b),
-            Err(e) => return with_login(render(state, Err(e)), &actor.login),
+            Err(e) => return render(state, Err(e)),
         }
     } else {
         None
     };
     let params = match params_of(req, body.as_deref()) {
         Ok(p) => p,
-        Err(e) => return with_login(render(state, Err(e)), &actor.login),
+        Err(e) => return render(state, Err(e)),
     };
-    let login = actor.login.clone();
     let ctx = Ctx {
         state,
         actor,
         params,
         captures,
     };
-    let result = match route.id {
-        RouteId::BalanceByNumber => card::balance_by_number(&ctx).await,
-        RouteId::BalanceByPhone => card::balance_by_phone(&ctx).await,
-        RouteId::BalanceByCode => card::balance_by_code(&ctx).await,
-        RouteId::Issue => card::issue(&ctx).await,
-        RouteId::BindTo => card::bindto(&ctx).await,
-        RouteId::Active => card::active(&ctx).await,
-        RouteId::Block => card::block(&ctx).await,
-        RouteId::Unblock => card::unblock(&ctx).await,
-        RouteId::History => card::history(&ctx).await,
-        RouteId::ContactUpsert => contact::upsert(&ctx).await,
-        RouteId::ContactGet => contact::get(&ctx).await,
-        RouteId::Calculate => purchase::calculate(&ctx).await,
-        RouteId::Confirm => purchase::confirm(&ctx).await,
-        RouteId::Cancel => purchase::cancel(&ctx).await,
-        RouteId::Refund => purchase::refund(&ctx).await,
-        RouteId::ManualBonus => purchase::manual_bonus(&ctx).await,
-        RouteId::Transactions => purchase::transactions(&ctx).await,
-        RouteId::Health
-        | RouteId::Ready
-        | RouteId::Metrics
-        | RouteId::OpenApi
-        | RouteId::AdminCards
-        | RouteId::AdminContacts
-        | RouteId::AdminExport
-        | RouteId::AdminImport => ops::health(),
-    };
-    let mut outcome = with_login(render(state, result), &login);
+    let mut outcome = answered(state, handler(&ctx).await);
     outcome.request_body = body;
     outcome
+}
+
+/// The handler of a route that needs credentials.
+enum Guarded {
+    Params(ParamsFn),
+    Stream(StreamFn),
+}
+
+/// A handler's answer as the dispatcher sends it.
+fn answered(state: &AppState, answer: Result<Answer, ApiError>) -> Outcome {
+    match answer {
+        Ok(Answer::Fields(fields)) => render(state, Ok(fields)),
+        Ok(Answer::Response(response)) => Outcome {
+            response,
+            login: None,
+            error: None,
+            request_body: None,
+            response_body: None,
+            auth_failure: None,
+        },
+        Err(e) => render(state, Err(e)),
+    }
 }
 
 /// HTTP Basic credentials, or the answer that refuses them (401, or 429
@@ -391,78 +391,6 @@ fn params_of(req: &HttpRequest, body: Option<&[u8]>) -> Result<Params, ApiError>
 fn with_login(mut outcome: Outcome, login: &str) -> Outcome {
     outcome.login = Some(login.to_owned());
     outcome
-}
-
-/// Reads at most `limit` bytes; more is 413 without reading the rest.
-pub(super) async fn read_body(
-    req: &HttpRequest,
-    payload: web::Payload,
-    limit: usize,
-) -> Result<web::Bytes, ApiError> {
-    read_body_within(req, payload, limit, None).await
-}
-
-/// How long a body may take: in all, and between two chunks.
-#[derive(Debug, Clone, Copy)]
-struct BodyDeadlines {
-    total: Duration,
-    idle: Duration,
-}
-
-/// [`read_body`], and 408 `RequestTimeout` when the body does not arrive in
-/// time: an authenticated client trickling a body held its connection and
-/// request forever (issue 28, item 4).
-async fn read_body_within(
-    req: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
-    deadlines: Option<BodyDeadlines>,
-) -> Result<web::Bytes, ApiError> {
-    let end = deadlines.map(|d| tokio::time::Instant::now() + d.total);
-    let too_large = || {
-        ApiError::new(
-            ErrorKey::PayloadTooLarge,
-            format!("the body exceeds {limit} bytes"),
-        )
-    };
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(too_large());
-    }
-    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
-    loop {
-        let next = match (deadlines, end) {
-            (Some(d), Some(end)) => {
-                let by = end.min(tokio::time::Instant::now() + d.idle);
-                match tokio::time::timeout_at(by, payload.next()).await {
-                    Ok(next) => next,
-                    Err(_) => {
-                        return Err(ApiError::new(
-                            ErrorKey::RequestTimeout,
-                            "the request body did not arrive in time",
-                        ))
-                    }
-                }
-            }
-            _ => payload.next().await,
-        };
-        let Some(chunk) = next else { break };
-        let chunk = chunk.map_err(|e| {
-            ApiError::new(
-                ErrorKey::InvalidJson,
-                format!("the body could not be read: {e}"),
-            )
-        })?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
 }
 
 /// Builds the envelope: `Status`, `Key`, `Value` first, then the fields.

@@ -3,11 +3,14 @@
 //! envelope of docs/api.md §1.1 — for errors too, including 401/404/413/500.
 
 mod admin;
+mod answer;
 pub mod auth;
 mod auth_throttle;
+mod body;
 mod card;
 pub mod catalogue;
 mod contact;
+pub mod context;
 mod dispatch;
 pub mod error;
 mod log_limit;
@@ -18,6 +21,7 @@ pub mod params;
 mod purchase;
 pub mod read_deadline;
 pub mod router;
+pub mod routes;
 pub mod till_token;
 pub mod transport;
 pub mod users;
@@ -26,42 +30,5 @@ mod verifier;
 /// The JSON shapes of the answers; public for the benches (`benches/api.rs`).
 pub mod views;
 
-use std::sync::Arc;
-
-use metrics_exporter_prometheus::PrometheusHandle;
-
+pub use context::{AppState, Ctx};
 pub use dispatch::dispatch;
-
-use crate::config::Settings;
-use crate::domain::{Actor, CardNumberFormat};
-use crate::engine::{Engine, EngineError};
-use auth::Authenticator;
-use error::ApiError;
-use params::Params;
-use router::Router;
-
-/// Shared by every worker.
-pub struct AppState {
-    pub engine: Arc<Engine>,
-    pub auth: Arc<Authenticator>,
-    pub router: Router,
-    pub card_format: CardNumberFormat,
-    pub settings: Settings,
-    pub metrics: PrometheusHandle,
-    /// The OpenAPI document of these settings, as served.
-    pub openapi: String,
-}
-
-/// What a handler gets: the state, who calls, and the request's parameters.
-pub struct Ctx<'a> {
-    pub state: &'a AppState,
-    pub actor: Actor,
-    pub params: Params,
-    pub captures: Vec<String>,
-}
-
-impl Ctx<'_> {
-    pub fn engine_error(&self, e: EngineError) -> ApiError {
-        ApiError::from_engine(e, self.state.settings.engine.overload_retry_after_secs)
-    }
-}

@@ -3,9 +3,9 @@
 use actix_web::http::header::ContentType;
 use actix_web::HttpResponse;
 
+use super::context::AppState;
 use super::error::ApiError;
 use super::views::Fields;
-use super::AppState;
 use crate::domain::ErrorKey;
 use crate::metrics as m;
 

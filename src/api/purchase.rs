@@ -2,9 +2,9 @@
 
 use serde_json::json;
 
+use super::context::Ctx;
 use super::error::ApiError;
 use super::views::{self, Fields};
-use super::Ctx;
 use crate::domain::{Amount, BonusType, CardNumber, ErrorKey, Role};
 use crate::engine::{
     Accrued, Command, ConfirmRequest, Confirmed, ManualBonusRequest, Reply, Reversed,

@@ -2,67 +2,11 @@
 //! case, captured segments keep their case (contact codes are
 //! case-sensitive). Each route carries its template for metrics labels.
 
+use std::sync::LazyLock;
+
 use actix_web::http::Method as HttpMethod;
 
-use crate::domain::Method;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RouteId {
-    BalanceByNumber,
-    BalanceByPhone,
-    BalanceByCode,
-    Issue,
-    BindTo,
-    Active,
-    Block,
-    Unblock,
-    History,
-    ContactUpsert,
-    ContactGet,
-    AdminCards,
-    AdminContacts,
-    AdminExport,
-    AdminImport,
-    Calculate,
-    Confirm,
-    Cancel,
-    Refund,
-    ManualBonus,
-    Transactions,
-    Health,
-    Ready,
-    Metrics,
-    OpenApi,
-}
-
-pub struct Route {
-    pub id: RouteId,
-    /// Label for metrics and logs.
-    pub template: &'static str,
-    segments: Vec<&'static str>,
-    pub methods: &'static [HttpMethod],
-    /// The role-table group; `None` for the unauthenticated ops routes.
-    pub permission: Option<Method>,
-}
-
-const GET: &[HttpMethod] = &[HttpMethod::GET];
-const POST: &[HttpMethod] = &[HttpMethod::POST];
-const GET_POST: &[HttpMethod] = &[HttpMethod::GET, HttpMethod::POST];
-
-fn route(
-    id: RouteId,
-    template: &'static str,
-    methods: &'static [HttpMethod],
-    permission: Option<Method>,
-) -> Route {
-    Route {
-        id,
-        template,
-        segments: template.trim_matches('/').split('/').collect(),
-        methods,
-        permission,
-    }
-}
+use super::routes::{table, Route};
 
 pub struct Router {
     routes: Vec<Route>,
@@ -82,113 +26,22 @@ impl Default for Router {
     }
 }
 
-impl Route {
-    /// The path as routed (the seed's `binto` keeps its own spelling here;
-    /// `template` is the label it shares with `bindto`).
-    pub fn path(&self) -> String {
-        format!("/{}", self.segments.join("/"))
-    }
-}
-
 impl Router {
+    /// The server's router: the route table is fixed at compile time, and
+    /// the state handlers see does not hold it (its handlers take that
+    /// state: holding it would tie the two modules in a cycle).
+    pub fn shared() -> &'static Router {
+        static ROUTER: LazyLock<Router> = LazyLock::new(Router::new);
+        &ROUTER
+    }
+
     /// Every route, in matching order.
     pub fn routes(&self) -> &[Route] {
         &self.routes
     }
 
     pub fn new() -> Router {
-        use RouteId::*;
-        let m = Some;
-        Router {
-            routes: vec![
-                route(
-                    BalanceByNumber,
-                    "/api/card/balance/by/{number}",
-                    GET,
-                    m(Method::Balance),
-                ),
-                route(
-                    BalanceByNumber,
-                    "/api/card/balance/by/number/{number}",
-                    GET,
-                    m(Method::Balance),
-                ),
-                route(
-                    BalanceByPhone,
-                    "/api/card/balance/by/phone/{phone}",
-                    GET,
-                    m(Method::Balance),
-                ),
-                route(
-                    BalanceByCode,
-                    "/api/card/balance/by/code/{code}",
-                    GET,
-                    m(Method::Balance),
-                ),
-                route(Issue, "/api/card/issue", GET_POST, m(Method::Issue)),
-                route(BindTo, "/api/card/bindto", POST, m(Method::BindTo)),
-                // The seed's spelling; same method, same label.
-                Route {
-                    template: "/api/card/bindto",
-                    ..route(BindTo, "/api/card/binto", POST, m(Method::BindTo))
-                },
-                route(Active, "/api/card/active", GET_POST, m(Method::Active)),
-                route(Block, "/api/card/block", POST, m(Method::Block)),
-                route(Unblock, "/api/card/unblock", POST, m(Method::Unblock)),
-                route(
-                    History,
-                    "/api/card/history/{number}",
-                    GET,
-                    m(Method::History),
-                ),
-                route(ContactUpsert, "/api/contact", POST, m(Method::Contacts)),
-                route(ContactGet, "/api/contact/{code}", GET, m(Method::Contacts)),
-                route(AdminCards, "/api/admin/cards", POST, m(Method::DataLoading)),
-                route(
-                    AdminContacts,
-                    "/api/admin/contacts",
-                    POST,
-                    m(Method::DataLoading),
-                ),
-                route(
-                    AdminExport,
-                    "/api/admin/export",
-                    GET,
-                    m(Method::DataLoading),
-                ),
-                route(
-                    AdminImport,
-                    "/api/admin/import",
-                    POST,
-                    m(Method::DataLoading),
-                ),
-                route(
-                    Calculate,
-                    "/api/purchase/calculate",
-                    POST,
-                    m(Method::Purchases),
-                ),
-                route(Confirm, "/api/purchase/confirm", POST, m(Method::Purchases)),
-                route(Cancel, "/api/purchase/cancel", POST, m(Method::Purchases)),
-                route(Refund, "/api/purchase/refund", POST, m(Method::Purchases)),
-                route(
-                    ManualBonus,
-                    "/api/card/bonus",
-                    POST,
-                    m(Method::ManualBonuses),
-                ),
-                route(
-                    Transactions,
-                    "/api/card/transactions/{number}",
-                    GET,
-                    m(Method::Balance),
-                ),
-                route(Health, "/health", GET, None),
-                route(Ready, "/ready", GET, None),
-                route(Metrics, "/metrics", GET, None),
-                route(OpenApi, "/api/openapi.json", GET, None),
-            ],
-        }
+        Router { routes: table() }
     }
 
     /// `path` is the raw (still percent-encoded) request path.
@@ -260,6 +113,7 @@ fn percent_decode(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::routes::RouteId;
 
     fn find(method: HttpMethod, path: &str) -> Option<(RouteId, Vec<String>)> {
         match Router::new().find(&method, path) {

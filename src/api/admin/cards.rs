@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::super::context::Ctx;
 use super::super::error::ApiError;
 use super::super::params::Params;
 use super::super::views::Fields;
-use super::super::Ctx;
 use super::source::Source;
 use crate::bulk::lines::Line;
 use crate::bulk::report::{Outcome, Report};

@@ -9,52 +9,45 @@ mod revocation;
 mod source;
 mod transfer;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest};
 
+use super::answer::Answer;
+use super::context::Ctx;
 use super::error::ApiError;
-use super::router::RouteId;
-use super::views::Fields;
-use super::Ctx;
-use crate::domain::ErrorKey;
 use revocation::Caller;
 use source::Source;
 
-/// A bulk route's answer: the envelope with counts, or a stream (export).
-pub enum Answer {
-    Fields(Fields),
-    Stream(HttpResponse),
-}
-
-/// Routes whose handler reads the body itself.
-pub fn reads_own_body(route: RouteId) -> bool {
-    matches!(
-        route,
-        RouteId::AdminCards | RouteId::AdminContacts | RouteId::AdminImport | RouteId::AdminExport
-    )
-}
-
-pub async fn handle(
+pub async fn load_cards(
     ctx: &Ctx<'_>,
-    route: RouteId,
     req: &HttpRequest,
     payload: web::Payload,
 ) -> Result<Answer, ApiError> {
-    let settings = &ctx.state.settings;
-    match route {
-        RouteId::AdminCards => {
-            let source = Source::open(req, payload, settings, Caller::of(ctx)).await?;
-            cards::load(ctx, source).await.map(Answer::Fields)
-        }
-        RouteId::AdminContacts => {
-            let source = Source::open(req, payload, settings, Caller::of(ctx)).await?;
-            contacts::load(ctx, source).await.map(Answer::Fields)
-        }
-        RouteId::AdminImport => {
-            transfer::import(ctx, Source::stream(payload, settings, Caller::of(ctx)))
-                .await
-                .map(Answer::Fields)
-        }
-        RouteId::AdminExport => Ok(Answer::Stream(transfer::export(ctx))),
-        _ => Err(ApiError::new(ErrorKey::InternalError, "internal error")),
-    }
+    let source = Source::open(req, payload, &ctx.state.settings, Caller::of(ctx)).await?;
+    cards::load(ctx, source).await.map(Answer::Fields)
+}
+
+pub async fn load_contacts(
+    ctx: &Ctx<'_>,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<Answer, ApiError> {
+    let source = Source::open(req, payload, &ctx.state.settings, Caller::of(ctx)).await?;
+    contacts::load(ctx, source).await.map(Answer::Fields)
+}
+
+pub async fn import(
+    ctx: &Ctx<'_>,
+    _req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<Answer, ApiError> {
+    let source = Source::stream(payload, &ctx.state.settings, Caller::of(ctx));
+    transfer::import(ctx, source).await.map(Answer::Fields)
+}
+
+pub async fn export(
+    ctx: &Ctx<'_>,
+    _req: &HttpRequest,
+    _payload: web::Payload,
+) -> Result<Answer, ApiError> {
+    Ok(Answer::Response(transfer::export(ctx)))
 }

@@ -10,9 +10,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::super::auth::Authenticator;
+use super::super::context::Ctx;
 use super::super::error::ApiError;
 use super::super::users::User;
-use super::super::Ctx;
 use crate::domain::ErrorKey;
 
 pub struct Caller {

@@ -9,7 +9,7 @@ use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{web, HttpRequest};
 use futures_util::StreamExt;
 
-use super::super::dispatch::read_body;
+use super::super::body::read_body;
 use super::super::error::ApiError;
 use super::array_body::{ArrayBody, NOT_AN_ARRAY};
 use super::revocation::{timed_out, Caller};

@@ -10,9 +10,9 @@ use actix_web::web::Bytes;
 use actix_web::HttpResponse;
 use serde_json::json;
 
+use super::super::context::Ctx;
 use super::super::error::ApiError;
 use super::super::views::Fields;
-use super::super::Ctx;
 use super::source::Source;
 use crate::bulk::export::{store_is_empty, Exporter};
 use crate::bulk::import::{retention_ms, ImportError, Importer};

@@ -17,7 +17,8 @@ use actix_web::http::Method as HttpMethod;
 use serde_json::{json, Map, Value};
 
 use super::catalogue::{beyond_contract, meaning, status_of};
-use super::router::{Route, Router};
+use super::router::Router;
+use super::routes::Route;
 use crate::config::Settings;
 use crate::domain::policy::may_call;
 use crate::domain::{CardNumberFormat, ErrorKey, Role};
@@ -138,7 +139,7 @@ fn build(router: &Router, rules: &Rules, errors_as_200: bool) -> Value {
 /// checks: routing, credentials, role, body, store, engine.
 fn dispatcher_keys(route: &Route, method: &HttpMethod) -> Vec<ErrorKey> {
     let mut keys = vec![ErrorKey::NotFound, ErrorKey::MethodNotAllowed];
-    let Some(permission) = route.permission else {
+    let Some(permission) = route.permission() else {
         return keys;
     };
     keys.extend([
@@ -189,7 +190,7 @@ fn operation_object(
     );
     o.insert("summary".into(), json!(op.summary));
     o.insert("tags".into(), json!([tag(&route.path())]));
-    if route.permission.is_none() {
+    if route.permission().is_none() {
         o.insert("security".into(), json!([]));
     }
     if *method == HttpMethod::GET {

@@ -2,7 +2,7 @@
 //! One exhaustive match over [`RouteId`]: a new route does not compile
 //! until it is described here.
 
-use crate::api::router::RouteId;
+use crate::api::routes::RouteId;
 use crate::domain::ErrorKey::{self, *};
 
 /// What a field holds. Inputs carry the rules the server enforces (and the
