@@ -76,6 +76,8 @@ echo "== API suite on a 3-master Redis Cluster"
 LOYALTY_TEST_BACKEND=cluster cargo test --workspace --test api -- --include-ignored
 echo "== Redis process tests (kill -9 durability, Redis down, the PostgreSQL archive)"
 cargo test --workspace --test redis -- --include-ignored
+echo "== failover: masters killed (-9) under two instances' traffic, replicas promoted (tests/failover)"
+cargo test --workspace --test failover -- --include-ignored
 echo "== the dashboard and alerts against a real Prometheus (tests/observability)"
 cargo test --workspace --test observability -- --include-ignored
 echo "== benches, each run once as a test (no timing)"

@@ -396,7 +396,9 @@ impl Drop for RedisServer {
     }
 }
 
-/// A 3-master Redis Cluster without replicas.
+/// A 3-master Redis Cluster, without replicas unless started by
+/// [`RedisCluster::start_with_replicas`] (then one replica per master; the
+/// failover helpers are in `cluster_failover.rs`).
 pub struct RedisCluster {
     pub nodes: Vec<RedisServer>,
 }
@@ -408,6 +410,17 @@ impl RedisCluster {
 
     /// With extra config arguments for every node (e.g. AOF settings).
     pub fn start_with(base: &Path, cleanup: bool, extra: &[&str]) -> RedisCluster {
+        Self::create(base, cleanup, extra, 0)
+    }
+
+    /// 3 masters with one replica each (6 nodes; `redis-cli --cluster
+    /// create` pairs them). `extra` may override the node timeout (a later
+    /// argument wins): failover tests want it short.
+    pub fn start_with_replicas(base: &Path, cleanup: bool, extra: &[&str]) -> RedisCluster {
+        Self::create(base, cleanup, extra, 1)
+    }
+
+    fn create(base: &Path, cleanup: bool, extra: &[&str], replicas: usize) -> RedisCluster {
         let mut args = vec![
             "--cluster-enabled",
             "yes",
@@ -417,7 +430,7 @@ impl RedisCluster {
             "2000",
         ];
         args.extend_from_slice(extra);
-        let nodes: Vec<RedisServer> = (0..3)
+        let nodes: Vec<RedisServer> = (0..3 * (1 + replicas))
             .map(|i| {
                 let port = free_port(true);
                 RedisServer::start(
@@ -434,7 +447,7 @@ impl RedisCluster {
             create.arg(format!("127.0.0.1:{}", n.port));
         }
         let out = create
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .stdin(Stdio::null())
             .output()
             .expect("run redis-cli --cluster create");
