@@ -39,6 +39,11 @@ command -v yamllint >/dev/null || need+=(yamllint)
 command -v docker-compose >/dev/null || need+=(docker-compose)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+# tests/failover cuts a replication link with iptables inside a network
+# namespace of its own (unshare -n, ip link set lo up): never the machine's.
+command -v iptables >/dev/null || need+=(iptables)
+command -v ip >/dev/null || need+=(iproute2)
+command -v unshare >/dev/null || need+=(util-linux)
 # PostgreSQL for the archive's tests (tests/redis/archive.rs starts its own
 # from Debian's binaries under /usr/lib/postgresql, never the machine's).
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
@@ -76,7 +81,7 @@ echo "== API suite on a 3-master Redis Cluster"
 LOYALTY_TEST_BACKEND=cluster cargo test --workspace --test api -- --include-ignored
 echo "== Redis process tests (kill -9 durability, Redis down, the PostgreSQL archive)"
 cargo test --workspace --test redis -- --include-ignored
-echo "== failover: masters killed (-9) under two instances' traffic, replicas promoted (tests/failover)"
+echo "== failover: masters killed (-9) under two instances' traffic, replicas promoted, a cut replica (tests/failover; needs root for its network namespace)"
 cargo test --workspace --test failover -- --include-ignored
 echo "== the dashboard and alerts against a real Prometheus (tests/observability)"
 cargo test --workspace --test observability -- --include-ignored

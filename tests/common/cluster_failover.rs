@@ -77,6 +77,38 @@ impl RedisCluster {
             .collect()
     }
 
+    /// The local port of node `master`'s replica on their replication
+    /// link (the master's `CLIENT LIST TYPE replica`).
+    pub fn replica_link_port(&self, master: usize) -> u16 {
+        let list = self.nodes[master]
+            .command("CLIENT LIST TYPE replica")
+            .unwrap_or_default();
+        list.split_whitespace()
+            .find_map(|f| f.strip_prefix("addr=127.0.0.1:")?.parse().ok())
+            .unwrap_or_else(|| panic!("node {master} lists no replica: {list}"))
+    }
+
+    /// Waits until node `master`'s replica has received everything the
+    /// master holds (equal replication offsets).
+    pub fn wait_caught_up(&self, master: usize) {
+        let replica = self
+            .replica_of(master)
+            .unwrap_or_else(|| panic!("node {master} has no replica"));
+        let started = Instant::now();
+        loop {
+            let ours = info_field(&self.nodes[master], "replication", "master_repl_offset");
+            let theirs = info_field(&self.nodes[replica], "replication", "slave_repl_offset");
+            if ours.is_some() && ours == theirs {
+                return;
+            }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "node {replica} never caught up with node {master}: {theirs:?} of {ours:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// The hash slot of a key (asked of any live node).
     pub fn keyslot(&self, key: &str) -> u16 {
         self.nodes

@@ -15,7 +15,11 @@ mod redis_server;
 #[allow(dead_code)]
 mod cluster_failover;
 
+#[path = "../common/netns.rs"]
+mod netns;
+
 mod cluster;
+mod lagging;
 mod servers;
 mod till;
 mod workload;
