@@ -5,6 +5,7 @@
 //! replica. Every wait is bounded and panics with what it saw, so a stuck
 //! failover fails the test instead of hanging it.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use crate::redis_server::{RedisCluster, RedisServer};
@@ -107,6 +108,20 @@ impl RedisCluster {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Those of `cards` whose slot node `master` serves (a card's keys
+    /// share its number as their hash tag).
+    pub fn cards_on(&self, master: usize, cards: &[String]) -> HashSet<String> {
+        let ranges = self.slots_of(master);
+        cards
+            .iter()
+            .filter(|c| {
+                let slot = self.keyslot(c);
+                ranges.iter().any(|&(a, b)| (a..=b).contains(&slot))
+            })
+            .cloned()
+            .collect()
     }
 
     /// The hash slot of a key (asked of any live node).

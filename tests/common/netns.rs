@@ -64,8 +64,17 @@ pub fn enter(test: &str) -> bool {
 /// master's side of one replication link, when `from` is the master's port
 /// and `to` the replica's end of the link.
 pub fn cut(from: u16, to: u16) {
+    iptables("-A", from, to);
+}
+
+/// Removes the rule [`cut`] added.
+pub fn uncut(from: u16, to: u16) {
+    iptables("-D", from, to);
+}
+
+fn iptables(action: &str, from: u16, to: u16) {
     let status = Command::new("iptables")
-        .args(["-A", "OUTPUT", "-p", "tcp", "--sport", &from.to_string()])
+        .args([action, "OUTPUT", "-p", "tcp", "--sport", &from.to_string()])
         .args(["--dport", &to.to_string(), "-j", "DROP"])
         .status()
         .expect("run iptables");

@@ -3,7 +3,6 @@
 //! bonuses with retries, while masters are killed (-9) one after another,
 //! their replicas promoted and the old masters brought back as replicas.
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,7 +51,7 @@ async fn cluster_failovers_under_traffic_lose_and_double_nothing_acknowledged() 
         // Some traffic on a healthy cluster first, then a master dies.
         tokio::time::sleep(Duration::from_secs(2)).await;
         let master = tokio::task::block_in_place(|| cluster.masters())[round % 3];
-        let on_master = tokio::task::block_in_place(|| cards_on(&cluster, master, &cards));
+        let on_master = tokio::task::block_in_place(|| cluster.cards_on(master, &cards));
         let f = tokio::task::block_in_place(|| cluster.fail_master(master, false));
         tokio::time::sleep(Duration::from_secs(1)).await;
         tokio::task::block_in_place(|| cluster.rejoin(&f));
@@ -90,17 +89,4 @@ async fn cluster_failovers_under_traffic_lose_and_double_nothing_acknowledged() 
         findings.problems
     );
     pair.stop();
-}
-
-/// The cards whose slot node `master` serves.
-pub fn cards_on(cluster: &RedisCluster, master: usize, cards: &[String]) -> HashSet<String> {
-    let ranges = cluster.slots_of(master);
-    cards
-        .iter()
-        .filter(|c| {
-            let slot = cluster.keyslot(c);
-            ranges.iter().any(|&(a, b)| (a..=b).contains(&slot))
-        })
-        .cloned()
-        .collect()
 }

@@ -10,7 +10,6 @@
 
 use std::collections::HashSet;
 
-use crate::cluster::cards_on;
 use crate::cluster_failover::NODE_TIMEOUT_MS;
 use crate::netns;
 use crate::redis_server::RedisCluster;
@@ -79,22 +78,27 @@ async fn a_cut_off_replica_promoted_loses_exactly_what_was_acknowledged_during_t
         cluster
             .masters()
             .into_iter()
-            .map(|m| (m, cards_on(&cluster, m, &cards)))
+            .map(|m| (m, cluster.cards_on(m, &cards)))
             .max_by_key(|(_, on)| on.len())
             .expect("masters")
     });
     let on: Vec<String> = on.into_iter().collect();
     let before = write(&till, &on, "pre").await;
-    tokio::task::block_in_place(|| {
-        cluster.wait_caught_up(master);
-        netns::cut(
+    let link = tokio::task::block_in_place(|| {
+        let link = (
             cluster.nodes[master].port,
             cluster.replica_link_port(master),
         );
+        cluster.wait_caught_up(master);
+        netns::cut(link.0, link.1);
+        link
     });
     let during = write(&till, &on, "cut").await;
     let failover = tokio::task::block_in_place(|| {
         let f = cluster.fail_master(master, false);
+        // The old master comes back on its port: no rule of the cut may
+        // touch its new connections.
+        netns::uncut(link.0, link.1);
         cluster.rejoin(&f);
         f
     });
