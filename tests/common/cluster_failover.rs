@@ -181,6 +181,15 @@ impl RedisCluster {
         let replica = self
             .replica_of(master)
             .unwrap_or_else(|| panic!("node {master} has no replica to promote"));
+        // The kill's own instant, not the harness' bookkeeping around it
+        // (`kill9` also waits for the process' watchdog to notice).
+        let pid = info_field(&self.nodes[master], "server", "process_id")
+            .unwrap_or_else(|| panic!("node {master} does not answer INFO"));
+        let killed = std::process::Command::new("kill")
+            .args(["-9", &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(killed, "kill -9 {pid} (node {master}) failed");
         let at = Instant::now();
         self.nodes[master].kill9();
         if takeover {

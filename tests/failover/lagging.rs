@@ -14,7 +14,7 @@ use crate::cluster_failover::NODE_TIMEOUT_MS;
 use crate::netns;
 use crate::redis_server::RedisCluster;
 use crate::servers::{settings, spawn_pair};
-use crate::till::{Op, Outcome, Till};
+use crate::till::{Op, Outcome, Till, POS};
 use crate::workload::{cards, set_up, verify, Traffic};
 
 /// Writes before the cut, and during it.
@@ -94,6 +94,14 @@ async fn a_cut_off_replica_promoted_loses_exactly_what_was_acknowledged_during_t
         link
     });
     let during = write(&till, &on, "cut").await;
+    // Tills read balances before they sell: both instances' caches now
+    // hold what the dying master acknowledged, which the failover must drop.
+    for card in &on {
+        for instance in 0..2 {
+            till.get_ok(instance, POS, &format!("/api/card/balance/by/{card}"))
+                .await;
+        }
+    }
     let failover = tokio::task::block_in_place(|| {
         let f = cluster.fail_master(master, false);
         // The old master comes back on its port: no rule of the cut may

@@ -156,6 +156,19 @@ pub async fn drive(
                     (2, Some((card, pid))) => Op::refund(card, pid, &key, 10),
                     _ => Op::confirm(card, &key, 100, 1),
                 };
+                if op.operation == "purchase" {
+                    // A till shows the balance before it sells: reads fill
+                    // the instances' caches, which a failover must not
+                    // leave stale. Its answer is not judged here.
+                    let _ = till
+                        .request(
+                            t + i + 1,
+                            POS,
+                            &format!("/api/card/balance/by/{card}"),
+                            None,
+                        )
+                        .await;
+                }
                 let outcome = till.send(&op, t + i).await;
                 if op.operation == "purchase" {
                     last_purchase = outcome
