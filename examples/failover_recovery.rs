@@ -223,12 +223,27 @@ async fn main() {
                 .any(|(op, _)| p.contains(&op.reference))
         })
         .collect();
+    let mut kinds = std::collections::BTreeMap::<&str, usize>::new();
+    for p in &others {
+        let kind = [
+            "times",
+            "holds",
+            "the instances",
+            "unexpected transaction",
+            "a replay of /api/purchase/confirm",
+            "a replay of /api/purchase/refund",
+            "a replay of /api/card/bonus",
+        ]
+        .into_iter()
+        .find(|k| p.contains(k))
+        .unwrap_or("other");
+        *kinds.entry(kind).or_default() += 1;
+    }
     println!(
-        "unresolved operations: {}; refusals: {refusals:?}; other problems: {}",
+        "unresolved operations: {}; refusals: {refusals:?}; other problems: {kinds:?}",
         traffic.unresolved.len(),
-        others.len()
     );
-    for p in others.iter().take(10) {
+    for p in others.iter().take(5) {
         println!("  {p}");
     }
     pair.stop();
