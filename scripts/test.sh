@@ -82,7 +82,7 @@ LOYALTY_TEST_BACKEND=cluster cargo test --workspace --test api -- --include-igno
 echo "== Redis process tests (kill -9 durability, Redis down, the PostgreSQL archive)"
 cargo test --workspace --test redis -- --include-ignored
 echo "== failover: masters killed (-9) under two instances' traffic, replicas promoted, a cut replica (tests/failover; needs root for its network namespace)"
-cargo test --workspace --test failover -- --include-ignored
+cargo test --workspace --test failover -- --include-ignored --test-threads 1
 echo "== the dashboard and alerts against a real Prometheus (tests/observability)"
 cargo test --workspace --test observability -- --include-ignored
 echo "== benches, each run once as a test (no timing)"

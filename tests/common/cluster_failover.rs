@@ -26,6 +26,31 @@ pub fn info_field(node: &RedisServer, section: &str, field: &str) -> Option<Stri
         .find_map(|l| l.strip_prefix(&prefix).map(|v| v.trim().to_owned()))
 }
 
+/// The local port of `master`'s replica on their replication link (the
+/// master's `CLIENT LIST TYPE replica`; one replica).
+pub fn replica_link_port(master: &RedisServer) -> u16 {
+    let list = master
+        .command("CLIENT LIST TYPE replica")
+        .unwrap_or_default();
+    list.split_whitespace()
+        .find_map(|f| f.strip_prefix("addr=127.0.0.1:")?.parse().ok())
+        .unwrap_or_else(|| panic!("port {} lists no replica: {list}", master.port))
+}
+
+/// kill -9 of a redis-server, by its own pid: returns right after the
+/// signal (`RedisServer::kill9` also waits for its watchdog to notice,
+/// which is bookkeeping, not the kill).
+pub fn kill9_now(node: &RedisServer) -> Instant {
+    let pid = info_field(node, "server", "process_id")
+        .unwrap_or_else(|| panic!("port {} does not answer INFO", node.port));
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pid])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(killed, "kill -9 {pid} (port {}) failed", node.port);
+    Instant::now()
+}
+
 /// What a failover took, as the harness saw it.
 #[derive(Debug, Clone, Copy)]
 pub struct Failover {
@@ -76,17 +101,6 @@ impl RedisCluster {
                 None => r.parse().ok().map(|s| (s, s)),
             })
             .collect()
-    }
-
-    /// The local port of node `master`'s replica on their replication
-    /// link (the master's `CLIENT LIST TYPE replica`).
-    pub fn replica_link_port(&self, master: usize) -> u16 {
-        let list = self.nodes[master]
-            .command("CLIENT LIST TYPE replica")
-            .unwrap_or_default();
-        list.split_whitespace()
-            .find_map(|f| f.strip_prefix("addr=127.0.0.1:")?.parse().ok())
-            .unwrap_or_else(|| panic!("node {master} lists no replica: {list}"))
     }
 
     /// Waits until node `master`'s replica has received everything the
@@ -181,16 +195,7 @@ impl RedisCluster {
         let replica = self
             .replica_of(master)
             .unwrap_or_else(|| panic!("node {master} has no replica to promote"));
-        // The kill's own instant, not the harness' bookkeeping around it
-        // (`kill9` also waits for the process' watchdog to notice).
-        let pid = info_field(&self.nodes[master], "server", "process_id")
-            .unwrap_or_else(|| panic!("node {master} does not answer INFO"));
-        let killed = std::process::Command::new("kill")
-            .args(["-9", &pid])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(killed, "kill -9 {pid} (node {master}) failed");
-        let at = Instant::now();
+        let at = kill9_now(&self.nodes[master]);
         self.nodes[master].kill9();
         if takeover {
             let r = self.nodes[replica].command("CLUSTER FAILOVER TAKEOVER");

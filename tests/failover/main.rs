@@ -18,8 +18,10 @@ mod cluster_failover;
 #[path = "../common/netns.rs"]
 mod netns;
 
-mod cluster;
+mod deployment;
 mod lagging;
+mod scenario;
 mod servers;
 mod till;
+mod under_traffic;
 mod workload;
