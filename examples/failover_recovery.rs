@@ -1,31 +1,34 @@
 //! Time to recover from a Redis failover (issue 23, item 6): the scenario of
-//! tests/failover, longer, measured instead of asserted. A measurement run
-//! by hand, never in CI; its table is in docs/redis.md ("Failover").
+//! tests/failover (tests/failover/scenario.rs), longer, measured instead of
+//! asserted. A measurement run by hand, never in CI; its table is in
+//! docs/redis.md ("Failover, measured").
 //!
-//!   failover_recovery [--scenario kill|cut] [--failovers 5] [--tills 6]
+//!   failover_recovery [--deployment cluster|sentinel] [--min-replicas-acked 0|1]
+//!                     [--scenario kill|cut] [--failovers 5] [--tills 6]
 //!                     [--cards 24] [--healthy-secs 3]
 //!
-//! Starts a 3-master Redis Cluster with one replica each (cluster node
-//! timeout 1000 ms), two server instances in this process (record cache on,
-//! default timeouts) and `--tills` tills confirming, refunding and crediting
-//! manual bonuses, each operation retried with its idempotency key on the
-//! other instance after any answer without an outcome
+//! Starts the deployment — a 3-master Redis Cluster with one replica each
+//! (node timeout 1000 ms), or a master + replica behind three sentinels
+//! (down after 1000 ms) — two server instances in this process (record
+//! cache on, default timeouts) and `--tills` tills confirming, refunding and
+//! crediting manual bonuses, each operation retried with its idempotency key
+//! on the other instance after any answer without an outcome
 //! (tests/failover/till.rs). Then, `--failovers` times: `--healthy-secs` of
-//! traffic, kill -9 of a master (each in turn), its replica promoted, the
-//! old master restarted as a replica.
+//! traffic, kill -9 of a master (each in turn), a replica promoted, the old
+//! master restarted as a replica.
 //!
 //! `--scenario cut` first cuts the master's replication stream (iptables)
 //! for a second of traffic, so that the replica promoted lacks what the
-//! master acknowledged meanwhile. It must run in a network namespace of its
-//! own, as root:
+//! master wrote meanwhile. It must run in a network namespace of its own,
+//! as root:
 //!
 //!   unshare -n sh -c 'ip link set lo up && target/debug/examples/failover_recovery --scenario cut'
 //!
 //! Reports, over all operations and failovers: acknowledged writes lost
 //! (missing from their card's transactions afterwards), the time from each
 //! kill -9 to the first write acknowledged on a card of the killed master
-//! (p50, max; counted from the kill, on attempts sent after it), and the
-//! 503 answers tills saw.
+//! (p50, max; on attempts sent after the kill), and the 503 answers tills
+//! saw.
 
 #[path = "../tests/common/redis_server.rs"]
 #[allow(dead_code)]
@@ -39,6 +42,10 @@ mod cluster_failover;
 #[allow(dead_code)]
 mod netns;
 
+#[path = "../tests/failover/deployment.rs"]
+mod deployment;
+#[path = "../tests/failover/scenario.rs"]
+mod scenario;
 #[path = "../tests/failover/servers.rs"]
 mod servers;
 #[path = "../tests/failover/till.rs"]
@@ -47,45 +54,56 @@ mod till;
 #[path = "../tests/failover/workload.rs"]
 mod workload;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use cluster_failover::NODE_TIMEOUT_MS;
-use redis_server::RedisCluster;
+use deployment::Deployment;
+use scenario::{under_traffic, Params};
 
 struct Args {
-    cut: bool,
-    failovers: usize,
-    tills: usize,
-    cards: u64,
-    healthy: Duration,
+    sentinel: bool,
+    params: Params,
 }
 
 fn args() -> Args {
     let mut a = Args {
-        cut: false,
-        failovers: 5,
-        tills: 6,
-        cards: 24,
-        healthy: Duration::from_secs(3),
+        sentinel: false,
+        params: Params {
+            failovers: 5,
+            tills: 6,
+            cards: 24,
+            healthy: Duration::from_secs(3),
+            cut: false,
+            min_replicas_acked: 0,
+            run: 7,
+        },
     };
+    let p = &mut a.params;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
         match flag.as_str() {
+            "--deployment" => {
+                a.sentinel = match value.as_str() {
+                    "cluster" => false,
+                    "sentinel" => true,
+                    other => panic!("--deployment cluster|sentinel, not {other}"),
+                }
+            }
             "--scenario" => {
-                a.cut = match value.as_str() {
+                p.cut = match value.as_str() {
                     "kill" => false,
                     "cut" => true,
                     other => panic!("--scenario kill|cut, not {other}"),
                 }
             }
-            "--failovers" => a.failovers = value.parse().expect("--failovers N"),
-            "--tills" => a.tills = value.parse().expect("--tills N"),
-            "--cards" => a.cards = value.parse().expect("--cards N"),
+            "--min-replicas-acked" => {
+                p.min_replicas_acked = value.parse().expect("--min-replicas-acked N")
+            }
+            "--failovers" => p.failovers = value.parse().expect("--failovers N"),
+            "--tills" => p.tills = value.parse().expect("--tills N"),
+            "--cards" => p.cards = value.parse().expect("--cards N"),
             "--healthy-secs" => {
-                a.healthy = Duration::from_secs(value.parse().expect("--healthy-secs N"))
+                p.healthy = Duration::from_secs(value.parse().expect("--healthy-secs N"))
             }
             other => panic!("unknown flag {other}"),
         }
@@ -104,94 +122,46 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args = args();
+    let p = &args.params;
     let dir = tempfile::tempdir().expect("a temp dir");
-    let mut cluster = tokio::task::block_in_place(|| {
-        let c = RedisCluster::start_with_replicas(
-            dir.path(),
-            false,
-            &[
-                "--cluster-node-timeout",
-                NODE_TIMEOUT_MS,
-                // A cut replica must still be electable (its link looks up).
-                "--cluster-replica-validity-factor",
-                "0",
-            ],
-        );
-        c.wait_healthy(&[]);
-        c
-    });
-    let prefix = format!("recovery{}", std::process::id());
-    let pair = servers::spawn_pair(servers::settings(cluster.urls(), &prefix)).await;
-    let till = till::Till::new(pair.bases.clone());
-    let cards = workload::cards(7, args.cards);
-    workload::set_up(&till, &cards).await;
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let traffic = tokio::spawn({
-        let (till, cards, stop, tills) = (till.clone(), cards.clone(), stop.clone(), args.tills);
-        async move { workload::drive(&till, &cards, tills, 7, stop).await }
-    });
-    let started = Instant::now();
-    let mut failovers = Vec::new();
-    for round in 0..args.failovers {
-        tokio::time::sleep(args.healthy).await;
-        let master = tokio::task::block_in_place(|| cluster.masters())[round % 3];
-        let on = tokio::task::block_in_place(|| cluster.cards_on(master, &cards));
-        let link = if args.cut {
-            let link = tokio::task::block_in_place(|| {
-                let link = (
-                    cluster.nodes[master].port,
-                    cluster.replica_link_port(master),
-                );
-                cluster.wait_caught_up(master);
-                netns::cut(link.0, link.1);
-                link
-            });
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            Some(link)
+    let mut dep = tokio::task::block_in_place(|| {
+        if args.sentinel {
+            Deployment::sentinel(dir.path())
         } else {
-            None
-        };
-        let f = tokio::task::block_in_place(|| {
-            let f = cluster.fail_master(master, false);
-            if let Some((from, to)) = link {
-                netns::uncut(from, to);
-            }
-            f
-        });
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        tokio::task::block_in_place(|| cluster.rejoin(&f));
+            Deployment::cluster(dir.path())
+        }
+    });
+    let report = under_traffic(&mut dep, p).await;
+    for (i, (f, _)) in report.failovers.iter().enumerate() {
         eprintln!(
             "failover {}: node {} -> node {}, promoted after {:?}",
-            round + 1,
+            i + 1,
             f.killed,
             f.promoted,
             f.promoted_after
         );
-        failovers.push((f, on));
     }
-    tokio::time::sleep(args.healthy).await;
-    stop.store(true, Ordering::SeqCst);
-    let traffic = traffic.await.expect("the tills end");
-    let secs = started.elapsed().as_secs_f64();
-    let findings = workload::verify(&till, &cards, &traffic).await;
-
-    let mut recovered: Vec<Duration> = failovers
-        .iter()
-        .filter_map(|(f, on)| traffic.first_write_after(f.at, on))
-        .collect();
+    let (traffic, findings) = (&report.traffic, &report.findings);
+    let mut recovered: Vec<Duration> = report.recoveries().into_iter().flatten().collect();
     recovered.sort();
-    let mut promoted: Vec<Duration> = failovers.iter().map(|(f, _)| f.promoted_after).collect();
+    let mut promoted: Vec<Duration> = report
+        .failovers
+        .iter()
+        .map(|(f, _)| f.promoted_after)
+        .collect();
     promoted.sort();
     println!(
         "| deployment | setting | scenario | operations acknowledged | failovers | acknowledged writes lost | kill → first write p50 / max | kill → replica promoted p50 / max | 503s tills saw | other attempts without outcome |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     println!(
-        "| cluster 3×(master+replica) | min_replicas_acked = 0 | {} | {} in {secs:.0} s | {} | {} | {:.2} s / {:.2} s | {:.2} s / {:.2} s | {} | {} |",
-        if args.cut { "replica cut 1 s before the kill" } else { "kill -9 under traffic" },
+        "| {} | min_replicas_acked = {} | {} | {} in {:.0} s | {} | {} | {:.2} s / {:.2} s | {:.2} s / {:.2} s | {} | {} |",
+        dep.name(),
+        p.min_replicas_acked,
+        if p.cut { "replica cut 1 s before the kill" } else { "kill -9 under traffic" },
         traffic.acked.len(),
-        failovers.len(),
+        report.elapsed.as_secs_f64(),
+        report.failovers.len(),
         findings.lost.len(),
         percentile(&recovered, 0.5).as_secs_f64(),
         recovered.last().copied().unwrap_or_default().as_secs_f64(),
@@ -200,10 +170,10 @@ async fn main() {
         traffic.unavailable_answers(),
         traffic.attempts_without_outcome() - traffic.unavailable_answers(),
     );
-    if recovered.len() < failovers.len() {
+    if recovered.len() < report.failovers.len() {
         println!(
             "({} failovers saw no write on their cards afterwards)",
-            failovers.len() - recovered.len()
+            report.failovers.len() - recovered.len()
         );
     }
     // A refund of a purchase whose acknowledgement was lost is refused
@@ -246,5 +216,4 @@ async fn main() {
     for p in others.iter().take(5) {
         println!("  {p}");
     }
-    pair.stop();
 }
