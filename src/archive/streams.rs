@@ -250,7 +250,8 @@ impl Streams {
         max: usize,
         pending: bool,
     ) -> RedisResult<(Vec<Delivered>, usize)> {
-        if let Conn::Single(_) = *self.conn.lock() {
+        let single = matches!(*self.conn.lock(), Conn::Single(_));
+        if single {
             return self.read_many(start, per_stream, max, pending).await;
         }
         let mut out = Vec::new();

@@ -87,6 +87,8 @@ pub fn test_settings() -> Settings {
 }
 
 #[path = "../common/redis_server.rs"]
+// The Sentinel harness there serves the process-level suites, not this one.
+#[allow(dead_code)]
 pub mod redis_server;
 
 /// The store backend of this test run: LOYALTY_TEST_BACKEND = memory

@@ -92,8 +92,7 @@ async fn wait_ready_is(http: &Http, want: u16) {
 
 /// Confirms `id` until it is answered 200 (bounded), counting the 503s.
 async fn confirm_until_ok(http: &Http, number: &str, id: &str) -> (Answer, u32) {
-    let mut refused = 0;
-    for _ in 0..600 {
+    for refused in 0..600 {
         let a = http
             .post("pos", "/api/purchase/confirm", confirm(number, id))
             .await;
@@ -106,7 +105,6 @@ async fn confirm_until_ok(http: &Http, number: &str, id: &str) -> (Answer, u32) 
             "a write during a failover answers 503 StoreUnavailable: {}",
             a.body
         );
-        refused += 1;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("the server never wrote again after the failover");

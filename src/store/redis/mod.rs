@@ -357,7 +357,7 @@ impl RedisStore {
             );
             (Some(cache), Some(tracker))
         };
-        let wait_for = (settings.min_replicas_acked > 0).then(|| acks::WaitFor {
+        let wait_for = (settings.min_replicas_acked > 0).then_some(acks::WaitFor {
             replicas: settings.min_replicas_acked,
             timeout: settings.replica_ack_timeout,
         });
