@@ -238,8 +238,30 @@ async fn the_readme_tls_acl_sentinel_configuration_serves_and_follows_a_failover
         .await;
     first.ok();
 
+    // The record cache's RESP3 tracking channel followed, over TLS with
+    // the ACL user: established on the first master, then on the new one.
+    let log_path = d.join("loyalty.log");
+    let mut log = String::new();
+    for _ in 0..600 {
+        log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if log
+            .matches("cache invalidation channel established")
+            .count()
+            >= 2
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        log.matches("cache invalidation channel established")
+            .count()
+            >= 2,
+        "the tracking channel did not follow the master:\n{log}"
+    );
+
     drop(server);
-    let log = std::fs::read_to_string(d.join("loyalty.log")).unwrap_or_default();
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
     assert!(log.contains("Sentinel failover"), "{log}");
     assert!(
         !log.contains(PASSWORD) && !log.contains(SENTINEL_PASSWORD),

@@ -214,9 +214,15 @@ impl Sentinels {
         let mut conn = client
             .get_multiplexed_async_connection_with_config(&self.config())
             .await?;
-        let role: Value = redis::cmd("ROLE").query_async(&mut conn).await?;
-        Ok(matches!(&role, Value::Array(items)
-            if items.first().and_then(super::text).as_deref() == Some("master")))
+        match redis::cmd("ROLE").query_async::<Value>(&mut conn).await {
+            Ok(role) => Ok(matches!(&role, Value::Array(items)
+                if items.first().and_then(super::text).as_deref() == Some("master"))),
+            // ROLE is in @admin: a least-privilege ACL user may not run it.
+            // The node answered; take the sentinels' word (a replica would
+            // refuse our writes READONLY, which asks them again).
+            Err(e) if e.code() == Some("NOPERM") => Ok(true),
+            Err(e) => Err(e),
+        }
     }
 
     /// The master as last verified (`None` while none is).
@@ -298,10 +304,17 @@ async fn listen(me: Weak<Sentinels>, i: usize) {
                 Ok(()) => {
                     backoff = Duration::from_millis(100);
                     let mut messages = pubsub.on_message();
-                    while messages.next().await.is_some() {
-                        match me.upgrade() {
-                            Some(s) => s.nudge(),
-                            None => return,
+                    loop {
+                        // Wakes now and then without a message, to end
+                        // once the store is gone.
+                        match tokio::time::timeout(POLL * 10, messages.next()).await {
+                            Ok(Some(_)) => match me.upgrade() {
+                                Some(s) => s.nudge(),
+                                None => return,
+                            },
+                            Ok(None) => break,
+                            Err(_) if me.strong_count() == 0 => return,
+                            Err(_) => {}
                         }
                     }
                 }
@@ -313,5 +326,65 @@ async fn listen(me: Weak<Sentinels>, i: usize) {
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(urls: &[&str]) -> SentinelSettings {
+        SentinelSettings {
+            master_name: "m".into(),
+            urls: urls.iter().map(|u| u.to_string()).collect(),
+            sentinel_access: RedisAccess::default(),
+            data_access: RedisAccess::default(),
+            connect_timeout: Duration::from_secs(1),
+            command_timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn no_sentinel_or_a_mix_of_tls_and_plain_is_refused_at_start() {
+        let e = Sentinels::new(settings(&[])).err().expect("refused");
+        assert!(super::super::access::is_misconfiguration(&e), "{e}");
+        let e = Sentinels::new(settings(&["redis://a:26379", "rediss://b:26379"]))
+            .err()
+            .expect("refused");
+        assert!(e.to_string().contains("mixes"), "{e}");
+        let s = Sentinels::new(settings(&["rediss://a:26379", "rediss://b:26379"])).unwrap();
+        assert!(s.tls() && s.known().is_none());
+    }
+
+    #[test]
+    fn the_sentinels_password_is_their_own_and_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spw");
+        std::fs::write(&path, "s3nt1nel-pw\n").unwrap();
+        let mut store = crate::config::Settings::defaults().store;
+        store.sentinel.master_name = "m".into();
+        store.sentinel.urls = vec!["redis://:inurl-pw@a:26379".into()];
+        store.sentinel.username = "watcher".into();
+        store.sentinel.password_file = path.display().to_string();
+        let s = SentinelSettings::from_store(&store)
+            .unwrap()
+            .expect("enabled");
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("s3nt1nel") && !shown.contains("inurl-pw"),
+            "{shown}"
+        );
+        let client = s.sentinel_access.client("redis://a:26379").unwrap();
+        let info = client.get_connection_info().redis_settings();
+        assert_eq!(info.password(), Some("s3nt1nel-pw"));
+        assert_eq!(info.username(), Some("watcher"));
+        // The master gets the store's user, not the sentinels'.
+        let master = s.data_access.node_client("10.0.0.1", 6379, false).unwrap();
+        assert_eq!(
+            master.get_connection_info().redis_settings().username(),
+            None
+        );
+        store.sentinel.master_name.clear();
+        assert!(SentinelSettings::from_store(&store).unwrap().is_none());
     }
 }
