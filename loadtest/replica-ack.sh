@@ -68,5 +68,5 @@ done
 echo "== confirm at $RATE/s, $DURATION each, A=min_replicas_acked 0, B=1 (order A B B A)"
 for dir in "${RUNS[@]}"; do
   echo "-- $dir"
-  grep -iE '^\| *(confirm|health|yardstick)' "$dir/summary.md" || sed -n 1,40p "$dir/summary.md"
+  grep -E '^\| (request \||confirm \| [0-9]|/health|\*\*ratio)' "$dir/summary.md" || sed -n 1,80p "$dir/summary.md"
 done
