@@ -111,6 +111,10 @@ impl Store for WithArchive {
         self.inner.ping().await
     }
 
+    async fn replicated(&self) -> Result<(), StoreError> {
+        self.inner.replicated().await
+    }
+
     async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError> {
         self.inner.get_card(number).await
     }

@@ -383,7 +383,9 @@ impl Ops {
             // card's state.
             if let Some(stored) = stored {
                 let stored = Confirmed::decode(&key, &stored.value)?;
-                return replay(stored, &fingerprint, "PurchaseId");
+                return self
+                    .replicated(replay(stored, &fingerprint, "PurchaseId"))
+                    .await;
             }
             if let Some(claim) = claim? {
                 self.judge_purchase_claim(&claim, &r.number)?;
@@ -421,7 +423,10 @@ impl Ops {
                 // what the twin answered, not a refusal.
                 Err(refusal) => {
                     return match self.stored::<Confirmed>(&r.number, &key).await? {
-                        Some(stored) => replay(stored, &fingerprint, "PurchaseId"),
+                        Some(stored) => {
+                            self.replicated(replay(stored, &fingerprint, "PurchaseId"))
+                                .await
+                        }
                         None => Err(refusal.into()),
                     }
                 }
@@ -739,7 +744,9 @@ impl Ops {
         for _ in 0..MAX_ATTEMPTS {
             let (card, stored) = self.read_with::<Accrued>(&r.number, &key).await?;
             if let Some((stored, _)) = stored {
-                return replay(stored, &fingerprint, "OperationId");
+                return self
+                    .replicated(replay(stored, &fingerprint, "OperationId"))
+                    .await;
             }
             // Applied on a card this one replaced, and retried with the new
             // card's number: the same operation. An OperationId's scope is
@@ -751,7 +758,9 @@ impl Ops {
                 .await?
             {
                 let as_sent_there = manual_fingerprint(&stored.outcome.number, r);
-                return replay(stored, &as_sent_there, "OperationId");
+                return self
+                    .replicated(replay(stored, &as_sent_there, "OperationId"))
+                    .await;
             }
             if self.finish_replacement(&card.value, &r.actor).await? {
                 continue;
@@ -862,6 +871,17 @@ fn manual_fingerprint(number: &CardNumber, r: &ManualBonusRequest) -> String {
         r.expire_date,
         r.comment
     )
+}
+
+impl Ops {
+    /// A replay's answer, once the store's replicas hold what it answers
+    /// (`Store::replicated`): with `store.min_replicas_acked`, the first
+    /// answer may have been a 503 whose write no replica had yet.
+    async fn replicated<T>(&self, answer: Result<T, EngineError>) -> Result<T, EngineError> {
+        let answer = answer?;
+        self.store.replicated().await?;
+        Ok(answer)
+    }
 }
 
 fn replay<T>(stored: Stored<T>, fingerprint: &str, what: &str) -> Result<T, EngineError> {

@@ -67,6 +67,10 @@ impl Store for DeferredStore {
         self.store()?.ping().await
     }
 
+    async fn replicated(&self) -> Result<(), StoreError> {
+        self.store()?.replicated().await
+    }
+
     async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError> {
         self.store()?.get_card(number).await
     }

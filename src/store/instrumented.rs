@@ -37,6 +37,10 @@ impl Store for Instrumented {
         timed("ping", self.0.ping()).await
     }
 
+    async fn replicated(&self) -> Result<(), StoreError> {
+        timed("replicated", self.0.replicated()).await
+    }
+
     async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError> {
         timed("get_card", self.0.get_card(number)).await
     }

@@ -36,11 +36,19 @@ pub enum Acked {
 
 pub struct AckPool {
     pool: Pool,
+    /// A key written just before each `WAIT`: `WAIT` counts the replicas
+    /// that have the connection's last write, and a script that wrote
+    /// nothing (a replay's create-only conflict) leaves that at an older
+    /// write — or none, on a fresh connection, when `WAIT` answers at once.
+    /// Writing the fence moves it to the master's current offset, which is
+    /// past whatever the replay answers from.
+    fence: String,
 }
 
 impl AckPool {
     /// A pool of connections to the node `client` leads to.
     pub fn single(client: &redis::Client, settings: &RedisSettings) -> Result<AckPool, RedisError> {
+        let fence = format!("{}:replica-fence", settings.key_prefix);
         // The client's connection info carries its TLS parameters and
         // credentials: the pool is no weaker than the store's connections.
         let config = AsyncConnectionConfig::new()
@@ -67,7 +75,7 @@ impl AckPool {
                     e.to_string(),
                 ))
             })?;
-        Ok(AckPool { pool })
+        Ok(AckPool { pool, fence })
     }
 
     /// Runs `lua` then `WAIT`, pipelined on one pooled connection.
@@ -78,17 +86,12 @@ impl AckPool {
         args: &[&[u8]],
         wait: WaitFor,
     ) -> Result<Acked, RedisError> {
-        let asked = Instant::now();
-        let got = self.pool.get().await;
-        m::wait_pool(asked.elapsed().as_secs_f64(), self.pool.status());
-        let mut conn = got.map_err(|e| match e {
-            deadpool_redis::PoolError::Backend(e) => e,
-            other => RedisError::from((ErrorKind::Io, "wait pool", other.to_string())),
-        })?;
+        let mut conn = self.connection().await?;
         let timeout_ms = u64::try_from(wait.timeout.as_millis()).unwrap_or(u64::MAX);
         let pipeline = |full: bool| {
             let mut p = redis::pipe();
             p.add_command(lua.command(full, keys, args));
+            p.cmd("SET").arg(&self.fence).arg(1).ignore();
             p.cmd("WAIT").arg(wait.replicas).arg(timeout_ms);
             p
         };
@@ -105,5 +108,30 @@ impl AckPool {
             m::replica_ack_short();
             Ok(Acked::Short { acked })
         }
+    }
+
+    /// How many replicas hold everything written so far (up to the
+    /// timeout): the fence, then `WAIT`.
+    pub async fn settle(&self, wait: WaitFor) -> Result<i64, RedisError> {
+        let mut conn = self.connection().await?;
+        let timeout_ms = u64::try_from(wait.timeout.as_millis()).unwrap_or(u64::MAX);
+        let mut p = redis::pipe();
+        p.cmd("SET").arg(&self.fence).arg(1).ignore();
+        p.cmd("WAIT").arg(wait.replicas).arg(timeout_ms);
+        let (acked,): (i64,) = p.query_async(&mut *conn).await?;
+        if acked < i64::from(wait.replicas) {
+            m::replica_ack_short();
+        }
+        Ok(acked)
+    }
+
+    async fn connection(&self) -> Result<deadpool_redis::Connection, RedisError> {
+        let asked = Instant::now();
+        let got = self.pool.get().await;
+        m::wait_pool(asked.elapsed().as_secs_f64(), self.pool.status());
+        got.map_err(|e| match e {
+            deadpool_redis::PoolError::Backend(e) => e,
+            other => RedisError::from((ErrorKind::Io, "wait pool", other.to_string())),
+        })
     }
 }

@@ -754,6 +754,35 @@ impl Store for RedisStore {
     /// Pings over every pooled connection: ready only when all of them
     /// work, and a connection that died during an outage is re-established
     /// here rather than by failing a request.
+    async fn replicated(&self) -> Result<(), StoreError> {
+        let Some(wait) = self.wait_for else {
+            return Ok(());
+        };
+        let backend = self.backend.read().clone();
+        let Some(pool) = &backend.acks else {
+            return Err(StoreError::Unavailable(
+                "no connection pool for waited writes".into(),
+            ));
+        };
+        let bound = self.timeout + wait.timeout;
+        match tokio::time::timeout(bound, pool.settle(wait)).await {
+            Ok(Ok(acked)) if acked >= i64::from(wait.replicas) => Ok(()),
+            Ok(Ok(acked)) => Err(StoreError::Unavailable(format!(
+                "the stored outcome is on the master but acknowledged by {acked} of the {} replicas required within {} ms",
+                wait.replicas,
+                wait.timeout.as_millis()
+            ))),
+            Ok(Err(e)) => {
+                self.suspect_failover(&e);
+                Err(errors::read("replicated", e))
+            }
+            Err(_) => Err(errors::read_timeout(
+                "replicated",
+                u64::try_from(bound.as_millis()).unwrap_or(u64::MAX),
+            )),
+        }
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         let backend = self.backend.read().clone();
         if let Some(s) = &self.sentinels {
