@@ -18,7 +18,7 @@ use crate::domain::{
     RuleError,
 };
 use crate::metrics as m;
-use crate::store::{CardRecordWrite, Cas, Claim, Index, Versioned};
+use crate::store::{CardRecordWrite, Cas, Claim, Index, PurchaseCommit, PurchaseWrite, Versioned};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PurchaseSettings {
@@ -126,6 +126,20 @@ pub struct ManualBonusRequest {
     pub active_from: Option<Date>,
     pub expire_date: Option<Date>,
     pub comment: Option<String>,
+}
+
+/// A confirm's write, decided on one version of the card.
+struct Prepared {
+    next: Card,
+    entry: HistoryEntry,
+    stored: Stored<Confirmed>,
+}
+
+/// A purchase that landed: counted, then answered.
+fn confirmed(outcome: Confirmed) -> Confirmed {
+    m::bonus_amount("accrual", outcome.accrual);
+    m::bonus_amount("write_off", outcome.bonus_to_pay);
+    outcome
 }
 
 /// Replacements followed from a purchase's card to the current one.
@@ -320,7 +334,7 @@ impl Ops {
         entry: Option<&HistoryEntry>,
         records: Vec<CardRecordWrite>,
     ) -> Result<Cas, EngineError> {
-        Ok(self
+        let cas = self
             .store
             .update_card_with(
                 next,
@@ -329,7 +343,14 @@ impl Ops {
                 &records,
                 self.settings.purchases.retention_secs,
             )
-            .await?)
+            .await?;
+        if cas == Cas::Applied {
+            self.last_seen.saw(&Versioned {
+                value: next.clone(),
+                version: version + 1,
+            });
+        }
+        Ok(cas)
     }
 
     pub(crate) async fn calculate(
@@ -363,17 +384,141 @@ impl Ops {
             r.bonus_to_pay,
             &r.date.map(|d| d.to_string()).unwrap_or_default(),
         );
+        // One write on the card as this instance last saw it (or as the
+        // store's cache has it): the store checks, in the same step, that
+        // no outcome is stored, that the PurchaseId is free and that the
+        // card is still at that version. A lost compare-and-set hands back
+        // the card as it is now, to decide again on.
+        let mut base = self.write_base(&r.number).await?;
+        let mine = new_owner(self.instance, r.number.as_str());
+        // The claim this request holds (a cluster claims before the card's
+        // write, which may then lose its compare-and-set).
+        let mut held: Option<String> = None;
+        for _ in 0..MAX_ATTEMPTS {
+            // Gone, mid-replacement or refused: those answers are decided on
+            // a fresh read, with the stored outcome and the claim beside it.
+            let Some(card) = base.take() else { break };
+            if card.value.unfinished_replacement().is_some() {
+                break;
+            }
+            let Ok(p) = self.purchase_on(r, &card.value, &fingerprint) else {
+                break;
+            };
+            let outcome = CardRecordWrite::outcome(key.clone(), Confirmed::encode(&p.stored));
+            let write = PurchaseWrite {
+                card: &p.next,
+                expected_version: card.version,
+                entry: &p.entry,
+                outcome: &outcome,
+                ttl_secs: self.settings.purchases.retention_secs,
+                purchase_id: &r.purchase_id,
+                claim_expected: held.as_deref(),
+                owner: &mine,
+            };
+            match self.store.commit_purchase(&write).await? {
+                PurchaseCommit::Applied => {
+                    self.last_seen.saw(&Versioned {
+                        value: p.next,
+                        version: card.version + 1,
+                    });
+                    return Ok(confirmed(p.stored.outcome));
+                }
+                PurchaseCommit::Stored(stored) => {
+                    let stored = Confirmed::decode(&key, &stored.value)?;
+                    return replay(stored, &fingerprint, "PurchaseId");
+                }
+                // Another attempt's claim (or another card's): judged on
+                // the read below.
+                PurchaseCommit::Claimed(_) => break,
+                PurchaseCommit::Conflict {
+                    current,
+                    claim_held,
+                } => {
+                    if claim_held {
+                        held = Some(mine.clone());
+                    }
+                    if let Some(current) = &current {
+                        self.last_seen.saw(current);
+                    }
+                    base = current;
+                }
+            }
+        }
+        self.confirm_on_read(r, &key, &fingerprint, held).await
+    }
+
+    /// What a confirm does to `card` if the rules accept it: the next card,
+    /// its history entry and the outcome to store.
+    fn purchase_on(
+        &self,
+        r: &ConfirmRequest,
+        card: &Card,
+        fingerprint: &str,
+    ) -> Result<Prepared, RuleError> {
         let rules = &self.settings.purchases.rules;
+        let now = self.clock.now();
+        let today = now.date();
+        let date = r.date.unwrap_or(today);
+        let mut next = card.clone();
+        next.ledger.compact(today);
+        if let Some(date) = r.date {
+            purchase::check_date(rules, date, now)?;
+        }
+        let record = purchase::confirm(rules, &mut next, r.amount, r.bonus_to_pay, date, today)?;
+        let (active_from, expires) = purchase::accrual_dates(rules, date);
+        let outcome = Confirmed {
+            number: r.number.clone(),
+            purchase_id: r.purchase_id.clone(),
+            amount: r.amount,
+            bonus_to_pay: r.bonus_to_pay,
+            accrual: record.accrual,
+            accrual_active_from: active_from,
+            accrual_expire_date: expires,
+            discount_bp: purchase::calculate(rules, card, r.amount, r.bonus_to_pay, today)
+                .discount_bp,
+        };
+        let movement = BonusMovement {
+            reference: r.purchase_id.clone(),
+            credited: record.accrual,
+            debited: record.bonus_paid,
+            money: Some(r.amount),
+            comment: None,
+            debt: None,
+        };
+        let mut entry = bonus_entry(now, &next, &r.actor, Operation::Purchase, movement);
+        note_debt(&mut entry, card, &next);
+        Ok(Prepared {
+            next,
+            entry,
+            stored: Stored {
+                fingerprint: fingerprint.to_owned(),
+                outcome,
+                purchase: Some(record),
+                reversals: Vec::new(),
+            },
+        })
+    }
+
+    /// Confirm on a fresh read of the card, its stored outcome and the
+    /// PurchaseId's claim (the rare paths: a card not seen before whose
+    /// store cache missed, a refusal, another attempt's claim, a
+    /// replacement to finish). `owner`: the claim this request holds
+    /// already, if any.
+    async fn confirm_on_read(
+        &self,
+        r: &ConfirmRequest,
+        key: &str,
+        fingerprint: &str,
+        mut owner: Option<String>,
+    ) -> Result<Confirmed, EngineError> {
         // The PurchaseId is bound to the card only once the rules accepted
         // the purchase: a refused confirm leaves it free for another card.
-        // The token of this request's claim, once it holds one.
-        let mut owner: Option<String> = None;
         for _ in 0..MAX_ATTEMPTS {
             // Independent reads: sent together, they share a round trip.
             // The card and its stored outcome come in one read, so that the
             // outcome is the one that goes with the card's version.
             let (read, claim) = futures_util::join!(
-                self.store.get_card_with_record(&r.number, &key),
+                self.store.get_card_with_record(&r.number, key),
                 self.purchase_claim(&r.purchase_id, owner.is_some()),
             );
             let (card, stored) = read?;
@@ -382,30 +527,19 @@ impl Ops {
             // PurchaseId taken by another card is a conflict whatever this
             // card's state.
             if let Some(stored) = stored {
-                let stored = Confirmed::decode(&key, &stored.value)?;
-                return replay(stored, &fingerprint, "PurchaseId");
+                let stored = Confirmed::decode(key, &stored.value)?;
+                return replay(stored, fingerprint, "PurchaseId");
             }
             if let Some(claim) = claim? {
                 self.judge_purchase_claim(&claim, &r.number)?;
             }
             let card = card.ok_or_else(|| super::ops::not_found_card(&r.number))?;
+            self.last_seen.saw(&card);
             if self.finish_replacement(&card.value, &r.actor).await? {
                 continue;
             }
-            let now = self.clock.now();
-            let today = now.date();
-            let date = r.date.unwrap_or(today);
-            let mut next = card.value.clone();
-            next.ledger.compact(today);
-            let checked = match r.date {
-                Some(date) => purchase::check_date(rules, date, now),
-                None => Ok(()),
-            }
-            .and_then(|()| {
-                purchase::confirm(rules, &mut next, r.amount, r.bonus_to_pay, date, today)
-            });
-            let record = match checked {
-                Ok(record) => record,
+            let p = match self.purchase_on(r, &card.value, fingerprint) {
+                Ok(p) => p,
                 // Refused on a read after this request claimed the id (its
                 // first write lost a race): give the claim back.
                 Err(refusal) if owner.is_some() => {
@@ -420,8 +554,8 @@ impl Ops {
                 // (its write-off then leaves too little for ours): answer
                 // what the twin answered, not a refusal.
                 Err(refusal) => {
-                    return match self.stored::<Confirmed>(&r.number, &key).await? {
-                        Some(stored) => replay(stored, &fingerprint, "PurchaseId"),
+                    return match self.stored::<Confirmed>(&r.number, key).await? {
+                        Some(stored) => replay(stored, fingerprint, "PurchaseId"),
                         None => Err(refusal.into()),
                     }
                 }
@@ -430,62 +564,20 @@ impl Ops {
                 self.claim_purchase(&r.purchase_id, &r.number, owner.as_deref())
                     .await?,
             );
-            let (active_from, expires) = purchase::accrual_dates(rules, date);
-            let outcome = Confirmed {
-                number: r.number.clone(),
-                purchase_id: r.purchase_id.clone(),
-                amount: r.amount,
-                bonus_to_pay: r.bonus_to_pay,
-                accrual: record.accrual,
-                accrual_active_from: active_from,
-                accrual_expire_date: expires,
-                discount_bp: purchase::calculate(
-                    rules,
-                    &card.value,
-                    r.amount,
-                    r.bonus_to_pay,
-                    today,
-                )
-                .discount_bp,
-            };
-            let movement = BonusMovement {
-                reference: r.purchase_id.clone(),
-                credited: record.accrual,
-                debited: record.bonus_paid,
-                money: Some(r.amount),
-                comment: None,
-                debt: None,
-            };
-            let mut entry = bonus_entry(
-                self.clock.now(),
-                &next,
-                &r.actor,
-                Operation::Purchase,
-                movement,
-            );
-            note_debt(&mut entry, &card.value, &next);
-            let stored = Stored {
-                fingerprint: fingerprint.clone(),
-                outcome: outcome.clone(),
-                purchase: Some(record),
-                reversals: Vec::new(),
-            };
             if self
                 .commit(
-                    &next,
+                    &p.next,
                     card.version,
-                    Some(&entry),
+                    Some(&p.entry),
                     vec![CardRecordWrite::outcome(
-                        key.clone(),
-                        Confirmed::encode(&stored),
+                        key.to_owned(),
+                        Confirmed::encode(&p.stored),
                     )],
                 )
                 .await?
                 == Cas::Applied
             {
-                m::bonus_amount("accrual", outcome.accrual);
-                m::bonus_amount("write_off", outcome.bonus_to_pay);
-                return Ok(outcome);
+                return Ok(confirmed(p.stored.outcome));
             }
         }
         Err(EngineError::Contention(format!("card {}", r.number)))
@@ -736,6 +828,41 @@ impl Ops {
             .into());
         }
         let fingerprint = manual_fingerprint(&r.number, r);
+        // First on the write base: one conditional write whose create-only
+        // outcome also refuses a replay. A card that replaced another (its
+        // predecessors may hold this operation), a refusal or a lost race
+        // are decided on the fresh reads below.
+        if let Some(card) = self
+            .write_base(&r.number)
+            .await?
+            .filter(|c| c.value.replaces.is_none() && c.value.unfinished_replacement().is_none())
+        {
+            if let Ok((next, entry, stored)) = self.accrual_on(
+                r,
+                &card.value,
+                active_from,
+                expire_date,
+                today,
+                &fingerprint,
+            ) {
+                if self
+                    .commit(
+                        &next,
+                        card.version,
+                        Some(&entry),
+                        vec![CardRecordWrite::outcome(
+                            key.clone(),
+                            Accrued::encode(&stored),
+                        )],
+                    )
+                    .await?
+                    == Cas::Applied
+                {
+                    m::bonus_amount("manual_accrual", r.amount);
+                    return Ok(stored.outcome);
+                }
+            }
+        }
         for _ in 0..MAX_ATTEMPTS {
             let (card, stored) = self.read_with::<Accrued>(&r.number, &key).await?;
             if let Some((stored, _)) = stored {
@@ -756,58 +883,15 @@ impl Ops {
             if self.finish_replacement(&card.value, &r.actor).await? {
                 continue;
             }
-            refuse_expired_bonus(r, expire_date, today)?;
-            purchase::check_status(&card.value, Amount::ZERO)?;
-            if Amount::total([card.value.ledger.total(), r.amount]).is_none() {
-                return Err(RuleError::new(
-                    ErrorKey::InvalidAmount,
-                    format!(
-                        "the card would hold more than {} bonuses, the largest total a balance states exactly",
-                        Amount::TOTAL_MAX
-                    ),
-                )
-                .into());
-            }
-            let mut next = card.value.clone();
-            next.ledger.compact(today);
-            next.ledger.accrue(
-                r.amount,
-                r.bonus_type,
+            let (next, entry, stored) = self.accrual_on(
+                r,
+                &card.value,
                 active_from,
                 expire_date,
-                LotSource::Bonus,
-            );
-            next.ledger.settle(today);
-            let outcome = Accrued {
-                number: r.number.clone(),
-                operation_id: r.operation_id.clone(),
-                amount: r.amount,
-                bonus_type: r.bonus_type,
-                active_from,
-                expire_date,
-            };
-            let movement = BonusMovement {
-                reference: r.operation_id.clone(),
-                credited: r.amount,
-                debited: Amount::ZERO,
-                money: None,
-                comment: r.comment.clone(),
-                debt: None,
-            };
-            let mut entry = bonus_entry(
-                self.clock.now(),
-                &next,
-                &r.actor,
-                Operation::Bonus,
-                movement,
-            );
-            note_debt(&mut entry, &card.value, &next);
-            let stored = Stored {
-                fingerprint: fingerprint.clone(),
-                outcome: outcome.clone(),
-                purchase: None,
-                reversals: Vec::new(),
-            };
+                today,
+                &fingerprint,
+            )?;
+            let outcome = stored.outcome.clone();
             if self
                 .commit(
                     &next,
@@ -826,6 +910,72 @@ impl Ops {
             }
         }
         Err(EngineError::Contention(format!("card {}", r.number)))
+    }
+
+    /// A manual accrual applied to `card`: the next card, its history entry
+    /// and the outcome to store; or the refusal.
+    fn accrual_on(
+        &self,
+        r: &ManualBonusRequest,
+        card: &Card,
+        active_from: Date,
+        expire_date: Option<Date>,
+        today: Date,
+        fingerprint: &str,
+    ) -> Result<(Card, HistoryEntry, Stored<Accrued>), EngineError> {
+        refuse_expired_bonus(r, expire_date, today)?;
+        purchase::check_status(card, Amount::ZERO)?;
+        if Amount::total([card.ledger.total(), r.amount]).is_none() {
+            return Err(RuleError::new(
+                ErrorKey::InvalidAmount,
+                format!(
+                    "the card would hold more than {} bonuses, the largest total a balance states exactly",
+                    Amount::TOTAL_MAX
+                ),
+            )
+            .into());
+        }
+        let mut next = card.clone();
+        next.ledger.compact(today);
+        next.ledger.accrue(
+            r.amount,
+            r.bonus_type,
+            active_from,
+            expire_date,
+            LotSource::Bonus,
+        );
+        next.ledger.settle(today);
+        let outcome = Accrued {
+            number: r.number.clone(),
+            operation_id: r.operation_id.clone(),
+            amount: r.amount,
+            bonus_type: r.bonus_type,
+            active_from,
+            expire_date,
+        };
+        let movement = BonusMovement {
+            reference: r.operation_id.clone(),
+            credited: r.amount,
+            debited: Amount::ZERO,
+            money: None,
+            comment: r.comment.clone(),
+            debt: None,
+        };
+        let mut entry = bonus_entry(
+            self.clock.now(),
+            &next,
+            &r.actor,
+            Operation::Bonus,
+            movement,
+        );
+        note_debt(&mut entry, card, &next);
+        let stored = Stored {
+            fingerprint: fingerprint.to_owned(),
+            outcome: outcome.clone(),
+            purchase: None,
+            reversals: Vec::new(),
+        };
+        Ok((next, entry, stored))
     }
 }
 
