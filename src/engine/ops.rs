@@ -424,10 +424,7 @@ impl Ops {
                         == Cas::Applied
                     {
                         m::card_transition(entry.operation.as_str(), entry.from, entry.to);
-                        self.last_seen.saw(&Versioned {
-                            value: card,
-                            version: current.version + 1,
-                        });
+                        self.last_seen.wrote(&card, current.version, &[]);
                         return Ok(());
                     }
                 }
@@ -485,10 +482,7 @@ impl Ops {
                         == Cas::Applied
                     {
                         m::card_transition(entry.operation.as_str(), entry.from, entry.to);
-                        self.last_seen.saw(&Versioned {
-                            value: card,
-                            version: current.version + 1,
-                        });
+                        self.last_seen.wrote(&card, current.version, &[]);
                         return Ok(());
                     }
                 }

@@ -135,6 +135,32 @@ struct Prepared {
     stored: Stored<Confirmed>,
 }
 
+/// A cancel or refund of one purchase, as its outcome is kept.
+struct ReversalOf<'a> {
+    purchase_id: &'a str,
+    what: Reversing<'a>,
+    outcome_key: &'a str,
+    fingerprint: &'a str,
+}
+
+enum ReversalStep {
+    /// Applied before: answer as then (or the RefundId's conflict).
+    Replay(Result<Reversed, EngineError>),
+    Apply {
+        next: Card,
+        entry: HistoryEntry,
+        updated: Stored<Confirmed>,
+        outcome: Reversed,
+    },
+}
+
+/// A reversal that landed: counted, then answered.
+fn reversal_done(outcome: Reversed) -> Reversed {
+    m::bonus_amount("accrual_reversed", outcome.accrual_reversed);
+    m::bonus_amount("write_off_returned", outcome.bonus_returned);
+    outcome
+}
+
 /// A purchase that landed: counted, then answered.
 fn confirmed(outcome: Confirmed) -> Confirmed {
     m::bonus_amount("accrual", outcome.accrual);
@@ -345,10 +371,11 @@ impl Ops {
             )
             .await?;
         if cas == Cas::Applied {
-            self.last_seen.saw(&Versioned {
-                value: next.clone(),
-                version: version + 1,
-            });
+            let written: Vec<(&str, &str)> = records
+                .iter()
+                .map(|r| (r.key.as_str(), r.value.as_str()))
+                .collect();
+            self.last_seen.wrote(next, version, &written);
         }
         Ok(cas)
     }
@@ -417,10 +444,8 @@ impl Ops {
             };
             match self.store.commit_purchase(&write).await? {
                 PurchaseCommit::Applied => {
-                    self.last_seen.saw(&Versioned {
-                        value: p.next,
-                        version: card.version + 1,
-                    });
+                    self.last_seen
+                        .wrote(&p.next, card.version, &[(&key, &outcome.value)]);
                     return Ok(confirmed(p.stored.outcome));
                 }
                 PurchaseCommit::Stored(stored) => {
@@ -630,6 +655,45 @@ impl Ops {
                 amount.to_string(),
             ),
         };
+        let job = ReversalOf {
+            purchase_id,
+            what,
+            outcome_key: &outcome_key,
+            fingerprint: &fingerprint,
+        };
+        // First on the write base: the card as this instance last wrote it,
+        // with the purchase as that write left it (one round trip). A
+        // replay, a refusal, a replaced card or a lost race are decided on
+        // the reads below.
+        if let Some((card, raw)) = self.last_seen.get_with(number, &key) {
+            let settled =
+                card.value.replaced_by.is_none() && card.value.unfinished_replacement().is_none();
+            if let (true, Ok(stored)) = (settled, Confirmed::decode(&key, &raw)) {
+                if let Ok(ReversalStep::Apply {
+                    next,
+                    entry,
+                    updated,
+                    outcome,
+                }) = self.reversal_on(actor, &card.value, stored, &job)
+                {
+                    if self
+                        .commit(
+                            &next,
+                            card.version,
+                            Some(&entry),
+                            vec![CardRecordWrite::replace(
+                                key.clone(),
+                                Confirmed::encode(&updated),
+                            )],
+                        )
+                        .await?
+                        == Cas::Applied
+                    {
+                        return Ok(reversal_done(outcome));
+                    }
+                }
+            }
+        }
         for _ in 0..MAX_ATTEMPTS {
             let chain = self.replacement_chain(number, actor).await?;
             let home = chain[chain.len() - 1].clone();
@@ -649,59 +713,16 @@ impl Ops {
                     .await?;
                 continue;
             };
-            if let Some(done) = stored.reversals.iter().find(|o| o.key == outcome_key) {
-                return if done.fingerprint == fingerprint {
-                    Ok(done.outcome.clone())
-                } else {
-                    Err(conflict("RefundId"))
+            let (next, entry, updated, outcome) =
+                match self.reversal_on(actor, &card.value, stored, &job)? {
+                    ReversalStep::Replay(answer) => return answer,
+                    ReversalStep::Apply {
+                        next,
+                        entry,
+                        updated,
+                        outcome,
+                    } => (next, entry, updated, outcome),
                 };
-            }
-            let mut record = stored
-                .purchase
-                .clone()
-                .ok_or_else(|| purchase_not_found(purchase_id))?;
-            let mut next = card.value.clone();
-            let today = self.clock.today();
-            let (reversal, money, reference, operation, refund_id, total) = match what {
-                Reversing::Cancel => {
-                    let left = record.amount.saturating_sub(record.refunded);
-                    let r = purchase::cancel(&mut next, &mut record, today);
-                    (r, left, purchase_id, Operation::Cancel, None, record.amount)
-                }
-                Reversing::Refund { refund_id, amount } => {
-                    // The purchase was read with the card's version: a
-                    // refusal here is the purchase's state, not a race.
-                    let r = purchase::refund(&mut next, &mut record, amount, today)?;
-                    (
-                        r,
-                        amount,
-                        refund_id,
-                        Operation::Refund,
-                        Some(refund_id),
-                        record.refunded,
-                    )
-                }
-            };
-            let outcome = reversed(&home, purchase_id, refund_id, money, &reversal, total);
-            let mut entry = bonus_entry(
-                self.clock.now(),
-                &next,
-                actor,
-                operation,
-                movement(reference, &reversal, money),
-            );
-            note_debt(&mut entry, &card.value, &next);
-            let mut reversals = stored.reversals.clone();
-            reversals.push(ReversalOutcome {
-                key: outcome_key.clone(),
-                fingerprint: fingerprint.clone(),
-                outcome: outcome.clone(),
-            });
-            let updated = Stored {
-                purchase: Some(record),
-                reversals,
-                ..stored
-            };
             // Conditional on the card's version, which the purchase was read
             // with; the purchase keeps its expiry and must not have expired.
             if self
@@ -717,12 +738,96 @@ impl Ops {
                 .await?
                 == Cas::Applied
             {
-                m::bonus_amount("accrual_reversed", outcome.accrual_reversed);
-                m::bonus_amount("write_off_returned", outcome.bonus_returned);
-                return Ok(outcome);
+                return Ok(reversal_done(outcome));
             }
         }
         Err(EngineError::Contention(format!("card {number}")))
+    }
+
+    /// What a reversal does to `card`, which holds the purchase `stored`:
+    /// the answer of a replay, or the write to make.
+    fn reversal_on(
+        &self,
+        actor: &Actor,
+        card: &Card,
+        stored: Stored<Confirmed>,
+        job: &ReversalOf<'_>,
+    ) -> Result<ReversalStep, EngineError> {
+        if let Some(done) = stored.reversals.iter().find(|o| o.key == job.outcome_key) {
+            return Ok(ReversalStep::Replay(
+                if done.fingerprint == job.fingerprint {
+                    Ok(done.outcome.clone())
+                } else {
+                    Err(conflict("RefundId"))
+                },
+            ));
+        }
+        let mut record = stored
+            .purchase
+            .clone()
+            .ok_or_else(|| purchase_not_found(job.purchase_id))?;
+        let mut next = card.clone();
+        let today = self.clock.today();
+        let (reversal, money, reference, operation, refund_id, total) = match job.what {
+            Reversing::Cancel => {
+                let left = record.amount.saturating_sub(record.refunded);
+                let r = purchase::cancel(&mut next, &mut record, today);
+                (
+                    r,
+                    left,
+                    job.purchase_id,
+                    Operation::Cancel,
+                    None,
+                    record.amount,
+                )
+            }
+            Reversing::Refund { refund_id, amount } => {
+                // The purchase was read with the card's version: a
+                // refusal here is the purchase's state, not a race.
+                let r = purchase::refund(&mut next, &mut record, amount, today)?;
+                (
+                    r,
+                    amount,
+                    refund_id,
+                    Operation::Refund,
+                    Some(refund_id),
+                    record.refunded,
+                )
+            }
+        };
+        let outcome = reversed(
+            &card.number,
+            job.purchase_id,
+            refund_id,
+            money,
+            &reversal,
+            total,
+        );
+        let mut entry = bonus_entry(
+            self.clock.now(),
+            &next,
+            actor,
+            operation,
+            movement(reference, &reversal, money),
+        );
+        note_debt(&mut entry, card, &next);
+        let mut reversals = stored.reversals.clone();
+        reversals.push(ReversalOutcome {
+            key: job.outcome_key.to_owned(),
+            fingerprint: job.fingerprint.to_owned(),
+            outcome: outcome.clone(),
+        });
+        let updated = Stored {
+            purchase: Some(record),
+            reversals,
+            ..stored
+        };
+        Ok(ReversalStep::Apply {
+            next,
+            entry,
+            updated,
+            outcome,
+        })
     }
 
     /// The cards from `first` along `replaced_by` to the current one, with

@@ -15,7 +15,7 @@ use loyalty::domain::{
     Amount, BonusType, Card, CardNumber, CardType, Category, ContactCode, ContactPatch,
     MobileNumber,
 };
-use loyalty::engine::{Command, ConfirmRequest, ManualBonusRequest, Ops, Reply};
+use loyalty::engine::{Command, ConfirmRequest, ManualBonusRequest, Ops};
 use loyalty::store::redis::{RedisSettings, RedisStore};
 use loyalty::store::Store;
 
@@ -164,6 +164,19 @@ async fn active_card(store: &dyn Store, ops: &Ops, n: &str) -> CardNumber {
     number
 }
 
+fn bonus(number: &CardNumber, id: &str) -> Command {
+    Command::ManualBonus(ManualBonusRequest {
+        actor: admin(),
+        number: number.clone(),
+        operation_id: id.to_owned(),
+        amount: money(1_000),
+        bonus_type: BonusType::ALL[0],
+        active_from: None,
+        expire_date: None,
+        comment: None,
+    })
+}
+
 fn confirm(number: &CardNumber, id: &str) -> Command {
     Command::Confirm(ConfirmRequest {
         actor: admin(),
@@ -175,36 +188,104 @@ fn confirm(number: &CardNumber, id: &str) -> Command {
     })
 }
 
-/// The data commands each of three confirms in a row on a warm card cost.
-async fn confirm_costs(nodes: &[&RedisServer], urls: Vec<String>) -> Vec<usize> {
+/// The data commands each command costs on a warm card: three confirms
+/// in a row, then a refund and a cancel of two of them, a manual bonus, a
+/// block and an unblock.
+async fn costs(nodes: &[&RedisServer], urls: Vec<String>) -> Vec<(&'static str, usize)> {
     let mut monitors: Vec<Monitor> = nodes.iter().map(|n| Monitor::start(n)).collect();
     let store = store(urls).await;
     let ops = Ops::new(store.clone(), ops_settings(30_000, 3600));
     let number = active_card(&*store, &ops, "4100000000017").await;
+    let commands = [
+        ("confirm", confirm(&number, "RT-0")),
+        ("confirm", confirm(&number, "RT-1")),
+        ("confirm", confirm(&number, "RT-2")),
+        (
+            "refund",
+            Command::Refund {
+                actor: admin(),
+                number: number.clone(),
+                purchase_id: "RT-1".into(),
+                refund_id: "R-1".into(),
+                amount: money(1_000),
+            },
+        ),
+        (
+            "cancel",
+            Command::Cancel {
+                actor: admin(),
+                number: number.clone(),
+                purchase_id: "RT-2".into(),
+            },
+        ),
+        ("manual bonus", bonus(&number, "MB-1")),
+        (
+            "block",
+            Command::Block {
+                actor: admin(),
+                number: number.clone(),
+                mobile: None,
+                reason_code: "0".into(),
+                reason_name: None,
+            },
+        ),
+        (
+            "unblock",
+            Command::Unblock {
+                actor: admin(),
+                number: number.clone(),
+                mobile: None,
+                reason_code: "0".into(),
+                reason_name: None,
+            },
+        ),
+    ];
     let mut costs = Vec::new();
-    for id in ["RT-0", "RT-1", "RT-2"] {
+    for (what, command) in commands {
         let before: Vec<usize> = monitors.iter_mut().map(Monitor::mark).collect();
-        let reply = ops.execute(confirm(&number, id)).await;
+        let reply = ops.execute(command).await;
         let mut sent = Vec::new();
         for (m, from) in monitors.iter_mut().zip(before) {
             let to = m.mark();
             sent.extend(m.sent(from, to));
         }
-        assert!(matches!(reply, Ok(Reply::Confirmed(_))), "{reply:?}");
-        println!("confirm {id}: {sent:#?}");
-        costs.push(sent.len());
+        assert!(reply.is_ok(), "{what}: {reply:?}");
+        println!("{what}: {sent:#?}");
+        costs.push((what, sent.len()));
     }
-    println!("store round trips per confirm: {costs:?}");
+    println!("store round trips per command: {costs:?}");
     costs
+}
+
+fn cost_of(costs: &[(&str, usize)], what: &str) -> Vec<usize> {
+    costs
+        .iter()
+        .filter(|(w, _)| *w == what)
+        .map(|(_, n)| *n)
+        .collect()
 }
 
 #[tokio::test]
 #[ignore = "needs redis-server (scripts/test.sh runs it: --include-ignored)"]
-async fn a_confirm_on_a_warm_card_is_one_round_trip_on_one_node() {
+async fn a_write_on_a_warm_card_is_one_round_trip_on_one_node() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let server = RedisServer::start(dir.path(), free_port(false), &[], None);
-    let costs = confirm_costs(&[&server], vec![server.url()]).await;
-    assert_eq!(costs, [1, 1, 1], "Redis commands per confirm, one node");
+    let costs = costs(&[&server], vec![server.url()]).await;
+    assert_eq!(
+        cost_of(&costs, "confirm"),
+        [1, 1, 1],
+        "Redis commands per confirm, one node"
+    );
+    // Unblock reads the contact's data sufficiency first (docs/api.md §5).
+    for (what, most) in [
+        ("refund", 1),
+        ("cancel", 1),
+        ("manual bonus", 1),
+        ("block", 1),
+        ("unblock", 2),
+    ] {
+        assert_eq!(cost_of(&costs, what), [most], "Redis commands per {what}");
+    }
 }
 
 #[tokio::test]
@@ -213,9 +294,10 @@ async fn a_confirm_on_a_warm_card_is_at_most_two_round_trips_on_a_cluster() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let cluster = RedisCluster::start(dir.path(), false);
     let nodes: Vec<&RedisServer> = cluster.nodes.iter().collect();
-    let costs = confirm_costs(&nodes, cluster.urls()).await;
+    let costs = costs(&nodes, cluster.urls()).await;
+    let confirms = cost_of(&costs, "confirm");
     assert!(
-        costs.iter().all(|c| *c <= 2),
-        "Redis commands per confirm on a cluster: {costs:?}"
+        confirms.iter().all(|c| *c <= 2),
+        "Redis commands per confirm on a cluster: {confirms:?}"
     );
 }
