@@ -146,12 +146,16 @@ struct ReversalOf<'a> {
 enum ReversalStep {
     /// Applied before: answer as then (or the RefundId's conflict).
     Replay(Result<Reversed, EngineError>),
-    Apply {
-        next: Card,
-        entry: HistoryEntry,
-        updated: Stored<Confirmed>,
-        outcome: Reversed,
-    },
+    Apply(Box<ReversalWrite>),
+}
+
+/// A reversal's write: the next card, its entry, the purchase's record
+/// with the reversal's outcome in it, and that outcome.
+struct ReversalWrite {
+    next: Card,
+    entry: HistoryEntry,
+    updated: Stored<Confirmed>,
+    outcome: Reversed,
 }
 
 /// A reversal that landed: counted, then answered.
@@ -465,7 +469,7 @@ impl Ops {
                     if let Some(current) = &current {
                         self.last_seen.saw(current);
                     }
-                    base = current;
+                    base = current.map(|c| *c);
                 }
             }
         }
@@ -669,27 +673,23 @@ impl Ops {
             let settled =
                 card.value.replaced_by.is_none() && card.value.unfinished_replacement().is_none();
             if let (true, Ok(stored)) = (settled, Confirmed::decode(&key, &raw)) {
-                if let Ok(ReversalStep::Apply {
-                    next,
-                    entry,
-                    updated,
-                    outcome,
-                }) = self.reversal_on(actor, &card.value, stored, &job)
+                if let Ok(ReversalStep::Apply(w)) =
+                    self.reversal_on(actor, &card.value, stored, &job)
                 {
                     if self
                         .commit(
-                            &next,
+                            &w.next,
                             card.version,
-                            Some(&entry),
+                            Some(&w.entry),
                             vec![CardRecordWrite::replace(
                                 key.clone(),
-                                Confirmed::encode(&updated),
+                                Confirmed::encode(&w.updated),
                             )],
                         )
                         .await?
                         == Cas::Applied
                     {
-                        return Ok(reversal_done(outcome));
+                        return Ok(reversal_done(w.outcome));
                     }
                 }
             }
@@ -716,12 +716,10 @@ impl Ops {
             let (next, entry, updated, outcome) =
                 match self.reversal_on(actor, &card.value, stored, &job)? {
                     ReversalStep::Replay(answer) => return answer,
-                    ReversalStep::Apply {
-                        next,
-                        entry,
-                        updated,
-                        outcome,
-                    } => (next, entry, updated, outcome),
+                    ReversalStep::Apply(w) => {
+                        let w = *w;
+                        (w.next, w.entry, w.updated, w.outcome)
+                    }
                 };
             // Conditional on the card's version, which the purchase was read
             // with; the purchase keeps its expiry and must not have expired.
@@ -822,12 +820,12 @@ impl Ops {
             reversals,
             ..stored
         };
-        Ok(ReversalStep::Apply {
+        Ok(ReversalStep::Apply(Box::new(ReversalWrite {
             next,
             entry,
             updated,
             outcome,
-        })
+        })))
     }
 
     /// The cards from `first` along `replaced_by` to the current one, with

@@ -515,9 +515,11 @@ impl Store for MemoryStore {
             Some(r) if r.version == w.expected_version => r,
             other => {
                 return Ok(PurchaseCommit::Conflict {
-                    current: other.map(|r| Versioned {
-                        value: r.card.clone(),
-                        version: r.version,
+                    current: other.map(|r| {
+                        Box::new(Versioned {
+                            value: r.card.clone(),
+                            version: r.version,
+                        })
                     }),
                     claim_held: false,
                 })

@@ -181,7 +181,7 @@ pub enum PurchaseCommit {
     /// it writes the card; on one node the claim is only ever taken with
     /// the write).
     Conflict {
-        current: Option<Versioned<Card>>,
+        current: Option<Box<Versioned<Card>>>,
         claim_held: bool,
     },
 }

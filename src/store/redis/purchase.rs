@@ -97,7 +97,7 @@ impl RedisStore {
                 text(now),
             )?))),
             (0, rest) => Ok(PurchaseCommit::Conflict {
-                current: current_card(&key, rest)?,
+                current: current_card(&key, rest)?.map(Box::new),
                 claim_held: cluster,
             }),
             _ => Err(bad()),
