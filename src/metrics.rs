@@ -35,6 +35,11 @@ pub const SHARD_QUEUE_DEPTH: &str = "loyalty_shard_queue_depth";
 pub const SHARD_QUEUE_WAIT: &str = "loyalty_shard_queue_wait_seconds";
 pub const STORE_DURATION: &str = "loyalty_store_operation_duration_seconds";
 pub const STORE_ERRORS: &str = "loyalty_store_errors_total";
+/// Requests the Redis store sent and waited for (a script call, a read),
+/// by what they were for (`op`: the script or read's name): a command's
+/// cost in round trips is the growth of the sum while it runs (a confirm:
+/// 1 on one node, 2 on a cluster; issue 20). The memory store sends none.
+pub const STORE_ROUND_TRIPS: &str = "loyalty_store_round_trips_total";
 /// 1 when the store answered the last ping (taken at every scrape and every
 /// `/ready`), else 0: what "not ready" looks like to Prometheus.
 pub const STORE_UP: &str = "loyalty_store_up";
@@ -244,6 +249,10 @@ pub fn store_redis_declare() {
 
 pub fn replica_ack_short() {
     counter!(STORE_REPLICA_ACKS_SHORT).increment(1);
+}
+
+pub fn store_round_trip(op: &'static str) {
+    counter!(STORE_ROUND_TRIPS, "op" => op).increment(1);
 }
 
 pub fn store_up(up: bool) {

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use super::postgres::Archive;
 use crate::domain::{Card, CardNumber, Contact, ContactCode, HistoryEntry};
 use crate::store::{
-    CardLoad, CardRecordWrite, Cas, Claim, DumpPage, HistoryPage, Index, RecordRead, Store,
-    StoreError, Versioned,
+    CardLoad, CardRecordWrite, Cas, Claim, DumpPage, HistoryPage, Index, PurchaseCommit,
+    PurchaseWrite, RecordRead, Store, StoreError, Versioned,
 };
 
 pub struct WithArchive {
@@ -187,6 +187,13 @@ impl Store for WithArchive {
         self.inner
             .update_card_with(card, expected_version, entry, records, ttl_secs)
             .await
+    }
+
+    async fn commit_purchase(
+        &self,
+        write: &PurchaseWrite<'_>,
+    ) -> Result<PurchaseCommit, StoreError> {
+        self.inner.commit_purchase(write).await
     }
 
     async fn get_card_record(

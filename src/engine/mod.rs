@@ -9,6 +9,7 @@ pub mod commands;
 mod contacts;
 mod error;
 mod kept;
+mod last_seen;
 pub mod ops;
 pub mod purchases;
 mod shard;

@@ -10,6 +10,7 @@ use super::claims::record_of;
 use super::clock::Clock;
 use super::commands::{BalanceView, Command, HistoryPage, Reply};
 use super::error::EngineError;
+use super::last_seen::LastSeen;
 use super::purchases::PurchaseSettings;
 use crate::domain::{
     card::Change, Actor, Card, CardNumber, Contact, ContactCode, ContactField, ErrorKey,
@@ -41,6 +42,8 @@ pub struct Ops {
     /// This server instance, as index claims name it (see `claims`).
     pub(crate) instance: u32,
     pub(crate) clock: Clock,
+    /// The base of this instance's writes (`last_seen.rs`).
+    pub(crate) last_seen: LastSeen,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -62,6 +65,7 @@ impl Ops {
             settings,
             instance: rand::random(),
             clock: Clock::system(),
+            last_seen: LastSeen::new(),
         }
     }
 
@@ -74,12 +78,9 @@ impl Ops {
     pub async fn execute(&self, command: Command) -> Result<Reply, EngineError> {
         // A status change first finishes a replacement its card takes part
         // in (purchases and reads do so where they load the card).
-        if let Command::Issue { actor, number }
-        | Command::BindTo { actor, number, .. }
-        | Command::Active { actor, number }
-        | Command::Block { actor, number, .. }
-        | Command::Unblock { actor, number, .. } = &command
-        {
+        // (Issue, activate, block and unblock check on the read their write
+        // is decided on: `change_status`.)
+        if let Command::BindTo { actor, number, .. } = &command {
             if let Some(card) = self.store.get_card(number).await? {
                 self.finish_replacement(&card.value, actor).await?;
             }
@@ -219,10 +220,13 @@ impl Ops {
         &self,
         number: &CardNumber,
     ) -> Result<Versioned<Card>, EngineError> {
-        self.store
+        let card = self
+            .store
             .get_card(number)
             .await?
-            .ok_or_else(|| not_found_card(number))
+            .ok_or_else(|| not_found_card(number))?;
+        self.last_seen.saw(&card);
+        Ok(card)
     }
 
     /// The card for an answer that nothing is written or refused on
@@ -380,6 +384,20 @@ impl Ops {
             .is_some_and(|c| c.value.is_sufficient(&self.settings.required_fields)))
     }
 
+    /// The card a write is computed on before any read: as this instance
+    /// last saw it, else as the store's cache has it (`None`: read it).
+    /// Possibly behind: only for a write that names its version, never
+    /// for an answer or a refusal (`last_seen.rs`).
+    pub(crate) async fn write_base(
+        &self,
+        number: &CardNumber,
+    ) -> Result<Option<Versioned<Card>>, EngineError> {
+        match self.last_seen.get(number) {
+            Some(card) => Ok(Some(card)),
+            None => Ok(self.store.get_card_cached(number).await?),
+        }
+    }
+
     /// Reads the card, lets `decide` apply the rules, writes the result
     /// conditionally; on a lost race, reads again and decides again.
     /// `needs_contact`: whether the rules need the contact's data sufficiency
@@ -406,6 +424,65 @@ impl Ops {
                         == Cas::Applied
                     {
                         m::card_transition(entry.operation.as_str(), entry.from, entry.to);
+                        self.last_seen.wrote(&card, current.version, &[]);
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Err(EngineError::Contention(format!("card {number}")))
+    }
+
+    /// A command's change of its card (issue, activate, block, unblock):
+    /// as [`Ops::change_card`], but the first try is on the write base
+    /// (one round trip when it is current);
+    /// a refusal or "nothing to do" is only answered on a fresh read, and
+    /// a fresh read first finishes a replacement the card takes part in.
+    /// `needs_contact`: whether the rules need the contact's data sufficiency
+    /// (activate, unblock); other operations skip that read.
+    async fn change_status<F>(
+        &self,
+        number: &CardNumber,
+        needs_contact: bool,
+        actor: &Actor,
+        mut decide: F,
+    ) -> Result<(), EngineError>
+    where
+        F: for<'a> FnMut(&'a Card, bool) -> Result<Change, RuleError>,
+    {
+        let mut base = self
+            .write_base(number)
+            .await?
+            .filter(|c| c.value.unfinished_replacement().is_none());
+        for _ in 0..MAX_ATTEMPTS {
+            let (current, fresh) = match base.take() {
+                Some(card) => (card, false),
+                None => {
+                    let card = self.load_card(number).await?;
+                    if self.finish_replacement(&card.value, actor).await? {
+                        continue;
+                    }
+                    (card, true)
+                }
+            };
+            let sufficient = needs_contact && self.is_sufficient(&current.value).await?;
+            let change = match decide(&current.value, sufficient) {
+                Ok(change) => change,
+                Err(refusal) if fresh => return Err(refusal.into()),
+                Err(_) => continue,
+            };
+            match change {
+                Change::Unchanged if fresh => return Ok(()),
+                Change::Unchanged => continue,
+                Change::Changed { card, entry } => {
+                    if self
+                        .store
+                        .update_card(&card, current.version, &entry)
+                        .await?
+                        == Cas::Applied
+                    {
+                        m::card_transition(entry.operation.as_str(), entry.from, entry.to);
+                        self.last_seen.wrote(&card, current.version, &[]);
                         return Ok(());
                     }
                 }
@@ -420,7 +497,7 @@ impl Ops {
         number: &CardNumber,
     ) -> Result<(), EngineError> {
         let now = self.clock.now();
-        self.change_card(number, false, |card, _| card.issue(actor, now))
+        self.change_status(number, false, actor, |card, _| card.issue(actor, now))
             .await
     }
 
@@ -430,7 +507,7 @@ impl Ops {
         number: &CardNumber,
     ) -> Result<(), EngineError> {
         let now = self.clock.now();
-        self.change_card(number, true, |card, sufficient| {
+        self.change_status(number, true, actor, |card, sufficient| {
             card.activate(sufficient, actor, now)
         })
         .await
@@ -443,10 +520,12 @@ impl Ops {
         number: &CardNumber,
         mobile: Option<&MobileNumber>,
     ) -> Result<(), EngineError> {
-        let card = self.load_card(number).await?;
+        // Without a mobile number there is nothing to check here: the
+        // write's own read answers a card that does not exist.
         let Some(mobile) = mobile else {
             return Ok(());
         };
+        let card = self.load_card(number).await?;
         let contact = self
             .contact_by_mobile(mobile)
             .await?
@@ -471,7 +550,7 @@ impl Ops {
     ) -> Result<(), EngineError> {
         self.check_owner(number, mobile).await?;
         let now = self.clock.now();
-        self.change_card(number, false, |card, _| {
+        self.change_status(number, false, actor, |card, _| {
             card.block(actor, reason_code, reason_name.clone(), now)
         })
         .await
@@ -487,7 +566,7 @@ impl Ops {
     ) -> Result<(), EngineError> {
         self.check_owner(number, mobile).await?;
         let now = self.clock.now();
-        self.change_card(number, true, |card, sufficient| {
+        self.change_status(number, true, actor, |card, sufficient| {
             card.unblock(actor, reason_code, reason_name.clone(), sufficient, now)
         })
         .await

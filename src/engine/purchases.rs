@@ -18,7 +18,7 @@ use crate::domain::{
     RuleError,
 };
 use crate::metrics as m;
-use crate::store::{CardRecordWrite, Cas, Claim, Index, Versioned};
+use crate::store::{CardRecordWrite, Cas, Claim, Index, PurchaseCommit, PurchaseWrite, Versioned};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PurchaseSettings {
@@ -126,6 +126,50 @@ pub struct ManualBonusRequest {
     pub active_from: Option<Date>,
     pub expire_date: Option<Date>,
     pub comment: Option<String>,
+}
+
+/// A confirm's write, decided on one version of the card.
+struct Prepared {
+    next: Card,
+    entry: HistoryEntry,
+    stored: Stored<Confirmed>,
+}
+
+/// A cancel or refund of one purchase, as its outcome is kept.
+struct ReversalOf<'a> {
+    purchase_id: &'a str,
+    what: Reversing<'a>,
+    outcome_key: &'a str,
+    fingerprint: &'a str,
+}
+
+enum ReversalStep {
+    /// Applied before: answer as then (or the RefundId's conflict).
+    Replay(Result<Reversed, EngineError>),
+    Apply(Box<ReversalWrite>),
+}
+
+/// A reversal's write: the next card, its entry, the purchase's record
+/// with the reversal's outcome in it, and that outcome.
+struct ReversalWrite {
+    next: Card,
+    entry: HistoryEntry,
+    updated: Stored<Confirmed>,
+    outcome: Reversed,
+}
+
+/// A reversal that landed: counted, then answered.
+fn reversal_done(outcome: Reversed) -> Reversed {
+    m::bonus_amount("accrual_reversed", outcome.accrual_reversed);
+    m::bonus_amount("write_off_returned", outcome.bonus_returned);
+    outcome
+}
+
+/// A purchase that landed: counted, then answered.
+fn confirmed(outcome: Confirmed) -> Confirmed {
+    m::bonus_amount("accrual", outcome.accrual);
+    m::bonus_amount("write_off", outcome.bonus_to_pay);
+    outcome
 }
 
 /// Replacements followed from a purchase's card to the current one.
@@ -320,7 +364,7 @@ impl Ops {
         entry: Option<&HistoryEntry>,
         records: Vec<CardRecordWrite>,
     ) -> Result<Cas, EngineError> {
-        Ok(self
+        let cas = self
             .store
             .update_card_with(
                 next,
@@ -329,7 +373,15 @@ impl Ops {
                 &records,
                 self.settings.purchases.retention_secs,
             )
-            .await?)
+            .await?;
+        if cas == Cas::Applied {
+            let written: Vec<(&str, &str)> = records
+                .iter()
+                .map(|r| (r.key.as_str(), r.value.as_str()))
+                .collect();
+            self.last_seen.wrote(next, version, &written);
+        }
+        Ok(cas)
     }
 
     pub(crate) async fn calculate(
@@ -363,17 +415,139 @@ impl Ops {
             r.bonus_to_pay,
             &r.date.map(|d| d.to_string()).unwrap_or_default(),
         );
+        // One write on the card as this instance last saw it (or as the
+        // store's cache has it): the store checks, in the same step, that
+        // no outcome is stored, that the PurchaseId is free and that the
+        // card is still at that version. A lost compare-and-set hands back
+        // the card as it is now, to decide again on.
+        let mut base = self.write_base(&r.number).await?;
+        let mine = new_owner(self.instance, r.number.as_str());
+        // The claim this request holds (a cluster claims before the card's
+        // write, which may then lose its compare-and-set).
+        let mut held: Option<String> = None;
+        for _ in 0..MAX_ATTEMPTS {
+            // Gone, mid-replacement or refused: those answers are decided on
+            // a fresh read, with the stored outcome and the claim beside it.
+            let Some(card) = base.take() else { break };
+            if card.value.unfinished_replacement().is_some() {
+                break;
+            }
+            let Ok(p) = self.purchase_on(r, &card.value, &fingerprint) else {
+                break;
+            };
+            let outcome = CardRecordWrite::outcome(key.clone(), Confirmed::encode(&p.stored));
+            let write = PurchaseWrite {
+                card: &p.next,
+                expected_version: card.version,
+                entry: &p.entry,
+                outcome: &outcome,
+                ttl_secs: self.settings.purchases.retention_secs,
+                purchase_id: &r.purchase_id,
+                claim_expected: held.as_deref(),
+                owner: &mine,
+            };
+            match self.store.commit_purchase(&write).await? {
+                PurchaseCommit::Applied => {
+                    self.last_seen
+                        .wrote(&p.next, card.version, &[(&key, &outcome.value)]);
+                    return Ok(confirmed(p.stored.outcome));
+                }
+                PurchaseCommit::Stored(stored) => {
+                    let stored = Confirmed::decode(&key, &stored.value)?;
+                    return replay(stored, &fingerprint, "PurchaseId");
+                }
+                // Another attempt's claim (or another card's): judged on
+                // the read below.
+                PurchaseCommit::Claimed(_) => break,
+                PurchaseCommit::Conflict {
+                    current,
+                    claim_held,
+                } => {
+                    if claim_held {
+                        held = Some(mine.clone());
+                    }
+                    if let Some(current) = &current {
+                        self.last_seen.saw(current);
+                    }
+                    base = current.map(|c| *c);
+                }
+            }
+        }
+        self.confirm_on_read(r, &key, &fingerprint, held).await
+    }
+
+    /// What a confirm does to `card` if the rules accept it: the next card,
+    /// its history entry and the outcome to store.
+    fn purchase_on(
+        &self,
+        r: &ConfirmRequest,
+        card: &Card,
+        fingerprint: &str,
+    ) -> Result<Prepared, RuleError> {
         let rules = &self.settings.purchases.rules;
+        let now = self.clock.now();
+        let today = now.date();
+        let date = r.date.unwrap_or(today);
+        let mut next = card.clone();
+        next.ledger.compact(today);
+        if let Some(date) = r.date {
+            purchase::check_date(rules, date, now)?;
+        }
+        let record = purchase::confirm(rules, &mut next, r.amount, r.bonus_to_pay, date, today)?;
+        let (active_from, expires) = purchase::accrual_dates(rules, date);
+        let outcome = Confirmed {
+            number: r.number.clone(),
+            purchase_id: r.purchase_id.clone(),
+            amount: r.amount,
+            bonus_to_pay: r.bonus_to_pay,
+            accrual: record.accrual,
+            accrual_active_from: active_from,
+            accrual_expire_date: expires,
+            discount_bp: purchase::calculate(rules, card, r.amount, r.bonus_to_pay, today)
+                .discount_bp,
+        };
+        let movement = BonusMovement {
+            reference: r.purchase_id.clone(),
+            credited: record.accrual,
+            debited: record.bonus_paid,
+            money: Some(r.amount),
+            comment: None,
+            debt: None,
+        };
+        let mut entry = bonus_entry(now, &next, &r.actor, Operation::Purchase, movement);
+        note_debt(&mut entry, card, &next);
+        Ok(Prepared {
+            next,
+            entry,
+            stored: Stored {
+                fingerprint: fingerprint.to_owned(),
+                outcome,
+                purchase: Some(record),
+                reversals: Vec::new(),
+            },
+        })
+    }
+
+    /// Confirm on a fresh read of the card, its stored outcome and the
+    /// PurchaseId's claim (the rare paths: a card not seen before whose
+    /// store cache missed, a refusal, another attempt's claim, a
+    /// replacement to finish). `owner`: the claim this request holds
+    /// already, if any.
+    async fn confirm_on_read(
+        &self,
+        r: &ConfirmRequest,
+        key: &str,
+        fingerprint: &str,
+        mut owner: Option<String>,
+    ) -> Result<Confirmed, EngineError> {
         // The PurchaseId is bound to the card only once the rules accepted
         // the purchase: a refused confirm leaves it free for another card.
-        // The token of this request's claim, once it holds one.
-        let mut owner: Option<String> = None;
         for _ in 0..MAX_ATTEMPTS {
             // Independent reads: sent together, they share a round trip.
             // The card and its stored outcome come in one read, so that the
             // outcome is the one that goes with the card's version.
             let (read, claim) = futures_util::join!(
-                self.store.get_card_with_record(&r.number, &key),
+                self.store.get_card_with_record(&r.number, key),
                 self.purchase_claim(&r.purchase_id, owner.is_some()),
             );
             let (card, stored) = read?;
@@ -382,32 +556,21 @@ impl Ops {
             // PurchaseId taken by another card is a conflict whatever this
             // card's state.
             if let Some(stored) = stored {
-                let stored = Confirmed::decode(&key, &stored.value)?;
+                let stored = Confirmed::decode(key, &stored.value)?;
                 return self
-                    .replicated(replay(stored, &fingerprint, "PurchaseId"))
+                    .replicated(replay(stored, fingerprint, "PurchaseId"))
                     .await;
             }
             if let Some(claim) = claim? {
                 self.judge_purchase_claim(&claim, &r.number)?;
             }
             let card = card.ok_or_else(|| super::ops::not_found_card(&r.number))?;
+            self.last_seen.saw(&card);
             if self.finish_replacement(&card.value, &r.actor).await? {
                 continue;
             }
-            let now = self.clock.now();
-            let today = now.date();
-            let date = r.date.unwrap_or(today);
-            let mut next = card.value.clone();
-            next.ledger.compact(today);
-            let checked = match r.date {
-                Some(date) => purchase::check_date(rules, date, now),
-                None => Ok(()),
-            }
-            .and_then(|()| {
-                purchase::confirm(rules, &mut next, r.amount, r.bonus_to_pay, date, today)
-            });
-            let record = match checked {
-                Ok(record) => record,
+            let p = match self.purchase_on(r, &card.value, fingerprint) {
+                Ok(p) => p,
                 // Refused on a read after this request claimed the id (its
                 // first write lost a race): give the claim back.
                 Err(refusal) if owner.is_some() => {
@@ -422,9 +585,9 @@ impl Ops {
                 // (its write-off then leaves too little for ours): answer
                 // what the twin answered, not a refusal.
                 Err(refusal) => {
-                    return match self.stored::<Confirmed>(&r.number, &key).await? {
+                    return match self.stored::<Confirmed>(&r.number, key).await? {
                         Some(stored) => {
-                            self.replicated(replay(stored, &fingerprint, "PurchaseId"))
+                            self.replicated(replay(stored, fingerprint, "PurchaseId"))
                                 .await
                         }
                         None => Err(refusal.into()),
@@ -435,62 +598,20 @@ impl Ops {
                 self.claim_purchase(&r.purchase_id, &r.number, owner.as_deref())
                     .await?,
             );
-            let (active_from, expires) = purchase::accrual_dates(rules, date);
-            let outcome = Confirmed {
-                number: r.number.clone(),
-                purchase_id: r.purchase_id.clone(),
-                amount: r.amount,
-                bonus_to_pay: r.bonus_to_pay,
-                accrual: record.accrual,
-                accrual_active_from: active_from,
-                accrual_expire_date: expires,
-                discount_bp: purchase::calculate(
-                    rules,
-                    &card.value,
-                    r.amount,
-                    r.bonus_to_pay,
-                    today,
-                )
-                .discount_bp,
-            };
-            let movement = BonusMovement {
-                reference: r.purchase_id.clone(),
-                credited: record.accrual,
-                debited: record.bonus_paid,
-                money: Some(r.amount),
-                comment: None,
-                debt: None,
-            };
-            let mut entry = bonus_entry(
-                self.clock.now(),
-                &next,
-                &r.actor,
-                Operation::Purchase,
-                movement,
-            );
-            note_debt(&mut entry, &card.value, &next);
-            let stored = Stored {
-                fingerprint: fingerprint.clone(),
-                outcome: outcome.clone(),
-                purchase: Some(record),
-                reversals: Vec::new(),
-            };
             if self
                 .commit(
-                    &next,
+                    &p.next,
                     card.version,
-                    Some(&entry),
+                    Some(&p.entry),
                     vec![CardRecordWrite::outcome(
-                        key.clone(),
-                        Confirmed::encode(&stored),
+                        key.to_owned(),
+                        Confirmed::encode(&p.stored),
                     )],
                 )
                 .await?
                 == Cas::Applied
             {
-                m::bonus_amount("accrual", outcome.accrual);
-                m::bonus_amount("write_off", outcome.bonus_to_pay);
-                return Ok(outcome);
+                return Ok(confirmed(p.stored.outcome));
             }
         }
         Err(EngineError::Contention(format!("card {}", r.number)))
@@ -543,6 +664,41 @@ impl Ops {
                 amount.to_string(),
             ),
         };
+        let job = ReversalOf {
+            purchase_id,
+            what,
+            outcome_key: &outcome_key,
+            fingerprint: &fingerprint,
+        };
+        // First on the write base: the card as this instance last wrote it,
+        // with the purchase as that write left it (one round trip). A
+        // replay, a refusal, a replaced card or a lost race are decided on
+        // the reads below.
+        if let Some((card, raw)) = self.last_seen.get_with(number, &key) {
+            let settled =
+                card.value.replaced_by.is_none() && card.value.unfinished_replacement().is_none();
+            if let (true, Ok(stored)) = (settled, Confirmed::decode(&key, &raw)) {
+                if let Ok(ReversalStep::Apply(w)) =
+                    self.reversal_on(actor, &card.value, stored, &job)
+                {
+                    if self
+                        .commit(
+                            &w.next,
+                            card.version,
+                            Some(&w.entry),
+                            vec![CardRecordWrite::replace(
+                                key.clone(),
+                                Confirmed::encode(&w.updated),
+                            )],
+                        )
+                        .await?
+                        == Cas::Applied
+                    {
+                        return Ok(reversal_done(w.outcome));
+                    }
+                }
+            }
+        }
         for _ in 0..MAX_ATTEMPTS {
             let chain = self.replacement_chain(number, actor).await?;
             let home = chain[chain.len() - 1].clone();
@@ -562,59 +718,14 @@ impl Ops {
                     .await?;
                 continue;
             };
-            if let Some(done) = stored.reversals.iter().find(|o| o.key == outcome_key) {
-                return if done.fingerprint == fingerprint {
-                    Ok(done.outcome.clone())
-                } else {
-                    Err(conflict("RefundId"))
+            let (next, entry, updated, outcome) =
+                match self.reversal_on(actor, &card.value, stored, &job)? {
+                    ReversalStep::Replay(answer) => return answer,
+                    ReversalStep::Apply(w) => {
+                        let w = *w;
+                        (w.next, w.entry, w.updated, w.outcome)
+                    }
                 };
-            }
-            let mut record = stored
-                .purchase
-                .clone()
-                .ok_or_else(|| purchase_not_found(purchase_id))?;
-            let mut next = card.value.clone();
-            let today = self.clock.today();
-            let (reversal, money, reference, operation, refund_id, total) = match what {
-                Reversing::Cancel => {
-                    let left = record.amount.saturating_sub(record.refunded);
-                    let r = purchase::cancel(&mut next, &mut record, today);
-                    (r, left, purchase_id, Operation::Cancel, None, record.amount)
-                }
-                Reversing::Refund { refund_id, amount } => {
-                    // The purchase was read with the card's version: a
-                    // refusal here is the purchase's state, not a race.
-                    let r = purchase::refund(&mut next, &mut record, amount, today)?;
-                    (
-                        r,
-                        amount,
-                        refund_id,
-                        Operation::Refund,
-                        Some(refund_id),
-                        record.refunded,
-                    )
-                }
-            };
-            let outcome = reversed(&home, purchase_id, refund_id, money, &reversal, total);
-            let mut entry = bonus_entry(
-                self.clock.now(),
-                &next,
-                actor,
-                operation,
-                movement(reference, &reversal, money),
-            );
-            note_debt(&mut entry, &card.value, &next);
-            let mut reversals = stored.reversals.clone();
-            reversals.push(ReversalOutcome {
-                key: outcome_key.clone(),
-                fingerprint: fingerprint.clone(),
-                outcome: outcome.clone(),
-            });
-            let updated = Stored {
-                purchase: Some(record),
-                reversals,
-                ..stored
-            };
             // Conditional on the card's version, which the purchase was read
             // with; the purchase keeps its expiry and must not have expired.
             if self
@@ -630,12 +741,96 @@ impl Ops {
                 .await?
                 == Cas::Applied
             {
-                m::bonus_amount("accrual_reversed", outcome.accrual_reversed);
-                m::bonus_amount("write_off_returned", outcome.bonus_returned);
-                return Ok(outcome);
+                return Ok(reversal_done(outcome));
             }
         }
         Err(EngineError::Contention(format!("card {number}")))
+    }
+
+    /// What a reversal does to `card`, which holds the purchase `stored`:
+    /// the answer of a replay, or the write to make.
+    fn reversal_on(
+        &self,
+        actor: &Actor,
+        card: &Card,
+        stored: Stored<Confirmed>,
+        job: &ReversalOf<'_>,
+    ) -> Result<ReversalStep, EngineError> {
+        if let Some(done) = stored.reversals.iter().find(|o| o.key == job.outcome_key) {
+            return Ok(ReversalStep::Replay(
+                if done.fingerprint == job.fingerprint {
+                    Ok(done.outcome.clone())
+                } else {
+                    Err(conflict("RefundId"))
+                },
+            ));
+        }
+        let mut record = stored
+            .purchase
+            .clone()
+            .ok_or_else(|| purchase_not_found(job.purchase_id))?;
+        let mut next = card.clone();
+        let today = self.clock.today();
+        let (reversal, money, reference, operation, refund_id, total) = match job.what {
+            Reversing::Cancel => {
+                let left = record.amount.saturating_sub(record.refunded);
+                let r = purchase::cancel(&mut next, &mut record, today);
+                (
+                    r,
+                    left,
+                    job.purchase_id,
+                    Operation::Cancel,
+                    None,
+                    record.amount,
+                )
+            }
+            Reversing::Refund { refund_id, amount } => {
+                // The purchase was read with the card's version: a
+                // refusal here is the purchase's state, not a race.
+                let r = purchase::refund(&mut next, &mut record, amount, today)?;
+                (
+                    r,
+                    amount,
+                    refund_id,
+                    Operation::Refund,
+                    Some(refund_id),
+                    record.refunded,
+                )
+            }
+        };
+        let outcome = reversed(
+            &card.number,
+            job.purchase_id,
+            refund_id,
+            money,
+            &reversal,
+            total,
+        );
+        let mut entry = bonus_entry(
+            self.clock.now(),
+            &next,
+            actor,
+            operation,
+            movement(reference, &reversal, money),
+        );
+        note_debt(&mut entry, card, &next);
+        let mut reversals = stored.reversals.clone();
+        reversals.push(ReversalOutcome {
+            key: job.outcome_key.to_owned(),
+            fingerprint: job.fingerprint.to_owned(),
+            outcome: outcome.clone(),
+        });
+        let updated = Stored {
+            purchase: Some(record),
+            reversals,
+            ..stored
+        };
+        Ok(ReversalStep::Apply(Box::new(ReversalWrite {
+            next,
+            entry,
+            updated,
+            outcome,
+        })))
     }
 
     /// The cards from `first` along `replaced_by` to the current one, with
@@ -741,6 +936,41 @@ impl Ops {
             .into());
         }
         let fingerprint = manual_fingerprint(&r.number, r);
+        // First on the write base: one conditional write whose create-only
+        // outcome also refuses a replay. A card that replaced another (its
+        // predecessors may hold this operation), a refusal or a lost race
+        // are decided on the fresh reads below.
+        if let Some(card) = self
+            .write_base(&r.number)
+            .await?
+            .filter(|c| c.value.replaces.is_none() && c.value.unfinished_replacement().is_none())
+        {
+            if let Ok((next, entry, stored)) = self.accrual_on(
+                r,
+                &card.value,
+                active_from,
+                expire_date,
+                today,
+                &fingerprint,
+            ) {
+                if self
+                    .commit(
+                        &next,
+                        card.version,
+                        Some(&entry),
+                        vec![CardRecordWrite::outcome(
+                            key.clone(),
+                            Accrued::encode(&stored),
+                        )],
+                    )
+                    .await?
+                    == Cas::Applied
+                {
+                    m::bonus_amount("manual_accrual", r.amount);
+                    return Ok(stored.outcome);
+                }
+            }
+        }
         for _ in 0..MAX_ATTEMPTS {
             let (card, stored) = self.read_with::<Accrued>(&r.number, &key).await?;
             if let Some((stored, _)) = stored {
@@ -765,58 +995,15 @@ impl Ops {
             if self.finish_replacement(&card.value, &r.actor).await? {
                 continue;
             }
-            refuse_expired_bonus(r, expire_date, today)?;
-            purchase::check_status(&card.value, Amount::ZERO)?;
-            if Amount::total([card.value.ledger.total(), r.amount]).is_none() {
-                return Err(RuleError::new(
-                    ErrorKey::InvalidAmount,
-                    format!(
-                        "the card would hold more than {} bonuses, the largest total a balance states exactly",
-                        Amount::TOTAL_MAX
-                    ),
-                )
-                .into());
-            }
-            let mut next = card.value.clone();
-            next.ledger.compact(today);
-            next.ledger.accrue(
-                r.amount,
-                r.bonus_type,
+            let (next, entry, stored) = self.accrual_on(
+                r,
+                &card.value,
                 active_from,
                 expire_date,
-                LotSource::Bonus,
-            );
-            next.ledger.settle(today);
-            let outcome = Accrued {
-                number: r.number.clone(),
-                operation_id: r.operation_id.clone(),
-                amount: r.amount,
-                bonus_type: r.bonus_type,
-                active_from,
-                expire_date,
-            };
-            let movement = BonusMovement {
-                reference: r.operation_id.clone(),
-                credited: r.amount,
-                debited: Amount::ZERO,
-                money: None,
-                comment: r.comment.clone(),
-                debt: None,
-            };
-            let mut entry = bonus_entry(
-                self.clock.now(),
-                &next,
-                &r.actor,
-                Operation::Bonus,
-                movement,
-            );
-            note_debt(&mut entry, &card.value, &next);
-            let stored = Stored {
-                fingerprint: fingerprint.clone(),
-                outcome: outcome.clone(),
-                purchase: None,
-                reversals: Vec::new(),
-            };
+                today,
+                &fingerprint,
+            )?;
+            let outcome = stored.outcome.clone();
             if self
                 .commit(
                     &next,
@@ -835,6 +1022,72 @@ impl Ops {
             }
         }
         Err(EngineError::Contention(format!("card {}", r.number)))
+    }
+
+    /// A manual accrual applied to `card`: the next card, its history entry
+    /// and the outcome to store; or the refusal.
+    fn accrual_on(
+        &self,
+        r: &ManualBonusRequest,
+        card: &Card,
+        active_from: Date,
+        expire_date: Option<Date>,
+        today: Date,
+        fingerprint: &str,
+    ) -> Result<(Card, HistoryEntry, Stored<Accrued>), EngineError> {
+        refuse_expired_bonus(r, expire_date, today)?;
+        purchase::check_status(card, Amount::ZERO)?;
+        if Amount::total([card.ledger.total(), r.amount]).is_none() {
+            return Err(RuleError::new(
+                ErrorKey::InvalidAmount,
+                format!(
+                    "the card would hold more than {} bonuses, the largest total a balance states exactly",
+                    Amount::TOTAL_MAX
+                ),
+            )
+            .into());
+        }
+        let mut next = card.clone();
+        next.ledger.compact(today);
+        next.ledger.accrue(
+            r.amount,
+            r.bonus_type,
+            active_from,
+            expire_date,
+            LotSource::Bonus,
+        );
+        next.ledger.settle(today);
+        let outcome = Accrued {
+            number: r.number.clone(),
+            operation_id: r.operation_id.clone(),
+            amount: r.amount,
+            bonus_type: r.bonus_type,
+            active_from,
+            expire_date,
+        };
+        let movement = BonusMovement {
+            reference: r.operation_id.clone(),
+            credited: r.amount,
+            debited: Amount::ZERO,
+            money: None,
+            comment: r.comment.clone(),
+            debt: None,
+        };
+        let mut entry = bonus_entry(
+            self.clock.now(),
+            &next,
+            &r.actor,
+            Operation::Bonus,
+            movement,
+        );
+        note_debt(&mut entry, card, &next);
+        let stored = Stored {
+            fingerprint: fingerprint.to_owned(),
+            outcome: outcome.clone(),
+            purchase: None,
+            reversals: Vec::new(),
+        };
+        Ok((next, entry, stored))
     }
 }
 

@@ -13,8 +13,8 @@ use async_trait::async_trait;
 
 use crate::domain::{Card, CardNumber, Contact, ContactCode, HistoryEntry};
 use crate::store::{
-    CardLoad, CardRecordWrite, Cas, Claim, DumpPage, HistoryPage, Index, RecordRead, Store,
-    StoreError, Versioned,
+    CardLoad, CardRecordWrite, Cas, Claim, DumpPage, HistoryPage, Index, PurchaseCommit,
+    PurchaseWrite, RecordRead, Store, StoreError, Versioned,
 };
 
 #[derive(Default)]
@@ -147,6 +147,13 @@ impl Store for DeferredStore {
         self.store()?
             .update_card_with(card, expected_version, entry, records, ttl_secs)
             .await
+    }
+
+    async fn commit_purchase(
+        &self,
+        write: &PurchaseWrite<'_>,
+    ) -> Result<PurchaseCommit, StoreError> {
+        self.store()?.commit_purchase(write).await
     }
 
     async fn get_card_record(

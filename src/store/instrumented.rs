@@ -8,8 +8,8 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use super::{
-    CardLoad, CardRecordWrite, Cas, Claim, DumpPage, HistoryPage, Index, RecordRead, Store,
-    StoreError, Versioned,
+    CardLoad, CardRecordWrite, Cas, Claim, DumpPage, HistoryPage, Index, PurchaseCommit,
+    PurchaseWrite, RecordRead, Store, StoreError, Versioned,
 };
 use crate::domain::{Card, CardNumber, Contact, ContactCode, HistoryEntry};
 use crate::metrics as m;
@@ -127,6 +127,13 @@ impl Store for Instrumented {
                 .update_card_with(card, expected_version, entry, records, ttl_secs),
         )
         .await
+    }
+
+    async fn commit_purchase(
+        &self,
+        write: &PurchaseWrite<'_>,
+    ) -> Result<PurchaseCommit, StoreError> {
+        timed("commit_purchase", self.0.commit_purchase(write)).await
     }
 
     async fn get_card_record(

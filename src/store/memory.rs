@@ -16,7 +16,7 @@ use super::dump::{cursor, split_cursor, PHASES};
 use super::events::{ChangeEvent, EventLog};
 use super::{
     CardLoad, CardRecordWrite, Cas, Claim, DumpItem, DumpPage, Expiry, HistoryPage, Index,
-    RecordRead, Store, StoreError, Versioned,
+    PurchaseCommit, PurchaseWrite, RecordRead, Store, StoreError, Versioned,
 };
 use crate::domain::{Card, CardNumber, CardStatus, Contact, ContactCode, HistoryEntry};
 
@@ -126,6 +126,92 @@ impl MemoryStore {
             log.pop_front();
         }
         Ok(())
+    }
+
+    /// `update_card_with` on a card at the expected version (the caller
+    /// holds the cards' lock and checked it).
+    fn write_card(
+        &self,
+        record: &mut CardRecord,
+        card: &Card,
+        entry: Option<&HistoryEntry>,
+        records: &[CardRecordWrite],
+        ttl_secs: u64,
+    ) -> Result<Cas, StoreError> {
+        let now = Instant::now();
+        record.records.retain(|_, (_, until)| *until > now);
+        let refused = records.iter().any(|w| {
+            let exists = record.records.contains_key(&w.key);
+            (w.create_only && exists) || (w.expiry == Expiry::Keep && !exists)
+        });
+        if refused {
+            return Ok(Cas::Conflict);
+        }
+        if let Some(entry) = entry {
+            let seq = record.history.len() as u64;
+            self.append_event(|| {
+                Ok(ChangeEvent::history(
+                    card.number.as_str(),
+                    seq,
+                    json(entry)?,
+                ))
+            })?;
+            record.history.push(entry.clone());
+        }
+        record.card = card.clone();
+        record.version += 1;
+        let retention = later(now, Duration::from_secs(ttl_secs));
+        for w in records {
+            let until = match w.expiry {
+                Expiry::Retention => retention,
+                Expiry::Keep => record.records.get(&w.key).map_or(retention, |r| r.1),
+                Expiry::In(ms) => later(now, Duration::from_millis(ms.max(0) as u64)),
+            };
+            record
+                .records
+                .insert(w.key.clone(), (w.value.clone(), until));
+        }
+        Ok(Cas::Applied)
+    }
+
+    /// Sets an index entry (the caller holds the index's lock and checked
+    /// its current owner), dropping the expired entries.
+    fn put_claim(
+        &self,
+        map: &mut BTreeMap<String, Stamped>,
+        index: Index,
+        key: &str,
+        owner: &str,
+        now: Instant,
+    ) {
+        let ttl = match index {
+            Index::Purchase => self.purchase_index_ttl,
+            Index::Mobile | Index::ContactCard => None,
+        };
+        let until = ttl.map(|ttl| later(now, ttl));
+        map.insert(
+            key.to_owned(),
+            Stamped {
+                owner: owner.to_owned(),
+                since: now,
+                until,
+            },
+        );
+        if let Some(until) = until {
+            let mut expiring = self.expiring.lock();
+            expiring.push_back((until, key.to_owned()));
+            while let Some((at, _)) = expiring.front() {
+                if *at > now {
+                    break;
+                }
+                if let Some((at, key)) = expiring.pop_front() {
+                    // Only if not claimed again since.
+                    if map.get(&key).is_some_and(|s| s.until == Some(at)) {
+                        map.remove(&key);
+                    }
+                }
+            }
+        }
     }
 
     fn index(&self, index: Index) -> &RwLock<BTreeMap<String, Stamped>> {
@@ -397,43 +483,65 @@ impl Store for MemoryStore {
         let mut map = self.cards.write();
         match map.get_mut(&card.number) {
             Some(record) if record.version == expected_version => {
-                let now = Instant::now();
-                record.records.retain(|_, (_, until)| *until > now);
-                let refused = records.iter().any(|w| {
-                    let exists = record.records.contains_key(&w.key);
-                    (w.create_only && exists) || (w.expiry == Expiry::Keep && !exists)
-                });
-                if refused {
-                    return Ok(Cas::Conflict);
-                }
-                if let Some(entry) = entry {
-                    let seq = record.history.len() as u64;
-                    self.append_event(|| {
-                        Ok(ChangeEvent::history(
-                            card.number.as_str(),
-                            seq,
-                            json(entry)?,
-                        ))
-                    })?;
-                    record.history.push(entry.clone());
-                }
-                record.card = card.clone();
-                record.version += 1;
-                let retention = later(now, Duration::from_secs(ttl_secs));
-                for w in records {
-                    let until = match w.expiry {
-                        Expiry::Retention => retention,
-                        Expiry::Keep => record.records.get(&w.key).map_or(retention, |r| r.1),
-                        Expiry::In(ms) => later(now, Duration::from_millis(ms.max(0) as u64)),
-                    };
-                    record
-                        .records
-                        .insert(w.key.clone(), (w.value.clone(), until));
-                }
-                Ok(Cas::Applied)
+                self.write_card(record, card, entry, records, ttl_secs)
             }
             _ => Ok(Cas::Conflict),
         }
+    }
+
+    async fn commit_purchase(&self, w: &PurchaseWrite<'_>) -> Result<PurchaseCommit, StoreError> {
+        // Cards, then the PurchaseId index: the one place that holds two
+        // of the store's locks, in that order, so that the whole purchase
+        // is one critical section as it is one script on Redis.
+        let mut cards = self.cards.write();
+        let now = Instant::now();
+        let record = cards.get_mut(&w.card.number);
+        if let Some((value, until)) = record
+            .as_ref()
+            .and_then(|r| r.records.get(&w.outcome.key))
+            .filter(|(_, until)| *until > now)
+        {
+            return Ok(PurchaseCommit::Stored(RecordRead {
+                value: value.clone(),
+                ttl_ms: ttl_of(now, *until),
+            }));
+        }
+        let mut index = self.purchases.write();
+        let claim = index.get(w.purchase_id).filter(|s| s.live(now));
+        if claim.map(|c| c.owner.as_str()) != w.claim_expected {
+            return Ok(PurchaseCommit::Claimed(claim.map(Stamped::claim)));
+        }
+        let record = match record {
+            Some(r) if r.version == w.expected_version => r,
+            other => {
+                return Ok(PurchaseCommit::Conflict {
+                    current: other.map(|r| {
+                        Box::new(Versioned {
+                            value: r.card.clone(),
+                            version: r.version,
+                        })
+                    }),
+                    claim_held: false,
+                })
+            }
+        };
+        let written = self.write_card(
+            record,
+            w.card,
+            Some(w.entry),
+            std::slice::from_ref(w.outcome),
+            w.ttl_secs,
+        )?;
+        if written != Cas::Applied {
+            // The outcome was checked above: only a record to keep could
+            // refuse, and a purchase writes none.
+            return Ok(PurchaseCommit::Conflict {
+                current: None,
+                claim_held: false,
+            });
+        }
+        self.put_claim(&mut index, Index::Purchase, w.purchase_id, w.owner, now);
+        Ok(PurchaseCommit::Applied)
     }
 
     async fn get_card_record(
@@ -581,34 +689,7 @@ impl Store for MemoryStore {
         if current.map(|c| c.owner.as_str()) != expected {
             return Ok(Err(current.map(Stamped::claim)));
         }
-        let ttl = match index {
-            Index::Purchase => self.purchase_index_ttl,
-            Index::Mobile | Index::ContactCard => None,
-        };
-        let until = ttl.map(|ttl| later(now, ttl));
-        map.insert(
-            key.to_owned(),
-            Stamped {
-                owner: owner.to_owned(),
-                since: now,
-                until,
-            },
-        );
-        if let Some(until) = until {
-            let mut expiring = self.expiring.lock();
-            expiring.push_back((until, key.to_owned()));
-            while let Some((at, _)) = expiring.front() {
-                if *at > now {
-                    break;
-                }
-                if let Some((at, key)) = expiring.pop_front() {
-                    // Only if not claimed again since.
-                    if map.get(&key).is_some_and(|s| s.until == Some(at)) {
-                        map.remove(&key);
-                    }
-                }
-            }
-        }
+        self.put_claim(&mut map, index, key, owner, now);
         Ok(Ok(()))
     }
 

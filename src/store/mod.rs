@@ -143,6 +143,49 @@ impl CardRecordWrite {
     }
 }
 
+/// A purchase's write (docs/adr/0005): the card's compare-and-set with its
+/// history entry and its create-only outcome, and the claim of the
+/// PurchaseId that binds the purchase to the card. On one Redis node (and
+/// in the memory store) all of it is one atomic step, one round trip; on a
+/// cluster the PurchaseId's index lives in another slot: the claim goes
+/// first, then the card's write (two round trips).
+#[derive(Debug, Clone, Copy)]
+pub struct PurchaseWrite<'a> {
+    pub card: &'a Card,
+    pub expected_version: u64,
+    pub entry: &'a HistoryEntry,
+    /// The outcome, under the purchase's idempotency key (create-only,
+    /// kept for `ttl_secs`).
+    pub outcome: &'a CardRecordWrite,
+    pub ttl_secs: u64,
+    pub purchase_id: &'a str,
+    /// The claim's owner this write expects (`None`: no claim yet).
+    pub claim_expected: Option<&'a str>,
+    /// The owner token the claim is written with.
+    pub owner: &'a str,
+}
+
+/// What became of a [`PurchaseWrite`]. Nothing was written unless
+/// `Applied` (a cluster's claim aside: see `claim_held`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PurchaseCommit {
+    Applied,
+    /// The outcome exists already: the purchase was applied (a replay).
+    Stored(RecordRead),
+    /// The PurchaseId's claim is not the one expected: its current claim
+    /// (`None`: released meanwhile), to judge.
+    Claimed(Option<Claim>),
+    /// The card is no longer at the expected version: the card as it is
+    /// now (read in the same step; `None` if it is gone), and whether this
+    /// write's owner holds the PurchaseId's claim (a cluster claims before
+    /// it writes the card; on one node the claim is only ever taken with
+    /// the write).
+    Conflict {
+        current: Option<Box<Versioned<Card>>>,
+        claim_held: bool,
+    },
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The store could not be reached or did not answer in time; nothing
@@ -268,6 +311,15 @@ pub trait Store: Send + Sync + 'static {
         records: &[CardRecordWrite],
         ttl_secs: u64,
     ) -> Result<Cas, StoreError>;
+
+    /// A purchase's write in as few round trips as the store allows
+    /// (see [`PurchaseWrite`]): claim the PurchaseId, check the outcome does
+    /// not exist and the card's version, write card, history, outcome and
+    /// change event.
+    async fn commit_purchase(
+        &self,
+        write: &PurchaseWrite<'_>,
+    ) -> Result<PurchaseCommit, StoreError>;
 
     /// A record written by `update_card_with`, unless expired.
     async fn get_card_record(

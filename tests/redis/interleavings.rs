@@ -18,8 +18,8 @@ use loyalty::engine::{Command, ConfirmRequest, ManualBonusRequest, Ops, Reply};
 use loyalty::store::memory::MemoryStore;
 use loyalty::store::redis::{RedisSettings, RedisStore};
 use loyalty::store::{
-    CardLoad, CardRecordWrite, Cas, Claim, DumpPage, HistoryPage, Index, RecordRead, Store,
-    StoreError, Versioned,
+    CardLoad, CardRecordWrite, Cas, Claim, DumpPage, HistoryPage, Index, PurchaseCommit,
+    PurchaseWrite, RecordRead, Store, StoreError, Versioned,
 };
 use time::OffsetDateTime;
 
@@ -140,6 +140,21 @@ impl Store for HookStore {
         self.inner
             .update_card_with(card, v, entry, records, ttl)
             .await
+    }
+
+    async fn commit_purchase(
+        &self,
+        write: &PurchaseWrite<'_>,
+    ) -> Result<PurchaseCommit, StoreError> {
+        // The steps the purchase's one write stands for, in their order.
+        self.fire(At::IndexClaim(
+            Index::Purchase,
+            write.purchase_id.to_owned(),
+        ))
+        .await;
+        self.fire(At::UpdateCard(write.card.number.as_str().to_owned()))
+            .await;
+        self.inner.commit_purchase(write).await
     }
     async fn get_card_record(
         &self,

@@ -25,6 +25,7 @@ mod interleavings;
 mod purchase_record_life;
 mod record_sets;
 mod replacement_repair;
+mod round_trips;
 mod script_refusals;
 mod sentinel;
 mod sentinel_tls;

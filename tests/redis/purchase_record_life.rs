@@ -19,8 +19,8 @@ use loyalty::engine::{Command, ConfirmRequest, Ops, Reply};
 use loyalty::store::memory::MemoryStore;
 use loyalty::store::redis::RedisStore;
 use loyalty::store::{
-    CardLoad, CardRecordWrite, Cas, Claim, DumpPage, HistoryPage, Index, RecordRead, Store,
-    StoreError, Versioned,
+    CardLoad, CardRecordWrite, Cas, Claim, DumpPage, HistoryPage, Index, PurchaseCommit,
+    PurchaseWrite, RecordRead, Store, StoreError, Versioned,
 };
 use time::OffsetDateTime;
 
@@ -124,6 +124,14 @@ impl Store for HookStore {
         self.inner
             .update_card_with(card, v, entry, records, ttl)
             .await
+    }
+
+    async fn commit_purchase(
+        &self,
+        write: &PurchaseWrite<'_>,
+    ) -> Result<PurchaseCommit, StoreError> {
+        self.fire(&write.card.number).await;
+        self.inner.commit_purchase(write).await
     }
     async fn get_card_record(
         &self,

@@ -190,6 +190,36 @@ async fn every_write_script_refuses_a_key_of_another_type_before_writing() {
             .expect("DEL");
     }
 
+    // confirm_purchase (one node: the PurchaseId's index entry too): the
+    // card, its history, the change stream, its records, the index entry.
+    for key_of in [
+        |k: &loyalty::store::redis::Keys, n: &str| k.card(n),
+        |k: &loyalty::store::redis::Keys, n: &str| k.history(n),
+        |k: &loyalty::store::redis::Keys, n: &str| k.events(n),
+        |k: &loyalty::store::redis::Keys, n: &str| k.card_records(n),
+        |k: &loyalty::store::redis::Keys, n: &str| k.index(Index::Purchase, &format!("P{n}")),
+    ] {
+        let number = next();
+        store.insert_cards(&[card(&number)]).await.expect("a card");
+        redis::cmd("DEL")
+            .arg(keys.events(&number))
+            .query::<()>(&mut redis.con)
+            .expect("DEL");
+        let key = key_of(&keys, &number);
+        refused(
+            &mut redis,
+            &mut problems,
+            "confirm_purchase",
+            &key,
+            purchase(&store, number.clone()),
+        )
+        .await;
+        redis::cmd("DEL")
+            .arg(&key)
+            .query::<()>(&mut redis.con)
+            .expect("DEL");
+    }
+
     // insert_card: the card, the change stream.
     let number = next();
     refused(
@@ -349,6 +379,29 @@ async fn update(store: &RedisStore, number: String) -> Result<loyalty::store::Ca
             &[CardRecordWrite::outcome("purchase:P", "{}")],
             60,
         )
+        .await
+}
+
+async fn purchase(
+    store: &RedisStore,
+    number: String,
+) -> Result<loyalty::store::PurchaseCommit, StoreError> {
+    let card = card(&number);
+    let entry = entry();
+    let outcome = CardRecordWrite::outcome(format!("purchase:P{number}"), "{}");
+    let id = format!("P{number}");
+    let owner = format!("{number}#1");
+    store
+        .commit_purchase(&loyalty::store::PurchaseWrite {
+            card: &card,
+            expected_version: 1,
+            entry: &entry,
+            outcome: &outcome,
+            ttl_secs: 60,
+            purchase_id: &id,
+            claim_expected: None,
+            owner: &owner,
+        })
         .await
 }
 

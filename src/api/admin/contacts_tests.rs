@@ -16,8 +16,8 @@ use crate::domain::{Card, CardType, Category, Contact, HistoryEntry, MobileNumbe
 use crate::engine::{EngineSettings, OpsSettings, PurchaseSettings};
 use crate::store::memory::MemoryStore;
 use crate::store::{
-    CardRecordWrite, Cas, Claim, DumpPage, HistoryPage, Index, RecordRead, Store, StoreError,
-    Versioned,
+    CardRecordWrite, Cas, Claim, DumpPage, HistoryPage, Index, PurchaseCommit, PurchaseWrite,
+    RecordRead, Store, StoreError, Versioned,
 };
 
 /// The memory store, with a cache that still holds the cards frozen in it.
@@ -94,6 +94,13 @@ impl Store for Lagging {
         self.inner
             .update_card_with(card, expected_version, entry, records, ttl_secs)
             .await
+    }
+
+    async fn commit_purchase(
+        &self,
+        write: &PurchaseWrite<'_>,
+    ) -> Result<PurchaseCommit, StoreError> {
+        self.inner.commit_purchase(write).await
     }
     async fn get_card_record(
         &self,

@@ -18,6 +18,7 @@ mod dump;
 mod errors;
 mod failover;
 mod keys;
+mod purchase;
 mod scripts;
 pub mod sentinel;
 pub mod slots;
@@ -40,10 +41,11 @@ use serde::de::DeserializeOwned;
 use super::codec;
 use super::events::EventLog;
 use super::{
-    CardRecordWrite, Cas, Claim, DumpPage, Expiry, HistoryPage, Index, RecordRead, Store,
-    StoreError, Versioned,
+    CardRecordWrite, Cas, Claim, DumpPage, Expiry, HistoryPage, Index, PurchaseCommit,
+    PurchaseWrite, RecordRead, Store, StoreError, Versioned,
 };
 use crate::domain::{Card, CardNumber, Contact, ContactCode, HistoryEntry};
+use crate::metrics as m;
 pub use access::RedisAccess;
 use cache::{Cache, Cached};
 pub use keys::Keys;
@@ -490,10 +492,11 @@ impl RedisStore {
     /// A read command, bounded by the command timeout.
     async fn read<T: FromRedisValue>(
         &self,
-        what: &str,
+        what: &'static str,
         key: &str,
         cmd: Cmd,
     ) -> Result<T, StoreError> {
+        m::store_round_trip(what);
         let mut conn = self.conn();
         let run = async {
             match conn.query::<T>(&cmd).await {
@@ -523,6 +526,7 @@ impl RedisStore {
     /// Runs a script (EVALSHA, and EVAL if the server does not know it),
     /// bounded by the command timeout.
     async fn script(&self, lua: &Lua, keys: &[&str], args: &[&[u8]]) -> Result<Value, StoreError> {
+        m::store_round_trip(lua.name);
         if let (false, Some(wait)) = (lua.read_only, self.wait_for) {
             return self.script_acked(lua, keys, args, wait).await;
         }
@@ -607,7 +611,7 @@ impl RedisStore {
     /// A versioned record (hash fields `v`, `d`).
     async fn get_versioned<T: DeserializeOwned>(
         &self,
-        what: &str,
+        what: &'static str,
         key: &str,
     ) -> Result<Option<Versioned<T>>, StoreError> {
         let mut cmd = redis::cmd("HMGET");
@@ -1179,17 +1183,44 @@ impl Store for RedisStore {
         expected: Option<&str>,
         owner: &str,
     ) -> Result<Result<(), Option<Claim>>, StoreError> {
+        self.claim_index(index, key, expected, owner).await
+    }
+
+    async fn commit_purchase(
+        &self,
+        write: &PurchaseWrite<'_>,
+    ) -> Result<PurchaseCommit, StoreError> {
+        self.commit_purchase_write(write).await
+    }
+
+    async fn index_release(&self, index: Index, key: &str, owner: &str) -> Result<(), StoreError> {
+        let key = self.keys.index(index, key);
+        let reply = self
+            .script(&self.scripts.index_release, &[&key], &[owner.as_bytes()])
+            .await;
+        self.forget(&key);
+        reply.map(|_| ())
+    }
+}
+
+impl RedisStore {
+    /// `Store::index_claim`, also the first step of a cluster's purchase.
+    async fn claim_index(
+        &self,
+        index: Index,
+        key: &str,
+        expected: Option<&str>,
+        owner: &str,
+    ) -> Result<Result<(), Option<Claim>>, StoreError> {
         let key = self.keys.index(index, key);
         let (mode, expected) = match expected {
             None => ("0", ""),
             Some(e) => ("1", e),
         };
         let ttl_ms = match index {
-            Index::Purchase => self.purchase_index_ttl_ms,
-            Index::Mobile | Index::ContactCard => None,
-        }
-        .map(|ms| ms.to_string())
-        .unwrap_or_default();
+            Index::Purchase => self.purchase_claim_ttl(),
+            Index::Mobile | Index::ContactCard => String::new(),
+        };
         let reply = self
             .script(
                 &self.scripts.index_claim,
@@ -1219,17 +1250,14 @@ impl Store for RedisStore {
         }
     }
 
-    async fn index_release(&self, index: Index, key: &str, owner: &str) -> Result<(), StoreError> {
-        let key = self.keys.index(index, key);
-        let reply = self
-            .script(&self.scripts.index_release, &[&key], &[owner.as_bytes()])
-            .await;
-        self.forget(&key);
-        reply.map(|_| ())
+    /// A PurchaseId claim's life in ms, as the claim scripts take it ('':
+    /// for good).
+    fn purchase_claim_ttl(&self) -> String {
+        self.purchase_index_ttl_ms
+            .map(|ms| ms.to_string())
+            .unwrap_or_default()
     }
-}
 
-impl RedisStore {
     /// A contact's hash as it is in Redis (`v` 0 and no data: none yet).
     async fn read_contact(&self, key: &str) -> Result<Versioned<Option<Contact>>, StoreError> {
         let mut cmd = redis::cmd("HMGET");

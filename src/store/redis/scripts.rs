@@ -61,6 +61,7 @@ impl Lua {
 pub struct Scripts {
     pub insert_card: Lua,
     pub update_card: Lua,
+    pub confirm_purchase: Lua,
     pub put_contact: Lua,
     pub fence_contact: Lua,
     pub index_get: Lua,
@@ -81,6 +82,10 @@ impl Scripts {
         Scripts {
             insert_card: Lua::new("insert_card", include_str!("lua/insert_card.lua")),
             update_card: Lua::with_records("update_card", include_str!("lua/update_card.lua")),
+            confirm_purchase: Lua::with_records(
+                "confirm_purchase",
+                include_str!("lua/confirm_purchase.lua"),
+            ),
             put_contact: Lua::new("put_contact", include_str!("lua/put_contact.lua")),
             fence_contact: Lua::new("fence_contact", include_str!("lua/fence_contact.lua")),
             index_get: Lua::new("index_get", include_str!("lua/index_get.lua")),
