@@ -107,6 +107,10 @@ async fn store(urls: Vec<String>) -> Arc<dyn Store> {
             command_timeout: Duration::from_secs(5),
             cache_capacity: 0,
             cache_segments: 1,
+            sentinel: None,
+            min_replicas_acked: 0,
+            replica_ack_timeout: std::time::Duration::ZERO,
+            wait_pool_size: 1,
             access: Default::default(),
         })
         .await
