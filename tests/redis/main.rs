@@ -12,6 +12,8 @@
 #[path = "../common/postgres_server.rs"]
 mod postgres_server;
 #[path = "../common/redis_server.rs"]
+// Its cluster-with-replicas part serves tests/failover, not this suite.
+#[allow(dead_code)]
 mod redis_server;
 
 mod archive;

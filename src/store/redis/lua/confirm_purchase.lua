@@ -8,8 +8,10 @@
 -- Every check comes before the first write (Redis does not roll back a
 -- script), in the order the engine answers them: a stored outcome first
 -- (a replay answers as the first time did, docs/api.md §7), then the
--- PurchaseId's claim, then the card's version; then the type of every key
--- written.
+-- PurchaseId's claim, then the card's version. Before all of them, the
+-- type of every key: a key of another type (an operator's mistake, a
+-- foreign writer) is refused with CORRUPT naming it, before any read of it
+-- could fail half-way with a bare WRONGTYPE (issue 26).
 -- KEYS[1] card hash, KEYS[2] its history list, KEYS[3] the change stream
 --   of its slot, KEYS[4] its record set; KEYS[5] (one node only) the
 --   PurchaseId's index entry (hash: owner, since)
@@ -40,6 +42,21 @@ end
 local events = tonumber(ARGV[5])
 if not events or events < 0 then
   return redis.error_reply('confirm_purchase: events length not a number')
+end
+-- Each key absent or of the type this script reads and writes it as.
+local function refuse_type(key, what, want)
+  local kind = redis.call('TYPE', key)['ok']
+  if kind ~= 'none' and kind ~= want then
+    return redis.error_reply('CORRUPT ' .. what .. ' ' .. key .. ' is a ' .. kind .. ', not a ' .. want)
+  end
+end
+local refused = refuse_type(card, 'card', 'hash')
+  or refuse_type(history, 'history', 'list')
+  or (events > 0 and refuse_type(stream, 'change stream', 'stream'))
+  or refuse_type(set, 'record set', 'hash')
+  or (claiming and refuse_type(KEYS[5], 'PurchaseId index entry', 'hash'))
+if refused then
+  return refused
 end
 local now, chance = records_now()
 local stored, left = records_get(set, ARGV[8], now)
@@ -75,21 +92,6 @@ end
 local n = tonumber(v)
 if not n then
   return redis.error_reply('CORRUPT version field of ' .. card)
-end
--- The keys written besides the card (whose HMGET above failed with
--- WRONGTYPE if it is not a hash) and the claim (likewise): absent or of
--- the type the write needs.
-local function refuse_type(key, what, want)
-  local kind = redis.call('TYPE', key)['ok']
-  if kind ~= 'none' and kind ~= want then
-    return redis.error_reply('CORRUPT ' .. what .. ' ' .. key .. ' is a ' .. kind .. ', not a ' .. want)
-  end
-end
-local refused = refuse_type(history, 'history', 'list')
-  or (events > 0 and refuse_type(stream, 'change stream', 'stream'))
-  or refuse_type(set, 'record set', 'hash')
-if refused then
-  return refused
 end
 -- The entry's sequence number, as update_card.lua numbers it.
 local base = tonumber(redis.call('HGET', card, 'hb') or '0') or 0
