@@ -120,6 +120,14 @@ pub fn date(d: Date) -> Value {
     Value::String(d.to_string())
 }
 
+/// A moment as RFC 3339 text in UTC (a hold's `HeldUntil`).
+pub fn timestamp(at: OffsetDateTime) -> Value {
+    Value::String(
+        at.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+    )
+}
+
 fn bucket(b: &Bucket) -> Value {
     json!({
         "Amount": money(b.amount),

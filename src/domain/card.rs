@@ -48,7 +48,12 @@ pub struct Card {
     /// Open holds (issue 24, `hold.rs`): bonuses reserved for a purchase
     /// being paid, out of the ledger until confirmed or released. One
     /// whose `until` has passed counts as released.
-    #[serde(default)]
+    ///
+    /// Left out when empty, so a card without holds is stored (and
+    /// exported) byte for byte as before holds existed. Safe only because
+    /// it is the last field: a field added after it must not be skipped
+    /// (docs/stored-formats.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub holds: Vec<Hold>,
 }
 

@@ -1,5 +1,6 @@
 //! The typed commands the API hands to the engine, and their replies.
 
+use super::holds::{Held, HoldRequest, Released};
 use super::purchases::{
     Accrued, Calculated, ConfirmRequest, Confirmed, ManualBonusRequest, Reversed,
 };
@@ -74,6 +75,12 @@ pub enum Command {
         amount: Amount,
     },
     ManualBonus(ManualBonusRequest),
+    Hold(HoldRequest),
+    Release {
+        actor: Actor,
+        number: CardNumber,
+        purchase_id: String,
+    },
 }
 
 impl Command {
@@ -92,7 +99,9 @@ impl Command {
             | Command::Confirm(ConfirmRequest { number, .. })
             | Command::Cancel { number, .. }
             | Command::Refund { number, .. }
-            | Command::ManualBonus(ManualBonusRequest { number, .. }) => format!("card:{number}"),
+            | Command::ManualBonus(ManualBonusRequest { number, .. })
+            | Command::Hold(HoldRequest { number, .. })
+            | Command::Release { number, .. } => format!("card:{number}"),
             Command::UpsertContact { code, .. } => format!("contact:{code}"),
         }
     }
@@ -114,6 +123,8 @@ impl Command {
             Command::Cancel { .. } => "cancel",
             Command::Refund { .. } => "refund",
             Command::ManualBonus(_) => "manual_bonus",
+            Command::Hold(_) => "hold",
+            Command::Release { .. } => "release",
         }
     }
 }
@@ -142,6 +153,8 @@ pub enum Reply {
     Confirmed(Confirmed),
     Reversed(Reversed),
     Accrued(Accrued),
+    Held(Held),
+    Released(Released),
 }
 
 /// A page of a card's history, newest first: entries with their sequence

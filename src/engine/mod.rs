@@ -8,6 +8,7 @@ pub mod clock;
 pub mod commands;
 mod contacts;
 mod error;
+pub mod holds;
 mod kept;
 mod last_seen;
 pub mod ops;
@@ -24,6 +25,7 @@ use actix::{Actor, Addr, Arbiter};
 pub use clock::Clock;
 pub use commands::{BalanceView, Command, ContactView, HistoryPage, Reply};
 pub use error::EngineError;
+pub use holds::{Held, HoldRequest, Released};
 pub use kept::check_record;
 pub use ops::{Ops, OpsSettings};
 pub use purchases::{

@@ -23,6 +23,10 @@ use crate::store::{CardRecordWrite, Cas, Claim, Index, PurchaseCommit, PurchaseW
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PurchaseSettings {
     pub rules: BonusRules,
+    /// A hold's life when the request names none (`bonus.hold_secs`), and
+    /// the longest a request may ask for (`bonus.hold_max_secs`).
+    pub hold_secs: u64,
+    pub hold_max_secs: u64,
     /// How long idempotency records (and so purchases, for cancel and
     /// refund) are kept.
     pub retention_secs: u64,
@@ -133,6 +137,8 @@ struct Prepared {
     next: Card,
     entry: HistoryEntry,
     stored: Stored<Confirmed>,
+    /// What the confirm did to holds (counted once it lands).
+    holds: super::holds::HoldEffect,
 }
 
 /// A cancel or refund of one purchase, as its outcome is kept.
@@ -179,7 +185,7 @@ pub(crate) fn purchase_key(purchase_id: &str) -> String {
     format!("purchase:{purchase_id}")
 }
 
-fn conflict(what: &str) -> EngineError {
+pub(super) fn conflict(what: &str) -> EngineError {
     RuleError::new(
         ErrorKey::IdempotencyConflict,
         format!("{what} was already used with a different request"),
@@ -195,7 +201,7 @@ fn purchase_not_found(purchase_id: &str) -> EngineError {
     .into()
 }
 
-fn bonus_entry(
+pub(super) fn bonus_entry(
     at: OffsetDateTime,
     card: &Card,
     actor: &Actor,
@@ -231,7 +237,7 @@ impl Ops {
     /// refusal (`release_purchase`), which must never strip the claim of a
     /// purchase that lands. Called after every read of the card, so that a
     /// write always follows a claim taken after the read it was decided on.
-    async fn claim_purchase(
+    pub(super) async fn claim_purchase(
         &self,
         purchase_id: &str,
         number: &CardNumber,
@@ -270,7 +276,7 @@ impl Ops {
     /// its read. The release is compare-and-swap on `owner`: a claim a twin
     /// took over stays. `false`: the card changed meanwhile, nothing was
     /// released, decide again on a fresh read.
-    async fn release_purchase(
+    pub(super) async fn release_purchase(
         &self,
         purchase_id: &str,
         owner: &str,
@@ -293,7 +299,11 @@ impl Ops {
     /// is this card's and still within the retention: on another card it
     /// is a conflict, and so is an expired one (its outcome is gone, and
     /// applying it again would count the purchase twice).
-    fn judge_purchase_claim(&self, claim: &Claim, number: &CardNumber) -> Result<(), EngineError> {
+    pub(super) fn judge_purchase_claim(
+        &self,
+        claim: &Claim,
+        number: &CardNumber,
+    ) -> Result<(), EngineError> {
         let retention_ms =
             i64::try_from(self.settings.purchases.retention_secs.saturating_mul(1000))
                 .unwrap_or(i64::MAX);
@@ -316,7 +326,7 @@ impl Ops {
 
     /// The PurchaseId's current claim, read with the card until this
     /// request holds the claim itself.
-    async fn purchase_claim(
+    pub(super) async fn purchase_claim(
         &self,
         purchase_id: &str,
         held: bool,
@@ -327,7 +337,7 @@ impl Ops {
         Ok(self.store.index_get(Index::Purchase, purchase_id).await?)
     }
 
-    async fn stored<T: Kept>(
+    pub(super) async fn stored<T: Kept>(
         &self,
         number: &CardNumber,
         key: &str,
@@ -357,7 +367,7 @@ impl Ops {
     /// Writes the card and the records, or reports that a concurrent writer
     /// came first — a newer card version, or the operation's outcome stored
     /// already (the caller then reads again and finds that outcome).
-    async fn commit(
+    pub(super) async fn commit(
         &self,
         next: &Card,
         version: u64,
@@ -391,10 +401,11 @@ impl Ops {
         bonus_to_pay: Amount,
     ) -> Result<Calculated, EngineError> {
         // A quote, not a write: confirm decides again on a fresh read.
-        let card = self
+        let mut card = self
             .settled(self.load_card_cached(number).await?)
             .await?
             .value;
+        card.free_expired_holds(self.clock.now());
         let rules = &self.settings.purchases.rules;
         let today = self.clock.today();
         let c = purchase::calculate(rules, &card, amount, bonus_to_pay, today);
@@ -443,13 +454,18 @@ impl Ops {
                 outcome: &outcome,
                 ttl_secs: self.settings.purchases.retention_secs,
                 purchase_id: &r.purchase_id,
-                claim_expected: held.as_deref(),
+                // A hold of this PurchaseId took its claim under the
+                // token it keeps: the confirm takes it over in its write.
+                claim_expected: held
+                    .as_deref()
+                    .or_else(|| super::holds::claim_of(&card.value, &r.purchase_id)),
                 owner: &mine,
             };
             match self.store.commit_purchase(&write).await? {
                 PurchaseCommit::Applied => {
                     self.last_seen
                         .wrote(&p.next, card.version, &[(&key, &outcome.value)]);
+                    p.holds.count();
                     return Ok(confirmed(p.stored.outcome));
                 }
                 PurchaseCommit::Stored(stored) => {
@@ -489,11 +505,13 @@ impl Ops {
         let today = now.date();
         let date = r.date.unwrap_or(today);
         let mut next = card.clone();
+        let expired = next.free_expired_holds(now);
         next.ledger.compact(today);
         if let Some(date) = r.date {
             purchase::check_date(rules, date, now)?;
         }
-        let record = purchase::confirm(rules, &mut next, r.amount, r.bonus_to_pay, date, today)?;
+        // Its own hold, if open, is written off from (issue 24).
+        let (record, holds) = super::holds::confirm_on(rules, &mut next, r, date, now, expired)?;
         let (active_from, expires) = purchase::accrual_dates(rules, date);
         let outcome = Confirmed {
             number: r.number.clone(),
@@ -525,6 +543,7 @@ impl Ops {
                 purchase: Some(record),
                 reversals: Vec::new(),
             },
+            holds,
         })
     }
 
@@ -611,6 +630,7 @@ impl Ops {
                 .await?
                 == Cas::Applied
             {
+                p.holds.count();
                 return Ok(confirmed(p.stored.outcome));
             }
         }
@@ -770,6 +790,7 @@ impl Ops {
             .clone()
             .ok_or_else(|| purchase_not_found(job.purchase_id))?;
         let mut next = card.clone();
+        next.free_expired_holds(self.clock.now());
         let today = self.clock.today();
         let (reversal, money, reference, operation, refund_id, total) = match job.what {
             Reversing::Cancel => {
@@ -1037,7 +1058,7 @@ impl Ops {
     ) -> Result<(Card, HistoryEntry, Stored<Accrued>), EngineError> {
         refuse_expired_bonus(r, expire_date, today)?;
         purchase::check_status(card, Amount::ZERO)?;
-        if Amount::total([card.ledger.total(), r.amount]).is_none() {
+        if Amount::total([card.bonus_total(), r.amount]).is_none() {
             return Err(RuleError::new(
                 ErrorKey::InvalidAmount,
                 format!(
@@ -1048,6 +1069,7 @@ impl Ops {
             .into());
         }
         let mut next = card.clone();
+        next.free_expired_holds(self.clock.now());
         next.ledger.compact(today);
         next.ledger.accrue(
             r.amount,
@@ -1130,14 +1152,21 @@ impl Ops {
     /// A replay's answer, once the store's replicas hold what it answers
     /// (`Store::replicated`): with `store.min_replicas_acked`, the first
     /// answer may have been a 503 whose write no replica had yet.
-    async fn replicated<T>(&self, answer: Result<T, EngineError>) -> Result<T, EngineError> {
+    pub(super) async fn replicated<T>(
+        &self,
+        answer: Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
         let answer = answer?;
         self.store.replicated().await?;
         Ok(answer)
     }
 }
 
-fn replay<T>(stored: Stored<T>, fingerprint: &str, what: &str) -> Result<T, EngineError> {
+pub(super) fn replay<T>(
+    stored: Stored<T>,
+    fingerprint: &str,
+    what: &str,
+) -> Result<T, EngineError> {
     if stored.fingerprint == fingerprint {
         Ok(stored.outcome)
     } else {
