@@ -720,7 +720,10 @@ impl Ops {
             };
             let (next, entry, updated, outcome) =
                 match self.reversal_on(actor, &card.value, stored, &job)? {
-                    ReversalStep::Replay(answer) => return answer,
+                    // A replay: once the replicas hold what it answers,
+                    // as any replay (a first try answered 503 short of
+                    // them may have been on another instance).
+                    ReversalStep::Replay(answer) => return self.replicated(answer).await,
                     ReversalStep::Apply(w) => {
                         let w = *w;
                         (w.next, w.entry, w.updated, w.outcome)

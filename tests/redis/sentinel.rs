@@ -377,3 +377,130 @@ async fn a_replay_is_not_acknowledged_before_the_replica_holds_it() {
         .ok();
     assert_eq!(transactions_with(&http, &number, "asleep-1").await, 1);
 }
+
+/// The same for a refund and a cancel, whose retry reaches another
+/// instance (a till's retry goes wherever the balancer sends it): that
+/// instance has not seen the purchase, so it reads the card and finds the
+/// reversal stored — a replay, which must wait for the replica like a
+/// purchase's or a manual bonus's. (Found by review: a reversal's replay
+/// answered straight from the read, 200 while no replica held it.)
+#[tokio::test]
+#[ignore = "needs redis-server (scripts/test.sh runs it: --include-ignored)"]
+async fn a_reversal_replayed_on_another_instance_waits_for_the_replica() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let master = RedisServer::start(&dir.path().join("master"), free_port(false), &[], None);
+    let master_port = master.port.to_string();
+    let replica = RedisServer::start(
+        &dir.path().join("replica"),
+        free_port(false),
+        &[
+            "--replicaof",
+            "127.0.0.1",
+            &master_port,
+            "--enable-debug-command",
+            "yes",
+        ],
+        None,
+    );
+    for _ in 0..600 {
+        if replica
+            .command("INFO replication")
+            .is_some_and(|r| r.contains("master_link_status:up"))
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let store = format!(
+        "url = \"{}\"\nmin_replicas_acked = 1\nreplica_ack_timeout_ms = 300\n",
+        master.url()
+    );
+    let mut servers = Vec::new();
+    let mut https = Vec::new();
+    for name in ["a", "b"] {
+        let home = dir.path().join(name);
+        std::fs::create_dir_all(&home).expect("a server dir");
+        let http_port = free_port(false);
+        let config = write_config(&home, http_port, &store);
+        servers.push(Server::start(&config, &home));
+        let http = Http::new(http_port);
+        http.wait_ready().await;
+        https.push(http);
+    }
+    let (a, b) = (&https[0], &https[1]);
+    let number = active_card(a, 34).await;
+    a.post("pos", "/api/purchase/confirm", confirm(&number, "rv-1"))
+        .await
+        .ok();
+    a.post("pos", "/api/purchase/confirm", confirm(&number, "rv-2"))
+        .await
+        .ok();
+    let refund = json!({"PurchaseId": "rv-1", "RefundId": "r-1", "Amount": 40});
+    let cancel = json!({"PurchaseId": "rv-2"});
+
+    // The replica sleeps 3 s: connected, acknowledging nothing.
+    let replica_port = replica.port;
+    let sleeper = std::thread::spawn(move || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", replica_port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+        std::io::Write::write_all(&mut s, b"DEBUG SLEEP 3\r\n").expect("send");
+        let mut buf = [0u8; 64];
+        let _ = std::io::Read::read(&mut s, &mut buf);
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for (path, body) in [
+        ("/api/purchase/refund", &refund),
+        ("/api/purchase/cancel", &cancel),
+    ] {
+        let first = a.post("pos", path, body.clone()).await;
+        assert_eq!(
+            (first.status, first.key()),
+            (503, "StoreUnavailable"),
+            "{path}: {}",
+            first.body
+        );
+        // Retried on the other instance, the replica still asleep.
+        let retry = b.post("pos", path, body.clone()).await;
+        assert_eq!(
+            (retry.status, retry.key()),
+            (503, "StoreUnavailable"),
+            "{path}: a replay answered 200 while no replica held its outcome: {}",
+            retry.body
+        );
+    }
+    sleeper.join().expect("the sleeper");
+    // Awake and caught up: each retry replays, and each reversal counts once.
+    for (path, body, reference) in [
+        ("/api/purchase/refund", &refund, "r-1"),
+        ("/api/purchase/cancel", &cancel, "rv-2"),
+    ] {
+        let mut replayed = None;
+        for _ in 0..100 {
+            let r = b.post("pos", path, body.clone()).await;
+            if r.status == 200 {
+                replayed = Some(r);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        replayed
+            .expect("the retry succeeds once the replica is awake")
+            .ok();
+        let operation = if reference == "r-1" {
+            "refund"
+        } else {
+            "cancel"
+        };
+        let page = b
+            .get("pos", &format!("/api/card/transactions/{number}?limit=500"))
+            .await;
+        page.ok();
+        let applied = page.body["Items"]
+            .as_array()
+            .expect("Items")
+            .iter()
+            .filter(|t| t["Reference"] == reference && t["Operation"] == operation)
+            .count();
+        assert_eq!(applied, 1, "{path}: {}", page.body);
+    }
+}
