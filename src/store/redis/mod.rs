@@ -758,6 +758,14 @@ impl Store for RedisStore {
     /// Pings over every pooled connection: ready only when all of them
     /// work, and a connection that died during an outage is re-established
     /// here rather than by failing a request.
+    /// The record cache's generation while its invalidation channel is up
+    /// (`Cache::continuity`): every loss of the channel — a restart, a
+    /// failover, a lost connection — and every `FLUSHALL` changes it.
+    /// Without the cache there is no channel, and nothing to vouch with.
+    fn continuity(&self) -> Option<u64> {
+        self.cache.as_ref().and_then(|c| c.continuity())
+    }
+
     async fn replicated(&self) -> Result<(), StoreError> {
         let Some(wait) = self.wait_for else {
             return Ok(());
