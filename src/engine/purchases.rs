@@ -558,7 +558,7 @@ impl Ops {
             if let Some(stored) = stored {
                 let stored = Confirmed::decode(key, &stored.value)?;
                 return self
-                    .replicated(replay(stored, fingerprint, "PurchaseId"))
+                    .replicated(&r.number, replay(stored, fingerprint, "PurchaseId"))
                     .await;
             }
             if let Some(claim) = claim? {
@@ -587,7 +587,7 @@ impl Ops {
                 Err(refusal) => {
                     return match self.stored::<Confirmed>(&r.number, key).await? {
                         Some(stored) => {
-                            self.replicated(replay(stored, fingerprint, "PurchaseId"))
+                            self.replicated(&r.number, replay(stored, fingerprint, "PurchaseId"))
                                 .await
                         }
                         None => Err(refusal.into()),
@@ -720,7 +720,9 @@ impl Ops {
             };
             let (next, entry, updated, outcome) =
                 match self.reversal_on(actor, &card.value, stored, &job)? {
-                    ReversalStep::Replay(answer) => return answer,
+                    // The reversal may be there from a first attempt
+                    // answered 503 for want of replicas (`replicated.rs`).
+                    ReversalStep::Replay(answer) => return self.replicated(&home, answer).await,
                     ReversalStep::Apply(w) => {
                         let w = *w;
                         (w.next, w.entry, w.updated, w.outcome)
@@ -975,7 +977,7 @@ impl Ops {
             let (card, stored) = self.read_with::<Accrued>(&r.number, &key).await?;
             if let Some((stored, _)) = stored {
                 return self
-                    .replicated(replay(stored, &fingerprint, "OperationId"))
+                    .replicated(&r.number, replay(stored, &fingerprint, "OperationId"))
                     .await;
             }
             // Applied on a card this one replaced, and retried with the new
@@ -988,8 +990,9 @@ impl Ops {
                 .await?
             {
                 let as_sent_there = manual_fingerprint(&stored.outcome.number, r);
+                let there = stored.outcome.number.clone();
                 return self
-                    .replicated(replay(stored, &as_sent_there, "OperationId"))
+                    .replicated(&there, replay(stored, &as_sent_there, "OperationId"))
                     .await;
             }
             if self.finish_replacement(&card.value, &r.actor).await? {
@@ -1124,17 +1127,6 @@ fn manual_fingerprint(number: &CardNumber, r: &ManualBonusRequest) -> String {
         r.expire_date,
         r.comment
     )
-}
-
-impl Ops {
-    /// A replay's answer, once the store's replicas hold what it answers
-    /// (`Store::replicated`): with `store.min_replicas_acked`, the first
-    /// answer may have been a 503 whose write no replica had yet.
-    async fn replicated<T>(&self, answer: Result<T, EngineError>) -> Result<T, EngineError> {
-        let answer = answer?;
-        self.store.replicated().await?;
-        Ok(answer)
-    }
 }
 
 fn replay<T>(stored: Stored<T>, fingerprint: &str, what: &str) -> Result<T, EngineError> {

@@ -67,8 +67,8 @@ impl Store for DeferredStore {
         self.store()?.ping().await
     }
 
-    async fn replicated(&self) -> Result<(), StoreError> {
-        self.store()?.replicated().await
+    async fn replicated(&self, number: &CardNumber) -> Result<(), StoreError> {
+        self.store()?.replicated(number).await
     }
 
     async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError> {
