@@ -720,8 +720,10 @@ impl Ops {
             };
             let (next, entry, updated, outcome) =
                 match self.reversal_on(actor, &card.value, stored, &job)? {
-                    // The reversal may be there from a first attempt
-                    // answered 503 for want of replicas (`replicated.rs`).
+                    // A replay: once the replicas hold what it answers,
+                    // as any replay (a first try answered 503 short of
+                    // them may have been on another instance;
+                    // `replicated.rs`).
                     ReversalStep::Replay(answer) => return self.replicated(&home, answer).await,
                     ReversalStep::Apply(w) => {
                         let w = *w;
