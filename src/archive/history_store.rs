@@ -115,8 +115,8 @@ impl Store for WithArchive {
         self.inner.continuity()
     }
 
-    async fn replicated(&self) -> Result<(), StoreError> {
-        self.inner.replicated().await
+    async fn replicated(&self, number: &CardNumber) -> Result<(), StoreError> {
+        self.inner.replicated(number).await
     }
 
     async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError> {

@@ -561,7 +561,7 @@ impl Ops {
             if let Some(stored) = stored {
                 let stored = Confirmed::decode(key, &stored.value)?;
                 return self
-                    .replicated(replay(stored, fingerprint, "PurchaseId"))
+                    .replicated(&r.number, replay(stored, fingerprint, "PurchaseId"))
                     .await;
             }
             if let Some(claim) = claim? {
@@ -590,7 +590,7 @@ impl Ops {
                 Err(refusal) => {
                     return match self.stored::<Confirmed>(&r.number, key).await? {
                         Some(stored) => {
-                            self.replicated(replay(stored, fingerprint, "PurchaseId"))
+                            self.replicated(&r.number, replay(stored, fingerprint, "PurchaseId"))
                                 .await
                         }
                         None => Err(refusal.into()),
@@ -728,8 +728,9 @@ impl Ops {
                 match self.reversal_on(actor, &card.value, stored, &job)? {
                     // A replay: once the replicas hold what it answers,
                     // as any replay (a first try answered 503 short of
-                    // them may have been on another instance).
-                    ReversalStep::Replay(answer) => return self.replicated(answer).await,
+                    // them may have been on another instance;
+                    // `replicated.rs`).
+                    ReversalStep::Replay(answer) => return self.replicated(&home, answer).await,
                     ReversalStep::Apply(w) => {
                         let w = *w;
                         (w.next, w.entry, w.updated, w.outcome)
@@ -984,7 +985,7 @@ impl Ops {
             let (card, stored) = self.read_with::<Accrued>(&r.number, &key).await?;
             if let Some((stored, _)) = stored {
                 return self
-                    .replicated(replay(stored, &fingerprint, "OperationId"))
+                    .replicated(&r.number, replay(stored, &fingerprint, "OperationId"))
                     .await;
             }
             // Applied on a card this one replaced, and retried with the new
@@ -997,8 +998,9 @@ impl Ops {
                 .await?
             {
                 let as_sent_there = manual_fingerprint(&stored.outcome.number, r);
+                let there = stored.outcome.number.clone();
                 return self
-                    .replicated(replay(stored, &as_sent_there, "OperationId"))
+                    .replicated(&there, replay(stored, &as_sent_there, "OperationId"))
                     .await;
             }
             if self.finish_replacement(&card.value, &r.actor).await? {
@@ -1133,17 +1135,6 @@ fn manual_fingerprint(number: &CardNumber, r: &ManualBonusRequest) -> String {
         r.expire_date,
         r.comment
     )
-}
-
-impl Ops {
-    /// A replay's answer, once the store's replicas hold what it answers
-    /// (`Store::replicated`): with `store.min_replicas_acked`, the first
-    /// answer may have been a 503 whose write no replica had yet.
-    async fn replicated<T>(&self, answer: Result<T, EngineError>) -> Result<T, EngineError> {
-        let answer = answer?;
-        self.store.replicated().await?;
-        Ok(answer)
-    }
 }
 
 fn replay<T>(stored: Stored<T>, fingerprint: &str, what: &str) -> Result<T, EngineError> {

@@ -71,8 +71,8 @@ impl Store for DeferredStore {
         self.store().ok().and_then(|s| s.continuity())
     }
 
-    async fn replicated(&self) -> Result<(), StoreError> {
-        self.store()?.replicated().await
+    async fn replicated(&self, number: &CardNumber) -> Result<(), StoreError> {
+        self.store()?.replicated(number).await
     }
 
     async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError> {

@@ -41,8 +41,8 @@ impl Store for Instrumented {
         self.0.continuity()
     }
 
-    async fn replicated(&self) -> Result<(), StoreError> {
-        timed("replicated", self.0.replicated()).await
+    async fn replicated(&self, number: &CardNumber) -> Result<(), StoreError> {
+        timed("replicated", self.0.replicated(number)).await
     }
 
     async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError> {

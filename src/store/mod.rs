@@ -207,12 +207,15 @@ pub trait Store: Send + Sync + 'static {
     /// Does the store answer? (`/ready`)
     async fn ping(&self) -> Result<(), StoreError>;
 
-    /// Before a stored outcome is answered again (a replay): the replicas
-    /// the configuration asks for (`store.min_replicas_acked`) hold
-    /// everything written so far, or `Unavailable`. A first answer that
-    /// came up short of them was a 503: its retry must not be a 200 for a
-    /// write that a failover would still lose. Nothing to do elsewhere.
-    async fn replicated(&self) -> Result<(), StoreError> {
+    /// Before a stored outcome is answered again (a replay), or anything
+    /// else decided on a card's state that an earlier, unacknowledged
+    /// write may have made: the replicas the configuration asks for
+    /// (`store.min_replicas_acked`) hold everything written so far to the
+    /// node that holds `number`'s card (on a cluster, its slot's master),
+    /// or `Unavailable`. A first answer that came up short of them was a
+    /// 503: its retry must not be a 200 for a write that a failover would
+    /// still lose. Nothing to do elsewhere.
+    async fn replicated(&self, _number: &CardNumber) -> Result<(), StoreError> {
         Ok(())
     }
 

@@ -27,6 +27,7 @@ mod interleavings;
 mod purchase_record_life;
 mod record_sets;
 mod replacement_repair;
+mod replica_ack_replays;
 mod round_trips;
 mod script_refusals;
 mod sentinel;
