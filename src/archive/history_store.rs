@@ -111,6 +111,10 @@ impl Store for WithArchive {
         self.inner.ping().await
     }
 
+    fn continuity(&self) -> Option<u64> {
+        self.inner.continuity()
+    }
+
     async fn replicated(&self, number: &CardNumber) -> Result<(), StoreError> {
         self.inner.replicated(number).await
     }

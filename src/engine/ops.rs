@@ -220,12 +220,13 @@ impl Ops {
         &self,
         number: &CardNumber,
     ) -> Result<Versioned<Card>, EngineError> {
+        let since = self.store.continuity();
         let card = self
             .store
             .get_card(number)
             .await?
             .ok_or_else(|| not_found_card(number))?;
-        self.last_seen.saw(&card);
+        self.last_seen.saw(&card, since);
         Ok(card)
     }
 
@@ -392,7 +393,7 @@ impl Ops {
         &self,
         number: &CardNumber,
     ) -> Result<Option<Versioned<Card>>, EngineError> {
-        match self.last_seen.get(number) {
+        match self.last_seen.get(number, self.store.continuity()) {
             Some(card) => Ok(Some(card)),
             None => Ok(self.store.get_card_cached(number).await?),
         }
@@ -417,6 +418,7 @@ impl Ops {
             match decide(&current.value, sufficient)? {
                 Change::Unchanged => return Ok(()),
                 Change::Changed { card, entry } => {
+                    let since = self.store.continuity();
                     if self
                         .store
                         .update_card(&card, current.version, &entry)
@@ -424,7 +426,7 @@ impl Ops {
                         == Cas::Applied
                     {
                         m::card_transition(entry.operation.as_str(), entry.from, entry.to);
-                        self.last_seen.wrote(&card, current.version, &[]);
+                        self.last_seen.wrote(&card, current.version, &[], since);
                         return Ok(());
                     }
                 }
@@ -480,6 +482,7 @@ impl Ops {
                 Change::Unchanged if fresh => return self.replicated(number, Ok(())).await,
                 Change::Unchanged => continue,
                 Change::Changed { card, entry } => {
+                    let since = self.store.continuity();
                     if self
                         .store
                         .update_card(&card, current.version, &entry)
@@ -487,7 +490,7 @@ impl Ops {
                         == Cas::Applied
                     {
                         m::card_transition(entry.operation.as_str(), entry.from, entry.to);
-                        self.last_seen.wrote(&card, current.version, &[]);
+                        self.last_seen.wrote(&card, current.version, &[], since);
                         return Ok(());
                     }
                 }

@@ -364,6 +364,7 @@ impl Ops {
         entry: Option<&HistoryEntry>,
         records: Vec<CardRecordWrite>,
     ) -> Result<Cas, EngineError> {
+        let since = self.store.continuity();
         let cas = self
             .store
             .update_card_with(
@@ -379,7 +380,7 @@ impl Ops {
                 .iter()
                 .map(|r| (r.key.as_str(), r.value.as_str()))
                 .collect();
-            self.last_seen.wrote(next, version, &written);
+            self.last_seen.wrote(next, version, &written, since);
         }
         Ok(cas)
     }
@@ -446,10 +447,11 @@ impl Ops {
                 claim_expected: held.as_deref(),
                 owner: &mine,
             };
+            let since = self.store.continuity();
             match self.store.commit_purchase(&write).await? {
                 PurchaseCommit::Applied => {
                     self.last_seen
-                        .wrote(&p.next, card.version, &[(&key, &outcome.value)]);
+                        .wrote(&p.next, card.version, &[(&key, &outcome.value)], since);
                     return Ok(confirmed(p.stored.outcome));
                 }
                 PurchaseCommit::Stored(stored) => {
@@ -467,7 +469,7 @@ impl Ops {
                         held = Some(mine.clone());
                     }
                     if let Some(current) = &current {
-                        self.last_seen.saw(current);
+                        self.last_seen.saw(current, since);
                     }
                     base = current.map(|c| *c);
                 }
@@ -546,6 +548,7 @@ impl Ops {
             // Independent reads: sent together, they share a round trip.
             // The card and its stored outcome come in one read, so that the
             // outcome is the one that goes with the card's version.
+            let since = self.store.continuity();
             let (read, claim) = futures_util::join!(
                 self.store.get_card_with_record(&r.number, key),
                 self.purchase_claim(&r.purchase_id, owner.is_some()),
@@ -565,7 +568,7 @@ impl Ops {
                 self.judge_purchase_claim(&claim, &r.number)?;
             }
             let card = card.ok_or_else(|| super::ops::not_found_card(&r.number))?;
-            self.last_seen.saw(&card);
+            self.last_seen.saw(&card, since);
             if self.finish_replacement(&card.value, &r.actor).await? {
                 continue;
             }
@@ -674,7 +677,10 @@ impl Ops {
         // with the purchase as that write left it (one round trip). A
         // replay, a refusal, a replaced card or a lost race are decided on
         // the reads below.
-        if let Some((card, raw)) = self.last_seen.get_with(number, &key) {
+        if let Some((card, raw)) = self
+            .last_seen
+            .get_with(number, &key, self.store.continuity())
+        {
             let settled =
                 card.value.replaced_by.is_none() && card.value.unfinished_replacement().is_none();
             if let (true, Ok(stored)) = (settled, Confirmed::decode(&key, &raw)) {

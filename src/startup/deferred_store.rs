@@ -67,6 +67,10 @@ impl Store for DeferredStore {
         self.store()?.ping().await
     }
 
+    fn continuity(&self) -> Option<u64> {
+        self.store().ok().and_then(|s| s.continuity())
+    }
+
     async fn replicated(&self, number: &CardNumber) -> Result<(), StoreError> {
         self.store()?.replicated(number).await
     }

@@ -37,6 +37,10 @@ impl Store for Instrumented {
         timed("ping", self.0.ping()).await
     }
 
+    fn continuity(&self) -> Option<u64> {
+        self.0.continuity()
+    }
+
     async fn replicated(&self, number: &CardNumber) -> Result<(), StoreError> {
         timed("replicated", self.0.replicated(number)).await
     }

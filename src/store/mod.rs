@@ -219,6 +219,16 @@ pub trait Store: Send + Sync + 'static {
         Ok(())
     }
 
+    /// A token that stays the same for as long as the store vouches that
+    /// it has lost nothing: no version it holds went back meanwhile (a
+    /// restart from a snapshot, a failover to a replica that missed the
+    /// latest writes, a flush). `None`: it cannot vouch for now. What a
+    /// version check cannot tell apart — a card written back up to a
+    /// version remembered from before the loss — the engine tells apart by
+    /// this token (`engine/last_seen.rs`). No default: a wrapper must
+    /// forward its store's, never vouch for it.
+    fn continuity(&self) -> Option<u64>;
+
     async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError>;
 
     /// Creates each card that does not exist yet (existing cards keep their

@@ -34,6 +34,7 @@ mod script_refusals;
 mod sentinel;
 mod sentinel_tls;
 mod slow_master;
+mod stale_base;
 mod store_semantics;
 mod support;
 mod tls_acl;

@@ -758,6 +758,14 @@ fn flag(key: &str, reply: &Value) -> Result<bool, StoreError> {
 
 #[async_trait]
 impl Store for RedisStore {
+    /// The record cache's generation while its invalidation channel is up
+    /// (`Cache::continuity`): every loss of the channel — a restart, a
+    /// failover, a lost connection — and every `FLUSHALL` changes it.
+    /// Without the cache there is no channel, and nothing to vouch with.
+    fn continuity(&self) -> Option<u64> {
+        self.cache.as_ref().and_then(|c| c.continuity())
+    }
+
     /// The fence write and `WAIT` on a pooled connection to the master
     /// (`acks.rs`).
     async fn replicated(&self, number: &CardNumber) -> Result<(), StoreError> {
