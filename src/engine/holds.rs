@@ -256,10 +256,11 @@ impl Ops {
                 claim_expected: held.as_deref(),
                 owner: &mine,
             };
+            let since = self.store.continuity();
             match self.store.commit_purchase(&write).await? {
                 PurchaseCommit::Applied => {
                     self.last_seen
-                        .wrote(&p.next, card.version, &[(&key, &outcome.value)]);
+                        .wrote(&p.next, card.version, &[(&key, &outcome.value)], since);
                     return Ok(p.landed());
                 }
                 PurchaseCommit::Stored(stored) => {
@@ -277,7 +278,7 @@ impl Ops {
                         held = Some(mine.clone());
                     }
                     if let Some(current) = &current {
-                        self.last_seen.saw(current);
+                        self.last_seen.saw(current, since);
                     }
                     base = current.map(|c| *c);
                 }
@@ -370,6 +371,7 @@ impl Ops {
     ) -> Result<Held, EngineError> {
         let purchase = purchase_key(&r.purchase_id);
         for _ in 0..MAX_ATTEMPTS {
+            let since = self.store.continuity();
             let (read, stored, claim) = futures_util::join!(
                 self.store.get_card_with_record(&r.number, &purchase),
                 self.stored::<Held>(&r.number, key),
@@ -378,7 +380,7 @@ impl Ops {
             let (card, confirmed) = read?;
             if let Some(stored) = stored? {
                 return self
-                    .replicated(replay(stored, fingerprint, "PurchaseId"))
+                    .replicated(&r.number, replay(stored, fingerprint, "PurchaseId"))
                     .await;
             }
             if confirmed.is_some() {
@@ -388,7 +390,7 @@ impl Ops {
                 self.judge_purchase_claim(&claim, &r.number)?;
             }
             let card = card.ok_or_else(|| super::ops::not_found_card(&r.number))?;
-            self.last_seen.saw(&card);
+            self.last_seen.saw(&card, since);
             if self.finish_replacement(&card.value, &r.actor).await? {
                 continue;
             }
@@ -408,7 +410,7 @@ impl Ops {
                 Err(refusal) => {
                     return match self.stored::<Held>(&r.number, key).await? {
                         Some(stored) => {
-                            self.replicated(replay(stored, fingerprint, "PurchaseId"))
+                            self.replicated(&r.number, replay(stored, fingerprint, "PurchaseId"))
                                 .await
                         }
                         None => Err(refusal.into()),
@@ -456,6 +458,7 @@ impl Ops {
         for _ in 0..MAX_ATTEMPTS {
             // The confirmed purchase is read with the card: its absence
             // goes with the version the release writes on.
+            let since = self.store.continuity();
             let (read, stored) = futures_util::join!(
                 self.store.get_card_with_record(number, &purchase),
                 self.stored::<Released>(number, &key),
@@ -471,10 +474,10 @@ impl Ops {
                 .into());
             }
             if let Some(stored) = stored? {
-                return self.replicated(Ok(stored.outcome)).await;
+                return self.replicated(number, Ok(stored.outcome)).await;
             }
             let card: Versioned<Card> = card.ok_or_else(|| super::ops::not_found_card(number))?;
-            self.last_seen.saw(&card);
+            self.last_seen.saw(&card, since);
             let now = self.clock.now();
             let Some(hold) = card.value.open_hold(purchase_id, now) else {
                 // Expired or released: nothing left to free.

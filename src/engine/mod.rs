@@ -13,6 +13,7 @@ mod kept;
 mod last_seen;
 pub mod ops;
 pub mod purchases;
+mod replicated;
 mod shard;
 
 use std::hash::{DefaultHasher, Hash, Hasher};

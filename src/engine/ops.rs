@@ -229,12 +229,13 @@ impl Ops {
         &self,
         number: &CardNumber,
     ) -> Result<Versioned<Card>, EngineError> {
+        let since = self.store.continuity();
         let card = self
             .store
             .get_card(number)
             .await?
             .ok_or_else(|| not_found_card(number))?;
-        self.last_seen.saw(&card);
+        self.last_seen.saw(&card, since);
         Ok(card)
     }
 
@@ -401,7 +402,7 @@ impl Ops {
         &self,
         number: &CardNumber,
     ) -> Result<Option<Versioned<Card>>, EngineError> {
-        match self.last_seen.get(number) {
+        match self.last_seen.get(number, self.store.continuity()) {
             Some(card) => Ok(Some(card)),
             None => Ok(self.store.get_card_cached(number).await?),
         }
@@ -426,6 +427,7 @@ impl Ops {
             match decide(&current.value, sufficient)? {
                 Change::Unchanged => return Ok(()),
                 Change::Changed { card, entry } => {
+                    let since = self.store.continuity();
                     if self
                         .store
                         .update_card(&card, current.version, &entry)
@@ -433,7 +435,7 @@ impl Ops {
                         == Cas::Applied
                     {
                         m::card_transition(entry.operation.as_str(), entry.from, entry.to);
-                        self.last_seen.wrote(&card, current.version, &[]);
+                        self.last_seen.wrote(&card, current.version, &[], since);
                         return Ok(());
                     }
                 }
@@ -475,15 +477,21 @@ impl Ops {
                 }
             };
             let sufficient = needs_contact && self.is_sufficient(&current.value).await?;
+            // Answered on a fresh read, a refusal ("already Blocked") or
+            // "nothing to do" (the card is already Issued, Active) may be
+            // the work of this request's own first attempt, answered 503
+            // for want of replicas: not answered before they hold it
+            // (`replicated.rs`).
             let change = match decide(&current.value, sufficient) {
                 Ok(change) => change,
-                Err(refusal) if fresh => return Err(refusal.into()),
+                Err(refusal) if fresh => return self.replicated(number, Err(refusal.into())).await,
                 Err(_) => continue,
             };
             match change {
-                Change::Unchanged if fresh => return Ok(()),
+                Change::Unchanged if fresh => return self.replicated(number, Ok(())).await,
                 Change::Unchanged => continue,
                 Change::Changed { card, entry } => {
+                    let since = self.store.continuity();
                     if self
                         .store
                         .update_card(&card, current.version, &entry)
@@ -491,7 +499,7 @@ impl Ops {
                         == Cas::Applied
                     {
                         m::card_transition(entry.operation.as_str(), entry.from, entry.to);
-                        self.last_seen.wrote(&card, current.version, &[]);
+                        self.last_seen.wrote(&card, current.version, &[], since);
                         return Ok(());
                     }
                 }

@@ -374,6 +374,7 @@ impl Ops {
         entry: Option<&HistoryEntry>,
         records: Vec<CardRecordWrite>,
     ) -> Result<Cas, EngineError> {
+        let since = self.store.continuity();
         let cas = self
             .store
             .update_card_with(
@@ -389,7 +390,7 @@ impl Ops {
                 .iter()
                 .map(|r| (r.key.as_str(), r.value.as_str()))
                 .collect();
-            self.last_seen.wrote(next, version, &written);
+            self.last_seen.wrote(next, version, &written, since);
         }
         Ok(cas)
     }
@@ -461,10 +462,11 @@ impl Ops {
                     .or_else(|| super::holds::claim_of(&card.value, &r.purchase_id)),
                 owner: &mine,
             };
+            let since = self.store.continuity();
             match self.store.commit_purchase(&write).await? {
                 PurchaseCommit::Applied => {
                     self.last_seen
-                        .wrote(&p.next, card.version, &[(&key, &outcome.value)]);
+                        .wrote(&p.next, card.version, &[(&key, &outcome.value)], since);
                     p.holds.count();
                     return Ok(confirmed(p.stored.outcome));
                 }
@@ -483,7 +485,7 @@ impl Ops {
                         held = Some(mine.clone());
                     }
                     if let Some(current) = &current {
-                        self.last_seen.saw(current);
+                        self.last_seen.saw(current, since);
                     }
                     base = current.map(|c| *c);
                 }
@@ -565,6 +567,7 @@ impl Ops {
             // Independent reads: sent together, they share a round trip.
             // The card and its stored outcome come in one read, so that the
             // outcome is the one that goes with the card's version.
+            let since = self.store.continuity();
             let (read, claim) = futures_util::join!(
                 self.store.get_card_with_record(&r.number, key),
                 self.purchase_claim(&r.purchase_id, owner.is_some()),
@@ -577,14 +580,14 @@ impl Ops {
             if let Some(stored) = stored {
                 let stored = Confirmed::decode(key, &stored.value)?;
                 return self
-                    .replicated(replay(stored, fingerprint, "PurchaseId"))
+                    .replicated(&r.number, replay(stored, fingerprint, "PurchaseId"))
                     .await;
             }
             if let Some(claim) = claim? {
                 self.judge_purchase_claim(&claim, &r.number)?;
             }
             let card = card.ok_or_else(|| super::ops::not_found_card(&r.number))?;
-            self.last_seen.saw(&card);
+            self.last_seen.saw(&card, since);
             if self.finish_replacement(&card.value, &r.actor).await? {
                 continue;
             }
@@ -606,7 +609,7 @@ impl Ops {
                 Err(refusal) => {
                     return match self.stored::<Confirmed>(&r.number, key).await? {
                         Some(stored) => {
-                            self.replicated(replay(stored, fingerprint, "PurchaseId"))
+                            self.replicated(&r.number, replay(stored, fingerprint, "PurchaseId"))
                                 .await
                         }
                         None => Err(refusal.into()),
@@ -694,7 +697,10 @@ impl Ops {
         // with the purchase as that write left it (one round trip). A
         // replay, a refusal, a replaced card or a lost race are decided on
         // the reads below.
-        if let Some((card, raw)) = self.last_seen.get_with(number, &key) {
+        if let Some((card, raw)) = self
+            .last_seen
+            .get_with(number, &key, self.store.continuity())
+        {
             let settled =
                 card.value.replaced_by.is_none() && card.value.unfinished_replacement().is_none();
             if let (true, Ok(stored)) = (settled, Confirmed::decode(&key, &raw)) {
@@ -740,7 +746,11 @@ impl Ops {
             };
             let (next, entry, updated, outcome) =
                 match self.reversal_on(actor, &card.value, stored, &job)? {
-                    ReversalStep::Replay(answer) => return answer,
+                    // A replay: once the replicas hold what it answers,
+                    // as any replay (a first try answered 503 short of
+                    // them may have been on another instance;
+                    // `replicated.rs`).
+                    ReversalStep::Replay(answer) => return self.replicated(&home, answer).await,
                     ReversalStep::Apply(w) => {
                         let w = *w;
                         (w.next, w.entry, w.updated, w.outcome)
@@ -996,7 +1006,7 @@ impl Ops {
             let (card, stored) = self.read_with::<Accrued>(&r.number, &key).await?;
             if let Some((stored, _)) = stored {
                 return self
-                    .replicated(replay(stored, &fingerprint, "OperationId"))
+                    .replicated(&r.number, replay(stored, &fingerprint, "OperationId"))
                     .await;
             }
             // Applied on a card this one replaced, and retried with the new
@@ -1009,8 +1019,9 @@ impl Ops {
                 .await?
             {
                 let as_sent_there = manual_fingerprint(&stored.outcome.number, r);
+                let there = stored.outcome.number.clone();
                 return self
-                    .replicated(replay(stored, &as_sent_there, "OperationId"))
+                    .replicated(&there, replay(stored, &as_sent_there, "OperationId"))
                     .await;
             }
             if self.finish_replacement(&card.value, &r.actor).await? {
@@ -1146,20 +1157,6 @@ fn manual_fingerprint(number: &CardNumber, r: &ManualBonusRequest) -> String {
         r.expire_date,
         r.comment
     )
-}
-
-impl Ops {
-    /// A replay's answer, once the store's replicas hold what it answers
-    /// (`Store::replicated`): with `store.min_replicas_acked`, the first
-    /// answer may have been a 503 whose write no replica had yet.
-    pub(super) async fn replicated<T>(
-        &self,
-        answer: Result<T, EngineError>,
-    ) -> Result<T, EngineError> {
-        let answer = answer?;
-        self.store.replicated().await?;
-        Ok(answer)
-    }
 }
 
 pub(super) fn replay<T>(
