@@ -5,6 +5,7 @@ mod accrual_life;
 mod conn_limit;
 mod deferred_store;
 mod demo_guard;
+mod hold_life;
 mod http_server;
 
 use deferred_store::DeferredStore;
@@ -87,6 +88,7 @@ impl Application {
             bail!("bonus.idempotency_retention_secs must be between 1 and {MAX_RETENTION_SECS} (10 years): replays, cancels and refunds are possible only that long");
         }
         accrual_life::refuse_accruals_expiring_while_reversible(&settings.bonus)?;
+        let (hold_secs, hold_max_secs) = hold_life::hold_limits(&settings.bonus)?;
         let store = open_store(&settings).await?;
         let cores = num_cpus::get().max(1);
         let engine = Arc::new(Engine::start(
@@ -109,8 +111,8 @@ impl Application {
                     purchases: PurchaseSettings {
                         rules: bonus_rules(&settings.bonus),
                         retention_secs: settings.bonus.idempotency_retention_secs,
-                        hold_secs: settings.bonus.hold_secs,
-                        hold_max_secs: settings.bonus.hold_max_secs,
+                        hold_secs,
+                        hold_max_secs,
                     },
                 },
             },

@@ -306,7 +306,17 @@ impl Ops {
             purchase::check_date(rules, date, now)?;
         }
         let secs = hold_secs(&self.settings.purchases, r.hold_secs);
-        let until = now + Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX));
+        // Startup caps the maximum by the retention; still, an end past
+        // the clock's range is refused, never an overflow.
+        let until = i64::try_from(secs)
+            .ok()
+            .and_then(|s| now.checked_add(Duration::seconds(s)))
+            .ok_or_else(|| {
+                RuleError::new(
+                    ErrorKey::InvalidParameter,
+                    format!("a hold of {secs} seconds would end past the clock's range"),
+                )
+            })?;
         let taken = hold::hold(
             rules,
             &mut next,

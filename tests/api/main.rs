@@ -30,6 +30,7 @@ mod fencing;
 mod fuzz;
 mod history;
 mod history_effects;
+mod hold_attacks;
 mod hold_races;
 mod holds;
 mod import_checks;
