@@ -101,7 +101,9 @@ impl Ops {
                 if let Some(old) = &card.value.replaces {
                     self.complete_replacement(old, number, actor).await?;
                 }
-                return Ok(());
+                // Possibly bound by this request's first attempt, answered
+                // 503 for want of replicas (`replicated.rs`).
+                return self.replicated(number, Ok(())).await;
             }
 
             let Some(takeover) = self.inspect_claim(code, number).await? else {

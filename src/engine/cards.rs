@@ -98,15 +98,21 @@ impl Ops {
                 }
             };
             let sufficient = needs_contact && self.is_sufficient(&current.value).await?;
+            // Answered on a fresh read, a refusal ("already Blocked") or
+            // "nothing to do" (the card is already Issued, Active) may be
+            // the work of this request's own first attempt, answered 503
+            // for want of replicas: not answered before they hold it
+            // (`replicated.rs`).
             let change = match decide(&current.value, sufficient) {
                 Ok(change) => change,
-                Err(refusal) if fresh => return Err(refusal.into()),
+                Err(refusal) if fresh => return self.replicated(number, Err(refusal.into())).await,
                 Err(_) => continue,
             };
             match change {
-                Change::Unchanged if fresh => return Ok(()),
+                Change::Unchanged if fresh => return self.replicated(number, Ok(())).await,
                 Change::Unchanged => continue,
                 Change::Changed { card, entry } => {
+                    let since = self.store.continuity();
                     if self
                         .store
                         .update_card(&card, current.version, &entry)
@@ -114,7 +120,7 @@ impl Ops {
                         == Cas::Applied
                     {
                         m::card_transition(entry.operation.as_str(), entry.from, entry.to);
-                        self.last_seen.wrote(&card, current.version, &[]);
+                        self.last_seen.wrote(&card, current.version, &[], since);
                         return Ok(());
                     }
                 }

@@ -67,12 +67,13 @@ impl Ops {
         &self,
         number: &CardNumber,
     ) -> Result<Versioned<Card>, EngineError> {
+        let since = self.store.continuity();
         let card = self
             .store
             .get_card(number)
             .await?
             .ok_or_else(|| not_found_card(number))?;
-        self.last_seen.saw(&card);
+        self.last_seen.saw(&card, since);
         Ok(card)
     }
 
@@ -96,7 +97,7 @@ impl Ops {
         &self,
         number: &CardNumber,
     ) -> Result<Option<Versioned<Card>>, EngineError> {
-        match self.last_seen.get(number) {
+        match self.last_seen.get(number, self.store.continuity()) {
             Some(card) => Ok(Some(card)),
             None => Ok(self.store.get_card_cached(number).await?),
         }
@@ -139,6 +140,7 @@ impl Ops {
         entry: Option<&HistoryEntry>,
         records: Vec<CardRecordWrite>,
     ) -> Result<Cas, EngineError> {
+        let since = self.store.continuity();
         let cas = self
             .store
             .update_card_with(
@@ -154,21 +156,9 @@ impl Ops {
                 .iter()
                 .map(|r| (r.key.as_str(), r.value.as_str()))
                 .collect();
-            self.last_seen.wrote(next, version, &written);
+            self.last_seen.wrote(next, version, &written, since);
         }
         Ok(cas)
-    }
-
-    /// A replay's answer, once the store's replicas hold what it answers
-    /// (`Store::replicated`): with `store.min_replicas_acked`, the first
-    /// answer may have been a 503 whose write no replica had yet.
-    pub(crate) async fn replicated<T>(
-        &self,
-        answer: Result<T, EngineError>,
-    ) -> Result<T, EngineError> {
-        let answer = answer?;
-        self.store.replicated().await?;
-        Ok(answer)
     }
 
     pub(crate) async fn is_sufficient(&self, card: &Card) -> Result<bool, EngineError> {
@@ -201,6 +191,7 @@ impl Ops {
             match decide(&current.value, sufficient)? {
                 Change::Unchanged => return Ok(()),
                 Change::Changed { card, entry } => {
+                    let since = self.store.continuity();
                     if self
                         .store
                         .update_card(&card, current.version, &entry)
@@ -208,7 +199,7 @@ impl Ops {
                         == Cas::Applied
                     {
                         m::card_transition(entry.operation.as_str(), entry.from, entry.to);
-                        self.last_seen.wrote(&card, current.version, &[]);
+                        self.last_seen.wrote(&card, current.version, &[], since);
                         return Ok(());
                     }
                 }

@@ -81,7 +81,7 @@ impl Ops {
             let (card, stored) = self.read_with::<Accrued>(&r.number, &key).await?;
             if let Some((stored, _)) = stored {
                 return self
-                    .replicated(replay(stored, &fingerprint, "OperationId"))
+                    .replicated(&r.number, replay(stored, &fingerprint, "OperationId"))
                     .await;
             }
             // Applied on a card this one replaced, and retried with the new
@@ -94,8 +94,9 @@ impl Ops {
                 .await?
             {
                 let as_sent_there = manual_fingerprint(&stored.outcome.number, r);
+                let there = stored.outcome.number.clone();
                 return self
-                    .replicated(replay(stored, &as_sent_there, "OperationId"))
+                    .replicated(&there, replay(stored, &as_sent_there, "OperationId"))
                     .await;
             }
             if self.finish_replacement(&card.value, &r.actor).await? {

@@ -30,6 +30,7 @@ mod lookups;
 mod manual_bonus;
 mod purchases;
 mod replacement;
+mod replicated;
 // Running a command: to its family, in its card's turn.
 mod execute;
 mod shard;

@@ -255,10 +255,11 @@ impl Ops {
                 claim_expected: held.as_deref(),
                 owner: &mine,
             };
+            let since = self.store.continuity();
             match self.store.commit_purchase(&write).await? {
                 PurchaseCommit::Applied => {
                     self.last_seen
-                        .wrote(&p.next, card.version, &[(&key, &outcome.value)]);
+                        .wrote(&p.next, card.version, &[(&key, &outcome.value)], since);
                     return Ok(confirmed(p.stored.outcome));
                 }
                 PurchaseCommit::Stored(stored) => {
@@ -276,7 +277,7 @@ impl Ops {
                         held = Some(mine.clone());
                     }
                     if let Some(current) = &current {
-                        self.last_seen.saw(current);
+                        self.last_seen.saw(current, since);
                     }
                     base = current.map(|c| *c);
                 }
@@ -355,6 +356,7 @@ impl Ops {
             // Independent reads: sent together, they share a round trip.
             // The card and its stored outcome come in one read, so that the
             // outcome is the one that goes with the card's version.
+            let since = self.store.continuity();
             let (read, claim) = futures_util::join!(
                 self.store.get_card_with_record(&r.number, key),
                 self.purchase_claim(&r.purchase_id, owner.is_some()),
@@ -367,14 +369,14 @@ impl Ops {
             if let Some(stored) = stored {
                 let stored = Confirmed::decode(key, &stored.value)?;
                 return self
-                    .replicated(replay(stored, fingerprint, "PurchaseId"))
+                    .replicated(&r.number, replay(stored, fingerprint, "PurchaseId"))
                     .await;
             }
             if let Some(claim) = claim? {
                 self.judge_purchase_claim(&claim, &r.number)?;
             }
             let card = card.ok_or_else(|| not_found_card(&r.number))?;
-            self.last_seen.saw(&card);
+            self.last_seen.saw(&card, since);
             if self.finish_replacement(&card.value, &r.actor).await? {
                 continue;
             }
@@ -396,7 +398,7 @@ impl Ops {
                 Err(refusal) => {
                     return match self.stored::<Confirmed>(&r.number, key).await? {
                         Some(stored) => {
-                            self.replicated(replay(stored, fingerprint, "PurchaseId"))
+                            self.replicated(&r.number, replay(stored, fingerprint, "PurchaseId"))
                                 .await
                         }
                         None => Err(refusal.into()),
@@ -483,7 +485,10 @@ impl Ops {
         // with the purchase as that write left it (one round trip). A
         // replay, a refusal, a replaced card or a lost race are decided on
         // the reads below.
-        if let Some((card, raw)) = self.last_seen.get_with(number, &key) {
+        if let Some((card, raw)) = self
+            .last_seen
+            .get_with(number, &key, self.store.continuity())
+        {
             let settled =
                 card.value.replaced_by.is_none() && card.value.unfinished_replacement().is_none();
             if let (true, Ok(stored)) = (settled, Confirmed::decode(&key, &raw)) {
@@ -529,7 +534,11 @@ impl Ops {
             };
             let (next, entry, updated, outcome) =
                 match self.reversal_on(actor, &card.value, stored, &job)? {
-                    ReversalStep::Replay(answer) => return answer,
+                    // A replay: once the replicas hold what it answers,
+                    // as any replay (a first try answered 503 short of
+                    // them may have been on another instance;
+                    // `replicated.rs`).
+                    ReversalStep::Replay(answer) => return self.replicated(&home, answer).await,
                     ReversalStep::Apply(w) => {
                         let w = *w;
                         (w.next, w.entry, w.updated, w.outcome)
@@ -672,8 +681,6 @@ impl Ops {
         Err(purchase_not_found(purchase_id))
     }
 }
-
-impl Ops {}
 
 fn reversed(
     number: &CardNumber,
