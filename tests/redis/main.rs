@@ -24,6 +24,7 @@ mod engine_settings;
 mod events;
 mod faults;
 mod interleavings;
+mod port_races;
 mod purchase_record_life;
 mod record_sets;
 mod replacement_repair;
