@@ -111,8 +111,12 @@ impl Store for WithArchive {
         self.inner.ping().await
     }
 
-    async fn replicated(&self) -> Result<(), StoreError> {
-        self.inner.replicated().await
+    fn continuity(&self) -> Option<u64> {
+        self.inner.continuity()
+    }
+
+    async fn replicated(&self, number: &CardNumber) -> Result<(), StoreError> {
+        self.inner.replicated(number).await
     }
 
     async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError> {

@@ -8,7 +8,7 @@
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use super::error::EngineError;
-use super::purchases::{Accrued, Confirmed, Reversed};
+use super::types::{is_zero_bp, Accrued, Confirmed, Reversed};
 use crate::domain::purchase::PurchaseRecord;
 use crate::domain::{Amount, CardNumber};
 use crate::store::StoreError;
@@ -156,10 +156,6 @@ pub fn check_record(key: &str, raw: &str) -> Result<(), String> {
         ));
     };
     read.map_err(|e| format!("the record {key:?} does not read: {e}"))
-}
-
-pub(crate) fn is_zero_bp(bp: &i64) -> bool {
-    *bp == 0
 }
 
 fn to_json<T: Serialize>(value: &T) -> String {

@@ -67,8 +67,12 @@ impl Store for DeferredStore {
         self.store()?.ping().await
     }
 
-    async fn replicated(&self) -> Result<(), StoreError> {
-        self.store()?.replicated().await
+    fn continuity(&self) -> Option<u64> {
+        self.store().ok().and_then(|s| s.continuity())
+    }
+
+    async fn replicated(&self, number: &CardNumber) -> Result<(), StoreError> {
+        self.store()?.replicated(number).await
     }
 
     async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError> {

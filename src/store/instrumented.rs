@@ -37,8 +37,12 @@ impl Store for Instrumented {
         timed("ping", self.0.ping()).await
     }
 
-    async fn replicated(&self) -> Result<(), StoreError> {
-        timed("replicated", self.0.replicated()).await
+    fn continuity(&self) -> Option<u64> {
+        self.0.continuity()
+    }
+
+    async fn replicated(&self, number: &CardNumber) -> Result<(), StoreError> {
+        timed("replicated", self.0.replicated(number)).await
     }
 
     async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError> {

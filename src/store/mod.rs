@@ -207,14 +207,27 @@ pub trait Store: Send + Sync + 'static {
     /// Does the store answer? (`/ready`)
     async fn ping(&self) -> Result<(), StoreError>;
 
-    /// Before a stored outcome is answered again (a replay): the replicas
-    /// the configuration asks for (`store.min_replicas_acked`) hold
-    /// everything written so far, or `Unavailable`. A first answer that
-    /// came up short of them was a 503: its retry must not be a 200 for a
-    /// write that a failover would still lose. Nothing to do elsewhere.
-    async fn replicated(&self) -> Result<(), StoreError> {
+    /// Before a stored outcome is answered again (a replay), or anything
+    /// else decided on a card's state that an earlier, unacknowledged
+    /// write may have made: the replicas the configuration asks for
+    /// (`store.min_replicas_acked`) hold everything written so far to the
+    /// node that holds `number`'s card (on a cluster, its slot's master),
+    /// or `Unavailable`. A first answer that came up short of them was a
+    /// 503: its retry must not be a 200 for a write that a failover would
+    /// still lose. Nothing to do elsewhere.
+    async fn replicated(&self, _number: &CardNumber) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// A token that stays the same for as long as the store vouches that
+    /// it has lost nothing: no version it holds went back meanwhile (a
+    /// restart from a snapshot, a failover to a replica that missed the
+    /// latest writes, a flush). `None`: it cannot vouch for now. What a
+    /// version check cannot tell apart — a card written back up to a
+    /// version remembered from before the loss — the engine tells apart by
+    /// this token (`engine/last_seen.rs`). No default: a wrapper must
+    /// forward its store's, never vouch for it.
+    fn continuity(&self) -> Option<u64>;
 
     async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError>;
 

@@ -45,6 +45,7 @@ mod reload;
 mod reload_demo_guard;
 mod replacement;
 mod requests;
+mod reversal_races;
 mod roles;
 mod slowloris;
 mod state_machine;

@@ -19,10 +19,26 @@ pub struct RedisServer {
     watchdog: Option<Child>,
     /// Removed by the watchdog once the server is gone for good.
     cleanup: Option<PathBuf>,
+    /// The pid of the redis-server this handle started, from its log: a
+    /// kill goes to it only while it still answers on our port, never to
+    /// another test's server that took the port after ours died.
+    pid: Option<String>,
 }
 
+/// redis-server could not bind its port (or its cluster bus port): another
+/// process took it between [`free_port`] and the bind.
+struct PortTaken;
+
+/// Ports tried for one server before giving up.
+const PORT_TRIES: usize = 5;
+
 /// A port that is free now, and (for a cluster node) whose bus port
-/// (+10000) is free as well.
+/// (+10000) is free as well. Only now: it comes from the ephemeral range,
+/// where any process's next outgoing connection may take it before the
+/// server binds it — tests running in parallel make many (sentinels,
+/// replicas, redis-cli). A server that loses its port that way is started
+/// again on another ([`RedisServer::start`]) rather than leaving the test
+/// talking to whatever holds it.
 pub fn free_port(with_bus: bool) -> u16 {
     loop {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
@@ -44,19 +60,46 @@ impl RedisServer {
     /// arguments (`["--appendonly", "yes"]`...), and waits until it answers.
     pub fn start(dir: &Path, port: u16, extra: &[&str], cleanup: Option<&Path>) -> RedisServer {
         std::fs::create_dir_all(dir).expect("create the redis dir");
-        let mut server = RedisServer {
+        let server = RedisServer {
             port,
             dir: dir.to_owned(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             conf: None,
             watchdog: None,
             cleanup: cleanup.map(Path::to_owned),
+            pid: None,
         };
-        server.launch();
-        server
+        server.first_launch()
     }
 
-    fn launch(&mut self) {
+    /// Launches on `self.port`, or on another port if that one was taken
+    /// before redis-server could bind it. (A restart cannot move: replicas
+    /// and sentinels know the port.)
+    fn first_launch(mut self) -> RedisServer {
+        let cluster = self.extra.iter().any(|a| a == "--cluster-enabled");
+        for _ in 0..PORT_TRIES {
+            match self.launch() {
+                Ok(()) => return self,
+                Err(PortTaken) => self.port = free_port(cluster),
+            }
+        }
+        panic!(
+            "redis-server in {} lost its port to another process {PORT_TRIES} times",
+            self.dir.display()
+        );
+    }
+
+    /// Launches on `self.port`, which must be free now (a restart).
+    fn relaunch(&mut self) {
+        if self.launch().is_err() {
+            panic!(
+                "port {} was taken by another process while its redis-server was down",
+                self.port
+            );
+        }
+    }
+
+    fn launch(&mut self) -> Result<(), PortTaken> {
         let parent = std::process::id();
         let conf = match &self.conf {
             Some(c) => format!("'{}' --sentinel ", c.display()),
@@ -86,6 +129,8 @@ impl RedisServer {
              while kill -0 {parent} 2>/dev/null && kill -0 $r 2>/dev/null; do sleep 0.2; done; \
              kill -9 $r 2>/dev/null; wait $r 2>/dev/null; {cleanup}"
         );
+        // What this launch logs starts here (a restart appends).
+        let log_from = std::fs::metadata(self.dir.join("redis.log")).map_or(0, |m| m.len());
         let child = Command::new("sh")
             .arg("-c")
             .arg(script)
@@ -95,7 +140,7 @@ impl RedisServer {
             .spawn()
             .expect("start redis-server (is it installed? scripts/test.sh installs it)");
         self.watchdog = Some(child);
-        self.wait_ready();
+        self.wait_ready(log_from)
     }
 
     pub fn url(&self) -> String {
@@ -112,10 +157,43 @@ impl RedisServer {
         Some(String::from_utf8_lossy(&buf[..n]).into_owned())
     }
 
-    fn wait_ready(&self) {
+    /// What this launch logged (from `log_from` on).
+    fn log_since(&self, log_from: u64) -> String {
+        let mut text = String::new();
+        if let Ok(mut f) = std::fs::File::open(self.dir.join("redis.log")) {
+            use std::io::Seek;
+            if f.seek(std::io::SeekFrom::Start(log_from)).is_ok() {
+                let mut bytes = Vec::new();
+                let _ = f.read_to_end(&mut bytes);
+                text = String::from_utf8_lossy(&bytes).into_owned();
+            }
+        }
+        text
+    }
+
+    /// Until our redis-server answers on the port. A PING alone could be
+    /// answered by another test's server holding the port ours could not
+    /// bind: ours must also have said, in its own log, that it is up.
+    fn wait_ready(&mut self, log_from: u64) -> Result<(), PortTaken> {
         for _ in 0..500 {
-            if self.command("PING").is_some_and(|r| r.starts_with("+PONG")) {
-                return;
+            let log = self.log_since(log_from);
+            if log.contains("Failed listening on port")
+                || log.contains("Could not create server TCP listening socket")
+            {
+                // redis-server exits; so does its watchdog.
+                if let Some(mut w) = self.watchdog.take() {
+                    let _ = w.wait();
+                }
+                return Err(PortTaken);
+            }
+            let up = log.contains("Ready to accept connections") || log.contains("+monitor master");
+            if up && self.command("PING").is_some_and(|r| r.starts_with("+PONG")) {
+                self.pid = log
+                    .split("pid=")
+                    .nth(1)
+                    .and_then(|rest| rest.split(',').next())
+                    .map(str::to_owned);
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -130,7 +208,12 @@ impl RedisServer {
             info.lines()
                 .find_map(|l| l.strip_prefix("process_id:").map(|p| p.trim().to_owned()))
         });
-        if let Some(pid) = pid {
+        // Only ours (see `pid`; unknown: the old behaviour).
+        let ours = match self.pid.take() {
+            Some(mine) => pid.filter(|p| *p == mine),
+            None => pid,
+        };
+        if let Some(pid) = ours {
             let _ = Command::new("kill").arg("-9").arg(&pid).status();
         }
         if let Some(mut w) = self.watchdog.take() {
@@ -143,7 +226,7 @@ impl RedisServer {
         if self.watchdog.is_some() {
             self.kill9();
         }
-        self.launch();
+        self.relaunch();
     }
 
     /// Starts it again with `more` config arguments this time only (e.g.
@@ -154,7 +237,7 @@ impl RedisServer {
         }
         let kept = self.extra.clone();
         self.extra.extend(more.iter().map(|s| s.to_string()));
-        self.launch();
+        self.relaunch();
         self.extra = kept;
     }
 
@@ -181,16 +264,16 @@ impl RedisServer {
             ),
         )
         .expect("write sentinel.conf");
-        let mut server = RedisServer {
+        let server = RedisServer {
             port,
             dir: dir.to_owned(),
             extra: Vec::new(),
             conf: Some(conf),
             watchdog: None,
             cleanup: cleanup.map(Path::to_owned),
+            pid: None,
         };
-        server.launch();
-        server
+        server.first_launch()
     }
 
     /// The lines of an inline command's reply that are values (bulk

@@ -90,6 +90,9 @@ impl Store for HookStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
     }
+    fn continuity(&self) -> Option<u64> {
+        self.inner.continuity()
+    }
     async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError> {
         self.fire(At::GetCard(number.as_str().to_owned())).await;
         self.inner.get_card(number).await

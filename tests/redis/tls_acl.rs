@@ -84,7 +84,9 @@ impl TlsRedis {
     }
 
     /// As [`TlsRedis::node`], with `args` after the config file on
-    /// redis-server's command line (`--sentinel`).
+    /// redis-server's command line (`--sentinel`). `port` may be taken by
+    /// another process before redis-server binds it (`free_port`): then
+    /// another port; read the one it runs on from the answer.
     pub(crate) fn node_with_args(
         certs: &Path,
         node_dir: &Path,
@@ -92,7 +94,30 @@ impl TlsRedis {
         extra: &str,
         args: &str,
     ) -> TlsRedis {
+        let mut port = port;
+        for _ in 0..5 {
+            if let Some(node) = Self::try_node(certs, node_dir, port, extra, args) {
+                return node;
+            }
+            port = free_port(false);
+        }
+        panic!(
+            "redis-server in {} kept losing its port",
+            node_dir.display()
+        );
+    }
+
+    /// `None`: the port was taken.
+    fn try_node(
+        certs: &Path,
+        node_dir: &Path,
+        port: u16,
+        extra: &str,
+        args: &str,
+    ) -> Option<TlsRedis> {
         std::fs::create_dir_all(node_dir).unwrap();
+        // A log of its own per attempt: "Ready" must be this one's.
+        let _ = std::fs::remove_file(node_dir.join("redis.log"));
         let c = certs.display();
         // The ACL user's password is in Redis' own config file, not on its
         // command line.
@@ -125,7 +150,7 @@ impl TlsRedis {
             .spawn()
             .expect("start redis-server");
         // Owned before the wait, so that its Drop stops it on a failure.
-        let redis = TlsRedis {
+        let mut redis = TlsRedis {
             port,
             dir: dir.to_owned(),
             watchdog,
@@ -135,7 +160,13 @@ impl TlsRedis {
             let log = std::fs::read_to_string(dir.join("redis.log")).unwrap_or_default();
             // A sentinel says neither: it is up once it monitors.
             if log.contains("Ready to accept connections") || log.contains("+monitor master") {
-                return redis;
+                return Some(redis);
+            }
+            if log.contains("Failed listening on port") {
+                // It exits by itself; nothing of it to kill.
+                let _ = redis.watchdog.wait();
+                let _ = std::fs::remove_file(dir.join("redis.pid"));
+                return None;
             }
             assert!(
                 !log.contains("# Failed") && !log.contains("FATAL"),
@@ -154,6 +185,11 @@ impl TlsRedis {
             let _ = Command::new("kill").arg("-9").arg(pid.trim()).status();
         }
         let _ = self.watchdog.wait();
+        // A killed redis-server leaves its pid file: without this, Drop
+        // would kill that pid again at the end of the test — by then
+        // possibly another test's process (pids are reused; 32768 of them
+        // go fast with parallel tests forking redis-cli and watchdogs).
+        let _ = std::fs::remove_file(self.dir.join("redis.pid"));
     }
 }
 

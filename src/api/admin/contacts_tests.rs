@@ -40,6 +40,9 @@ impl Store for Lagging {
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
     }
+    fn continuity(&self) -> Option<u64> {
+        self.inner.continuity()
+    }
     async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError> {
         self.inner.get_card(number).await
     }

@@ -6,6 +6,11 @@
 //! `deadpool-redis` pool, sized by `store.wait_pool_size`, for the length
 //! of the write.
 //!
+//! On a Redis Cluster the pool holds cluster connections
+//! (`ack_cluster.rs`): the pipeline goes to the master of the write's slot,
+//! and its fence is a key of that slot, so that `WAIT` there counts the
+//! write's offset.
+//!
 //! What it promises (docs/redis.md, "Replicas and acknowledged writes"):
 //! an answered write had reached `n` replicas' memory. Not that a failover
 //! keeps it — Sentinel may still promote a replica that missed it.
@@ -13,10 +18,14 @@
 use std::time::{Duration, Instant};
 
 use deadpool_redis::{Pool, Runtime, Timeouts};
-use redis::{AsyncConnectionConfig, ErrorKind, RedisError, ServerErrorKind, Value};
+use redis::cluster::ClusterClientBuilder;
+use redis::{
+    AsyncConnectionConfig, ErrorKind, FromRedisValue, Pipeline, RedisError, ServerErrorKind, Value,
+};
 
+use super::ack_cluster::{ClusterManager, ClusterPool};
 use super::scripts::Lua;
-use super::RedisSettings;
+use super::{slots, RedisSettings};
 use crate::metrics as m;
 
 #[derive(Clone, Copy, Debug)]
@@ -35,14 +44,52 @@ pub enum Acked {
 }
 
 pub struct AckPool {
-    pool: Pool,
-    /// A key written just before each `WAIT`: `WAIT` counts the replicas
+    conns: Conns,
+    /// The key written just before each `WAIT`: `WAIT` counts the replicas
     /// that have the connection's last write, and a script that wrote
     /// nothing (a replay's create-only conflict) leaves that at an older
     /// write — or none, on a fresh connection, when `WAIT` answers at once.
     /// Writing the fence moves it to the master's current offset, which is
-    /// past whatever the replay answers from.
+    /// past whatever the replay answers from. On a cluster, one fence per
+    /// slot (`{prefix}:replica-fence:{tag of the slot}`): it must be
+    /// written on the master that took the write.
     fence: String,
+}
+
+enum Conns {
+    Single(Pool),
+    Cluster(ClusterPool),
+}
+
+/// One connection out of either pool, for the length of one write.
+enum Pooled {
+    Single(deadpool_redis::Connection),
+    Cluster(deadpool::managed::Object<ClusterManager>),
+}
+
+impl Pooled {
+    async fn query<T: FromRedisValue>(&mut self, p: &Pipeline) -> Result<T, RedisError> {
+        match self {
+            Pooled::Single(c) => p.query_async(&mut **c).await,
+            Pooled::Cluster(c) => p.query_async(&mut **c).await,
+        }
+    }
+}
+
+fn timeouts(settings: &RedisSettings) -> Timeouts {
+    Timeouts {
+        wait: Some(settings.command_timeout),
+        create: Some(settings.connect_timeout),
+        recycle: Some(settings.command_timeout),
+    }
+}
+
+fn pool_size_error(e: impl ToString) -> RedisError {
+    RedisError::from((
+        ErrorKind::InvalidClientConfig,
+        "store.wait_pool_size",
+        e.to_string(),
+    ))
 }
 
 impl AckPool {
@@ -62,23 +109,46 @@ impl AckPool {
         let pool = Pool::builder(manager)
             .max_size(settings.wait_pool_size.max(1))
             .runtime(Runtime::Tokio1)
-            .timeouts(Timeouts {
-                wait: Some(settings.command_timeout),
-                create: Some(settings.connect_timeout),
-                recycle: Some(settings.command_timeout),
-            })
+            .timeouts(timeouts(settings))
             .build()
-            .map_err(|e| {
-                RedisError::from((
-                    ErrorKind::InvalidClientConfig,
-                    "store.wait_pool_size",
-                    e.to_string(),
-                ))
-            })?;
-        Ok(AckPool { pool, fence })
+            .map_err(pool_size_error)?;
+        Ok(AckPool {
+            conns: Conns::Single(pool),
+            fence,
+        })
     }
 
-    /// Runs `lua` then `WAIT`, pipelined on one pooled connection.
+    /// A pool of cluster connections; `builder` has the store's user and
+    /// TLS settings.
+    pub fn cluster(
+        builder: ClusterClientBuilder,
+        settings: &RedisSettings,
+    ) -> Result<AckPool, RedisError> {
+        let manager = ClusterManager::new(builder, settings)?;
+        let pool = ClusterPool::builder(manager)
+            .max_size(settings.wait_pool_size.max(1))
+            .runtime(deadpool::Runtime::Tokio1)
+            .timeouts(timeouts(settings))
+            .build()
+            .map_err(pool_size_error)?;
+        Ok(AckPool {
+            conns: Conns::Cluster(pool),
+            fence: format!("{}:replica-fence", settings.key_prefix),
+        })
+    }
+
+    /// The fence to write on the master of `slot` (none: a single node).
+    fn fence(&self, slot: Option<u16>) -> String {
+        match (&self.conns, slot) {
+            (Conns::Cluster(_), Some(slot)) => {
+                format!("{}:{{{}}}", self.fence, slots::tag_for_slot(slot))
+            }
+            _ => self.fence.clone(),
+        }
+    }
+
+    /// Runs `lua` then `WAIT`, pipelined on one pooled connection (on a
+    /// cluster, to the master of the script's first key).
     pub async fn run(
         &self,
         lua: &Lua,
@@ -86,19 +156,20 @@ impl AckPool {
         args: &[&[u8]],
         wait: WaitFor,
     ) -> Result<Acked, RedisError> {
+        let fence = self.fence(keys.first().map(|k| slots::slot_of_key(k)));
         let mut conn = self.connection().await?;
         let timeout_ms = u64::try_from(wait.timeout.as_millis()).unwrap_or(u64::MAX);
         let pipeline = |full: bool| {
             let mut p = redis::pipe();
             p.add_command(lua.command(full, keys, args));
-            p.cmd("SET").arg(&self.fence).arg(1).ignore();
+            p.cmd("SET").arg(&fence).arg(1).ignore();
             p.cmd("WAIT").arg(wait.replicas).arg(timeout_ms);
             p
         };
-        let (reply, acked): (Value, i64) = match pipeline(false).query_async(&mut *conn).await {
+        let (reply, acked): (Value, i64) = match conn.query(&pipeline(false)).await {
             // The script never ran: WAIT went for nothing. Send it in full.
             Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                pipeline(true).query_async(&mut *conn).await?
+                conn.query(&pipeline(true)).await?
             }
             other => other?,
         };
@@ -111,27 +182,41 @@ impl AckPool {
     }
 
     /// How many replicas hold everything written so far (up to the
-    /// timeout): the fence, then `WAIT`.
-    pub async fn settle(&self, wait: WaitFor) -> Result<i64, RedisError> {
+    /// timeout) on the node of `slot` (a cluster's; ignored on a single
+    /// node): the fence, then `WAIT`.
+    pub async fn settle(&self, wait: WaitFor, slot: u16) -> Result<i64, RedisError> {
+        let fence = self.fence(Some(slot));
         let mut conn = self.connection().await?;
         let timeout_ms = u64::try_from(wait.timeout.as_millis()).unwrap_or(u64::MAX);
         let mut p = redis::pipe();
-        p.cmd("SET").arg(&self.fence).arg(1).ignore();
+        p.cmd("SET").arg(&fence).arg(1).ignore();
         p.cmd("WAIT").arg(wait.replicas).arg(timeout_ms);
-        let (acked,): (i64,) = p.query_async(&mut *conn).await?;
+        let (acked,): (i64,) = conn.query(&p).await?;
         if acked < i64::from(wait.replicas) {
             m::replica_ack_short();
         }
         Ok(acked)
     }
 
-    async fn connection(&self) -> Result<deadpool_redis::Connection, RedisError> {
+    async fn connection(&self) -> Result<Pooled, RedisError> {
         let asked = Instant::now();
-        let got = self.pool.get().await;
-        m::wait_pool(asked.elapsed().as_secs_f64(), self.pool.status());
-        got.map_err(|e| match e {
-            deadpool_redis::PoolError::Backend(e) => e,
-            other => RedisError::from((ErrorKind::Io, "wait pool", other.to_string())),
-        })
+        let (got, status) = match &self.conns {
+            Conns::Single(pool) => (
+                pool.get().await.map(Pooled::Single).map_err(|e| match e {
+                    deadpool_redis::PoolError::Backend(e) => e,
+                    other => RedisError::from((ErrorKind::Io, "wait pool", other.to_string())),
+                }),
+                pool.status(),
+            ),
+            Conns::Cluster(pool) => (
+                pool.get().await.map(Pooled::Cluster).map_err(|e| match e {
+                    deadpool::managed::PoolError::Backend(e) => e,
+                    other => RedisError::from((ErrorKind::Io, "wait pool", other.to_string())),
+                }),
+                pool.status(),
+            ),
+        };
+        m::wait_pool(asked.elapsed().as_secs_f64(), status);
+        got
     }
 }

@@ -62,6 +62,9 @@ pub struct Cache {
     /// Until when (ms since `epoch`) the last heartbeat vouches for the
     /// invalidation channel: past it, nothing is served or filled.
     vouched_until: AtomicU64,
+    /// Bumped by every flush: one value spans a stretch in which the
+    /// channel was up and Redis lost nothing (`Cache::continuity`).
+    generation: AtomicU64,
     epoch: Instant,
     tokens: AtomicU64,
     entries: AtomicUsize,
@@ -89,6 +92,7 @@ impl Cache {
                 .collect(),
             enabled: AtomicBool::new(false),
             vouched_until: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
             epoch: Instant::now(),
             tokens: AtomicU64::new(0),
             entries: AtomicUsize::new(0),
@@ -105,6 +109,20 @@ impl Cache {
     /// Serving: enabled, and a heartbeat vouches for the channel now.
     pub fn is_enabled(&self) -> bool {
         self.enabled.load(Ordering::Acquire) && !self.is_overdue()
+    }
+
+    /// The generation, while the cache serves: the same value later means
+    /// the channel stayed up and unflushed in between, so Redis restarted,
+    /// failed over or flushed in between would have changed it (the engine's
+    /// write base, `engine/last_seen.rs`, leans on it). `None` while the
+    /// channel is down or overdue. Read twice around the check, so that a
+    /// flush under way between them is not missed.
+    pub fn continuity(&self) -> Option<u64> {
+        let before = self.generation.load(Ordering::SeqCst);
+        if !self.is_enabled() {
+            return None;
+        }
+        (self.generation.load(Ordering::SeqCst) == before).then_some(before)
     }
 
     /// Has the last heartbeat's word run out without another?
@@ -188,6 +206,7 @@ impl Cache {
             self.enabled.store(false, Ordering::Release);
             m::cache_serving(false);
         }
+        self.generation.fetch_add(1, Ordering::SeqCst);
         for seg in &self.segments {
             let mut seg = seg.lock();
             seg.entries.clear();
@@ -302,6 +321,23 @@ mod tests {
         cache.vouch(Instant::now() + Duration::from_secs(3600));
         cache.enable();
         cache
+    }
+
+    #[test]
+    fn continuity_changes_with_every_flush_and_is_none_while_off_or_overdue() {
+        let cache = serving(10, 2);
+        let first = cache.continuity().expect("serving");
+        assert_eq!(cache.continuity(), Some(first), "nothing happened");
+        cache.flush(true, "test");
+        let flushed = cache.continuity().expect("a FLUSHALL leaves it serving");
+        assert_ne!(flushed, first, "a FLUSHALL changes it");
+        cache.flush(false, "test");
+        assert_eq!(cache.continuity(), None, "channel lost");
+        cache.enable();
+        let back = cache.continuity().expect("serving again");
+        assert_ne!(back, flushed, "a lost channel changes it");
+        cache.vouch(Instant::now());
+        assert_eq!(cache.continuity(), None, "no heartbeat vouches for it");
     }
 
     #[test]

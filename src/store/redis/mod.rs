@@ -12,6 +12,7 @@
 //! `store.command_timeout_ms`.
 
 pub mod access;
+mod ack_cluster;
 mod acks;
 mod cache;
 mod dump;
@@ -305,18 +306,20 @@ impl RedisStore {
                 for _ in 0..pool_size {
                     conns.push(Conn::Cluster(client.get_async_connection().await?));
                 }
-                if settings.min_replicas_acked > 0 {
-                    // Not built yet: WAIT would have to go to the master
-                    // that took each write, on a connection of its own.
-                    return Err(RedisError::from((
-                        ErrorKind::InvalidClientConfig,
-                        "store.min_replicas_acked is not supported on a Redis Cluster yet",
-                    )));
-                }
+                // WAIT goes to the master that took each write, on a
+                // connection of its own (`ack_cluster.rs`).
+                let acks = if settings.min_replicas_acked > 0 {
+                    Some(acks::AckPool::cluster(
+                        settings.access.cluster(seeds)?,
+                        &settings,
+                    )?)
+                } else {
+                    None
+                };
                 Backend {
                     conns,
                     master: None,
-                    acks: None,
+                    acks,
                 }
             }
         };
@@ -755,10 +758,17 @@ fn flag(key: &str, reply: &Value) -> Result<bool, StoreError> {
 
 #[async_trait]
 impl Store for RedisStore {
-    /// Pings over every pooled connection: ready only when all of them
-    /// work, and a connection that died during an outage is re-established
-    /// here rather than by failing a request.
-    async fn replicated(&self) -> Result<(), StoreError> {
+    /// The record cache's generation while its invalidation channel is up
+    /// (`Cache::continuity`): every loss of the channel — a restart, a
+    /// failover, a lost connection — and every `FLUSHALL` changes it.
+    /// Without the cache there is no channel, and nothing to vouch with.
+    fn continuity(&self) -> Option<u64> {
+        self.cache.as_ref().and_then(|c| c.continuity())
+    }
+
+    /// The fence write and `WAIT` on a pooled connection to the master
+    /// (`acks.rs`).
+    async fn replicated(&self, number: &CardNumber) -> Result<(), StoreError> {
         let Some(wait) = self.wait_for else {
             return Ok(());
         };
@@ -769,7 +779,9 @@ impl Store for RedisStore {
             ));
         };
         let bound = self.timeout + wait.timeout;
-        match tokio::time::timeout(bound, pool.settle(wait)).await {
+        // The card's keys have its number as their hash tag.
+        let slot = slots::slot_of_tag(number.as_str());
+        match tokio::time::timeout(bound, pool.settle(wait, slot)).await {
             Ok(Ok(acked)) if acked >= i64::from(wait.replicas) => Ok(()),
             Ok(Ok(acked)) => Err(StoreError::Unavailable(format!(
                 "the stored outcome is on the master but acknowledged by {acked} of the {} replicas required within {} ms",
@@ -787,6 +799,9 @@ impl Store for RedisStore {
         }
     }
 
+    /// Pings over every pooled connection: ready only when all of them
+    /// work, and a connection that died during an outage is re-established
+    /// here rather than by failing a request.
     async fn ping(&self) -> Result<(), StoreError> {
         let backend = self.backend.read().clone();
         if let Some(s) = &self.sentinels {
