@@ -178,3 +178,53 @@ async fn a_cluster_master_back_on_its_snapshot_leaves_no_base_that_passes() {
     })
     .await;
 }
+
+/// A card loaded, issued, bound to a new contact and activated.
+async fn set_up(http: &Http, number: &str, phone: &str, code: &str) {
+    http.load_cards(&[number.to_owned()]).await;
+    http.issue(number).await.ok();
+    http.create_contact(code, phone).await.ok();
+    http.bindto(number, phone).await.ok();
+    http.active(number).await.ok();
+}
+
+/// `FLUSHALL` while the first instance's base is warm: the card is gone,
+/// and the second instance loads it again and writes it back up to the
+/// version the first remembers (the same steps, then one bonus of its
+/// own). The first instance's write must not land on what it remembers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server (scripts/test.sh runs it: --include-ignored)"]
+async fn a_base_remembered_before_a_flushall_never_passes_the_compare_and_set() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let redis = RedisServer::start(&dir.path().join("redis"), free_port(false), &[], None);
+    let prefix = format!("stalef{}", std::process::id());
+    let (first, a) = start(settings(vec![redis.url()], &prefix)).await;
+    let (second, b) = start(settings(vec![redis.url()], &prefix)).await;
+    let number = card_number(902);
+    let phone = mobile(902);
+    let version = || {
+        let reply = redis.command(&format!("HGET {prefix}:card:{{{number}}} v"));
+        reply.unwrap_or_default()
+    };
+    let code = format!("SF-{prefix}");
+    set_up(&a, &number, &phone, &code).await;
+    bonus(&a, &number, "lost", 100).await;
+    let remembered = version();
+
+    redis.command("FLUSHALL");
+    set_up(&b, &number, &phone, &code).await;
+    bonus(&b, &number, "kept", 7).await;
+    assert_eq!(
+        version(),
+        remembered,
+        "the card is back at the version remembered"
+    );
+    bonus(&a, &number, "next", 1).await;
+    assert_eq!(
+        bonuses(&a, &number).await,
+        800,
+        "the first instance wrote over the second's bonus, on a card Redis had lost"
+    );
+    first.stop();
+    second.stop();
+}
