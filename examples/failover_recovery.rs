@@ -132,13 +132,14 @@ async fn main() {
         }
     });
     let report = under_traffic(&mut dep, p).await;
-    for (i, (f, _)) in report.failovers.iter().enumerate() {
+    for (i, ((f, _), back)) in report.failovers.iter().zip(&report.rejoined).enumerate() {
         eprintln!(
-            "failover {}: node {} -> node {}, promoted after {:?}",
+            "failover {}: node {} -> node {}, promoted after {:?}, old master back as its replica after {:?}",
             i + 1,
             f.killed,
             f.promoted,
-            f.promoted_after
+            f.promoted_after,
+            back
         );
     }
     let (traffic, findings) = (&report.traffic, &report.findings);

@@ -11,7 +11,7 @@ use crate::engine::{Command, Reply};
 /// A new contact's code when the caller gives none: time-ordered and
 /// random enough that two servers never pick the same one.
 fn generate_code() -> ContactCode {
-    let ms = crate::engine::ops::now_ms();
+    let ms = crate::engine::now_ms();
     let tail: u64 = rand::random();
     ContactCode::from_trusted(format!("C{ms:011X}{:012X}", tail & 0xFFFF_FFFF_FFFF))
 }

@@ -9,9 +9,10 @@
 //! the version it read before claiming — can no longer land.
 
 use super::claims::{made_by, new_owner, record_of, IN_PROGRESS_BACKOFF};
-use super::commands::ContactView;
+use super::context::Ops;
 use super::error::EngineError;
-use super::ops::{Ops, MAX_ATTEMPTS};
+use super::support::MAX_ATTEMPTS;
+use super::types::ContactView;
 use crate::domain::{Contact, ContactCode, ContactPatch, ErrorKey, MobileNumber, RuleError};
 use crate::store::{Cas, Index, StoreError};
 

@@ -16,14 +16,15 @@
 //! expired hold leaves the claim bound to the card: a confirm on that card
 //! runs as a plain one, on another card it is an `IdempotencyConflict`.
 
-use serde::{Deserialize, Serialize};
 use time::{Date, Duration, OffsetDateTime};
 
 use super::claims::new_owner;
+use super::context::{Ops, PurchaseSettings};
 use super::error::EngineError;
 use super::kept::{from_json, to_json, Kept, Stored};
-use super::ops::{Ops, MAX_ATTEMPTS};
-use super::purchases::{bonus_entry, purchase_key, replay, ConfirmRequest, PurchaseSettings};
+use super::purchases::purchase_key;
+use super::support::{bonus_entry, not_found_card, replay, MAX_ATTEMPTS};
+use super::types::{ConfirmRequest, Held, HoldRequest, Released};
 use crate::domain::history::note_debt;
 use crate::domain::hold::{self, Hold};
 use crate::domain::purchase::{self, BonusRules, PurchaseRecord};
@@ -33,43 +34,6 @@ use crate::domain::{
 use crate::metrics as m;
 use crate::store::{CardRecordWrite, Cas, PurchaseCommit, PurchaseWrite, Versioned};
 
-#[derive(Debug, Clone)]
-pub struct HoldRequest {
-    pub actor: Actor,
-    pub number: CardNumber,
-    pub purchase_id: String,
-    pub amount: Amount,
-    pub bonus_to_pay: Amount,
-    pub date: Option<Date>,
-    /// `None`: `bonus.hold_secs`; capped by `bonus.hold_max_secs`.
-    pub hold_secs: Option<u64>,
-}
-
-/// A hold's answer: calculate's fields and when the hold ends.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Held {
-    #[serde(rename = "n")]
-    pub number: CardNumber,
-    #[serde(rename = "i")]
-    pub purchase_id: String,
-    #[serde(rename = "m")]
-    pub amount: Amount,
-    #[serde(rename = "b", default, skip_serializing_if = "Amount::is_zero")]
-    pub bonus_to_pay: Amount,
-    #[serde(rename = "a", default, skip_serializing_if = "Amount::is_zero")]
-    pub accrual: Amount,
-    #[serde(rename = "x", default, skip_serializing_if = "Amount::is_zero")]
-    pub max_bonus_to_pay: Amount,
-    #[serde(
-        rename = "dp",
-        default,
-        skip_serializing_if = "super::kept::is_zero_bp"
-    )]
-    pub discount_bp: i64,
-    #[serde(rename = "u", with = "time::serde::rfc3339")]
-    pub held_until: OffsetDateTime,
-}
-
 impl Kept for Held {
     fn encode(stored: &Stored<Self>) -> String {
         to_json(stored)
@@ -78,19 +42,6 @@ impl Kept for Held {
     fn decode(key: &str, raw: &str) -> Result<Stored<Self>, EngineError> {
         from_json(key, raw)
     }
-}
-
-/// A release's answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Released {
-    #[serde(rename = "n")]
-    pub number: CardNumber,
-    #[serde(rename = "i")]
-    pub purchase_id: String,
-    /// Bonuses this release gave back (0: the hold had expired, or was
-    /// released before).
-    #[serde(rename = "r", default, skip_serializing_if = "Amount::is_zero")]
-    pub released: Amount,
 }
 
 impl Kept for Released {
@@ -399,7 +350,7 @@ impl Ops {
             if let Some(claim) = claim? {
                 self.judge_purchase_claim(&claim, &r.number)?;
             }
-            let card = card.ok_or_else(|| super::ops::not_found_card(&r.number))?;
+            let card = card.ok_or_else(|| not_found_card(&r.number))?;
             self.last_seen.saw(&card, since);
             if self.finish_replacement(&card.value, &r.actor).await? {
                 continue;
@@ -486,7 +437,7 @@ impl Ops {
             if let Some(stored) = stored? {
                 return self.replicated(number, Ok(stored.outcome)).await;
             }
-            let card: Versioned<Card> = card.ok_or_else(|| super::ops::not_found_card(number))?;
+            let card: Versioned<Card> = card.ok_or_else(|| not_found_card(number))?;
             self.last_seen.saw(&card, since);
             let now = self.clock.now();
             let Some(hold) = card.value.open_hold(purchase_id, now) else {

@@ -8,7 +8,7 @@
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use super::error::EngineError;
-use super::purchases::{Accrued, Confirmed, Reversed};
+use super::types::{is_zero_bp, Accrued, Confirmed, Reversed};
 use crate::domain::purchase::PurchaseRecord;
 use crate::domain::{Amount, CardNumber};
 use crate::store::StoreError;
@@ -151,19 +151,15 @@ pub fn check_record(key: &str, raw: &str) -> Result<(), String> {
     } else if key.starts_with("bonus:") {
         Accrued::decode(key, raw).map(drop)
     } else if key.starts_with("hold:") {
-        super::holds::Held::decode(key, raw).map(drop)
+        super::types::Held::decode(key, raw).map(drop)
     } else if key.starts_with("release:") {
-        super::holds::Released::decode(key, raw).map(drop)
+        super::types::Released::decode(key, raw).map(drop)
     } else {
         return Err(format!(
             "{key:?} is not a record key (purchase:…, bonus:…, hold:… or release:…)"
         ));
     };
     read.map_err(|e| format!("the record {key:?} does not read: {e}"))
-}
-
-pub(crate) fn is_zero_bp(bp: &i64) -> bool {
-    *bp == 0
 }
 
 pub(crate) fn to_json<T: Serialize>(value: &T) -> String {

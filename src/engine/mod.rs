@@ -1,42 +1,61 @@
-//! The engine: routes each command to the shard actor that owns its card,
-//! bounds every shard's queue, and answers `Overloaded` at once when a queue
-//! is full. The API sees only [`Engine`]; actix stays inside `shard.rs`.
+//! The engine: routes each command to the shard that orders its card's
+//! commands, bounds every shard's queue, and answers `Overloaded` at once
+//! when a queue is full. The API sees only [`Engine`] and the plain data of
+//! `types.rs`; actix stays inside `shard.rs`.
+//!
+//! Imports run one way (`crate::module_graph` fails on a cycle): `types`,
+//! `error`, `clock`, `claims`, `last_seen` import no engine module; `kept`
+//! and `support` only those; `context` (the narrow context, [`Ops`]) those;
+//! each command family (`cards`, `contacts`, `binding`, `purchases`,
+//! `manual_bonus`, with `replacement` and `lookups`) adds its commands to
+//! `Ops` in its own file and imports only the shared layer, never another
+//! family; `execute` hands a command to its family; `shard` runs it in its
+//! card's turn; this file imports the rest.
 
-mod binding;
+// The shared layer: the types the API speaks, the narrow context, what the
+// families share. No module below imports a family.
 mod claims;
 pub mod clock;
-pub mod commands;
-mod contacts;
+pub mod context;
 mod error;
-pub mod holds;
+mod holds;
 mod kept;
 mod last_seen;
-pub mod ops;
-pub mod purchases;
+mod support;
+pub mod types;
+// One module per command family, each adding its commands to `Ops`.
+mod binding;
+mod cards;
+mod contacts;
+mod lookups;
+mod manual_bonus;
+mod purchases;
+mod replacement;
 mod replicated;
+// Running a command: to its family, in its card's turn.
+mod execute;
 mod shard;
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use actix::{Actor, Addr, Arbiter};
 
 pub use clock::Clock;
-pub use commands::{BalanceView, Command, ContactView, HistoryPage, Reply};
+pub use context::{Ops, OpsSettings, PurchaseSettings};
 pub use error::EngineError;
-pub use holds::{Held, HoldRequest, Released};
 pub use kept::check_record;
-pub use ops::{Ops, OpsSettings};
-pub use purchases::{
-    Accrued, Calculated, ConfirmRequest, Confirmed, ManualBonusRequest, PurchaseSettings, Reversed,
+pub use support::now_ms;
+pub use types::{
+    Accrued, BalanceView, Calculated, Command, ConfirmRequest, Confirmed, ContactView, Held,
+    HistoryPage, HoldRequest, ManualBonusRequest, Released, Reply, Reversed,
 };
 
 use crate::domain::{Card, CardNumber, Contact, ContactCode, ErrorKey, MobileNumber, RuleError};
 use crate::metrics as m;
 use crate::store::{CardLoad, Index, Store, Versioned};
-use shard::{Execute, Shard, Turn, Turns};
+use shard::{Execute, InFlight, Shard, Turn, Turns};
 
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
@@ -53,16 +72,6 @@ struct ShardHandle {
     turns: Arc<Turns>,
     in_flight: Arc<AtomicUsize>,
     metrics: Arc<m::ShardMetrics>,
-}
-
-/// Decrements a shard's in-flight count when a command's answer is in (or
-/// its caller went away). Carries when the command was admitted.
-pub(crate) struct InFlight(Arc<AtomicUsize>, Instant);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
 }
 
 pub struct Engine {
@@ -134,7 +143,7 @@ impl Engine {
         }
         // The guard travels with the command and is dropped when it has
         // finished, even if the caller has gone away meanwhile.
-        let in_flight = InFlight(shard.in_flight.clone(), Instant::now());
+        let in_flight = InFlight::new(shard.in_flight.clone());
         shard.metrics.pushed();
         match shard.turns.enter(key.clone()) {
             Turn::Now(holding) => {
@@ -209,7 +218,7 @@ impl Engine {
             .ops
             .contact_by_mobile(mobile)
             .await?
-            .ok_or_else(|| ops::cannot_find_mobile(mobile))?;
+            .ok_or_else(|| support::cannot_find_mobile(mobile))?;
         // A card blocked for replacement is no longer the contact's current
         // card (docs/api.md §5), even before a new card takes its place.
         match self.ops.current_card(&contact.value.code).await? {

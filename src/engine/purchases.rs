@@ -1,135 +1,29 @@
-//! Purchases and manual accruals, exactly once. Each operation's outcome is
-//! stored under its idempotency key in the card's own key space, written in
-//! the same atomic step as the ledger change: a crash loses both or neither,
-//! and a replay finds the stored outcome instead of applying twice.
-
-use serde::{Deserialize, Serialize};
-use time::{Date, OffsetDateTime};
+//! The purchase family: calculate, confirm, cancel and refund, exactly
+//! once. A purchase's outcome is stored under its PurchaseId in the card's
+//! own key space, written in the same atomic step as the ledger change: a
+//! crash loses both or neither, and a replay finds the stored outcome
+//! instead of applying twice. Cancel and refund follow the purchase along
+//! card replacements to the card that holds its bonuses now.
 
 use super::claims::{new_owner, record_of};
+use super::context::Ops;
 use super::error::EngineError;
 use super::kept::{purchase_fingerprint, Kept, ReversalOutcome, Stored};
-use super::ops::{Ops, MAX_ATTEMPTS};
+use super::support::{bonus_entry, conflict, not_found_card, replay, MAX_ATTEMPTS};
+use super::types::{Calculated, ConfirmRequest, Confirmed, Reversed};
 use crate::domain::history::note_debt;
-use crate::domain::ledger::LotSource;
-use crate::domain::purchase::{self, BonusRules, Reversal};
+use crate::domain::purchase::{self, Reversal};
 use crate::domain::{
-    Actor, Amount, BonusMovement, BonusType, Card, CardNumber, ErrorKey, HistoryEntry, Operation,
-    RuleError,
+    Actor, Amount, BonusMovement, Card, CardNumber, ErrorKey, HistoryEntry, Operation, RuleError,
 };
 use crate::metrics as m;
 use crate::store::{CardRecordWrite, Cas, Claim, Index, PurchaseCommit, PurchaseWrite, Versioned};
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PurchaseSettings {
-    pub rules: BonusRules,
-    /// A hold's life when the request names none (`bonus.hold_secs`), and
-    /// the longest a request may ask for (`bonus.hold_max_secs`).
-    pub hold_secs: u64,
-    pub hold_max_secs: u64,
-    /// How long idempotency records (and so purchases, for cancel and
-    /// refund) are kept.
-    pub retention_secs: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Calculated {
-    pub accrual: Amount,
-    pub max_bonus_to_pay: Amount,
-    pub discount_bp: i64,
-    /// What confirm would refuse the purchase with: the till still learns
-    /// `max_bonus_to_pay`, to offer the maximum instead.
-    pub refusal: Option<RuleError>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Confirmed {
-    #[serde(rename = "n")]
-    pub number: CardNumber,
-    #[serde(rename = "i")]
-    pub purchase_id: String,
-    #[serde(rename = "m")]
-    pub amount: Amount,
-    #[serde(rename = "b", default, skip_serializing_if = "Amount::is_zero")]
-    pub bonus_to_pay: Amount,
-    #[serde(rename = "a", default, skip_serializing_if = "Amount::is_zero")]
-    pub accrual: Amount,
-    #[serde(rename = "af")]
-    pub accrual_active_from: Date,
-    #[serde(rename = "ae")]
-    pub accrual_expire_date: Date,
-    #[serde(
-        rename = "dp",
-        default,
-        skip_serializing_if = "super::kept::is_zero_bp"
-    )]
-    pub discount_bp: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reversed {
-    #[serde(rename = "n")]
-    pub number: CardNumber,
-    #[serde(rename = "i")]
-    pub purchase_id: String,
-    #[serde(rename = "ri", default, skip_serializing_if = "Option::is_none")]
-    pub refund_id: Option<String>,
-    /// Money refunded by this operation (the whole purchase for a cancel).
-    #[serde(rename = "m")]
-    pub amount: Amount,
-    #[serde(rename = "ar", default, skip_serializing_if = "Amount::is_zero")]
-    pub accrual_reversed: Amount,
-    #[serde(rename = "br", default, skip_serializing_if = "Amount::is_zero")]
-    pub bonus_returned: Amount,
-    #[serde(rename = "u", default, skip_serializing_if = "Amount::is_zero")]
-    pub uncovered: Amount,
-    #[serde(rename = "rt")]
-    pub refunded_total: Amount,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Accrued {
-    #[serde(rename = "n")]
-    pub number: CardNumber,
-    #[serde(rename = "i")]
-    pub operation_id: String,
-    #[serde(rename = "m")]
-    pub amount: Amount,
-    #[serde(rename = "t")]
-    pub bonus_type: BonusType,
-    #[serde(rename = "af")]
-    pub active_from: Date,
-    #[serde(rename = "ae", default)]
-    pub expire_date: Option<Date>,
-}
 
 /// Which reversal of a purchase.
 #[derive(Debug, Clone, Copy)]
 enum Reversing<'a> {
     Cancel,
     Refund { refund_id: &'a str, amount: Amount },
-}
-
-#[derive(Debug, Clone)]
-pub struct ConfirmRequest {
-    pub actor: Actor,
-    pub number: CardNumber,
-    pub purchase_id: String,
-    pub amount: Amount,
-    pub bonus_to_pay: Amount,
-    pub date: Option<Date>,
-}
-
-#[derive(Debug, Clone)]
-pub struct ManualBonusRequest {
-    pub actor: Actor,
-    pub number: CardNumber,
-    pub operation_id: String,
-    pub amount: Amount,
-    pub bonus_type: BonusType,
-    pub active_from: Option<Date>,
-    pub expire_date: Option<Date>,
-    pub comment: Option<String>,
 }
 
 /// A confirm's write, decided on one version of the card.
@@ -178,19 +72,8 @@ fn confirmed(outcome: Confirmed) -> Confirmed {
     outcome
 }
 
-/// Replacements followed from a purchase's card to the current one.
-const MAX_REPLACEMENT_CHAIN: usize = 16;
-
 pub(crate) fn purchase_key(purchase_id: &str) -> String {
     format!("purchase:{purchase_id}")
-}
-
-pub(super) fn conflict(what: &str) -> EngineError {
-    RuleError::new(
-        ErrorKey::IdempotencyConflict,
-        format!("{what} was already used with a different request"),
-    )
-    .into()
 }
 
 fn purchase_not_found(purchase_id: &str) -> EngineError {
@@ -199,27 +82,6 @@ fn purchase_not_found(purchase_id: &str) -> EngineError {
         format!("no purchase with the id {purchase_id:?}"),
     )
     .into()
-}
-
-pub(super) fn bonus_entry(
-    at: OffsetDateTime,
-    card: &Card,
-    actor: &Actor,
-    operation: Operation,
-    movement: BonusMovement,
-) -> HistoryEntry {
-    HistoryEntry {
-        at,
-        login: actor.login.clone(),
-        role: actor.role,
-        operation,
-        from: card.status,
-        to: card.status,
-        reason_code: None,
-        reason_name: None,
-        detail: None,
-        bonus: Some(movement),
-    }
 }
 
 impl Ops {
@@ -335,64 +197,6 @@ impl Ops {
             return Ok(None);
         }
         Ok(self.store.index_get(Index::Purchase, purchase_id).await?)
-    }
-
-    pub(super) async fn stored<T: Kept>(
-        &self,
-        number: &CardNumber,
-        key: &str,
-    ) -> Result<Option<Stored<T>>, EngineError> {
-        match self.store.get_card_record(number, key).await? {
-            Some(raw) => T::decode(key, &raw).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    /// The card and the operation's stored outcome under `key`, read
-    /// together: the outcome is the one that goes with the card's version.
-    async fn read_with<T: Kept>(
-        &self,
-        number: &CardNumber,
-        key: &str,
-    ) -> Result<(Versioned<Card>, Option<(Stored<T>, Option<i64>)>), EngineError> {
-        let (card, record) = self.store.get_card_with_record(number, key).await?;
-        let card = card.ok_or_else(|| super::ops::not_found_card(number))?;
-        let stored = match record {
-            Some(r) => Some((T::decode(key, &r.value)?, r.ttl_ms)),
-            None => None,
-        };
-        Ok((card, stored))
-    }
-
-    /// Writes the card and the records, or reports that a concurrent writer
-    /// came first — a newer card version, or the operation's outcome stored
-    /// already (the caller then reads again and finds that outcome).
-    pub(super) async fn commit(
-        &self,
-        next: &Card,
-        version: u64,
-        entry: Option<&HistoryEntry>,
-        records: Vec<CardRecordWrite>,
-    ) -> Result<Cas, EngineError> {
-        let since = self.store.continuity();
-        let cas = self
-            .store
-            .update_card_with(
-                next,
-                version,
-                entry,
-                &records,
-                self.settings.purchases.retention_secs,
-            )
-            .await?;
-        if cas == Cas::Applied {
-            let written: Vec<(&str, &str)> = records
-                .iter()
-                .map(|r| (r.key.as_str(), r.value.as_str()))
-                .collect();
-            self.last_seen.wrote(next, version, &written, since);
-        }
-        Ok(cas)
     }
 
     pub(crate) async fn calculate(
@@ -586,7 +390,7 @@ impl Ops {
             if let Some(claim) = claim? {
                 self.judge_purchase_claim(&claim, &r.number)?;
             }
-            let card = card.ok_or_else(|| super::ops::not_found_card(&r.number))?;
+            let card = card.ok_or_else(|| not_found_card(&r.number))?;
             self.last_seen.saw(&card, since);
             if self.finish_replacement(&card.value, &r.actor).await? {
                 continue;
@@ -864,56 +668,6 @@ impl Ops {
         })))
     }
 
-    /// The cards from `first` along `replaced_by` to the current one, with
-    /// every replacement on the way completed (its lots delivered), so that
-    /// the current card's ledger holds whatever the purchase left.
-    async fn replacement_chain(
-        &self,
-        first: &CardNumber,
-        actor: &Actor,
-    ) -> Result<Vec<CardNumber>, EngineError> {
-        let mut chain = vec![first.clone()];
-        loop {
-            let card = self.load_card(&chain[chain.len() - 1]).await?.value;
-            let Some(next) = card.replaced_by.clone() else {
-                return Ok(chain);
-            };
-            if card.outbox_pending() {
-                self.complete_replacement(&card.number, &next, actor)
-                    .await?;
-            }
-            if chain.len() >= MAX_REPLACEMENT_CHAIN || chain.contains(&next) {
-                return Err(EngineError::Internal(format!(
-                    "replacement chain of card {first} is too long or cyclic"
-                )));
-            }
-            chain.push(next);
-        }
-    }
-
-    /// An operation's stored outcome on a card that `card` replaced, directly
-    /// or along earlier replacements.
-    async fn predecessors_outcome<T: Kept>(
-        &self,
-        card: &Card,
-        key: &str,
-    ) -> Result<Option<Stored<T>>, EngineError> {
-        let mut previous = card.replaces.clone();
-        for _ in 0..MAX_REPLACEMENT_CHAIN {
-            let Some(number) = previous else {
-                return Ok(None);
-            };
-            if let Some(stored) = self.stored(&number, key).await? {
-                return Ok(Some(stored));
-            }
-            previous = match self.store.get_card(&number).await? {
-                Some(c) => c.value.replaces,
-                None => None,
-            };
-        }
-        Ok(None)
-    }
-
     /// Copies a purchase's record from the newest earlier card of the chain
     /// that has it onto `home` (the card that holds its bonuses now), with
     /// what is left of its life. Its refunds and cancel come with it, so a
@@ -942,232 +696,6 @@ impl Ops {
             return Ok(());
         }
         Err(purchase_not_found(purchase_id))
-    }
-
-    pub(crate) async fn manual_bonus(
-        &self,
-        r: &ManualBonusRequest,
-    ) -> Result<Accrued, EngineError> {
-        let key = format!("bonus:{}", r.operation_id);
-        let today = self.clock.today();
-        let active_from = r.active_from.unwrap_or(today);
-        let expire_date = r.expire_date.or_else(|| {
-            Some(active_from.saturating_add(time::Duration::days(
-                self.settings.purchases.rules.expiry_days,
-            )))
-        });
-        // Dates entirely in the past are refused below, after the
-        // idempotency check (a replay answers whatever today is).
-        if r.expire_date.is_some_and(|e| e >= today) && expire_date.is_some_and(|e| e < active_from)
-        {
-            return Err(RuleError::new(
-                ErrorKey::InvalidParameter,
-                "ExpireDate is before ActiveFrom",
-            )
-            .into());
-        }
-        let fingerprint = manual_fingerprint(&r.number, r);
-        // First on the write base: one conditional write whose create-only
-        // outcome also refuses a replay. A card that replaced another (its
-        // predecessors may hold this operation), a refusal or a lost race
-        // are decided on the fresh reads below.
-        if let Some(card) = self
-            .write_base(&r.number)
-            .await?
-            .filter(|c| c.value.replaces.is_none() && c.value.unfinished_replacement().is_none())
-        {
-            if let Ok((next, entry, stored)) = self.accrual_on(
-                r,
-                &card.value,
-                active_from,
-                expire_date,
-                today,
-                &fingerprint,
-            ) {
-                if self
-                    .commit(
-                        &next,
-                        card.version,
-                        Some(&entry),
-                        vec![CardRecordWrite::outcome(
-                            key.clone(),
-                            Accrued::encode(&stored),
-                        )],
-                    )
-                    .await?
-                    == Cas::Applied
-                {
-                    m::bonus_amount("manual_accrual", r.amount);
-                    return Ok(stored.outcome);
-                }
-            }
-        }
-        for _ in 0..MAX_ATTEMPTS {
-            let (card, stored) = self.read_with::<Accrued>(&r.number, &key).await?;
-            if let Some((stored, _)) = stored {
-                return self
-                    .replicated(&r.number, replay(stored, &fingerprint, "OperationId"))
-                    .await;
-            }
-            // Applied on a card this one replaced, and retried with the new
-            // card's number: the same operation. An OperationId's scope is
-            // the card (docs/api-decisions.md), and a replacement card is
-            // the same customer's card: the request is compared as if sent
-            // to the card it was applied on.
-            if let Some(stored) = self
-                .predecessors_outcome::<Accrued>(&card.value, &key)
-                .await?
-            {
-                let as_sent_there = manual_fingerprint(&stored.outcome.number, r);
-                let there = stored.outcome.number.clone();
-                return self
-                    .replicated(&there, replay(stored, &as_sent_there, "OperationId"))
-                    .await;
-            }
-            if self.finish_replacement(&card.value, &r.actor).await? {
-                continue;
-            }
-            let (next, entry, stored) = self.accrual_on(
-                r,
-                &card.value,
-                active_from,
-                expire_date,
-                today,
-                &fingerprint,
-            )?;
-            let outcome = stored.outcome.clone();
-            if self
-                .commit(
-                    &next,
-                    card.version,
-                    Some(&entry),
-                    vec![CardRecordWrite::outcome(
-                        key.clone(),
-                        Accrued::encode(&stored),
-                    )],
-                )
-                .await?
-                == Cas::Applied
-            {
-                m::bonus_amount("manual_accrual", r.amount);
-                return Ok(outcome);
-            }
-        }
-        Err(EngineError::Contention(format!("card {}", r.number)))
-    }
-
-    /// A manual accrual applied to `card`: the next card, its history entry
-    /// and the outcome to store; or the refusal.
-    fn accrual_on(
-        &self,
-        r: &ManualBonusRequest,
-        card: &Card,
-        active_from: Date,
-        expire_date: Option<Date>,
-        today: Date,
-        fingerprint: &str,
-    ) -> Result<(Card, HistoryEntry, Stored<Accrued>), EngineError> {
-        refuse_expired_bonus(r, expire_date, today)?;
-        purchase::check_status(card, Amount::ZERO)?;
-        if Amount::total([card.bonus_total(), r.amount]).is_none() {
-            return Err(RuleError::new(
-                ErrorKey::InvalidAmount,
-                format!(
-                    "the card would hold more than {} bonuses, the largest total a balance states exactly",
-                    Amount::TOTAL_MAX
-                ),
-            )
-            .into());
-        }
-        let mut next = card.clone();
-        next.free_expired_holds(self.clock.now());
-        next.ledger.compact(today);
-        next.ledger.accrue(
-            r.amount,
-            r.bonus_type,
-            active_from,
-            expire_date,
-            LotSource::Bonus,
-        );
-        next.ledger.settle(today);
-        let outcome = Accrued {
-            number: r.number.clone(),
-            operation_id: r.operation_id.clone(),
-            amount: r.amount,
-            bonus_type: r.bonus_type,
-            active_from,
-            expire_date,
-        };
-        let movement = BonusMovement {
-            reference: r.operation_id.clone(),
-            credited: r.amount,
-            debited: Amount::ZERO,
-            money: None,
-            comment: r.comment.clone(),
-            debt: None,
-        };
-        let mut entry = bonus_entry(
-            self.clock.now(),
-            &next,
-            &r.actor,
-            Operation::Bonus,
-            movement,
-        );
-        note_debt(&mut entry, card, &next);
-        let stored = Stored {
-            fingerprint: fingerprint.to_owned(),
-            outcome: outcome.clone(),
-            purchase: None,
-            reversals: Vec::new(),
-        };
-        Ok((next, entry, stored))
-    }
-}
-
-/// A manual accrual whose bonuses would be Burnt the day they are credited
-/// is a mistake (issue 27): it would only inflate the Burnt total.
-fn refuse_expired_bonus(
-    r: &ManualBonusRequest,
-    expire_date: Option<Date>,
-    today: Date,
-) -> Result<(), RuleError> {
-    let Some(expires) = expire_date.filter(|e| *e < today) else {
-        return Ok(());
-    };
-    let message = match (r.expire_date, r.active_from) {
-        (Some(_), _) | (None, None) => format!(
-            "ExpireDate {expires} is in the past: a manual accrual must be usable at least through today ({today} UTC)"
-        ),
-        (None, Some(from)) => format!(
-            "ActiveFrom {from} is too far back: its bonuses would expire on {expires} (bonus.expiry_days later), before today ({today} UTC)"
-        ),
-    };
-    Err(RuleError::new(ErrorKey::InvalidParameter, message))
-}
-
-/// What a manual accrual's replay must match: the request's fields, with
-/// the number of the card it is compared on.
-fn manual_fingerprint(number: &CardNumber, r: &ManualBonusRequest) -> String {
-    format!(
-        "{}|{}|{}|{:?}|{:?}|{:?}",
-        number,
-        r.amount,
-        r.bonus_type.code(),
-        r.active_from,
-        r.expire_date,
-        r.comment
-    )
-}
-
-pub(super) fn replay<T>(
-    stored: Stored<T>,
-    fingerprint: &str,
-    what: &str,
-) -> Result<T, EngineError> {
-    if stored.fingerprint == fingerprint {
-        Ok(stored.outcome)
-    } else {
-        Err(conflict(what))
     }
 }
 

@@ -10,7 +10,8 @@
 //! if they still lag. Without `min_replicas_acked` this costs nothing
 //! (`Store::replicated` answers at once).
 
-use super::{EngineError, Ops};
+use super::context::Ops;
+use super::error::EngineError;
 use crate::domain::CardNumber;
 
 impl Ops {

@@ -12,17 +12,35 @@
 //! only place that knows about actix.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix::prelude::*;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-use super::commands::{Command, Reply};
+use super::context::Ops;
 use super::error::EngineError;
-use super::ops::Ops;
-use super::InFlight;
+use super::types::{Command, Reply};
 use crate::metrics as m;
+
+/// Decrements a shard's in-flight count when a command's answer is in (or
+/// its caller went away). Carries when the command was admitted.
+pub(crate) struct InFlight(Arc<AtomicUsize>, Instant);
+
+impl InFlight {
+    /// Counts a command admitted now (the caller has raised `count`).
+    pub(crate) fn new(count: Arc<AtomicUsize>) -> InFlight {
+        InFlight(count, Instant::now())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// The shard's order book: the cards with a command running, each with the
 /// gates of the commands waiting behind it. Shared by the callers' threads

@@ -35,6 +35,10 @@ pub struct Report {
     pub findings: Findings,
     /// Each failover, with the cards of the master it killed.
     pub failovers: Vec<(Failover, HashSet<String>)>,
+    /// From each kill until the killed master was back as a replica, in
+    /// sync: with `min_replicas_acked = 1` and one replica per master, no
+    /// write on the promoted master can be acknowledged before.
+    pub rejoined: Vec<Duration>,
     pub elapsed: Duration,
 }
 
@@ -66,6 +70,7 @@ pub async fn under_traffic(dep: &mut Deployment, p: &Params) -> Report {
     });
     let started = Instant::now();
     let mut failovers = Vec::new();
+    let mut rejoined = Vec::new();
     for round in 0..p.failovers {
         tokio::time::sleep(p.healthy).await;
         let masters = tokio::task::block_in_place(|| dep.masters());
@@ -94,6 +99,7 @@ pub async fn under_traffic(dep: &mut Deployment, p: &Params) -> Report {
         });
         tokio::time::sleep(Duration::from_secs(1)).await;
         tokio::task::block_in_place(|| dep.rejoin(&f));
+        rejoined.push(f.at.elapsed());
         failovers.push((f, on));
     }
     tokio::time::sleep(p.healthy).await;
@@ -106,6 +112,7 @@ pub async fn under_traffic(dep: &mut Deployment, p: &Params) -> Report {
         traffic,
         findings,
         failovers,
+        rejoined,
         elapsed,
     }
 }

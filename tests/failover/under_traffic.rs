@@ -36,7 +36,7 @@ async fn three_failovers_lose_and_double_nothing(mut dep: Deployment, run: u64) 
     let t = &report.traffic;
     // Reported, not asserted (no timing in tests).
     eprintln!(
-        "{name}: {} operations acknowledged in {:?}, {} unresolved, {} attempts without outcome ({} answered 503) over {} failovers; promoted after {:?}; first write on the killed master's cards after {:?}",
+        "{name}: {} operations acknowledged in {:?}, {} unresolved, {} attempts without outcome ({} answered 503) over {} failovers; promoted after {:?}; old master back as a replica after {:?}; first write on the killed master's cards after {:?}",
         t.acked.len(),
         report.elapsed,
         t.unresolved.len(),
@@ -44,6 +44,7 @@ async fn three_failovers_lose_and_double_nothing(mut dep: Deployment, run: u64) 
         t.unavailable_answers(),
         report.failovers.len(),
         report.failovers.iter().map(|(f, _)| f.promoted_after).collect::<Vec<_>>(),
+        report.rejoined,
         report.recoveries(),
     );
     assert!(

@@ -9,9 +9,13 @@
 //! left: a replayed confirm, refund, cancel or manual bonus; a status change
 //! whose card is already in that status (issue, activate) or that a rule
 //! now refuses because of it (block, unblock); a binding already made. The
-//! replica here is connected but asleep (`DEBUG SLEEP`): the master counts
-//! it, and it acknowledges nothing. Each write's first attempt answers 503;
-//! its retry, the replica still asleep, must too; awake, the retry answers
+//! replica here is connected but stopped (SIGSTOP) until the retries are
+//! done: the master counts it, and it acknowledges nothing. (Not `DEBUG
+//! SLEEP`: a sleep of fixed length can end before the last retry on a
+//! loaded machine, which then rightly answers 200: its one timing
+//! dependency, and it failed once in a parallel run, its message not
+//! kept.) Each write's first attempt answers 503; its retry,
+//! the replica still stopped, must too; continued, the retry answers
 //! and the write is there once. The retry goes to the other of two server
 //! instances, as behind a till fleet's load balancer: the instance that
 //! made the first attempt would try its write again on the card as it last
@@ -208,13 +212,7 @@ async fn no_retry_is_answered_before_the_replica_holds_what_it_answers_from() {
     let replica = RedisServer::start(
         &dir.path().join("replica"),
         free_port(false),
-        &[
-            "--replicaof",
-            "127.0.0.1",
-            &master_port,
-            "--enable-debug-command",
-            "yes",
-        ],
+        &["--replicaof", "127.0.0.1", &master_port],
         None,
     );
     for _ in 0..600 {
@@ -243,17 +241,10 @@ async fn no_retry_is_answered_before_the_replica_holds_what_it_answers_from() {
     let (http, other) = (&instances[0].1, &instances[1].1);
     let writes = writes(http).await;
 
-    // The replica sleeps: connected, acknowledging nothing. Long enough
-    // for two attempts of every write (each waits 100 ms for the replica).
-    let replica_port = replica.port;
-    let sleeper = std::thread::spawn(move || {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", replica_port)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(30))).ok();
-        std::io::Write::write_all(&mut s, b"DEBUG SLEEP 6\r\n").expect("send");
-        let mut buf = [0u8; 64];
-        let _ = std::io::Read::read(&mut s, &mut buf);
-    });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The replica stops: connected, acknowledging nothing, until `stopped`
+    // is dropped (also on a failed assertion: a stopped redis-server would
+    // hang its own kill at the end of the test).
+    let stopped = Stopped::replica(&replica);
     let mut answered = Vec::new();
     for w in &writes {
         if !w.name.ends_with("(retried)") {
@@ -273,7 +264,7 @@ async fn no_retry_is_answered_before_the_replica_holds_what_it_answers_from() {
             answered.push(format!("{}: {} {}", w.name, retry.status, retry.body));
         }
     }
-    sleeper.join().expect("the sleeper");
+    drop(stopped);
     assert!(
         answered.is_empty(),
         "retries answered while no replica held what they answer from: {answered:#?}"
@@ -314,4 +305,35 @@ async fn no_retry_is_answered_before_the_replica_holds_what_it_answers_from() {
             }
         }
     }
+}
+
+/// A redis-server stopped with SIGSTOP, continued when dropped.
+struct Stopped(String);
+
+impl Stopped {
+    fn replica(replica: &RedisServer) -> Stopped {
+        let pid = replica
+            .command("INFO server")
+            .and_then(|info| {
+                info.lines()
+                    .find_map(|l| l.strip_prefix("process_id:").map(|p| p.trim().to_owned()))
+            })
+            .expect("the replica's pid");
+        signal("-STOP", &pid);
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        signal("-CONT", &self.0);
+    }
+}
+
+fn signal(which: &str, pid: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([which, pid])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(sent, "kill {which} {pid}");
 }

@@ -1,11 +1,14 @@
-//! The typed commands the API hands to the engine, and their replies.
+//! What the API hands the engine and what it gets back: the commands, the
+//! requests of the exactly-once operations, and the replies. Plain data,
+//! no behaviour beyond naming: every other engine module may import this
+//! one, and it imports none of them.
 
-use super::holds::{Held, HoldRequest, Released};
-use super::purchases::{
-    Accrued, Calculated, ConfirmRequest, Confirmed, ManualBonusRequest, Reversed,
-};
+use serde::{Deserialize, Serialize};
+use time::{Date, OffsetDateTime};
+
 use crate::domain::{
-    Actor, Amount, Card, CardNumber, Contact, ContactCode, ContactPatch, HistoryEntry, MobileNumber,
+    Actor, Amount, BonusType, Card, CardNumber, Contact, ContactCode, ContactPatch, HistoryEntry,
+    MobileNumber, RuleError,
 };
 
 #[derive(Debug, Clone)]
@@ -176,4 +179,143 @@ impl From<crate::store::HistoryPage> for HistoryPage {
             next: page.next,
         }
     }
+}
+
+#[derive(Debug, Clone)]
+pub struct ConfirmRequest {
+    pub actor: Actor,
+    pub number: CardNumber,
+    pub purchase_id: String,
+    pub amount: Amount,
+    pub bonus_to_pay: Amount,
+    pub date: Option<Date>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ManualBonusRequest {
+    pub actor: Actor,
+    pub number: CardNumber,
+    pub operation_id: String,
+    pub amount: Amount,
+    pub bonus_type: BonusType,
+    pub active_from: Option<Date>,
+    pub expire_date: Option<Date>,
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Calculated {
+    pub accrual: Amount,
+    pub max_bonus_to_pay: Amount,
+    pub discount_bp: i64,
+    /// What confirm would refuse the purchase with: the till still learns
+    /// `max_bonus_to_pay`, to offer the maximum instead.
+    pub refusal: Option<RuleError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmed {
+    #[serde(rename = "n")]
+    pub number: CardNumber,
+    #[serde(rename = "i")]
+    pub purchase_id: String,
+    #[serde(rename = "m")]
+    pub amount: Amount,
+    #[serde(rename = "b", default, skip_serializing_if = "Amount::is_zero")]
+    pub bonus_to_pay: Amount,
+    #[serde(rename = "a", default, skip_serializing_if = "Amount::is_zero")]
+    pub accrual: Amount,
+    #[serde(rename = "af")]
+    pub accrual_active_from: Date,
+    #[serde(rename = "ae")]
+    pub accrual_expire_date: Date,
+    #[serde(rename = "dp", default, skip_serializing_if = "is_zero_bp")]
+    pub discount_bp: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reversed {
+    #[serde(rename = "n")]
+    pub number: CardNumber,
+    #[serde(rename = "i")]
+    pub purchase_id: String,
+    #[serde(rename = "ri", default, skip_serializing_if = "Option::is_none")]
+    pub refund_id: Option<String>,
+    /// Money refunded by this operation (the whole purchase for a cancel).
+    #[serde(rename = "m")]
+    pub amount: Amount,
+    #[serde(rename = "ar", default, skip_serializing_if = "Amount::is_zero")]
+    pub accrual_reversed: Amount,
+    #[serde(rename = "br", default, skip_serializing_if = "Amount::is_zero")]
+    pub bonus_returned: Amount,
+    #[serde(rename = "u", default, skip_serializing_if = "Amount::is_zero")]
+    pub uncovered: Amount,
+    #[serde(rename = "rt")]
+    pub refunded_total: Amount,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accrued {
+    #[serde(rename = "n")]
+    pub number: CardNumber,
+    #[serde(rename = "i")]
+    pub operation_id: String,
+    #[serde(rename = "m")]
+    pub amount: Amount,
+    #[serde(rename = "t")]
+    pub bonus_type: BonusType,
+    #[serde(rename = "af")]
+    pub active_from: Date,
+    #[serde(rename = "ae", default)]
+    pub expire_date: Option<Date>,
+}
+
+pub(crate) fn is_zero_bp(bp: &i64) -> bool {
+    *bp == 0
+}
+
+#[derive(Debug, Clone)]
+pub struct HoldRequest {
+    pub actor: Actor,
+    pub number: CardNumber,
+    pub purchase_id: String,
+    pub amount: Amount,
+    pub bonus_to_pay: Amount,
+    pub date: Option<Date>,
+    /// `None`: `bonus.hold_secs`; capped by `bonus.hold_max_secs`.
+    pub hold_secs: Option<u64>,
+}
+
+/// A hold's answer: calculate's fields and when the hold ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Held {
+    #[serde(rename = "n")]
+    pub number: CardNumber,
+    #[serde(rename = "i")]
+    pub purchase_id: String,
+    #[serde(rename = "m")]
+    pub amount: Amount,
+    #[serde(rename = "b", default, skip_serializing_if = "Amount::is_zero")]
+    pub bonus_to_pay: Amount,
+    #[serde(rename = "a", default, skip_serializing_if = "Amount::is_zero")]
+    pub accrual: Amount,
+    #[serde(rename = "x", default, skip_serializing_if = "Amount::is_zero")]
+    pub max_bonus_to_pay: Amount,
+    #[serde(rename = "dp", default, skip_serializing_if = "is_zero_bp")]
+    pub discount_bp: i64,
+    #[serde(rename = "u", with = "time::serde::rfc3339")]
+    pub held_until: OffsetDateTime,
+}
+
+/// A release's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Released {
+    #[serde(rename = "n")]
+    pub number: CardNumber,
+    #[serde(rename = "i")]
+    pub purchase_id: String,
+    /// Bonuses this release gave back (0: the hold had expired, or was
+    /// released before).
+    #[serde(rename = "r", default, skip_serializing_if = "Amount::is_zero")]
+    pub released: Amount,
 }
