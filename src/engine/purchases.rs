@@ -151,9 +151,25 @@ impl Ops {
         {
             return Ok(false);
         }
-        self.store
-            .index_release(Index::Purchase, purchase_id, owner)
-            .await?;
+        match super::holds::claim_of(&card.value, purchase_id) {
+            // A hold of this PurchaseId on the card bound it before this
+            // request took the claim over (on a cluster the claim is taken
+            // before the card's compare-and-set fails): the claim goes back
+            // to the hold's token, as its confirm expects it, never free —
+            // freed, another card could take the held PurchaseId. A claim a
+            // twin took over meanwhile stays: bound to this card all along.
+            Some(hold_owner) => {
+                let _bound_still = self
+                    .store
+                    .index_claim(Index::Purchase, purchase_id, Some(owner), hold_owner)
+                    .await?;
+            }
+            None => {
+                self.store
+                    .index_release(Index::Purchase, purchase_id, owner)
+                    .await?;
+            }
+        }
         Ok(true)
     }
 

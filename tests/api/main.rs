@@ -31,6 +31,7 @@ mod fuzz;
 mod history;
 mod history_effects;
 mod hold_attacks;
+mod hold_claim;
 mod hold_races;
 mod holds;
 mod import_checks;
