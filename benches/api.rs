@@ -147,7 +147,13 @@ fn balance_view(c: &mut Criterion) {
         };
         // The fields of the answer and their JSON, as the server sends them.
         g.bench_with_input(BenchmarkId::from_parameter(lots), &view, |b, view| {
-            b.iter(|| serde_json::to_vec(&views::balance(black_box(view), today)).expect("encodes"))
+            b.iter(|| {
+                serde_json::to_vec(&views::balance(
+                    black_box(view),
+                    today.midnight().assume_utc(),
+                ))
+                .expect("encodes")
+            })
         });
     }
     g.finish();

@@ -130,6 +130,8 @@ fn engine(c: &mut Criterion) {
                             date_max_ahead_secs: 86_400,
                         },
                         retention_secs: 3600,
+                        hold_secs: 900,
+                        hold_max_secs: 3600,
                     },
                 },
             },

@@ -163,6 +163,20 @@ pub struct BonusSettings {
     /// How far ahead of the server's clock a confirm's `Date` may lie
     /// (till clock skew, local dates ahead of UTC).
     pub purchase_date_max_ahead_secs: u64,
+    /// A hold's life when the request names no `HoldSecs` (issue 24).
+    #[serde(default = "default_hold_secs")]
+    pub hold_secs: u64,
+    /// The longest `HoldSecs` a hold may ask for (longer is capped).
+    #[serde(default = "default_hold_max_secs")]
+    pub hold_max_secs: u64,
+}
+
+fn default_hold_secs() -> u64 {
+    900
+}
+
+fn default_hold_max_secs() -> u64 {
+    3600
 }
 
 /// A percentage 0–100 with at most two decimals → basis points.

@@ -72,6 +72,10 @@ pub const CARDS_LOADED: &str = "loyalty_cards_loaded_total";
 /// import, export) and `outcome` (created, updated, existing, rejected,
 /// exported).
 pub const BULK_LINES: &str = "loyalty_bulk_lines_total";
+/// Holds (issue 24) by `outcome`: opened, confirmed (consumed by their
+/// confirm), released (by a release, or by a confirm that did not match
+/// them), expired (found past `HeldUntil` by a write of their card).
+pub const HOLDS: &str = "loyalty_holds_total";
 /// In hundredths of a bonus point: counters are integers and amounts are exact.
 pub const BONUS_AMOUNT: &str = "loyalty_bonus_amount_hundredths_total";
 
@@ -298,8 +302,13 @@ pub fn bulk_lines(kind: &'static str, outcome: &'static str, n: u64) {
     }
 }
 
+pub fn hold(outcome: &'static str) {
+    counter!(HOLDS, "outcome" => outcome).increment(1);
+}
+
 /// `operation`: accrual, write_off, accrual_reversed, write_off_returned,
-/// manual_accrual, transfer.
+/// manual_accrual, transfer, held (reserved by holds), hold_confirmed
+/// (what the consumed holds had reserved), hold_released.
 pub fn bonus_amount(operation: &'static str, amount: crate::domain::Amount) {
     counter!(BONUS_AMOUNT, "operation" => operation).increment(amount.hundredths().max(0) as u64);
 }

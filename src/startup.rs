@@ -109,6 +109,8 @@ impl Application {
                     purchases: PurchaseSettings {
                         rules: bonus_rules(&settings.bonus),
                         retention_secs: settings.bonus.idempotency_retention_secs,
+                        hold_secs: settings.bonus.hold_secs,
+                        hold_max_secs: settings.bonus.hold_max_secs,
                     },
                 },
             },

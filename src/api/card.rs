@@ -9,8 +9,10 @@ use super::views::{self, Fields};
 use crate::domain::{CardNumber, ContactCode, ErrorKey, MobileNumber};
 use crate::engine::{Command, Reply};
 
-fn today() -> time::Date {
-    time::OffsetDateTime::now_utc().date()
+/// A balance is stated as of the request: a hold expired by now counts
+/// as given back, whether or not anything wrote the card since.
+fn now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
 }
 
 fn ok() -> Fields {
@@ -48,7 +50,7 @@ pub async fn balance_by_number(ctx: &Ctx<'_>) -> Result<Fields, ApiError> {
         .balance(number)
         .await
         .map_err(|e| ctx.engine_error(e))?;
-    Ok(views::balance(&view, today()))
+    Ok(views::balance(&view, now()))
 }
 
 /// The seed's `/balance/by/{code}` shares its path with the card number:
@@ -81,7 +83,7 @@ async fn seed_code_lookup(ctx: &Ctx<'_>, invalid: ApiError) -> Result<Fields, Ap
         .balance(card.number)
         .await
         .map_err(|e| ctx.engine_error(e))?;
-    Ok(views::balance(&view, today()))
+    Ok(views::balance(&view, now()))
 }
 
 fn no_card_for_code(code: &ContactCode) -> ApiError {
@@ -111,7 +113,7 @@ pub async fn balance_by_phone(ctx: &Ctx<'_>) -> Result<Fields, ApiError> {
         .balance(card.value.number)
         .await
         .map_err(|e| ctx.engine_error(e))?;
-    Ok(views::balance(&view, today()))
+    Ok(views::balance(&view, now()))
 }
 
 pub async fn balance_by_code(ctx: &Ctx<'_>) -> Result<Fields, ApiError> {
@@ -129,7 +131,7 @@ pub async fn balance_by_code(ctx: &Ctx<'_>) -> Result<Fields, ApiError> {
         .balance(card.value.number)
         .await
         .map_err(|e| ctx.engine_error(e))?;
-    Ok(views::balance(&view, today()))
+    Ok(views::balance(&view, now()))
 }
 
 pub async fn issue(ctx: &Ctx<'_>) -> Result<Fields, ApiError> {

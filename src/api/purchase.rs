@@ -7,7 +7,8 @@ use super::error::ApiError;
 use super::views::{self, Fields};
 use crate::domain::{Amount, BonusType, CardNumber, ErrorKey, Role};
 use crate::engine::{
-    Accrued, Command, ConfirmRequest, Confirmed, ManualBonusRequest, Reply, Reversed,
+    Accrued, Command, ConfirmRequest, Confirmed, Held, HoldRequest, ManualBonusRequest, Released,
+    Reply, Reversed,
 };
 
 impl Ctx<'_> {
@@ -105,6 +106,86 @@ fn confirmed(c: &Confirmed) -> Fields {
         views::date(c.accrual_expire_date),
     );
     f.insert("DiscountPercent".into(), views::percent(c.discount_bp));
+    f
+}
+
+/// Reserves a purchase's write-off (issue 24): confirm's parameters and
+/// checks, then calculate's answer and the hold's end.
+pub async fn hold(ctx: &Ctx<'_>) -> Result<Fields, ApiError> {
+    ctx.params
+        .require(&["Number", "PurchaseId", "Amount", "BonusToPay"])?;
+    let number = ctx.number_param()?;
+    let purchase_id = ctx.params.id("PurchaseId")?.unwrap_or_default();
+    let amount = ctx.amount_param("Amount")?;
+    let bonus_to_pay = ctx.amount_param("BonusToPay")?;
+    let date = ctx.params.date("Date")?;
+    let hold_secs = match ctx.params.unsigned("HoldSecs")? {
+        Some(0) => {
+            return Err(ApiError::new(
+                ErrorKey::InvalidParameter,
+                "HoldSecs must be at least 1 (leave it out for bonus.hold_secs)",
+            ))
+        }
+        other => other,
+    };
+    let Reply::Held(h) = ctx
+        .execute(Command::Hold(HoldRequest {
+            actor: ctx.actor.clone(),
+            number,
+            purchase_id,
+            amount,
+            bonus_to_pay,
+            date,
+            hold_secs,
+        }))
+        .await?
+    else {
+        return Err(internal());
+    };
+    Ok(held(&h))
+}
+
+fn held(h: &Held) -> Fields {
+    let mut f = Fields::new();
+    f.insert("Number".into(), json!(h.number.as_str()));
+    f.insert("PurchaseId".into(), json!(h.purchase_id));
+    f.insert("Amount".into(), views::money(h.amount));
+    f.insert("BonusToPay".into(), views::money(h.bonus_to_pay));
+    f.insert("Accrual".into(), views::money(h.accrual));
+    f.insert("MaxBonusToPay".into(), views::money(h.max_bonus_to_pay));
+    f.insert("DiscountPercent".into(), views::percent(h.discount_bp));
+    f.insert("HeldUntil".into(), views::timestamp(h.held_until));
+    f
+}
+
+/// Frees an open hold; names only the purchase, as cancel does.
+pub async fn release(ctx: &Ctx<'_>) -> Result<Fields, ApiError> {
+    ctx.params.require(&["PurchaseId"])?;
+    let purchase_id = ctx.params.id("PurchaseId")?.unwrap_or_default();
+    let number = ctx
+        .state
+        .engine
+        .purchase_card(&purchase_id)
+        .await
+        .map_err(|e| ctx.engine_error(e))?;
+    let Reply::Released(r) = ctx
+        .execute(Command::Release {
+            actor: ctx.actor.clone(),
+            number,
+            purchase_id,
+        })
+        .await?
+    else {
+        return Err(internal());
+    };
+    Ok(released(&r))
+}
+
+fn released(r: &Released) -> Fields {
+    let mut f = Fields::new();
+    f.insert("Number".into(), json!(r.number.as_str()));
+    f.insert("PurchaseId".into(), json!(r.purchase_id));
+    f.insert("Released".into(), views::money(r.released));
     f
 }
 

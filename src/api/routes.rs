@@ -32,6 +32,8 @@ pub enum RouteId {
     AdminImport,
     Calculate,
     Confirm,
+    Hold,
+    Release,
     Cancel,
     Refund,
     ManualBonus,
@@ -292,6 +294,18 @@ pub fn table() -> Vec<Route> {
             "/api/purchase/confirm",
             POST,
             params!(Method::Purchases, purchase::confirm),
+        ),
+        route(
+            Hold,
+            "/api/purchase/hold",
+            POST,
+            params!(Method::Purchases, purchase::hold),
+        ),
+        route(
+            Release,
+            "/api/purchase/release",
+            POST,
+            params!(Method::Purchases, purchase::release),
         ),
         route(
             Cancel,

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Map, Value};
 
-use time::Date;
+use time::{Date, OffsetDateTime};
 
 use crate::domain::{Amount, Bucket, Card, CardStatus, Contact, HistoryEntry};
 use crate::engine::BalanceView;
@@ -10,7 +10,7 @@ use crate::engine::BalanceView;
 pub type Fields = Map<String, Value>;
 
 /// The balance answer of docs/api.md §5.1.
-pub fn balance(view: &BalanceView, today: Date) -> Fields {
+pub fn balance(view: &BalanceView, now: OffsetDateTime) -> Fields {
     let card = &view.card;
     let contact = view.contact.as_ref();
     let mut f = Fields::new();
@@ -40,11 +40,7 @@ pub fn balance(view: &BalanceView, today: Date) -> Fields {
         Vec::new()
     } else {
         let frozen = card.status == CardStatus::Blocked;
-        card.ledger
-            .buckets(today, frozen)
-            .iter()
-            .map(bucket)
-            .collect()
+        card.buckets(now, frozen).iter().map(bucket).collect()
     };
     f.insert("Bonuses".into(), Value::Array(bonuses));
     // Not a bonus status of the contract's: what the customer owes is no
@@ -122,6 +118,14 @@ pub fn percent(basis_points: i64) -> Value {
 
 pub fn date(d: Date) -> Value {
     Value::String(d.to_string())
+}
+
+/// A moment as RFC 3339 text in UTC (a hold's `HeldUntil`).
+pub fn timestamp(at: OffsetDateTime) -> Value {
+    Value::String(
+        at.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+    )
 }
 
 fn bucket(b: &Bucket) -> Value {

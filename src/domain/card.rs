@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 
 use super::error::{ErrorKey, RuleError};
 use super::history::{HistoryEntry, Operation};
+use super::hold::Hold;
 use super::ids::{CardNumber, ContactCode};
 use super::ledger::{Ledger, Lot};
 use super::money::Amount;
@@ -44,6 +45,16 @@ pub struct Card {
     /// owes, or a new card would wipe it.
     #[serde(default)]
     pub transfer_out_debt: Amount,
+    /// Open holds (issue 24, `hold.rs`): bonuses reserved for a purchase
+    /// being paid, out of the ledger until confirmed or released. One
+    /// whose `until` has passed counts as released.
+    ///
+    /// Left out when empty, so a card without holds is stored (and
+    /// exported) byte for byte as before holds existed. Safe only because
+    /// it is the last field: a field added after it must not be skipped
+    /// (docs/stored-formats.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holds: Vec<Hold>,
 }
 
 /// Who blocked the card, why, when, and from which status.
@@ -96,6 +107,7 @@ impl Card {
             transfer_out: Vec::new(),
             received_from: Vec::new(),
             transfer_out_debt: Amount::ZERO,
+            holds: Vec::new(),
         }
     }
 
@@ -106,6 +118,9 @@ impl Card {
 
     /// Moves every unburnt lot and the debt into the outbox (a replacement).
     pub fn hand_over(&mut self, today: time::Date) {
+        // Held bonuses move too (a block already released the holds: this
+        // only guards a card that still has one).
+        self.release_all_holds();
         let lots = self.ledger.take_all_unburnt(today);
         self.transfer_out.extend(lots);
         let debt = std::mem::take(&mut self.ledger.debt);
@@ -302,6 +317,9 @@ impl Card {
         }
         let mut card = self.clone();
         card.status = CardStatus::Blocked;
+        // No purchase is confirmed on a blocked card: its holds end with
+        // the block, their bonuses back in their lots (then Frozen).
+        card.release_all_holds();
         card.block = Some(BlockInfo {
             reason,
             reason_name: reason_name.clone(),

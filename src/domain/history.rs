@@ -29,10 +29,14 @@ pub enum Operation {
     /// The card came in by an import merged into live data
     /// (`/api/admin/import?merge=true`): what precedes it was not written here.
     Import = 12,
+    /// A purchase's write-off reserved (issue 24): moves no bonuses.
+    Hold = 13,
+    /// A hold freed by `/api/purchase/release`.
+    Release = 14,
 }
 
 impl Operation {
-    const ALL: [Operation; 13] = [
+    const ALL: [Operation; 15] = [
         Operation::Issue,
         Operation::BindTo,
         Operation::Active,
@@ -46,6 +50,8 @@ impl Operation {
         Operation::TransferOut,
         Operation::TransferIn,
         Operation::Import,
+        Operation::Hold,
+        Operation::Release,
     ];
 
     /// The name JSON has always used for it (the variant's).
@@ -64,6 +70,8 @@ impl Operation {
             Operation::TransferOut => "TransferOut",
             Operation::TransferIn => "TransferIn",
             Operation::Import => "Import",
+            Operation::Hold => "Hold",
+            Operation::Release => "Release",
         }
     }
 
@@ -82,6 +90,8 @@ impl Operation {
             Operation::TransferOut => "transfer_out",
             Operation::TransferIn => "transfer_in",
             Operation::Import => "import",
+            Operation::Hold => "hold",
+            Operation::Release => "release",
         }
     }
 }

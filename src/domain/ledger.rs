@@ -85,7 +85,7 @@ impl Lot {
 
     /// Nearest expiry first, never-expiring last; then the earliest
     /// activation (ties keep the lots' order: oldest first).
-    fn spend_order(&self) -> (bool, Option<Date>, Date) {
+    pub(crate) fn spend_order(&self) -> (bool, Option<Date>, Date) {
         (self.expires.is_none(), self.expires, self.active_from)
     }
 
@@ -116,6 +116,21 @@ pub struct Allocation {
     pub active_from: Date,
     #[serde(rename = "e", default)]
     pub expires: Option<Date>,
+}
+
+impl From<&Lot> for Allocation {
+    fn from(lot: &Lot) -> Allocation {
+        Allocation {
+            amount: lot.amount,
+            bonus_type: lot.bonus_type,
+            active_from: lot.active_from,
+            expires: lot.expires,
+        }
+    }
+}
+
+fn allocations(lots: Vec<Lot>) -> Vec<Allocation> {
+    lots.iter().map(Allocation::from).collect()
 }
 
 /// One line of a balance's `Bonuses`.
@@ -239,7 +254,38 @@ impl Ledger {
                 format!("{amount} bonuses requested, {usable} usable"),
             ));
         }
+        Ok(allocations(
+            self.take(amount, today, |l, today| l.is_active(today)),
+        ))
+    }
+
+    /// Takes `amount` from the Active lots as a write-off would (nearest
+    /// expiry first), keeping each part as a lot with its dates and
+    /// source: a hold's reservation, given back to the very lots it came
+    /// from if it is never confirmed. All or nothing, as `write_off`.
+    pub fn reserve(&mut self, amount: Amount, today: Date) -> Result<Vec<Lot>, RuleError> {
+        let usable = self.usable(today);
+        if amount > usable {
+            return Err(RuleError::new(
+                ErrorKey::InsufficientBonuses,
+                format!("{amount} bonuses requested, {usable} usable"),
+            ));
+        }
         Ok(self.take(amount, today, |l, today| l.is_active(today)))
+    }
+
+    /// Gives reserved lots back, each merged into its lot again (the same
+    /// type, dates and source): an expired one comes back Burnt.
+    pub fn unreserve(&mut self, lots: Vec<Lot>) {
+        for lot in lots {
+            self.accrue(
+                lot.amount,
+                lot.bonus_type,
+                lot.active_from,
+                lot.expires,
+                lot.source,
+            );
+        }
     }
 
     /// Takes up to `amount` from unburnt lots (Active first, then Inactive,
@@ -251,7 +297,7 @@ impl Ledger {
         taken.extend(self.take(amount.saturating_sub(got), today, |l, today| {
             !l.is_expired(today) && !l.is_active(today)
         }));
-        taken
+        allocations(taken)
     }
 
     fn take(
@@ -259,7 +305,7 @@ impl Ledger {
         amount: Amount,
         today: Date,
         eligible: impl Fn(&Lot, Date) -> bool,
-    ) -> Vec<Allocation> {
+    ) -> Vec<Lot> {
         let mut order: Vec<usize> = (0..self.lots.len())
             .filter(|&i| eligible(&self.lots[i], today))
             .collect();
@@ -274,11 +320,9 @@ impl Ledger {
             let part = left.min(lot.amount);
             lot.amount = lot.amount.saturating_sub(part);
             left = left.saturating_sub(part);
-            taken.push(Allocation {
+            taken.push(Lot {
                 amount: part,
-                bonus_type: lot.bonus_type,
-                active_from: lot.active_from,
-                expires: lot.expires,
+                ..lot.clone()
             });
         }
         self.lots.retain(|l| l.amount > Amount::ZERO);

@@ -172,7 +172,7 @@ pub fn check(
     // would be clamped and disagree with the ledger. The write-off leaves
     // the card first, so only the net growth counts.
     let growth = calc.accrual.saturating_sub(bonus_to_pay);
-    if Amount::total([card.ledger.total(), growth]).is_none() {
+    if Amount::total([card.bonus_total(), growth]).is_none() {
         return Err(RuleError::new(
             ErrorKey::InvalidAmount,
             format!(

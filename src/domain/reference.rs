@@ -92,13 +92,15 @@ reference!(
 );
 
 reference!(
-    /// A bonus amount's state in a balance (§5.1).
+    /// A bonus amount's state in a balance (§5.1). Held (5): reserved by an
+    /// open hold (issue 24), not Active until released.
     BonusStatus {
         Active = 0, "Active";
         Inactive = 1, "Inactive";
         Burnt = 2, "Burnt";
         Frozen = 3, "Frozen";
         NearestExpiring = 4, "Nearest expiring";
+        Held = 5, "Held";
     }
 );
 

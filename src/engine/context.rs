@@ -31,6 +31,10 @@ pub struct OpsSettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PurchaseSettings {
     pub rules: BonusRules,
+    /// A hold's life when the request names none (`bonus.hold_secs`), and
+    /// the longest a request may ask for (`bonus.hold_max_secs`).
+    pub hold_secs: u64,
+    pub hold_max_secs: u64,
     /// How long idempotency records (and so purchases, for cancel and
     /// refund) are kept.
     pub retention_secs: u64,

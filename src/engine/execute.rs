@@ -103,6 +103,15 @@ impl Ops {
                 .await
                 .map(Reply::Reversed),
             Command::ManualBonus(request) => self.manual_bonus(&request).await.map(Reply::Accrued),
+            Command::Hold(request) => self.hold(&request).await.map(Reply::Held),
+            Command::Release {
+                actor,
+                number,
+                purchase_id,
+            } => self
+                .release(&actor, &number, &purchase_id)
+                .await
+                .map(Reply::Released),
         }
     }
 }

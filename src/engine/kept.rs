@@ -150,19 +150,23 @@ pub fn check_record(key: &str, raw: &str) -> Result<(), String> {
         Confirmed::decode(key, raw).map(drop)
     } else if key.starts_with("bonus:") {
         Accrued::decode(key, raw).map(drop)
+    } else if key.starts_with("hold:") {
+        super::types::Held::decode(key, raw).map(drop)
+    } else if key.starts_with("release:") {
+        super::types::Released::decode(key, raw).map(drop)
     } else {
         return Err(format!(
-            "{key:?} is not a record key (purchase:… or bonus:…)"
+            "{key:?} is not a record key (purchase:…, bonus:…, hold:… or release:…)"
         ));
     };
     read.map_err(|e| format!("the record {key:?} does not read: {e}"))
 }
 
-fn to_json<T: Serialize>(value: &T) -> String {
+pub(crate) fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("plain data (strings, integers, dates) always serializes")
 }
 
-fn from_json<T: DeserializeOwned>(key: &str, raw: &str) -> Result<T, EngineError> {
+pub(crate) fn from_json<T: DeserializeOwned>(key: &str, raw: &str) -> Result<T, EngineError> {
     serde_json::from_str(raw).map_err(|e| corrupt(key, e.to_string()))
 }
 

@@ -144,7 +144,7 @@ impl Ops {
     ) -> Result<(Card, HistoryEntry, Stored<Accrued>), EngineError> {
         refuse_expired_bonus(r, expire_date, today)?;
         purchase::check_status(card, Amount::ZERO)?;
-        if Amount::total([card.ledger.total(), r.amount]).is_none() {
+        if Amount::total([card.bonus_total(), r.amount]).is_none() {
             return Err(RuleError::new(
                 ErrorKey::InvalidAmount,
                 format!(
@@ -155,6 +155,7 @@ impl Ops {
             .into());
         }
         let mut next = card.clone();
+        next.free_expired_holds(self.clock.now());
         next.ledger.compact(today);
         next.ledger.accrue(
             r.amount,

@@ -18,6 +18,7 @@ mod claims;
 pub mod clock;
 pub mod context;
 mod error;
+mod holds;
 mod kept;
 mod last_seen;
 mod support;
@@ -47,8 +48,8 @@ pub use error::EngineError;
 pub use kept::check_record;
 pub use support::now_ms;
 pub use types::{
-    Accrued, BalanceView, Calculated, Command, ConfirmRequest, Confirmed, ContactView, HistoryPage,
-    ManualBonusRequest, Reply, Reversed,
+    Accrued, BalanceView, Calculated, Command, ConfirmRequest, Confirmed, ContactView, Held,
+    HistoryPage, HoldRequest, ManualBonusRequest, Released, Reply, Reversed,
 };
 
 use crate::domain::{Card, CardNumber, Contact, ContactCode, ErrorKey, MobileNumber, RuleError};

@@ -31,6 +31,8 @@ struct Prepared {
     next: Card,
     entry: HistoryEntry,
     stored: Stored<Confirmed>,
+    /// What the confirm did to holds (counted once it lands).
+    holds: super::holds::HoldEffect,
 }
 
 /// A cancel or refund of one purchase, as its outcome is kept.
@@ -97,7 +99,7 @@ impl Ops {
     /// refusal (`release_purchase`), which must never strip the claim of a
     /// purchase that lands. Called after every read of the card, so that a
     /// write always follows a claim taken after the read it was decided on.
-    async fn claim_purchase(
+    pub(super) async fn claim_purchase(
         &self,
         purchase_id: &str,
         number: &CardNumber,
@@ -136,7 +138,7 @@ impl Ops {
     /// its read. The release is compare-and-swap on `owner`: a claim a twin
     /// took over stays. `false`: the card changed meanwhile, nothing was
     /// released, decide again on a fresh read.
-    async fn release_purchase(
+    pub(super) async fn release_purchase(
         &self,
         purchase_id: &str,
         owner: &str,
@@ -159,7 +161,11 @@ impl Ops {
     /// is this card's and still within the retention: on another card it
     /// is a conflict, and so is an expired one (its outcome is gone, and
     /// applying it again would count the purchase twice).
-    fn judge_purchase_claim(&self, claim: &Claim, number: &CardNumber) -> Result<(), EngineError> {
+    pub(super) fn judge_purchase_claim(
+        &self,
+        claim: &Claim,
+        number: &CardNumber,
+    ) -> Result<(), EngineError> {
         let retention_ms =
             i64::try_from(self.settings.purchases.retention_secs.saturating_mul(1000))
                 .unwrap_or(i64::MAX);
@@ -182,7 +188,7 @@ impl Ops {
 
     /// The PurchaseId's current claim, read with the card until this
     /// request holds the claim itself.
-    async fn purchase_claim(
+    pub(super) async fn purchase_claim(
         &self,
         purchase_id: &str,
         held: bool,
@@ -200,10 +206,11 @@ impl Ops {
         bonus_to_pay: Amount,
     ) -> Result<Calculated, EngineError> {
         // A quote, not a write: confirm decides again on a fresh read.
-        let card = self
+        let mut card = self
             .settled(self.load_card_cached(number).await?)
             .await?
             .value;
+        card.free_expired_holds(self.clock.now());
         let rules = &self.settings.purchases.rules;
         let today = self.clock.today();
         let c = purchase::calculate(rules, &card, amount, bonus_to_pay, today);
@@ -252,7 +259,11 @@ impl Ops {
                 outcome: &outcome,
                 ttl_secs: self.settings.purchases.retention_secs,
                 purchase_id: &r.purchase_id,
-                claim_expected: held.as_deref(),
+                // A hold of this PurchaseId took its claim under the
+                // token it keeps: the confirm takes it over in its write.
+                claim_expected: held
+                    .as_deref()
+                    .or_else(|| super::holds::claim_of(&card.value, &r.purchase_id)),
                 owner: &mine,
             };
             let since = self.store.continuity();
@@ -260,6 +271,7 @@ impl Ops {
                 PurchaseCommit::Applied => {
                     self.last_seen
                         .wrote(&p.next, card.version, &[(&key, &outcome.value)], since);
+                    p.holds.count();
                     return Ok(confirmed(p.stored.outcome));
                 }
                 PurchaseCommit::Stored(stored) => {
@@ -299,11 +311,13 @@ impl Ops {
         let today = now.date();
         let date = r.date.unwrap_or(today);
         let mut next = card.clone();
+        let expired = next.free_expired_holds(now);
         next.ledger.compact(today);
         if let Some(date) = r.date {
             purchase::check_date(rules, date, now)?;
         }
-        let record = purchase::confirm(rules, &mut next, r.amount, r.bonus_to_pay, date, today)?;
+        // Its own hold, if open, is written off from (issue 24).
+        let (record, holds) = super::holds::confirm_on(rules, &mut next, r, date, now, expired)?;
         let (active_from, expires) = purchase::accrual_dates(rules, date);
         let outcome = Confirmed {
             number: r.number.clone(),
@@ -335,6 +349,7 @@ impl Ops {
                 purchase: Some(record),
                 reversals: Vec::new(),
             },
+            holds,
         })
     }
 
@@ -422,6 +437,7 @@ impl Ops {
                 .await?
                 == Cas::Applied
             {
+                p.holds.count();
                 return Ok(confirmed(p.stored.outcome));
             }
         }
@@ -588,6 +604,7 @@ impl Ops {
             .clone()
             .ok_or_else(|| purchase_not_found(job.purchase_id))?;
         let mut next = card.clone();
+        next.free_expired_holds(self.clock.now());
         let today = self.clock.today();
         let (reversal, money, reference, operation, refund_id, total) = match job.what {
             Reversing::Cancel => {

@@ -4,7 +4,7 @@
 //! one, and it imports none of them.
 
 use serde::{Deserialize, Serialize};
-use time::Date;
+use time::{Date, OffsetDateTime};
 
 use crate::domain::{
     Actor, Amount, BonusType, Card, CardNumber, Contact, ContactCode, ContactPatch, HistoryEntry,
@@ -78,6 +78,12 @@ pub enum Command {
         amount: Amount,
     },
     ManualBonus(ManualBonusRequest),
+    Hold(HoldRequest),
+    Release {
+        actor: Actor,
+        number: CardNumber,
+        purchase_id: String,
+    },
 }
 
 impl Command {
@@ -96,7 +102,9 @@ impl Command {
             | Command::Confirm(ConfirmRequest { number, .. })
             | Command::Cancel { number, .. }
             | Command::Refund { number, .. }
-            | Command::ManualBonus(ManualBonusRequest { number, .. }) => format!("card:{number}"),
+            | Command::ManualBonus(ManualBonusRequest { number, .. })
+            | Command::Hold(HoldRequest { number, .. })
+            | Command::Release { number, .. } => format!("card:{number}"),
             Command::UpsertContact { code, .. } => format!("contact:{code}"),
         }
     }
@@ -118,6 +126,8 @@ impl Command {
             Command::Cancel { .. } => "cancel",
             Command::Refund { .. } => "refund",
             Command::ManualBonus(_) => "manual_bonus",
+            Command::Hold(_) => "hold",
+            Command::Release { .. } => "release",
         }
     }
 }
@@ -146,6 +156,8 @@ pub enum Reply {
     Confirmed(Confirmed),
     Reversed(Reversed),
     Accrued(Accrued),
+    Held(Held),
+    Released(Released),
 }
 
 /// A page of a card's history, newest first: entries with their sequence
@@ -260,4 +272,50 @@ pub struct Accrued {
 
 pub(crate) fn is_zero_bp(bp: &i64) -> bool {
     *bp == 0
+}
+
+#[derive(Debug, Clone)]
+pub struct HoldRequest {
+    pub actor: Actor,
+    pub number: CardNumber,
+    pub purchase_id: String,
+    pub amount: Amount,
+    pub bonus_to_pay: Amount,
+    pub date: Option<Date>,
+    /// `None`: `bonus.hold_secs`; capped by `bonus.hold_max_secs`.
+    pub hold_secs: Option<u64>,
+}
+
+/// A hold's answer: calculate's fields and when the hold ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Held {
+    #[serde(rename = "n")]
+    pub number: CardNumber,
+    #[serde(rename = "i")]
+    pub purchase_id: String,
+    #[serde(rename = "m")]
+    pub amount: Amount,
+    #[serde(rename = "b", default, skip_serializing_if = "Amount::is_zero")]
+    pub bonus_to_pay: Amount,
+    #[serde(rename = "a", default, skip_serializing_if = "Amount::is_zero")]
+    pub accrual: Amount,
+    #[serde(rename = "x", default, skip_serializing_if = "Amount::is_zero")]
+    pub max_bonus_to_pay: Amount,
+    #[serde(rename = "dp", default, skip_serializing_if = "is_zero_bp")]
+    pub discount_bp: i64,
+    #[serde(rename = "u", with = "time::serde::rfc3339")]
+    pub held_until: OffsetDateTime,
+}
+
+/// A release's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Released {
+    #[serde(rename = "n")]
+    pub number: CardNumber,
+    #[serde(rename = "i")]
+    pub purchase_id: String,
+    /// Bonuses this release gave back (0: the hold had expired, or was
+    /// released before).
+    #[serde(rename = "r", default, skip_serializing_if = "Amount::is_zero")]
+    pub released: Amount,
 }

@@ -46,6 +46,8 @@ mod tests {
             idempotency_retention_secs: retention_days * DAY_SECS,
             purchase_date_max_age_secs: window_days * DAY_SECS,
             purchase_date_max_ahead_secs: DAY_SECS,
+            hold_secs: 900,
+            hold_max_secs: 3600,
         }
     }
 

@@ -90,6 +90,14 @@ mod tests {
         card.transfer_out = card.ledger.lots.clone();
         card.received_from = vec![number("4000000000004")];
         card.transfer_out_debt = amount;
+        card.holds = vec![crate::domain::Hold {
+            purchase_id: "P-1".into(),
+            owner: "4000000000001#00000001".into(),
+            amount,
+            bonus: amount,
+            lots: card.ledger.lots[..1].to_vec(),
+            until: datetime!(2026-11-28 10:26:12 UTC),
+        }];
         card
     }
 
@@ -130,9 +138,33 @@ mod tests {
         let entry: crate::domain::HistoryEntry =
             decode("k", &encode(&full_entry()).unwrap()).unwrap();
         assert_eq!(entry, full_entry());
+        let bytes: Vec<u8> = (0..PINNED_CARD_WITHOUT_HOLDS.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&PINNED_CARD_WITHOUT_HOLDS[i..i + 2], 16).unwrap())
+            .collect();
+        let before: Card = decode("k", &bytes).unwrap();
+        let without_holds = Card {
+            holds: Vec::new(),
+            ..full_card()
+        };
+        assert_eq!(before, without_holds);
+        // And a card without holds is still written so.
+        assert_eq!(encode(&without_holds).unwrap(), bytes);
     }
 
     const PINNED_CARD: &str = concat!(
+        "019dad34303030303030303030303031030000a3432d319604a46c6f7374a674",
+        "696c6c2d310292ce6b0aa8c0ce1490484002ad34303030303030303030303032",
+        "ad3430303030303030303030303393929500cd303992cd07eacd014c92cd07eb",
+        "cd014c009501cd303992cd07eacd014cc00192cd3039cd3039cd3039929500cd",
+        "303992cd07eacd014c92cd07ebcd014c009501cd303992cd07eacd014cc00191",
+        "ad34303030303030303030303034cd30399196a3502d31b63430303030303030",
+        "3030303031233030303030303031cd3039cd3039919500cd303992cd07eacd01",
+        "4c92cd07ebcd014c0092ce6b0aac4400",
+    );
+    /// A card as stored before holds (issue 24) were added to format 1:
+    /// it reads with none, and a card without holds is written so still.
+    const PINNED_CARD_WITHOUT_HOLDS: &str = concat!(
         "019cad34303030303030303030303031030000a3432d319604a46c6f7374a674",
         "696c6c2d310292ce6b0aa8c0ce1490484002ad34303030303030303030303032",
         "ad3430303030303030303030303393929500cd303992cd07eacd014c92cd07eb",

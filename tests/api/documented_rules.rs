@@ -263,6 +263,24 @@ async fn base(
             body.insert("Amount".into(), json!(1_000_000_000));
             body.insert("PurchaseId".into(), json!(id));
         }
+        "HoldPurchase" => {
+            let (number, _) = app.card_in(State::Active).await;
+            body.insert("Number".into(), json!(number));
+            body.insert("Amount".into(), json!(1_000_000_000));
+            body.insert("PurchaseId".into(), json!(id));
+            body.insert("BonusToPay".into(), json!(0));
+        }
+        "ReleaseHold" => {
+            let (number, _) = app.card_in(State::Active).await;
+            app.post(
+                ADMIN,
+                "/api/purchase/hold",
+                json!({"Number": number, "PurchaseId": id, "Amount": 100, "BonusToPay": 0}),
+            )
+            .await
+            .ok();
+            body.insert("PurchaseId".into(), json!(id));
+        }
         "CancelPurchase" | "RefundPurchase" => {
             let (number, _) = app.card_in(State::Active).await;
             app.post(

@@ -30,6 +30,8 @@ mod fencing;
 mod fuzz;
 mod history;
 mod history_effects;
+mod hold_races;
+mod holds;
 mod import_checks;
 mod issue;
 mod lockout;

@@ -258,6 +258,31 @@ pub async fn business(api: &Api, ids: &mut Ids) {
             "confirm",
         );
     }
+    // A held purchase confirmed, and one released (the holds panel).
+    let (p3, p4) = (format!("P3-{number}"), format!("P4-{number}"));
+    for id in [&p3, &p4] {
+        let hold = json!({"Number": number, "PurchaseId": id, "Amount": 150, "BonusToPay": 5});
+        expect(
+            &api.post("pos", "/api/purchase/hold", hold).await,
+            200,
+            "OK",
+            "hold",
+        );
+    }
+    let confirm = json!({"Number": number, "PurchaseId": p3, "Amount": 150, "BonusToPay": 5});
+    expect(
+        &api.post("pos", "/api/purchase/confirm", confirm).await,
+        200,
+        "OK",
+        "confirm of a hold",
+    );
+    expect(
+        &api.post("pos", "/api/purchase/release", json!({"PurchaseId": p4}))
+            .await,
+        200,
+        "OK",
+        "release",
+    );
     let refund = json!({"PurchaseId": p1, "RefundId": "r1", "Amount": 50});
     expect(
         &api.post("pos", "/api/purchase/refund", refund).await,

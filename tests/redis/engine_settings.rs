@@ -20,6 +20,8 @@ pub fn ops_settings(lease_ms: i64, retention_secs: u64) -> OpsSettings {
                 date_max_ahead_secs: 86_400,
             },
             retention_secs,
+            hold_secs: 900,
+            hold_max_secs: 3600,
         },
     }
 }

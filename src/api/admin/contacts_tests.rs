@@ -125,6 +125,8 @@ fn engine(store: Arc<Lagging>) -> Engine {
                         date_max_ahead_secs: 86_400,
                     },
                     retention_secs: 86_400,
+                    hold_secs: 900,
+                    hold_max_secs: 3600,
                 },
             },
         },

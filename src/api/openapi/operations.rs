@@ -35,6 +35,8 @@ pub enum Ty {
     Amount { positive: bool },
     /// A non-negative integer.
     Int,
+    /// An integer of at least 1 (a hold's `HoldSecs`).
+    PositiveInt,
     /// A yes/no flag (`true`/`false`).
     Bool,
     /// `YYYY-MM-DD`.
@@ -622,6 +624,69 @@ pub fn operation(id: RouteId) -> Operation {
                 CannotFindCardNumber,
                 StatusError,
                 InsufficientBonuses,
+            ],
+            ..base
+        },
+        RouteId::Hold => Operation {
+            id: "HoldPurchase",
+            summary: "Reserves BonusToPay while the customer pays: confirm's checks in confirm's order, then the bonuses are Held (not Active) until the confirm of the same PurchaseId writes them off, a release frees them, or HeldUntil passes; idempotent by PurchaseId",
+            inputs: fields![
+                NUMBER_IN,
+                ex(req("PurchaseId", Ty::Id, "the purchase's idempotency key, which its confirm then names"), "\"till-7-receipt-000123\""),
+                AMOUNT_IN,
+                ex(
+                    req(
+                        "BonusToPay",
+                        Ty::Amount { positive: false },
+                        "bonuses to reserve; at most Amount and MaxBonusToPay",
+                    ),
+                    "100",
+                ),
+                opt("Date", Ty::Date, "purchase date, as confirm's"),
+                opt("HoldSecs", Ty::PositiveInt, "the hold's life in seconds, at least 1; default bonus.hold_secs, capped by bonus.hold_max_secs"),
+            ],
+            answer: Answer {
+                name: "HoldAnswer",
+                fields: fields![
+                    req("Number", Ty::Str, ""),
+                    req("PurchaseId", Ty::Str, ""),
+                    req("Amount", Ty::Money, ""),
+                    req("BonusToPay", Ty::Money, "bonuses held"),
+                    req("Accrual", Ty::Money, "bonuses the purchase would earn"),
+                    req("MaxBonusToPay", Ty::Money, "what could be written off at most when the hold was taken"),
+                    req("DiscountPercent", Ty::Money, "Discount card types, else 0"),
+                    req("HeldUntil", Ty::Time, "when the hold ends by itself: from then on its bonuses are Active again"),
+                ],
+            },
+            errors: &[
+                RequiredParameterNotSpecified,
+                InvalidCardNumber,
+                InvalidParameter,
+                InvalidAmount,
+                IdempotencyConflict,
+                CannotFindCardNumber,
+                StatusError,
+                InsufficientBonuses,
+            ],
+            ..base
+        },
+        RouteId::Release => Operation {
+            id: "ReleaseHold",
+            summary: "Frees an open hold; idempotent. Refused (IdempotencyConflict) once its purchase is confirmed: reverse it with cancel. After HeldUntil it succeeds with nothing to free.",
+            inputs: fields![ex(req("PurchaseId", Ty::Id, ""), "\"till-7-receipt-000123\"")],
+            answer: Answer {
+                name: "ReleaseAnswer",
+                fields: fields![
+                    req("Number", Ty::Str, ""),
+                    req("PurchaseId", Ty::Str, ""),
+                    req("Released", Ty::Money, "bonuses this release made Active again (0: the hold had expired or was released before)"),
+                ],
+            },
+            errors: &[
+                RequiredParameterNotSpecified,
+                InvalidParameter,
+                PurchaseNotFound,
+                IdempotencyConflict,
             ],
             ..base
         },

@@ -86,6 +86,10 @@ pub fn input(ty: Ty, rules: &Rules) -> Value {
             json!({"type": "integer", "minimum": 0}),
             ErrorKey::InvalidParameter,
         ),
+        Ty::PositiveInt => with_key(
+            json!({"type": "integer", "minimum": 1}),
+            ErrorKey::InvalidParameter,
+        ),
         Ty::Bool => with_key(json!({"type": "boolean"}), ErrorKey::InvalidParameter),
         Ty::Date => with_key(
             json!({"type": "string", "format": "date"}),
@@ -108,6 +112,7 @@ pub fn output(ty: Ty) -> Value {
     match ty {
         Ty::Money => json!({"type": "number", "minimum": 0}),
         Ty::Int => json!({"type": "integer", "minimum": 0}),
+        Ty::PositiveInt => json!({"type": "integer", "minimum": 1}),
         Ty::Bool => json!({"type": "boolean"}),
         Ty::Date => json!({"type": "string", "format": "date"}),
         Ty::Time => json!({"type": "string", "format": "date-time"}),
@@ -248,7 +253,7 @@ pub fn shared(rules: &Rules) -> Map<String, Value> {
         object(
             &[
                 f("Amount", Money, ""),
-                f("StatusCode", Str, "0 Active, 1 Inactive, 2 Burnt, 3 Frozen, 4 Nearest expiring (a client must accept codes it does not know: more may come)"),
+                f("StatusCode", Str, "0 Active, 1 Inactive, 2 Burnt, 3 Frozen, 4 Nearest expiring, 5 Held (reserved by an open hold) (a client must accept codes it does not know: more may come)"),
                 f("StatusName", Str, ""),
                 n(f("ExpireDate", Date, "")),
                 f("TypeCode", Str, "0 Cash, 1 Status"),
@@ -303,7 +308,7 @@ pub fn shared(rules: &Rules) -> Map<String, Value> {
                 f(
                     "Operation",
                     Str,
-                    "purchase, cancel, refund, bonus, transfer_in, transfer_out",
+                    "purchase, cancel, refund, bonus, transfer_in, transfer_out, hold (moves nothing: its bonuses are Held until confirmed), release",
                 ),
                 f("Reference", Str, "PurchaseId, RefundId or OperationId"),
                 f("Credited", Money, ""),
