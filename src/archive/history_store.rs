@@ -9,10 +9,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::postgres::Archive;
-use crate::domain::{Card, CardNumber, Contact, ContactCode, HistoryEntry};
+use crate::domain::{Card, CardNumber, HistoryEntry};
 use crate::store::{
-    CardLoad, CardRecordWrite, Cas, Claim, DumpPage, HistoryPage, Index, PurchaseCommit,
-    PurchaseWrite, RecordRead, Store, StoreError, Versioned,
+    CardRecordWrite, CardStore, Cas, HistoryPage, PurchaseCommit, PurchaseWrite, Store, StoreError,
+    Versioned,
 };
 
 pub struct WithArchive {
@@ -73,7 +73,7 @@ impl WithArchive {
 }
 
 #[async_trait]
-impl Store for WithArchive {
+impl CardStore for WithArchive {
     async fn card_history(
         &self,
         number: &CardNumber,
@@ -107,18 +107,6 @@ impl Store for WithArchive {
         Ok(page)
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.ping().await
-    }
-
-    fn continuity(&self) -> Option<u64> {
-        self.inner.continuity()
-    }
-
-    async fn replicated(&self, number: &CardNumber) -> Result<(), StoreError> {
-        self.inner.replicated(number).await
-    }
-
     async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError> {
         self.inner.get_card(number).await
     }
@@ -128,47 +116,6 @@ impl Store for WithArchive {
         number: &CardNumber,
     ) -> Result<Option<Versioned<Card>>, StoreError> {
         self.inner.get_card_cached(number).await
-    }
-
-    async fn get_contact_cached(
-        &self,
-        code: &ContactCode,
-    ) -> Result<Option<Versioned<Contact>>, StoreError> {
-        self.inner.get_contact_cached(code).await
-    }
-
-    async fn index_get_cached(&self, index: Index, key: &str) -> Result<Option<Claim>, StoreError> {
-        self.inner.index_get_cached(index, key).await
-    }
-
-    async fn load_cards(&self, cards: &[Card]) -> Result<Vec<CardLoad>, StoreError> {
-        self.inner.load_cards(cards).await
-    }
-
-    async fn dump_page(&self, cursor: Option<&str>, count: usize) -> Result<DumpPage, StoreError> {
-        self.inner.dump_page(cursor, count).await
-    }
-
-    async fn restore_card(
-        &self,
-        card: &Card,
-        history: &[HistoryEntry],
-    ) -> Result<bool, StoreError> {
-        self.inner.restore_card(card, history).await
-    }
-
-    async fn restore_record(
-        &self,
-        number: &CardNumber,
-        key: &str,
-        value: &str,
-        ttl_ms: Option<i64>,
-    ) -> Result<bool, StoreError> {
-        self.inner.restore_record(number, key, value, ttl_ms).await
-    }
-
-    async fn insert_cards(&self, cards: &[Card]) -> Result<Vec<bool>, StoreError> {
-        self.inner.insert_cards(cards).await
     }
 
     async fn update_card(
@@ -199,68 +146,10 @@ impl Store for WithArchive {
     ) -> Result<PurchaseCommit, StoreError> {
         self.inner.commit_purchase(write).await
     }
-
-    async fn get_card_record(
-        &self,
-        number: &CardNumber,
-        key: &str,
-    ) -> Result<Option<String>, StoreError> {
-        self.inner.get_card_record(number, key).await
-    }
-
-    async fn get_card_with_record(
-        &self,
-        number: &CardNumber,
-        key: &str,
-    ) -> Result<(Option<Versioned<Card>>, Option<RecordRead>), StoreError> {
-        self.inner.get_card_with_record(number, key).await
-    }
-
-    async fn get_contact(
-        &self,
-        code: &ContactCode,
-    ) -> Result<Option<Versioned<Contact>>, StoreError> {
-        self.inner.get_contact(code).await
-    }
-
-    async fn get_contact_slot(
-        &self,
-        code: &ContactCode,
-    ) -> Result<Versioned<Option<Contact>>, StoreError> {
-        self.inner.get_contact_slot(code).await
-    }
-
-    async fn put_contact(
-        &self,
-        contact: &Contact,
-        expected_version: u64,
-    ) -> Result<Cas, StoreError> {
-        self.inner.put_contact(contact, expected_version).await
-    }
-
-    async fn fence_contact(
-        &self,
-        code: &ContactCode,
-        expected_version: u64,
-    ) -> Result<Cas, StoreError> {
-        self.inner.fence_contact(code, expected_version).await
-    }
-
-    async fn index_get(&self, index: Index, key: &str) -> Result<Option<Claim>, StoreError> {
-        self.inner.index_get(index, key).await
-    }
-
-    async fn index_claim(
-        &self,
-        index: Index,
-        key: &str,
-        expected: Option<&str>,
-        owner: &str,
-    ) -> Result<Result<(), Option<Claim>>, StoreError> {
-        self.inner.index_claim(index, key, expected, owner).await
-    }
-
-    async fn index_release(&self, index: Index, key: &str, owner: &str) -> Result<(), StoreError> {
-        self.inner.index_release(index, key, owner).await
-    }
 }
+
+// Everything but the history is the wrapped store's.
+crate::forward_health!(WithArchive, |s| s.inner);
+crate::forward_records!(WithArchive, |s| s.inner);
+crate::forward_contacts!(WithArchive, |s| s.inner);
+crate::forward_bulk!(WithArchive, |s| s.inner);

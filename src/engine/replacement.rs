@@ -17,8 +17,19 @@ use crate::domain::{
 use crate::metrics as m;
 use crate::store::{Cas, Versioned};
 
-/// Replacements followed from a purchase's card to the current one.
+/// Replacements any walk along a chain of them follows, at most: to the
+/// current card (cancel, refund), back to earlier cards (an outcome stored
+/// there), or finishing earlier replacements first.
 const MAX_REPLACEMENT_CHAIN: usize = 16;
+
+/// The one answer past the limit, whatever walked the chain: a chain that
+/// long is corrupt data or a cycle, never a customer's history, and acting
+/// as if it ended there could apply an operation twice.
+fn chain_too_long(from: &CardNumber) -> EngineError {
+    EngineError::Internal(format!(
+        "the replacement chain from card {from} is longer than {MAX_REPLACEMENT_CHAIN} replacements, or cyclic"
+    ))
+}
 
 impl Ops {
     /// Finishes the replacement `card` takes part in, if its last steps
@@ -87,9 +98,7 @@ impl Ops {
             if current.replaced_by.is_none() {
                 if let Some(previous) = current.unfinished_incoming() {
                     if depth >= MAX_REPLACEMENT_CHAIN {
-                        return Err(EngineError::Internal(format!(
-                            "replacements before card {old} are too many or cyclic"
-                        )));
+                        return Err(chain_too_long(old));
                     }
                     Box::pin(self.complete_replacement_at(previous, old, actor, depth + 1)).await?;
                     continue;
@@ -222,10 +231,9 @@ impl Ops {
                 self.complete_replacement(&card.number, &next, actor)
                     .await?;
             }
-            if chain.len() >= MAX_REPLACEMENT_CHAIN || chain.contains(&next) {
-                return Err(EngineError::Internal(format!(
-                    "replacement chain of card {first} is too long or cyclic"
-                )));
+            // `chain` holds one card more than the replacements followed.
+            if chain.len() > MAX_REPLACEMENT_CHAIN || chain.contains(&next) {
+                return Err(chain_too_long(first));
             }
             chain.push(next);
         }
@@ -251,7 +259,10 @@ impl Ops {
                 None => None,
             };
         }
-        Ok(None)
+        match previous {
+            None => Ok(None),
+            Some(_) => Err(chain_too_long(&card.number)),
+        }
     }
 }
 

@@ -11,11 +11,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::domain::{Card, CardNumber, Contact, ContactCode, HistoryEntry};
-use crate::store::{
-    CardLoad, CardRecordWrite, Cas, Claim, DumpPage, HistoryPage, Index, PurchaseCommit,
-    PurchaseWrite, RecordRead, Store, StoreError, Versioned,
-};
+use crate::domain::CardNumber;
+use crate::store::{HealthStore, Store, StoreError};
 
 #[derive(Default)]
 pub struct DeferredStore {
@@ -62,7 +59,7 @@ impl DeferredStore {
 }
 
 #[async_trait]
-impl Store for DeferredStore {
+impl HealthStore for DeferredStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.store()?.ping().await
     }
@@ -74,165 +71,13 @@ impl Store for DeferredStore {
     async fn replicated(&self, number: &CardNumber) -> Result<(), StoreError> {
         self.store()?.replicated(number).await
     }
-
-    async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError> {
-        self.store()?.get_card(number).await
-    }
-
-    async fn get_card_cached(
-        &self,
-        number: &CardNumber,
-    ) -> Result<Option<Versioned<Card>>, StoreError> {
-        self.store()?.get_card_cached(number).await
-    }
-
-    async fn get_contact_cached(
-        &self,
-        code: &ContactCode,
-    ) -> Result<Option<Versioned<Contact>>, StoreError> {
-        self.store()?.get_contact_cached(code).await
-    }
-
-    async fn index_get_cached(&self, index: Index, key: &str) -> Result<Option<Claim>, StoreError> {
-        self.store()?.index_get_cached(index, key).await
-    }
-
-    async fn insert_cards(&self, cards: &[Card]) -> Result<Vec<bool>, StoreError> {
-        self.store()?.insert_cards(cards).await
-    }
-
-    async fn load_cards(&self, cards: &[Card]) -> Result<Vec<CardLoad>, StoreError> {
-        self.store()?.load_cards(cards).await
-    }
-
-    async fn dump_page(&self, cursor: Option<&str>, count: usize) -> Result<DumpPage, StoreError> {
-        self.store()?.dump_page(cursor, count).await
-    }
-
-    async fn restore_card(
-        &self,
-        card: &Card,
-        history: &[HistoryEntry],
-    ) -> Result<bool, StoreError> {
-        self.store()?.restore_card(card, history).await
-    }
-
-    async fn restore_record(
-        &self,
-        number: &CardNumber,
-        key: &str,
-        value: &str,
-        ttl_ms: Option<i64>,
-    ) -> Result<bool, StoreError> {
-        self.store()?
-            .restore_record(number, key, value, ttl_ms)
-            .await
-    }
-
-    async fn update_card(
-        &self,
-        card: &Card,
-        expected_version: u64,
-        entry: &HistoryEntry,
-    ) -> Result<Cas, StoreError> {
-        self.store()?
-            .update_card(card, expected_version, entry)
-            .await
-    }
-
-    async fn update_card_with(
-        &self,
-        card: &Card,
-        expected_version: u64,
-        entry: Option<&HistoryEntry>,
-        records: &[CardRecordWrite],
-        ttl_secs: u64,
-    ) -> Result<Cas, StoreError> {
-        self.store()?
-            .update_card_with(card, expected_version, entry, records, ttl_secs)
-            .await
-    }
-
-    async fn commit_purchase(
-        &self,
-        write: &PurchaseWrite<'_>,
-    ) -> Result<PurchaseCommit, StoreError> {
-        self.store()?.commit_purchase(write).await
-    }
-
-    async fn get_card_record(
-        &self,
-        number: &CardNumber,
-        key: &str,
-    ) -> Result<Option<String>, StoreError> {
-        self.store()?.get_card_record(number, key).await
-    }
-
-    async fn get_card_with_record(
-        &self,
-        number: &CardNumber,
-        key: &str,
-    ) -> Result<(Option<Versioned<Card>>, Option<RecordRead>), StoreError> {
-        self.store()?.get_card_with_record(number, key).await
-    }
-
-    async fn card_history(
-        &self,
-        number: &CardNumber,
-        before: Option<u64>,
-        limit: usize,
-    ) -> Result<HistoryPage, StoreError> {
-        self.store()?.card_history(number, before, limit).await
-    }
-
-    async fn get_contact(
-        &self,
-        code: &ContactCode,
-    ) -> Result<Option<Versioned<Contact>>, StoreError> {
-        self.store()?.get_contact(code).await
-    }
-
-    async fn get_contact_slot(
-        &self,
-        code: &ContactCode,
-    ) -> Result<Versioned<Option<Contact>>, StoreError> {
-        self.store()?.get_contact_slot(code).await
-    }
-
-    async fn put_contact(
-        &self,
-        contact: &Contact,
-        expected_version: u64,
-    ) -> Result<Cas, StoreError> {
-        self.store()?.put_contact(contact, expected_version).await
-    }
-
-    async fn fence_contact(
-        &self,
-        code: &ContactCode,
-        expected_version: u64,
-    ) -> Result<Cas, StoreError> {
-        self.store()?.fence_contact(code, expected_version).await
-    }
-
-    async fn index_get(&self, index: Index, key: &str) -> Result<Option<Claim>, StoreError> {
-        self.store()?.index_get(index, key).await
-    }
-
-    async fn index_claim(
-        &self,
-        index: Index,
-        key: &str,
-        expected: Option<&str>,
-        owner: &str,
-    ) -> Result<Result<(), Option<Claim>>, StoreError> {
-        self.store()?.index_claim(index, key, expected, owner).await
-    }
-
-    async fn index_release(&self, index: Index, key: &str, owner: &str) -> Result<(), StoreError> {
-        self.store()?.index_release(index, key, owner).await
-    }
 }
+
+// Every other call goes to the connected store, or answers `Unavailable`.
+crate::forward_cards!(DeferredStore, |s| s.store()?);
+crate::forward_records!(DeferredStore, |s| s.store()?);
+crate::forward_contacts!(DeferredStore, |s| s.store()?);
+crate::forward_bulk!(DeferredStore, |s| s.store()?);
 
 #[cfg(test)]
 mod tests {

@@ -14,9 +14,10 @@ use parking_lot::RwLock;
 
 use super::dump::{cursor, split_cursor, PHASES};
 use super::events::{ChangeEvent, EventLog};
+use super::{contact_of_slot, BulkStore, CardStore, ContactStore, HealthStore, RecordStore};
 use super::{
     CardLoad, CardRecordWrite, Cas, Claim, DumpItem, DumpPage, Expiry, HistoryPage, Index,
-    PurchaseCommit, PurchaseWrite, RecordRead, Store, StoreError, Versioned,
+    PurchaseCommit, PurchaseWrite, RecordRead, StoreError, Versioned,
 };
 use crate::domain::{Card, CardNumber, CardStatus, Contact, ContactCode, HistoryEntry};
 
@@ -321,7 +322,310 @@ impl MemoryStore {
 }
 
 #[async_trait]
-impl Store for MemoryStore {
+impl HealthStore for MemoryStore {
+    /// No replicas: everything written is all there is.
+    async fn replicated(&self, _number: &CardNumber) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// This process's memory loses nothing while the process lives.
+    fn continuity(&self) -> Option<u64> {
+        Some(0)
+    }
+}
+
+#[async_trait]
+impl CardStore for MemoryStore {
+    /// No cache: the cached read is the read.
+    async fn get_card_cached(
+        &self,
+        number: &CardNumber,
+    ) -> Result<Option<Versioned<Card>>, StoreError> {
+        self.get_card(number).await
+    }
+
+    async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError> {
+        Ok(self.cards.read().get(number).map(|r| Versioned {
+            value: r.card.clone(),
+            version: r.version,
+        }))
+    }
+
+    async fn update_card(
+        &self,
+        card: &Card,
+        expected_version: u64,
+        entry: &HistoryEntry,
+    ) -> Result<Cas, StoreError> {
+        self.update_card_with(card, expected_version, Some(entry), &[], 0)
+            .await
+    }
+
+    async fn update_card_with(
+        &self,
+        card: &Card,
+        expected_version: u64,
+        entry: Option<&HistoryEntry>,
+        records: &[CardRecordWrite],
+        ttl_secs: u64,
+    ) -> Result<Cas, StoreError> {
+        let mut map = self.cards.write();
+        match map.get_mut(&card.number) {
+            Some(record) if record.version == expected_version => {
+                self.write_card(record, card, entry, records, ttl_secs)
+            }
+            _ => Ok(Cas::Conflict),
+        }
+    }
+
+    async fn commit_purchase(&self, w: &PurchaseWrite<'_>) -> Result<PurchaseCommit, StoreError> {
+        // Cards, then the PurchaseId index: the one place that holds two
+        // of the store's locks, in that order, so that the whole purchase
+        // is one critical section as it is one script on Redis.
+        let mut cards = self.cards.write();
+        let now = Instant::now();
+        let record = cards.get_mut(&w.card.number);
+        if let Some((value, until)) = record
+            .as_ref()
+            .and_then(|r| r.records.get(&w.outcome.key))
+            .filter(|(_, until)| *until > now)
+        {
+            return Ok(PurchaseCommit::Stored(RecordRead {
+                value: value.clone(),
+                ttl_ms: ttl_of(now, *until),
+            }));
+        }
+        let mut index = self.purchases.write();
+        let claim = index.get(w.purchase_id).filter(|s| s.live(now));
+        if claim.map(|c| c.owner.as_str()) != w.claim_expected {
+            return Ok(PurchaseCommit::Claimed(claim.map(Stamped::claim)));
+        }
+        let record = match record {
+            Some(r) if r.version == w.expected_version => r,
+            other => {
+                return Ok(PurchaseCommit::Conflict {
+                    current: other.map(|r| {
+                        Box::new(Versioned {
+                            value: r.card.clone(),
+                            version: r.version,
+                        })
+                    }),
+                    claim_held: false,
+                })
+            }
+        };
+        let written = self.write_card(
+            record,
+            w.card,
+            Some(w.entry),
+            std::slice::from_ref(w.outcome),
+            w.ttl_secs,
+        )?;
+        if written != Cas::Applied {
+            // The outcome was checked above: only a record to keep could
+            // refuse, and a purchase writes none.
+            return Ok(PurchaseCommit::Conflict {
+                current: None,
+                claim_held: false,
+            });
+        }
+        self.put_claim(&mut index, Index::Purchase, w.purchase_id, w.owner, now);
+        Ok(PurchaseCommit::Applied)
+    }
+
+    async fn card_history(
+        &self,
+        number: &CardNumber,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<HistoryPage, StoreError> {
+        let map = self.cards.read();
+        let Some(record) = map.get(number) else {
+            return Ok(HistoryPage {
+                entries: Vec::new(),
+                next: None,
+                archived_below: 0,
+            });
+        };
+        let end = before.map_or(record.history.len(), |b| {
+            (b as usize).min(record.history.len())
+        });
+        let start = end.saturating_sub(limit);
+        let entries = (start..end)
+            .rev()
+            .map(|i| (i as u64, record.history[i].clone()))
+            .collect();
+        // Nothing is ever archived out of the memory store.
+        Ok(HistoryPage {
+            entries,
+            next: (start > 0).then_some(start as u64),
+            archived_below: 0,
+        })
+    }
+}
+
+#[async_trait]
+impl RecordStore for MemoryStore {
+    async fn get_card_record(
+        &self,
+        number: &CardNumber,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let map = self.cards.read();
+        Ok(map
+            .get(number)
+            .and_then(|r| r.records.get(key))
+            .filter(|(_, until)| *until > Instant::now())
+            .map(|(value, _)| value.clone()))
+    }
+
+    async fn get_card_with_record(
+        &self,
+        number: &CardNumber,
+        key: &str,
+    ) -> Result<(Option<Versioned<Card>>, Option<RecordRead>), StoreError> {
+        let map = self.cards.read();
+        let Some(r) = map.get(number) else {
+            return Ok((None, None));
+        };
+        let now = Instant::now();
+        let record = r
+            .records
+            .get(key)
+            .filter(|(_, until)| *until > now)
+            .map(|(value, until)| RecordRead {
+                value: value.clone(),
+                ttl_ms: Some(i64::try_from((*until - now).as_millis()).unwrap_or(i64::MAX)),
+            });
+        Ok((
+            Some(Versioned {
+                value: r.card.clone(),
+                version: r.version,
+            }),
+            record,
+        ))
+    }
+}
+
+#[async_trait]
+impl ContactStore for MemoryStore {
+    async fn get_contact(
+        &self,
+        code: &ContactCode,
+    ) -> Result<Option<Versioned<Contact>>, StoreError> {
+        Ok(contact_of_slot(self.get_contact_slot(code).await?))
+    }
+
+    /// No cache: the cached read is the read.
+    async fn get_contact_cached(
+        &self,
+        code: &ContactCode,
+    ) -> Result<Option<Versioned<Contact>>, StoreError> {
+        self.get_contact(code).await
+    }
+
+    /// No cache: the cached read is the read.
+    async fn index_get_cached(&self, index: Index, key: &str) -> Result<Option<Claim>, StoreError> {
+        self.index_get(index, key).await
+    }
+
+    async fn get_contact_slot(
+        &self,
+        code: &ContactCode,
+    ) -> Result<Versioned<Option<Contact>>, StoreError> {
+        Ok(self
+            .contacts
+            .read()
+            .get(code)
+            .cloned()
+            .unwrap_or(Versioned {
+                value: None,
+                version: 0,
+            }))
+    }
+
+    async fn put_contact(
+        &self,
+        contact: &Contact,
+        expected_version: u64,
+    ) -> Result<Cas, StoreError> {
+        let mut map = self.contacts.write();
+        let current = map.get(&contact.code).map_or(0, |c| c.version);
+        if current != expected_version {
+            return Ok(Cas::Conflict);
+        }
+        map.insert(
+            contact.code.clone(),
+            Versioned {
+                value: Some(contact.clone()),
+                version: expected_version + 1,
+            },
+        );
+        Ok(Cas::Applied)
+    }
+
+    async fn fence_contact(
+        &self,
+        code: &ContactCode,
+        expected_version: u64,
+    ) -> Result<Cas, StoreError> {
+        let mut map = self.contacts.write();
+        let slot = map.entry(code.clone()).or_insert(Versioned {
+            value: None,
+            version: 0,
+        });
+        if slot.version != expected_version {
+            return Ok(Cas::Conflict);
+        }
+        slot.version += 1;
+        Ok(Cas::Applied)
+    }
+
+    async fn index_get(&self, index: Index, key: &str) -> Result<Option<Claim>, StoreError> {
+        let now = Instant::now();
+        Ok(self
+            .index(index)
+            .read()
+            .get(key)
+            .filter(|s| s.live(now))
+            .map(Stamped::claim))
+    }
+
+    async fn index_claim(
+        &self,
+        index: Index,
+        key: &str,
+        expected: Option<&str>,
+        owner: &str,
+    ) -> Result<Result<(), Option<Claim>>, StoreError> {
+        let mut map = self.index(index).write();
+        let now = Instant::now();
+        let current = map.get(key).filter(|s| s.live(now));
+        if current.map(|c| c.owner.as_str()) != expected {
+            return Ok(Err(current.map(Stamped::claim)));
+        }
+        self.put_claim(&mut map, index, key, owner, now);
+        Ok(Ok(()))
+    }
+
+    async fn index_release(&self, index: Index, key: &str, owner: &str) -> Result<(), StoreError> {
+        let mut map = self.index(index).write();
+        if map
+            .get(key)
+            .is_some_and(|c| c.owner == owner || !c.live(Instant::now()))
+        {
+            map.remove(key);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl BulkStore for MemoryStore {
     /// Under one lock: each card is created, updated or kept atomically.
     /// Cards created by the load go to the change stream, as a single
     /// card's load does (`ChangeEvent::loaded`).
@@ -435,22 +739,6 @@ impl Store for MemoryStore {
         Ok(true)
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    /// This process's memory loses nothing while the process lives.
-    fn continuity(&self) -> Option<u64> {
-        Some(0)
-    }
-
-    async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError> {
-        Ok(self.cards.read().get(number).map(|r| Versioned {
-            value: r.card.clone(),
-            version: r.version,
-        }))
-    }
-
     async fn insert_cards(&self, cards: &[Card]) -> Result<Vec<bool>, StoreError> {
         let mut map = self.cards.write();
         let mut created = Vec::with_capacity(cards.len());
@@ -465,248 +753,6 @@ impl Store for MemoryStore {
             created.push(true);
         }
         Ok(created)
-    }
-
-    async fn update_card(
-        &self,
-        card: &Card,
-        expected_version: u64,
-        entry: &HistoryEntry,
-    ) -> Result<Cas, StoreError> {
-        self.update_card_with(card, expected_version, Some(entry), &[], 0)
-            .await
-    }
-
-    async fn update_card_with(
-        &self,
-        card: &Card,
-        expected_version: u64,
-        entry: Option<&HistoryEntry>,
-        records: &[CardRecordWrite],
-        ttl_secs: u64,
-    ) -> Result<Cas, StoreError> {
-        let mut map = self.cards.write();
-        match map.get_mut(&card.number) {
-            Some(record) if record.version == expected_version => {
-                self.write_card(record, card, entry, records, ttl_secs)
-            }
-            _ => Ok(Cas::Conflict),
-        }
-    }
-
-    async fn commit_purchase(&self, w: &PurchaseWrite<'_>) -> Result<PurchaseCommit, StoreError> {
-        // Cards, then the PurchaseId index: the one place that holds two
-        // of the store's locks, in that order, so that the whole purchase
-        // is one critical section as it is one script on Redis.
-        let mut cards = self.cards.write();
-        let now = Instant::now();
-        let record = cards.get_mut(&w.card.number);
-        if let Some((value, until)) = record
-            .as_ref()
-            .and_then(|r| r.records.get(&w.outcome.key))
-            .filter(|(_, until)| *until > now)
-        {
-            return Ok(PurchaseCommit::Stored(RecordRead {
-                value: value.clone(),
-                ttl_ms: ttl_of(now, *until),
-            }));
-        }
-        let mut index = self.purchases.write();
-        let claim = index.get(w.purchase_id).filter(|s| s.live(now));
-        if claim.map(|c| c.owner.as_str()) != w.claim_expected {
-            return Ok(PurchaseCommit::Claimed(claim.map(Stamped::claim)));
-        }
-        let record = match record {
-            Some(r) if r.version == w.expected_version => r,
-            other => {
-                return Ok(PurchaseCommit::Conflict {
-                    current: other.map(|r| {
-                        Box::new(Versioned {
-                            value: r.card.clone(),
-                            version: r.version,
-                        })
-                    }),
-                    claim_held: false,
-                })
-            }
-        };
-        let written = self.write_card(
-            record,
-            w.card,
-            Some(w.entry),
-            std::slice::from_ref(w.outcome),
-            w.ttl_secs,
-        )?;
-        if written != Cas::Applied {
-            // The outcome was checked above: only a record to keep could
-            // refuse, and a purchase writes none.
-            return Ok(PurchaseCommit::Conflict {
-                current: None,
-                claim_held: false,
-            });
-        }
-        self.put_claim(&mut index, Index::Purchase, w.purchase_id, w.owner, now);
-        Ok(PurchaseCommit::Applied)
-    }
-
-    async fn get_card_record(
-        &self,
-        number: &CardNumber,
-        key: &str,
-    ) -> Result<Option<String>, StoreError> {
-        let map = self.cards.read();
-        Ok(map
-            .get(number)
-            .and_then(|r| r.records.get(key))
-            .filter(|(_, until)| *until > Instant::now())
-            .map(|(value, _)| value.clone()))
-    }
-
-    async fn get_card_with_record(
-        &self,
-        number: &CardNumber,
-        key: &str,
-    ) -> Result<(Option<Versioned<Card>>, Option<RecordRead>), StoreError> {
-        let map = self.cards.read();
-        let Some(r) = map.get(number) else {
-            return Ok((None, None));
-        };
-        let now = Instant::now();
-        let record = r
-            .records
-            .get(key)
-            .filter(|(_, until)| *until > now)
-            .map(|(value, until)| RecordRead {
-                value: value.clone(),
-                ttl_ms: Some(i64::try_from((*until - now).as_millis()).unwrap_or(i64::MAX)),
-            });
-        Ok((
-            Some(Versioned {
-                value: r.card.clone(),
-                version: r.version,
-            }),
-            record,
-        ))
-    }
-
-    async fn card_history(
-        &self,
-        number: &CardNumber,
-        before: Option<u64>,
-        limit: usize,
-    ) -> Result<HistoryPage, StoreError> {
-        let map = self.cards.read();
-        let Some(record) = map.get(number) else {
-            return Ok(HistoryPage {
-                entries: Vec::new(),
-                next: None,
-                archived_below: 0,
-            });
-        };
-        let end = before.map_or(record.history.len(), |b| {
-            (b as usize).min(record.history.len())
-        });
-        let start = end.saturating_sub(limit);
-        let entries = (start..end)
-            .rev()
-            .map(|i| (i as u64, record.history[i].clone()))
-            .collect();
-        // Nothing is ever archived out of the memory store.
-        Ok(HistoryPage {
-            entries,
-            next: (start > 0).then_some(start as u64),
-            archived_below: 0,
-        })
-    }
-
-    async fn get_contact_slot(
-        &self,
-        code: &ContactCode,
-    ) -> Result<Versioned<Option<Contact>>, StoreError> {
-        Ok(self
-            .contacts
-            .read()
-            .get(code)
-            .cloned()
-            .unwrap_or(Versioned {
-                value: None,
-                version: 0,
-            }))
-    }
-
-    async fn put_contact(
-        &self,
-        contact: &Contact,
-        expected_version: u64,
-    ) -> Result<Cas, StoreError> {
-        let mut map = self.contacts.write();
-        let current = map.get(&contact.code).map_or(0, |c| c.version);
-        if current != expected_version {
-            return Ok(Cas::Conflict);
-        }
-        map.insert(
-            contact.code.clone(),
-            Versioned {
-                value: Some(contact.clone()),
-                version: expected_version + 1,
-            },
-        );
-        Ok(Cas::Applied)
-    }
-
-    async fn fence_contact(
-        &self,
-        code: &ContactCode,
-        expected_version: u64,
-    ) -> Result<Cas, StoreError> {
-        let mut map = self.contacts.write();
-        let slot = map.entry(code.clone()).or_insert(Versioned {
-            value: None,
-            version: 0,
-        });
-        if slot.version != expected_version {
-            return Ok(Cas::Conflict);
-        }
-        slot.version += 1;
-        Ok(Cas::Applied)
-    }
-
-    async fn index_get(&self, index: Index, key: &str) -> Result<Option<Claim>, StoreError> {
-        let now = Instant::now();
-        Ok(self
-            .index(index)
-            .read()
-            .get(key)
-            .filter(|s| s.live(now))
-            .map(Stamped::claim))
-    }
-
-    async fn index_claim(
-        &self,
-        index: Index,
-        key: &str,
-        expected: Option<&str>,
-        owner: &str,
-    ) -> Result<Result<(), Option<Claim>>, StoreError> {
-        let mut map = self.index(index).write();
-        let now = Instant::now();
-        let current = map.get(key).filter(|s| s.live(now));
-        if current.map(|c| c.owner.as_str()) != expected {
-            return Ok(Err(current.map(Stamped::claim)));
-        }
-        self.put_claim(&mut map, index, key, owner, now);
-        Ok(Ok(()))
-    }
-
-    async fn index_release(&self, index: Index, key: &str, owner: &str) -> Result<(), StoreError> {
-        let mut map = self.index(index).write();
-        if map
-            .get(key)
-            .is_some_and(|c| c.owner == owner || !c.live(Instant::now()))
-        {
-            map.remove(key);
-        }
-        Ok(())
     }
 }
 

@@ -7,18 +7,26 @@
 pub mod codec;
 pub mod dump;
 pub mod events;
+pub mod forward;
 pub mod instrumented;
+mod interface;
 pub mod memory;
 pub mod redis;
 
-use async_trait::async_trait;
-use futures_util::future::try_join_all;
-
-use crate::domain::{Card, CardNumber, CardStatus, Contact, ContactCode, HistoryEntry};
+use crate::domain::{Card, HistoryEntry};
 pub use dump::{CardLoad, DumpItem, DumpPage};
+pub use interface::{
+    contact_of_slot, load_by_insert, BulkStore, CardStore, ContactStore, HealthStore, RecordStore,
+    Store,
+};
 
-/// Conflicting writes a bulk card update retries before it gives up.
-const LOAD_ATTEMPTS: usize = 16;
+/// The store's five traits, unnamed: `use crate::store::prelude::*` to
+/// call a concrete store's methods (`dyn Store` needs no import).
+pub mod prelude {
+    pub use super::{
+        BulkStore as _, CardStore as _, ContactStore as _, HealthStore as _, RecordStore as _,
+    };
+}
 
 /// A record with the version that a conditional write must name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,239 +208,4 @@ pub enum StoreError {
     /// transient fault.
     #[error("corrupt record {key}: {reason}")]
     Corrupt { key: String, reason: String },
-}
-
-#[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Does the store answer? (`/ready`)
-    async fn ping(&self) -> Result<(), StoreError>;
-
-    /// Before a stored outcome is answered again (a replay), or anything
-    /// else decided on a card's state that an earlier, unacknowledged
-    /// write may have made: the replicas the configuration asks for
-    /// (`store.min_replicas_acked`) hold everything written so far to the
-    /// node that holds `number`'s card (on a cluster, its slot's master),
-    /// or `Unavailable`. A first answer that came up short of them was a
-    /// 503: its retry must not be a 200 for a write that a failover would
-    /// still lose. Nothing to do elsewhere.
-    async fn replicated(&self, _number: &CardNumber) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    /// A token that stays the same for as long as the store vouches that
-    /// it has lost nothing: no version it holds went back meanwhile (a
-    /// restart from a snapshot, a failover to a replica that missed the
-    /// latest writes, a flush). `None`: it cannot vouch for now. What a
-    /// version check cannot tell apart — a card written back up to a
-    /// version remembered from before the loss — the engine tells apart by
-    /// this token (`engine/last_seen.rs`). No default: a wrapper must
-    /// forward its store's, never vouch for it.
-    fn continuity(&self) -> Option<u64>;
-
-    async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError>;
-
-    /// Creates each card that does not exist yet (existing cards keep their
-    /// state); returns, per card, whether it was created.
-    async fn insert_cards(&self, cards: &[Card]) -> Result<Vec<bool>, StoreError>;
-
-    /// Bulk loading (docs/api.md §8): creates each card that does not exist; an
-    /// existing card that is still New takes the given category and type;
-    /// any other keeps its state. Per card, in order, what happened.
-    async fn load_cards(&self, cards: &[Card]) -> Result<Vec<CardLoad>, StoreError> {
-        let created = self.insert_cards(cards).await?;
-        let outcomes = cards.iter().zip(created).map(|(card, created)| async move {
-            if created {
-                Ok(CardLoad::Created)
-            } else {
-                self.refresh_new_card(card).await
-            }
-        });
-        try_join_all(outcomes).await
-    }
-
-    /// The update half of `load_cards`: a conditional write, so that a
-    /// command that issues the card meanwhile wins and the card keeps
-    /// whatever it has become.
-    async fn refresh_new_card(&self, card: &Card) -> Result<CardLoad, StoreError> {
-        for _ in 0..LOAD_ATTEMPTS {
-            let Some(current) = self.get_card(&card.number).await? else {
-                return Ok(CardLoad::Existing);
-            };
-            let stored = &current.value;
-            if stored.status != CardStatus::New
-                || (stored.category == card.category && stored.card_type == card.card_type)
-            {
-                return Ok(CardLoad::Existing);
-            }
-            let mut updated = stored.clone();
-            updated.category = card.category;
-            updated.card_type = card.card_type;
-            if self
-                .update_card_with(&updated, current.version, None, &[], 0)
-                .await?
-                == Cas::Applied
-            {
-                return Ok(CardLoad::Updated);
-            }
-        }
-        Err(StoreError::Unavailable(format!(
-            "card {} kept changing during the load",
-            card.number
-        )))
-    }
-
-    /// One page of an export (about `count` records) from `cursor` (`None`:
-    /// the start); see [`DumpItem`] for the order of the records.
-    async fn dump_page(&self, cursor: Option<&str>, count: usize) -> Result<DumpPage, StoreError>;
-
-    /// Creates a card as exported, with its history (oldest first), unless
-    /// a card with its number exists; returns whether it did.
-    async fn restore_card(&self, card: &Card, history: &[HistoryEntry])
-        -> Result<bool, StoreError>;
-
-    /// Creates a record of a card as exported, to expire in `ttl_ms`
-    /// (`None`: never), unless it exists or the card does not; returns
-    /// whether it did.
-    async fn restore_record(
-        &self,
-        number: &CardNumber,
-        key: &str,
-        value: &str,
-        ttl_ms: Option<i64>,
-    ) -> Result<bool, StoreError>;
-
-    /// Writes `card` and appends `entry` to its history, atomically, if the
-    /// stored version is still `expected_version`.
-    async fn update_card(
-        &self,
-        card: &Card,
-        expected_version: u64,
-        entry: &HistoryEntry,
-    ) -> Result<Cas, StoreError>;
-
-    /// Like `update_card` (the history entry is optional here: moving a
-    /// record between cards is no event of the card), and in the same
-    /// atomic write sets each of `records` (kept for `ttl_secs`, which is
-    /// never 0): the stored outcome of an operation and its balance change
-    /// are written together or not at all. A `create_only` record that
-    /// exists already makes the whole write a `Conflict`.
-    async fn update_card_with(
-        &self,
-        card: &Card,
-        expected_version: u64,
-        entry: Option<&HistoryEntry>,
-        records: &[CardRecordWrite],
-        ttl_secs: u64,
-    ) -> Result<Cas, StoreError>;
-
-    /// A purchase's write in as few round trips as the store allows
-    /// (see [`PurchaseWrite`]): claim the PurchaseId, check the outcome does
-    /// not exist and the card's version, write card, history, outcome and
-    /// change event.
-    async fn commit_purchase(
-        &self,
-        write: &PurchaseWrite<'_>,
-    ) -> Result<PurchaseCommit, StoreError>;
-
-    /// A record written by `update_card_with`, unless expired.
-    async fn get_card_record(
-        &self,
-        number: &CardNumber,
-        key: &str,
-    ) -> Result<Option<String>, StoreError>;
-
-    /// The card and one of its records, read atomically: the record is the
-    /// one that goes with the card's version (every record write bumps it),
-    /// so a conditional write on that version also proves the record
-    /// unchanged.
-    async fn get_card_with_record(
-        &self,
-        number: &CardNumber,
-        key: &str,
-    ) -> Result<(Option<Versioned<Card>>, Option<RecordRead>), StoreError>;
-
-    /// History entries older than `before` (all when `None`), newest first.
-    async fn card_history(
-        &self,
-        number: &CardNumber,
-        before: Option<u64>,
-        limit: usize,
-    ) -> Result<HistoryPage, StoreError>;
-
-    async fn get_contact(
-        &self,
-        code: &ContactCode,
-    ) -> Result<Option<Versioned<Contact>>, StoreError> {
-        let slot = self.get_contact_slot(code).await?;
-        Ok(slot.value.map(|value| Versioned {
-            value,
-            version: slot.version,
-        }))
-    }
-
-    /// Reads that may be answered from a cache that can lag another
-    /// instance's acknowledged write by milliseconds (the Redis store's
-    /// record cache; docs/redis.md). Only for answers that nothing is
-    /// written or refused on — balances, views, calculate. Every read that
-    /// gates a write or a refusal uses the plain methods, which always ask
-    /// the store. A store without a cache answers as the plain methods do.
-    async fn get_card_cached(
-        &self,
-        number: &CardNumber,
-    ) -> Result<Option<Versioned<Card>>, StoreError> {
-        self.get_card(number).await
-    }
-
-    async fn get_contact_cached(
-        &self,
-        code: &ContactCode,
-    ) -> Result<Option<Versioned<Contact>>, StoreError> {
-        self.get_contact(code).await
-    }
-
-    async fn index_get_cached(&self, index: Index, key: &str) -> Result<Option<Claim>, StoreError> {
-        self.index_get(index, key).await
-    }
-
-    /// A contact's record for a conditional write: the contact if it
-    /// exists, and the record's version even when it does not (0: never
-    /// written; a fence raises it too), so that a fenced creation fails.
-    async fn get_contact_slot(
-        &self,
-        code: &ContactCode,
-    ) -> Result<Versioned<Option<Contact>>, StoreError>;
-
-    /// Creates or updates a contact if the record's version (see
-    /// `get_contact_slot`) is still `expected_version`.
-    async fn put_contact(
-        &self,
-        contact: &Contact,
-        expected_version: u64,
-    ) -> Result<Cas, StoreError>;
-
-    /// Raises the version of a contact's record (existing or not) if it is
-    /// still `expected_version`, changing nothing else: a slow writer that
-    /// read the old version can no longer write. Taking over a stale index
-    /// claim fences the record that claim was made for.
-    async fn fence_contact(
-        &self,
-        code: &ContactCode,
-        expected_version: u64,
-    ) -> Result<Cas, StoreError>;
-
-    async fn index_get(&self, index: Index, key: &str) -> Result<Option<Claim>, StoreError>;
-
-    /// Sets `key` to `owner`, stamped with the store's clock, if its current
-    /// owner is `expected` (`None`: absent). On refusal returns the current
-    /// claim.
-    async fn index_claim(
-        &self,
-        index: Index,
-        key: &str,
-        expected: Option<&str>,
-        owner: &str,
-    ) -> Result<Result<(), Option<Claim>>, StoreError>;
-
-    /// Removes `key` if `owner` still holds it.
-    async fn index_release(&self, index: Index, key: &str, owner: &str) -> Result<(), StoreError>;
 }

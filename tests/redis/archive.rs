@@ -17,8 +17,9 @@ use loyalty::domain::{
     Card, CardNumber, CardStatus, CardType, Category, HistoryEntry, Operation, Role,
 };
 use loyalty::store::events::{history_event_id, loaded_event_id, EventLog};
+use loyalty::store::prelude::*;
 use loyalty::store::redis::RedisStore;
-use loyalty::store::{Cas, Store};
+use loyalty::store::Cas;
 
 use crate::postgres_server::PostgresServer;
 use crate::redis_server::{free_port, RedisServer};

@@ -14,6 +14,7 @@ use loyalty::domain::{
 use loyalty::store::codec;
 use loyalty::store::events::{ChangeEvent, EventKind, EventLog};
 use loyalty::store::memory::MemoryStore;
+use loyalty::store::prelude::*;
 use loyalty::store::redis::RedisStore;
 use loyalty::store::{Cas, Index, Store};
 use time::macros::datetime;

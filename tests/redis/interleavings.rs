@@ -18,8 +18,8 @@ use loyalty::engine::{Command, ConfirmRequest, ManualBonusRequest, Ops, Reply};
 use loyalty::store::memory::MemoryStore;
 use loyalty::store::redis::{RedisSettings, RedisStore};
 use loyalty::store::{
-    CardLoad, CardRecordWrite, Cas, Claim, DumpPage, HistoryPage, Index, PurchaseCommit,
-    PurchaseWrite, RecordRead, Store, StoreError, Versioned,
+    CardRecordWrite, CardStore, Cas, Claim, ContactStore, HistoryPage, Index, PurchaseCommit,
+    PurchaseWrite, RecordRead, RecordStore, Store, StoreError, Versioned,
 };
 use time::OffsetDateTime;
 
@@ -86,42 +86,22 @@ impl HookStore {
 }
 
 #[async_trait]
-impl Store for HookStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.ping().await
-    }
-    fn continuity(&self) -> Option<u64> {
-        self.inner.continuity()
+impl CardStore for HookStore {
+    /// Hooked as the read it stands in for: an interleaving chosen at a
+    /// card read happens there whether the engine reads through the cache
+    /// or not.
+    async fn get_card_cached(
+        &self,
+        number: &CardNumber,
+    ) -> Result<Option<Versioned<Card>>, StoreError> {
+        self.fire(At::GetCard(number.as_str().to_owned())).await;
+        self.inner.get_card_cached(number).await
     }
     async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError> {
         self.fire(At::GetCard(number.as_str().to_owned())).await;
         self.inner.get_card(number).await
     }
-    async fn insert_cards(&self, cards: &[Card]) -> Result<Vec<bool>, StoreError> {
-        self.inner.insert_cards(cards).await
-    }
-    async fn load_cards(&self, cards: &[Card]) -> Result<Vec<CardLoad>, StoreError> {
-        self.inner.load_cards(cards).await
-    }
-    async fn dump_page(&self, cursor: Option<&str>, count: usize) -> Result<DumpPage, StoreError> {
-        self.inner.dump_page(cursor, count).await
-    }
-    async fn restore_card(
-        &self,
-        card: &Card,
-        history: &[HistoryEntry],
-    ) -> Result<bool, StoreError> {
-        self.inner.restore_card(card, history).await
-    }
-    async fn restore_record(
-        &self,
-        number: &CardNumber,
-        key: &str,
-        value: &str,
-        ttl_ms: Option<i64>,
-    ) -> Result<bool, StoreError> {
-        self.inner.restore_record(number, key, value, ttl_ms).await
-    }
+
     async fn update_card(
         &self,
         card: &Card,
@@ -130,6 +110,7 @@ impl Store for HookStore {
     ) -> Result<Cas, StoreError> {
         self.inner.update_card(card, v, entry).await
     }
+
     async fn update_card_with(
         &self,
         card: &Card,
@@ -159,21 +140,7 @@ impl Store for HookStore {
             .await;
         self.inner.commit_purchase(write).await
     }
-    async fn get_card_record(
-        &self,
-        number: &CardNumber,
-        key: &str,
-    ) -> Result<Option<String>, StoreError> {
-        self.inner.get_card_record(number, key).await
-    }
-    async fn get_card_with_record(
-        &self,
-        number: &CardNumber,
-        key: &str,
-    ) -> Result<(Option<Versioned<Card>>, Option<RecordRead>), StoreError> {
-        self.fire(At::GetCard(number.as_str().to_owned())).await;
-        self.inner.get_card_with_record(number, key).await
-    }
+
     async fn card_history(
         &self,
         number: &CardNumber,
@@ -182,22 +149,67 @@ impl Store for HookStore {
     ) -> Result<HistoryPage, StoreError> {
         self.inner.card_history(number, before, limit).await
     }
+}
+
+#[async_trait]
+impl RecordStore for HookStore {
+    async fn get_card_record(
+        &self,
+        number: &CardNumber,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.inner.get_card_record(number, key).await
+    }
+
+    async fn get_card_with_record(
+        &self,
+        number: &CardNumber,
+        key: &str,
+    ) -> Result<(Option<Versioned<Card>>, Option<RecordRead>), StoreError> {
+        self.fire(At::GetCard(number.as_str().to_owned())).await;
+        self.inner.get_card_with_record(number, key).await
+    }
+}
+
+#[async_trait]
+impl ContactStore for HookStore {
+    async fn get_contact(
+        &self,
+        code: &ContactCode,
+    ) -> Result<Option<Versioned<Contact>>, StoreError> {
+        self.inner.get_contact(code).await
+    }
+    async fn get_contact_cached(
+        &self,
+        code: &ContactCode,
+    ) -> Result<Option<Versioned<Contact>>, StoreError> {
+        self.inner.get_contact_cached(code).await
+    }
+    /// Hooked as the index read it stands in for (see `get_card_cached`).
+    async fn index_get_cached(&self, index: Index, key: &str) -> Result<Option<Claim>, StoreError> {
+        self.fire(At::IndexGet(index, key.to_owned())).await;
+        self.inner.index_get_cached(index, key).await
+    }
     async fn get_contact_slot(
         &self,
         code: &ContactCode,
     ) -> Result<Versioned<Option<Contact>>, StoreError> {
         self.inner.get_contact_slot(code).await
     }
+
     async fn put_contact(&self, c: &Contact, v: u64) -> Result<Cas, StoreError> {
         self.inner.put_contact(c, v).await
     }
+
     async fn fence_contact(&self, code: &ContactCode, v: u64) -> Result<Cas, StoreError> {
         self.inner.fence_contact(code, v).await
     }
+
     async fn index_get(&self, index: Index, key: &str) -> Result<Option<Claim>, StoreError> {
         self.fire(At::IndexGet(index, key.to_owned())).await;
         self.inner.index_get(index, key).await
     }
+
     async fn index_claim(
         &self,
         index: Index,
@@ -208,10 +220,14 @@ impl Store for HookStore {
         self.fire(At::IndexClaim(index, key.to_owned())).await;
         self.inner.index_claim(index, key, expected, owner).await
     }
+
     async fn index_release(&self, index: Index, key: &str, owner: &str) -> Result<(), StoreError> {
         self.inner.index_release(index, key, owner).await
     }
 }
+
+loyalty::forward_health!(HookStore, |s| s.inner);
+loyalty::forward_bulk!(HookStore, |s| s.inner);
 
 fn operator() -> Actor {
     Actor {

@@ -27,6 +27,7 @@ mod interleavings;
 mod port_races;
 mod purchase_record_life;
 mod record_sets;
+mod replacement_chain_limit;
 mod replacement_repair;
 mod replica_ack_replays;
 mod round_trips;

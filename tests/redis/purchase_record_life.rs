@@ -11,16 +11,16 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use loyalty::domain::{
-    Actor, Amount, Card, CardNumber, CardType, Category, Contact, ContactCode, ContactPatch,
-    HistoryEntry, MobileNumber, Role,
+    Actor, Amount, Card, CardNumber, CardType, Category, ContactCode, ContactPatch, HistoryEntry,
+    MobileNumber, Role,
 };
 use loyalty::engine::Clock;
 use loyalty::engine::{Command, ConfirmRequest, Ops, Reply};
 use loyalty::store::memory::MemoryStore;
 use loyalty::store::redis::RedisStore;
 use loyalty::store::{
-    CardLoad, CardRecordWrite, Cas, Claim, DumpPage, HistoryPage, Index, PurchaseCommit,
-    PurchaseWrite, RecordRead, Store, StoreError, Versioned,
+    CardRecordWrite, CardStore, Cas, HistoryPage, PurchaseCommit, PurchaseWrite, Store, StoreError,
+    Versioned,
 };
 use time::OffsetDateTime;
 
@@ -72,41 +72,17 @@ impl HookStore {
 }
 
 #[async_trait]
-impl Store for HookStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.ping().await
-    }
-    fn continuity(&self) -> Option<u64> {
-        self.inner.continuity()
+impl CardStore for HookStore {
+    async fn get_card_cached(
+        &self,
+        number: &CardNumber,
+    ) -> Result<Option<Versioned<Card>>, StoreError> {
+        self.inner.get_card_cached(number).await
     }
     async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError> {
         self.inner.get_card(number).await
     }
-    async fn insert_cards(&self, cards: &[Card]) -> Result<Vec<bool>, StoreError> {
-        self.inner.insert_cards(cards).await
-    }
-    async fn load_cards(&self, cards: &[Card]) -> Result<Vec<CardLoad>, StoreError> {
-        self.inner.load_cards(cards).await
-    }
-    async fn dump_page(&self, cursor: Option<&str>, count: usize) -> Result<DumpPage, StoreError> {
-        self.inner.dump_page(cursor, count).await
-    }
-    async fn restore_card(
-        &self,
-        card: &Card,
-        history: &[HistoryEntry],
-    ) -> Result<bool, StoreError> {
-        self.inner.restore_card(card, history).await
-    }
-    async fn restore_record(
-        &self,
-        number: &CardNumber,
-        key: &str,
-        value: &str,
-        ttl_ms: Option<i64>,
-    ) -> Result<bool, StoreError> {
-        self.inner.restore_record(number, key, value, ttl_ms).await
-    }
+
     async fn update_card(
         &self,
         card: &Card,
@@ -115,6 +91,7 @@ impl Store for HookStore {
     ) -> Result<Cas, StoreError> {
         self.inner.update_card(card, v, entry).await
     }
+
     async fn update_card_with(
         &self,
         card: &Card,
@@ -136,20 +113,7 @@ impl Store for HookStore {
         self.fire(&write.card.number).await;
         self.inner.commit_purchase(write).await
     }
-    async fn get_card_record(
-        &self,
-        number: &CardNumber,
-        key: &str,
-    ) -> Result<Option<String>, StoreError> {
-        self.inner.get_card_record(number, key).await
-    }
-    async fn get_card_with_record(
-        &self,
-        number: &CardNumber,
-        key: &str,
-    ) -> Result<(Option<Versioned<Card>>, Option<RecordRead>), StoreError> {
-        self.inner.get_card_with_record(number, key).await
-    }
+
     async fn card_history(
         &self,
         number: &CardNumber,
@@ -158,34 +122,13 @@ impl Store for HookStore {
     ) -> Result<HistoryPage, StoreError> {
         self.inner.card_history(number, before, limit).await
     }
-    async fn get_contact_slot(
-        &self,
-        code: &ContactCode,
-    ) -> Result<Versioned<Option<Contact>>, StoreError> {
-        self.inner.get_contact_slot(code).await
-    }
-    async fn put_contact(&self, c: &Contact, v: u64) -> Result<Cas, StoreError> {
-        self.inner.put_contact(c, v).await
-    }
-    async fn fence_contact(&self, code: &ContactCode, v: u64) -> Result<Cas, StoreError> {
-        self.inner.fence_contact(code, v).await
-    }
-    async fn index_get(&self, index: Index, key: &str) -> Result<Option<Claim>, StoreError> {
-        self.inner.index_get(index, key).await
-    }
-    async fn index_claim(
-        &self,
-        index: Index,
-        key: &str,
-        expected: Option<&str>,
-        owner: &str,
-    ) -> Result<Result<(), Option<Claim>>, StoreError> {
-        self.inner.index_claim(index, key, expected, owner).await
-    }
-    async fn index_release(&self, index: Index, key: &str, owner: &str) -> Result<(), StoreError> {
-        self.inner.index_release(index, key, owner).await
-    }
 }
+
+// Only a card's writes are hooked; the rest is the wrapped store's.
+loyalty::forward_health!(HookStore, |s| s.inner);
+loyalty::forward_records!(HookStore, |s| s.inner);
+loyalty::forward_contacts!(HookStore, |s| s.inner);
+loyalty::forward_bulk!(HookStore, |s| s.inner);
 
 fn operator() -> Actor {
     Actor {

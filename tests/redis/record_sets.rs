@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use loyalty::domain::{Card, CardNumber, CardType, Category};
+use loyalty::store::prelude::*;
 use loyalty::store::{CardRecordWrite, Cas, DumpItem, RecordRead, Store};
 
 use crate::redis_server::{free_port, RedisServer};

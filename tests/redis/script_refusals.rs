@@ -22,8 +22,9 @@ use loyalty::domain::{
     HistoryEntry, Operation, Role,
 };
 use loyalty::store::events::EventLog;
+use loyalty::store::prelude::*;
 use loyalty::store::redis::RedisStore;
-use loyalty::store::{CardRecordWrite, Index, Store, StoreError};
+use loyalty::store::{CardRecordWrite, Index, StoreError};
 use loyalty::RunningApp;
 use serde_json::json;
 use time::OffsetDateTime;

@@ -10,6 +10,7 @@ use loyalty::domain::{
     Operation, Role,
 };
 use loyalty::store::memory::MemoryStore;
+use loyalty::store::prelude::*;
 use loyalty::store::redis::{RedisSettings, RedisStore};
 use loyalty::store::{CardRecordWrite, Index, Store};
 use time::macros::datetime;

@@ -12,12 +12,12 @@ use async_trait::async_trait;
 
 use super::*;
 use crate::domain::purchase::BonusRules;
-use crate::domain::{Card, CardType, Category, Contact, HistoryEntry, MobileNumber, Role};
+use crate::domain::{Card, CardType, Category, HistoryEntry, MobileNumber, Role};
 use crate::engine::{EngineSettings, OpsSettings, PurchaseSettings};
 use crate::store::memory::MemoryStore;
 use crate::store::{
-    CardRecordWrite, Cas, Claim, DumpPage, HistoryPage, Index, PurchaseCommit, PurchaseWrite,
-    RecordRead, Store, StoreError, Versioned,
+    CardRecordWrite, CardStore, Cas, HistoryPage, PurchaseCommit, PurchaseWrite, StoreError,
+    Versioned,
 };
 
 /// The memory store, with a cache that still holds the cards frozen in it.
@@ -36,16 +36,11 @@ impl Lagging {
 }
 
 #[async_trait]
-impl Store for Lagging {
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.ping().await
-    }
-    fn continuity(&self) -> Option<u64> {
-        self.inner.continuity()
-    }
+impl CardStore for Lagging {
     async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError> {
         self.inner.get_card(number).await
     }
+
     async fn get_card_cached(
         &self,
         number: &CardNumber,
@@ -56,28 +51,7 @@ impl Store for Lagging {
             None => self.inner.get_card(number).await,
         }
     }
-    async fn insert_cards(&self, cards: &[Card]) -> Result<Vec<bool>, StoreError> {
-        self.inner.insert_cards(cards).await
-    }
-    async fn dump_page(&self, cursor: Option<&str>, count: usize) -> Result<DumpPage, StoreError> {
-        self.inner.dump_page(cursor, count).await
-    }
-    async fn restore_card(
-        &self,
-        card: &Card,
-        history: &[HistoryEntry],
-    ) -> Result<bool, StoreError> {
-        self.inner.restore_card(card, history).await
-    }
-    async fn restore_record(
-        &self,
-        number: &CardNumber,
-        key: &str,
-        value: &str,
-        ttl_ms: Option<i64>,
-    ) -> Result<bool, StoreError> {
-        self.inner.restore_record(number, key, value, ttl_ms).await
-    }
+
     async fn update_card(
         &self,
         card: &Card,
@@ -86,6 +60,7 @@ impl Store for Lagging {
     ) -> Result<Cas, StoreError> {
         self.inner.update_card(card, expected_version, entry).await
     }
+
     async fn update_card_with(
         &self,
         card: &Card,
@@ -105,20 +80,7 @@ impl Store for Lagging {
     ) -> Result<PurchaseCommit, StoreError> {
         self.inner.commit_purchase(write).await
     }
-    async fn get_card_record(
-        &self,
-        number: &CardNumber,
-        key: &str,
-    ) -> Result<Option<String>, StoreError> {
-        self.inner.get_card_record(number, key).await
-    }
-    async fn get_card_with_record(
-        &self,
-        number: &CardNumber,
-        key: &str,
-    ) -> Result<(Option<Versioned<Card>>, Option<RecordRead>), StoreError> {
-        self.inner.get_card_with_record(number, key).await
-    }
+
     async fn card_history(
         &self,
         number: &CardNumber,
@@ -127,42 +89,13 @@ impl Store for Lagging {
     ) -> Result<HistoryPage, StoreError> {
         self.inner.card_history(number, before, limit).await
     }
-    async fn get_contact_slot(
-        &self,
-        code: &ContactCode,
-    ) -> Result<Versioned<Option<Contact>>, StoreError> {
-        self.inner.get_contact_slot(code).await
-    }
-    async fn put_contact(
-        &self,
-        contact: &Contact,
-        expected_version: u64,
-    ) -> Result<Cas, StoreError> {
-        self.inner.put_contact(contact, expected_version).await
-    }
-    async fn fence_contact(
-        &self,
-        code: &ContactCode,
-        expected_version: u64,
-    ) -> Result<Cas, StoreError> {
-        self.inner.fence_contact(code, expected_version).await
-    }
-    async fn index_get(&self, index: Index, key: &str) -> Result<Option<Claim>, StoreError> {
-        self.inner.index_get(index, key).await
-    }
-    async fn index_claim(
-        &self,
-        index: Index,
-        key: &str,
-        expected: Option<&str>,
-        owner: &str,
-    ) -> Result<Result<(), Option<Claim>>, StoreError> {
-        self.inner.index_claim(index, key, expected, owner).await
-    }
-    async fn index_release(&self, index: Index, key: &str, owner: &str) -> Result<(), StoreError> {
-        self.inner.index_release(index, key, owner).await
-    }
 }
+
+// Only the cached card read lags; the rest is the memory store's.
+crate::forward_health!(Lagging, |s| s.inner);
+crate::forward_records!(Lagging, |s| s.inner);
+crate::forward_contacts!(Lagging, |s| s.inner);
+crate::forward_bulk!(Lagging, |s| s.inner);
 
 fn admin() -> Actor {
     Actor {

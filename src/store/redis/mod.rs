@@ -42,8 +42,12 @@ use serde::de::DeserializeOwned;
 use super::codec;
 use super::events::EventLog;
 use super::{
+    contact_of_slot, load_by_insert, BulkStore, CardLoad, CardStore, ContactStore, HealthStore,
+    RecordStore,
+};
+use super::{
     CardRecordWrite, Cas, Claim, DumpPage, Expiry, HistoryPage, Index, PurchaseCommit,
-    PurchaseWrite, RecordRead, Store, StoreError, Versioned,
+    PurchaseWrite, RecordRead, StoreError, Versioned,
 };
 use crate::domain::{Card, CardNumber, Contact, ContactCode, HistoryEntry};
 use crate::metrics as m;
@@ -757,7 +761,7 @@ fn flag(key: &str, reply: &Value) -> Result<bool, StoreError> {
 }
 
 #[async_trait]
-impl Store for RedisStore {
+impl HealthStore for RedisStore {
     /// The record cache's generation while its invalidation channel is up
     /// (`Cache::continuity`): every loss of the channel — a restart, a
     /// failover, a lost connection — and every `FLUSHALL` changes it.
@@ -838,7 +842,10 @@ impl Store for RedisStore {
         try_join_all(pings).await?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl CardStore for RedisStore {
     async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError> {
         let key = self.keys.card(number.as_str());
         self.get_versioned("get_card", &key).await
@@ -859,40 +866,6 @@ impl Store for RedisStore {
             },
         )
         .await
-    }
-
-    async fn insert_cards(&self, cards: &[Card]) -> Result<Vec<bool>, StoreError> {
-        // Each card is its own script (cards live in different slots); run
-        // concurrently, they share the pipelined connections. A window that
-        // slides (rather than chunks waited for in turn) keeps the pipeline
-        // full.
-        let inserts: Vec<_> = cards.iter().map(|card| self.insert_card(card)).collect();
-        futures_util::stream::iter(inserts)
-            .buffered(INSERT_CONCURRENCY)
-            .try_collect()
-            .await
-    }
-
-    async fn dump_page(&self, cursor: Option<&str>, count: usize) -> Result<DumpPage, StoreError> {
-        self.dump(cursor, count).await
-    }
-
-    async fn restore_card(
-        &self,
-        card: &Card,
-        history: &[HistoryEntry],
-    ) -> Result<bool, StoreError> {
-        self.restore_one_card(card, history).await
-    }
-
-    async fn restore_record(
-        &self,
-        number: &CardNumber,
-        key: &str,
-        value: &str,
-        ttl_ms: Option<i64>,
-    ) -> Result<bool, StoreError> {
-        self.restore_one_record(number, key, value, ttl_ms).await
     }
 
     async fn update_card(
@@ -986,6 +959,62 @@ impl Store for RedisStore {
         })
     }
 
+    async fn card_history(
+        &self,
+        number: &CardNumber,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<HistoryPage, StoreError> {
+        let key = self.keys.history(number.as_str());
+        let card_key = self.keys.card(number.as_str());
+        let before = before.map(|b| b.to_string()).unwrap_or_default();
+        let limit = limit.to_string();
+        let reply = self
+            .script(
+                &self.scripts.card_history,
+                &[&key, &card_key],
+                &[before.as_bytes(), limit.as_bytes()],
+            )
+            .await?;
+        let Value::Array(items) = reply else {
+            return Err(errors::corrupt(&key, format!("unexpected reply {reply:?}")));
+        };
+        let seq = |v: Option<&Value>, what: &str| {
+            v.and_then(int)
+                .and_then(|s| u64::try_from(s).ok())
+                .ok_or_else(|| errors::corrupt(&key, format!("no {what}")))
+        };
+        let start = seq(items.first(), "start")?;
+        let archived_below = seq(items.get(1), "history base")?;
+        let rest = items.get(2..).unwrap_or_default();
+        let mut entries = Vec::with_capacity(rest.len());
+        for (i, item) in rest.iter().enumerate().rev() {
+            let Value::BulkString(bytes) = item else {
+                return Err(errors::corrupt(
+                    &key,
+                    "a history entry that is not a string",
+                ));
+            };
+            let entry: HistoryEntry = codec::decode(&key, bytes)?;
+            entries.push((start + i as u64, entry));
+        }
+        Ok(HistoryPage {
+            entries,
+            next: (start > archived_below).then_some(start),
+            archived_below,
+        })
+    }
+
+    async fn commit_purchase(
+        &self,
+        write: &PurchaseWrite<'_>,
+    ) -> Result<PurchaseCommit, StoreError> {
+        self.commit_purchase_write(write).await
+    }
+}
+
+#[async_trait]
+impl RecordStore for RedisStore {
     async fn get_card_record(
         &self,
         number: &CardNumber,
@@ -1050,51 +1079,15 @@ impl Store for RedisStore {
         };
         Ok((card, record))
     }
+}
 
-    async fn card_history(
+#[async_trait]
+impl ContactStore for RedisStore {
+    async fn get_contact(
         &self,
-        number: &CardNumber,
-        before: Option<u64>,
-        limit: usize,
-    ) -> Result<HistoryPage, StoreError> {
-        let key = self.keys.history(number.as_str());
-        let card_key = self.keys.card(number.as_str());
-        let before = before.map(|b| b.to_string()).unwrap_or_default();
-        let limit = limit.to_string();
-        let reply = self
-            .script(
-                &self.scripts.card_history,
-                &[&key, &card_key],
-                &[before.as_bytes(), limit.as_bytes()],
-            )
-            .await?;
-        let Value::Array(items) = reply else {
-            return Err(errors::corrupt(&key, format!("unexpected reply {reply:?}")));
-        };
-        let seq = |v: Option<&Value>, what: &str| {
-            v.and_then(int)
-                .and_then(|s| u64::try_from(s).ok())
-                .ok_or_else(|| errors::corrupt(&key, format!("no {what}")))
-        };
-        let start = seq(items.first(), "start")?;
-        let archived_below = seq(items.get(1), "history base")?;
-        let rest = items.get(2..).unwrap_or_default();
-        let mut entries = Vec::with_capacity(rest.len());
-        for (i, item) in rest.iter().enumerate().rev() {
-            let Value::BulkString(bytes) = item else {
-                return Err(errors::corrupt(
-                    &key,
-                    "a history entry that is not a string",
-                ));
-            };
-            let entry: HistoryEntry = codec::decode(&key, bytes)?;
-            entries.push((start + i as u64, entry));
-        }
-        Ok(HistoryPage {
-            entries,
-            next: (start > archived_below).then_some(start),
-            archived_below,
-        })
+        code: &ContactCode,
+    ) -> Result<Option<Versioned<Contact>>, StoreError> {
+        Ok(contact_of_slot(self.get_contact_slot(code).await?))
     }
 
     async fn get_contact_slot(
@@ -1201,13 +1194,6 @@ impl Store for RedisStore {
         self.claim_index(index, key, expected, owner).await
     }
 
-    async fn commit_purchase(
-        &self,
-        write: &PurchaseWrite<'_>,
-    ) -> Result<PurchaseCommit, StoreError> {
-        self.commit_purchase_write(write).await
-    }
-
     async fn index_release(&self, index: Index, key: &str, owner: &str) -> Result<(), StoreError> {
         let key = self.keys.index(index, key);
         let reply = self
@@ -1215,6 +1201,49 @@ impl Store for RedisStore {
             .await;
         self.forget(&key);
         reply.map(|_| ())
+    }
+}
+
+#[async_trait]
+impl BulkStore for RedisStore {
+    /// Inserts, then a conditional update per card that existed: each
+    /// card's write is atomic, the load as a whole is not.
+    async fn load_cards(&self, cards: &[Card]) -> Result<Vec<CardLoad>, StoreError> {
+        load_by_insert(self, cards).await
+    }
+
+    async fn insert_cards(&self, cards: &[Card]) -> Result<Vec<bool>, StoreError> {
+        // Each card is its own script (cards live in different slots); run
+        // concurrently, they share the pipelined connections. A window that
+        // slides (rather than chunks waited for in turn) keeps the pipeline
+        // full.
+        let inserts: Vec<_> = cards.iter().map(|card| self.insert_card(card)).collect();
+        futures_util::stream::iter(inserts)
+            .buffered(INSERT_CONCURRENCY)
+            .try_collect()
+            .await
+    }
+
+    async fn dump_page(&self, cursor: Option<&str>, count: usize) -> Result<DumpPage, StoreError> {
+        self.dump(cursor, count).await
+    }
+
+    async fn restore_card(
+        &self,
+        card: &Card,
+        history: &[HistoryEntry],
+    ) -> Result<bool, StoreError> {
+        self.restore_one_card(card, history).await
+    }
+
+    async fn restore_record(
+        &self,
+        number: &CardNumber,
+        key: &str,
+        value: &str,
+        ttl_ms: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        self.restore_one_record(number, key, value, ttl_ms).await
     }
 }
 
