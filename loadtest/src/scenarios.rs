@@ -43,6 +43,10 @@ pub enum ScenarioName {
     BalanceCode,
     /// purchase/confirm only (with write-offs, as in pos-mix).
     Confirm,
+    /// A till's purchase with a hold (issue 24): hold the write-off, then
+    /// confirm it (9 in 10) or release it (1 in 10, the payment failed).
+    /// One arrival, one purchase: compare its arrivals/s with `confirm`'s.
+    HoldConfirm,
     /// GET /health only: the yardstick.
     Health,
 }
@@ -59,6 +63,7 @@ impl ScenarioName {
             ScenarioName::BalancePhone => "balance-phone",
             ScenarioName::BalanceCode => "balance-code",
             ScenarioName::Confirm => "confirm",
+            ScenarioName::HoldConfirm => "hold-confirm",
             ScenarioName::Health => "health",
         }
     }
@@ -239,6 +244,56 @@ async fn confirm_on(via: &mut Via<'_>, ctx: &Ctx, st: &mut UserState, cards: Car
         "PurchaseId": id,
         "Amount": money(amount),
         "BonusToPay": money(rand::random_range(1..=500)),
+    });
+    ctx.send(
+        via,
+        Call::post("confirm", "/api/purchase/confirm", &ctx.pos, body),
+    )
+    .await?;
+    st.purchases.push_back(Purchase { id, left: amount });
+    if st.purchases.len() > MAX_TRACKED_PURCHASES {
+        st.purchases.pop_front();
+    }
+    Ok(())
+}
+
+/// A till's purchase with a hold: the write-off is held while the customer
+/// pays, then confirmed with the hold's own Number, Amount and BonusToPay
+/// (so it writes off from the reservation), or released 1 time in 10 (a
+/// declined card). The same cards and sums as `confirm`, so the cards'
+/// balances cover the write-offs. A confirmed purchase is remembered for a
+/// later refund or cancel, as `confirm_on` does.
+async fn hold_confirm(via: &mut Via<'_>, ctx: &Ctx, st: &mut UserState) -> TxResult {
+    st.seq += 1;
+    let id = format!("lt-{}-{}-h{}", ctx.run_id, st.id, st.seq);
+    let amount: u64 = rand::random_range(1_000..50_000);
+    let number = ctx.ds.number(pick(ctx, Cards::All));
+    let bonus = money(rand::random_range(1..=500));
+    let hold = json!({
+        "Number": number,
+        "PurchaseId": id,
+        "Amount": money(amount),
+        "BonusToPay": bonus.clone(),
+    });
+    ctx.send(
+        via,
+        Call::post("hold", "/api/purchase/hold", &ctx.pos, hold),
+    )
+    .await?;
+    if rand::random_range(0..10) == 0 {
+        let body = json!({"PurchaseId": id});
+        ctx.send(
+            via,
+            Call::post("release", "/api/purchase/release", &ctx.pos, body),
+        )
+        .await?;
+        return Ok(());
+    }
+    let body = json!({
+        "Number": number,
+        "PurchaseId": id,
+        "Amount": money(amount),
+        "BonusToPay": bonus,
     });
     ctx.send(
         via,
@@ -558,6 +613,7 @@ pub enum Tx {
     Calculate,
     Confirm,
     ConfirmHot,
+    HoldConfirm,
     Refund,
     RefundHot,
     Cancel,
@@ -578,6 +634,7 @@ impl Tx {
             Tx::Calculate => calculate(via, ctx, st).await,
             Tx::Confirm => confirm(via, ctx, st).await,
             Tx::ConfirmHot => confirm_hot(via, ctx, st).await,
+            Tx::HoldConfirm => hold_confirm(via, ctx, st).await,
             Tx::Refund => refund(via, ctx, st).await,
             Tx::RefundHot => refund_hot(via, ctx, st).await,
             Tx::Cancel => cancel(via, ctx, st).await,
@@ -622,6 +679,7 @@ pub fn mix(name: ScenarioName) -> Vec<(Tx, &'static str, usize)> {
         ScenarioName::BalancePhone => vec![(Tx::BalancePhone, "balance by phone", 1)],
         ScenarioName::BalanceCode => vec![(Tx::BalanceCode, "balance by code", 1)],
         ScenarioName::Confirm => vec![(Tx::Confirm, "confirm", 1)],
+        ScenarioName::HoldConfirm => vec![(Tx::HoldConfirm, "hold-confirm", 1)],
         ScenarioName::Health => vec![(Tx::Health, "health", 1)],
     }
 }

@@ -65,11 +65,22 @@ fn prepare(host: &str, dir: &Path) {
 
 /// `run pos-mix` on the open model with `extra`; (exit code, output, summary).
 fn run(host: &str, dir: &Path, name: &str, extra: &[&str]) -> (i32, String, Value) {
+    run_scenario("pos-mix", host, dir, name, extra)
+}
+
+/// `run <scenario>` on the open model with `extra`, as [`run`].
+fn run_scenario(
+    scenario: &str,
+    host: &str,
+    dir: &Path,
+    name: &str,
+    extra: &[&str],
+) -> (i32, String, Value) {
     let out = dir.join(name);
     let m = dir.join("datasets");
     let mut args = vec![
         "run",
-        "pos-mix",
+        scenario,
         "--host",
         host,
         "--manifest-dir",
@@ -378,4 +389,56 @@ fn a_goose_threshold_that_fails_fails_the_run_and_capacity_finds_a_rate() {
         text.contains("Gate: highest sustained ≥ 100000/s — **FAIL**"),
         "{text}"
     );
+}
+
+/// hold-confirm (issue 24): every arrival holds, then confirms or releases
+/// what it held; against a correct server every answer is a success, and
+/// the run's gate says so (an error answer fails it, as in pos-mix).
+#[test]
+fn a_hold_confirm_run_holds_then_confirms_or_releases_without_an_error() {
+    let (_app, host) = server();
+    let dir = scratch("hold");
+    prepare(&host, &dir);
+
+    let (code, text, s) = run_scenario(
+        "hold-confirm",
+        &host,
+        &dir,
+        "hold",
+        &[
+            "--rate",
+            "40",
+            "--yardstick-secs",
+            "0",
+            "--min-schedule-ratio",
+            "0",
+        ],
+    );
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(s["client"]["whole_run_errors"], 0, "{text}");
+    let count = |name: &str| {
+        s["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .map_or(0, |r| r["count"].as_u64().unwrap())
+    };
+    // About 120 arrivals in the window: each holds; 1 in 10 releases (no
+    // release at all would happen with a chance of 0.9^120, about 3e-6).
+    let (holds, confirms, releases) = (count("hold"), count("confirm"), count("release"));
+    assert!(holds > 0 && confirms > 0 && releases > 0, "{text}");
+    assert!(confirms > releases, "{text}");
+    let gate = s["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| {
+            c["rule"]
+                .as_str()
+                .unwrap()
+                .starts_with("hold-confirm: every answer")
+        })
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(gate["passed"], true, "{text}");
 }
