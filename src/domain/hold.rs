@@ -166,6 +166,10 @@ impl Card {
 /// A card holds at most one hold per PurchaseId: the caller answers a
 /// second hold of the same id from the first one's stored outcome.
 #[allow(clippy::too_many_arguments)]
+/// The most holds a card may have open at once (expired ones do not count:
+/// they are freed before a hold is taken).
+pub const MAX_OPEN_HOLDS: usize = 16;
+
 pub fn hold(
     rules: &BonusRules,
     card: &mut Card,
@@ -181,6 +185,18 @@ pub fn hold(
         return Err(RuleError::new(
             ErrorKey::IdempotencyConflict,
             "PurchaseId holds bonuses on this card already",
+        ));
+    }
+    // Every open hold is stored in the card's record, which every write of
+    // the card re-encodes: a till (or a hostile client) opening holds
+    // without end would make each of the card's writes slower and its
+    // record larger. A family sharing a card has a few tills, not dozens.
+    if card.holds.len() >= MAX_OPEN_HOLDS {
+        return Err(RuleError::new(
+            ErrorKey::StatusError,
+            format!(
+                "the card has {MAX_OPEN_HOLDS} open holds, the most it may have: confirm or release one first"
+            ),
         ));
     }
     let lots = card.ledger.reserve(bonus_to_pay, today)?;

@@ -97,6 +97,22 @@ fn a_hold_reserves_nearest_expiring_first_and_is_not_active() {
 }
 
 #[test]
+fn a_card_has_at_most_max_open_holds_and_an_expired_one_makes_room() {
+    let mut c = card();
+    for i in 0..MAX_OPEN_HOLDS {
+        take(&mut c, &format!("P{i}"), 1, 900 + i as i64).unwrap();
+    }
+    let before = c.clone();
+    let e = take(&mut c, "one-more", 1, 900).unwrap_err();
+    assert_eq!(e.key, ErrorKey::StatusError);
+    assert!(e.message.contains("open holds"), "{}", e.message);
+    assert_eq!(c, before, "a refused hold changes nothing");
+    // Once the first has expired (freed before a hold is taken), there is room.
+    c.free_expired_holds(NOW + Duration::seconds(900));
+    take(&mut c, "one-more", 1, 1_800).unwrap();
+}
+
+#[test]
 fn an_expired_hold_counts_as_freed_with_nothing_written() {
     let mut c = card();
     let before = c.buckets(NOW, false);
