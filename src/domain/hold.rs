@@ -160,16 +160,17 @@ impl Card {
     }
 }
 
-/// Takes a hold on `card` (its expired holds freed first by the caller):
-/// every check of confirm, in confirm's order, then `bonus_to_pay` is
-/// reserved from the Active lots. `until` is when it ends by itself.
-/// A card holds at most one hold per PurchaseId: the caller answers a
-/// second hold of the same id from the first one's stored outcome.
-#[allow(clippy::too_many_arguments)]
 /// The most holds a card may have open at once (expired ones do not count:
 /// they are freed before a hold is taken).
 pub const MAX_OPEN_HOLDS: usize = 16;
 
+/// Takes a hold on `card` (its expired holds freed first by the caller):
+/// every check of confirm, in confirm's order, then `bonus_to_pay` is
+/// reserved from the Active lots. `until` is when it ends by itself.
+/// A card holds at most one hold per PurchaseId (and at most
+/// [`MAX_OPEN_HOLDS`]): the caller answers a second hold of the same id
+/// from the first one's stored outcome.
+#[allow(clippy::too_many_arguments)]
 pub fn hold(
     rules: &BonusRules,
     card: &mut Card,
