@@ -120,6 +120,7 @@ impl Ops {
                         == Cas::Applied
                     {
                         m::card_transition(entry.operation.as_str(), entry.from, entry.to);
+                        count_ended_holds(&current.value, &card, self.clock.now());
                         self.last_seen.wrote(&card, current.version, &[], since);
                         return Ok(());
                     }
@@ -208,5 +209,72 @@ impl Ops {
             card.unblock(actor, reason_code, reason_name.clone(), sufficient, now)
         })
         .await
+    }
+}
+
+/// A block ends the card's holds (`Card::release_all_holds`): each is
+/// counted as a release does (or as expired, if it was past its end), so
+/// `loyalty_holds_total` accounts for every hold opened.
+fn count_ended_holds(before: &Card, after: &Card, now: time::OffsetDateTime) {
+    for ended in before
+        .holds
+        .iter()
+        .filter(|h| !after.holds.iter().any(|k| k.purchase_id == h.purchase_id))
+    {
+        m::hold(if ended.is_open(now) {
+            "released"
+        } else {
+            "expired"
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::reference::{CardType, Category};
+    use crate::domain::{Amount, Hold};
+    use metrics_exporter_prometheus::PrometheusBuilder;
+    use time::macros::datetime;
+
+    fn hold(id: &str, until: time::OffsetDateTime) -> Hold {
+        Hold {
+            purchase_id: id.into(),
+            owner: "o".into(),
+            amount: Amount::from_hundredths(100).unwrap(),
+            bonus: Amount::ZERO,
+            lots: Vec::new(),
+            until,
+        }
+    }
+
+    #[test]
+    fn the_holds_a_block_ends_are_counted_released_or_expired() {
+        let now = datetime!(2026-12-07 12:00 UTC);
+        let mut before = Card::new(
+            CardNumber::from_trusted("7000000000001".into()),
+            Category::Plastic,
+            CardType::Bonus,
+        );
+        before.holds = vec![
+            hold("open-1", now + time::Duration::minutes(5)),
+            hold("open-2", now + time::Duration::minutes(5)),
+            hold("past", now - time::Duration::minutes(1)),
+            hold("kept", now + time::Duration::minutes(5)),
+        ];
+        let mut after = before.clone();
+        after.holds.retain(|h| h.purchase_id == "kept");
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || count_ended_holds(&before, &after, now));
+        let text = handle.render();
+        assert!(
+            text.contains(r#"loyalty_holds_total{outcome="released"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"loyalty_holds_total{outcome="expired"} 1"#),
+            "{text}"
+        );
     }
 }
