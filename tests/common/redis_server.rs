@@ -454,10 +454,15 @@ impl RedisSentinelSet {
 
     /// Starts the killed node `i` again as a replica of the current
     /// master, and waits until it is in sync and the sentinels know it.
+    /// The master is the one every sentinel names, and not node `i`: just
+    /// after a promotion one sentinel may still name the killed master, and
+    /// a node restarted as a replica of itself never syncs (CI saw this
+    /// wait run out).
     pub fn restart_as_replica(&mut self, i: usize) {
-        let master = self.master_port().expect("a master").to_string();
-        self.nodes[i].restart_with(&["--replicaof", "127.0.0.1", &master]);
-        for _ in 0..WAIT_STEPS {
+        let own = self.nodes[i].port;
+        let mut master = self.promoted_master(own);
+        self.nodes[i].restart_with(&["--replicaof", "127.0.0.1", &master.to_string()]);
+        for step in 0..WAIT_STEPS {
             if self.nodes[i]
                 .command("INFO replication")
                 .is_some_and(|r| r.contains("master_link_status:up"))
@@ -465,9 +470,40 @@ impl RedisSentinelSet {
                 self.wait_settled();
                 return;
             }
+            // Every 5 s: follow the master the sentinels name now.
+            if step % 100 == 99 {
+                let now = self.promoted_master(own);
+                if now != master {
+                    self.nodes[i].command(&format!("REPLICAOF 127.0.0.1 {now}"));
+                    master = now;
+                }
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("the restarted node never synced with the new master");
+        panic!("the restarted node never synced with the new master (port {master})");
+    }
+
+    /// The port every sentinel names as the master, once they agree on one
+    /// other than `not`.
+    fn promoted_master(&self, not: u16) -> u16 {
+        for _ in 0..WAIT_STEPS {
+            let named: Vec<Option<u16>> = self
+                .sentinels
+                .iter()
+                .map(|s| {
+                    s.values(&format!("SENTINEL get-master-addr-by-name {}", self.name))
+                        .get(1)
+                        .and_then(|p| p.parse().ok())
+                })
+                .collect();
+            if let Some(Some(first)) = named.first() {
+                if *first != not && named.iter().all(|p| *p == Some(*first)) {
+                    return *first;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the sentinels never agreed on a promoted master");
     }
 }
 
