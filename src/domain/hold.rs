@@ -18,7 +18,7 @@ use time::{Date, OffsetDateTime};
 
 use super::card::Card;
 use super::error::{ErrorKey, RuleError};
-use super::ledger::{Allocation, Bucket, Ledger, Lot, LotSource};
+use super::ledger::{Allocation, Bucket, Ledger, Lot};
 use super::money::Amount;
 use super::purchase::{self, BonusRules, Calculation, PurchaseRecord};
 use super::reference::{BonusStatus, BonusType};
@@ -252,26 +252,16 @@ pub fn confirm_held(
             ),
         ));
     }
-    let (active_from, expires) = purchase::accrual_dates(rules, date);
-    card.ledger.accrue(
-        calc.accrual,
-        BonusType::Cash,
-        active_from,
-        Some(expires),
-        LotSource::Purchase,
-    );
-    card.ledger.settle(today);
-    Ok(PurchaseRecord {
+    Ok(purchase::accrue(
+        rules,
+        card,
+        &calc,
         amount,
-        bonus_paid: bonus_to_pay,
-        accrual: calc.accrual,
-        accrual_dates: (active_from, expires),
+        bonus_to_pay,
         writeoffs,
-        refunded: Amount::ZERO,
-        accrual_reversed: Amount::ZERO,
-        bonus_returned: Amount::ZERO,
-        cancelled: false,
-    })
+        date,
+        today,
+    ))
 }
 
 /// Takes `amount` from reserved lots in spend order, whatever their dates

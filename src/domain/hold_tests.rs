@@ -2,6 +2,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::domain::ids::CardNumber;
+use crate::domain::ledger::LotSource;
 use crate::domain::policy::Actor;
 use crate::domain::reference::{CardStatus, CardType, Category, Role};
 use proptest::prelude::*;

@@ -237,6 +237,32 @@ pub fn confirm(
 ) -> Result<PurchaseRecord, RuleError> {
     let calc = check(rules, card, amount, bonus_to_pay, today)?;
     let writeoffs = card.ledger.write_off(bonus_to_pay, today)?;
+    Ok(accrue(
+        rules,
+        card,
+        &calc,
+        amount,
+        bonus_to_pay,
+        writeoffs,
+        date,
+        today,
+    ))
+}
+
+/// The end of every confirm (plain, or from a hold): the accrual goes to
+/// the lot of its dates, and the record of what was written off and
+/// accrued is what replays, cancels and refunds work from.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn accrue(
+    rules: &BonusRules,
+    card: &mut Card,
+    calc: &Calculation,
+    amount: Amount,
+    bonus_to_pay: Amount,
+    writeoffs: Vec<Allocation>,
+    date: Date,
+    today: Date,
+) -> PurchaseRecord {
     let (active_from, expires) = accrual_dates(rules, date);
     card.ledger.accrue(
         calc.accrual,
@@ -246,7 +272,7 @@ pub fn confirm(
         LotSource::Purchase,
     );
     card.ledger.settle(today);
-    Ok(PurchaseRecord {
+    PurchaseRecord {
         amount,
         bonus_paid: bonus_to_pay,
         accrual: calc.accrual,
@@ -256,7 +282,7 @@ pub fn confirm(
         accrual_reversed: Amount::ZERO,
         bonus_returned: Amount::ZERO,
         cancelled: false,
-    })
+    }
 }
 
 /// First usable day and last usable day of a purchase's accrual.
