@@ -7,8 +7,8 @@
 //! `error`, `clock`, `claims`, `last_seen` import no engine module; `kept`
 //! (the replies kept per idempotency key, as the store's records of
 //! `store/records.rs`) and `support` only those; `context` (the narrow
-//! context, [`Ops`]) those; each command family (`cards`, `contacts`,
-//! `binding`, `purchases`, `manual_bonus`, with `replacement` and `lookups`)
+//! context, [`Ops`]) those; each command family (`cards`, `contacts` with
+//! binding, `purchases`, `manual_bonus`, with `replacement` and `lookups`)
 //! adds its commands to `Ops` in its own file and imports only the shared
 //! layer, never another family; `execute` hands a command to its family;
 //! `shard` runs it in its card's turn; this file imports the rest.
@@ -25,8 +25,8 @@ mod last_seen;
 mod support;
 pub mod types;
 // One module per command family, each adding its commands to `Ops`.
-mod binding;
 mod cards;
+// Contacts and binding: one family (the cross-record index protocols).
 mod contacts;
 mod lookups;
 mod manual_bonus;
