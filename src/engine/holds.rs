@@ -71,6 +71,54 @@ pub(crate) fn claim_of<'a>(card: &'a Card, purchase_id: &str) -> Option<&'a str>
         .map(|h| h.owner.as_str())
 }
 
+/// Who keeps a PurchaseId's claim that a request took over and was then
+/// refused (`Ops::release_purchase`): the claim must stay bound to the card
+/// while the card keeps anything of that PurchaseId, else another card
+/// could take it.
+#[derive(Debug)]
+pub(crate) enum ClaimKeeper<'a> {
+    /// The card's open hold of it: back to the token the hold keeps, which
+    /// its confirm expects.
+    Hold(&'a str),
+    /// A hold of it that is over (released, expired, ended by a block)
+    /// left its answers on the card (`hold:<id>`, `release:<id>`): a
+    /// release's retry finds the card through the claim, and a hold or
+    /// confirm of the id on another card must stay an
+    /// `IdempotencyConflict`. The refused request's token is the card's
+    /// too, so the claim stays as it is.
+    Card,
+    /// Nothing of it on the card: free, as a refused request stores
+    /// nothing (docs/api-decisions.md).
+    Nobody,
+}
+
+impl Ops {
+    /// Who keeps `purchase_id`'s claim after a refusal on `card` (read at
+    /// the version the refusal was decided on, and fenced at it: a hold
+    /// landing later takes the claim over by compare-and-swap first).
+    pub(crate) async fn claim_keeper<'a>(
+        &self,
+        card: &'a Card,
+        purchase_id: &str,
+    ) -> Result<ClaimKeeper<'a>, EngineError> {
+        if let Some(token) = claim_of(card, purchase_id) {
+            return Ok(ClaimKeeper::Hold(token));
+        }
+        // A hold's answer is kept for the retention with the card; its
+        // absence means no hold of this id ever landed on the card (or
+        // its records and so its claim are past their life).
+        let kept = self
+            .store
+            .get_card_record(&card.number, &hold_key(purchase_id))
+            .await?;
+        Ok(if kept.is_some() {
+            ClaimKeeper::Card
+        } else {
+            ClaimKeeper::Nobody
+        })
+    }
+}
+
 /// What a confirm did to holds, counted once its write landed.
 #[derive(Debug, Default)]
 pub(crate) struct HoldEffect {

@@ -8,6 +8,7 @@
 use super::claims::{new_owner, record_of};
 use super::context::Ops;
 use super::error::EngineError;
+use super::holds::ClaimKeeper;
 use super::kept::{purchase_fingerprint, Kept, ReversalOutcome, Stored};
 use super::support::{bonus_entry, conflict, not_found_card, replay, MAX_ATTEMPTS};
 use super::types::{Calculated, ConfirmRequest, Confirmed, Reversed};
@@ -131,7 +132,9 @@ impl Ops {
     /// Gives back the claim `owner` holds on a PurchaseId when the confirm
     /// that took it is refused on a later read (a lost race left too
     /// little): a refused request stores nothing (docs/api-decisions.md),
-    /// so the id stays free for another card. The card is first rewritten
+    /// so the id stays free for another card — unless the card keeps
+    /// something of it, a hold open or over (`claim_keeper`): then it
+    /// stays bound to the card. The card is first rewritten
     /// unchanged at the version the refusal was decided on (a fence): a
     /// twin attempt that decided on that version or an older one can no
     /// longer write, and one that reads after the fence claims again after
@@ -151,20 +154,23 @@ impl Ops {
         {
             return Ok(false);
         }
-        match super::holds::claim_of(&card.value, purchase_id) {
+        match self.claim_keeper(&card.value, purchase_id).await? {
             // A hold of this PurchaseId on the card bound it before this
             // request took the claim over (on a cluster the claim is taken
             // before the card's compare-and-set fails): the claim goes back
             // to the hold's token, as its confirm expects it, never free —
             // freed, another card could take the held PurchaseId. A claim a
             // twin took over meanwhile stays: bound to this card all along.
-            Some(hold_owner) => {
+            ClaimKeeper::Hold(hold_owner) => {
                 let _bound_still = self
                     .store
                     .index_claim(Index::Purchase, purchase_id, Some(owner), hold_owner)
                     .await?;
             }
-            None => {
+            // A hold of it that is over left its answers on the card: the
+            // claim stays bound, under this request's token (the card's).
+            ClaimKeeper::Card => {}
+            ClaimKeeper::Nobody => {
                 self.store
                     .index_release(Index::Purchase, purchase_id, owner)
                     .await?;
