@@ -14,10 +14,15 @@ use super::claims::new_owner;
 use super::context::Ops;
 use super::error::EngineError;
 use super::kept::{Kept, Stored};
-use super::purchases::purchase_key;
 use super::support::{not_found_card, replay, MAX_ATTEMPTS};
 use crate::domain::{Actor, Card, CardNumber, HistoryEntry, RuleError};
 use crate::store::{CardRecordWrite, Cas, PurchaseCommit, PurchaseWrite, RecordRead};
+
+/// The name of a purchase's record among its card's records (a
+/// confirm's outcome, which also refuses a hold of the same PurchaseId).
+pub(crate) fn purchase_key(purchase_id: &str) -> String {
+    format!("purchase:{purchase_id}")
+}
 
 /// A write decided on one version of the card: the next card, its history
 /// entry, the outcome to store, and what to count once it lands.

@@ -18,11 +18,10 @@
 
 use time::{Date, Duration, OffsetDateTime};
 
-use super::claimed_write::{Bound, ClaimedWrite, Step};
+use super::claimed_write::{purchase_key, Bound, ClaimedWrite, Step};
 use super::context::{Ops, PurchaseSettings};
 use super::error::EngineError;
 use super::kept::{from_json, to_json, Kept, Stored};
-use super::purchases::purchase_key;
 use super::support::{bonus_entry, not_found_card, MAX_ATTEMPTS};
 use super::types::{ConfirmRequest, Held, HoldRequest, Released};
 use crate::domain::history::note_debt;

@@ -5,7 +5,7 @@
 //! instead of applying twice. Cancel and refund follow the purchase along
 //! card replacements to the card that holds its bonuses now.
 
-use super::claimed_write::{Bound, ClaimedWrite, Step};
+use super::claimed_write::{purchase_key, Bound, ClaimedWrite, Step};
 use super::claims::{new_owner, record_of};
 use super::context::Ops;
 use super::error::EngineError;
@@ -104,10 +104,6 @@ fn confirmed(outcome: Confirmed) -> Confirmed {
     m::bonus_amount("accrual", outcome.accrual);
     m::bonus_amount("write_off", outcome.bonus_to_pay);
     outcome
-}
-
-pub(crate) fn purchase_key(purchase_id: &str) -> String {
-    format!("purchase:{purchase_id}")
 }
 
 fn purchase_not_found(purchase_id: &str) -> EngineError {
