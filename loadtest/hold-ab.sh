@@ -5,7 +5,8 @@
 # hits both sides alike), closed model, USERS connections each, and prints
 # per run the purchases/s (confirm: confirm answers/s; hold-confirm: confirm
 # + release answers/s, one purchase per hold), the client p99 over every
-# request and of hold and confirm, and B/A of the purchases/s (goal >= 0.8).
+# request and of hold and confirm, the server's CPU and Redis's commands per
+# purchase, and B/A of the purchases/s (goal >= 0.8).
 #
 #   loadtest/hold-ab.sh [SERVER_BIN] [LOADTEST_BIN]
 #
@@ -79,8 +80,8 @@ python3 - "$DIR" <<'EOF'
 import json, pathlib, sys
 runs = sorted(pathlib.Path(sys.argv[1]).glob("*/summary.json"))
 by = {}
-print("| backend | run | scenario | purchases/s | p99 ms (all requests) | p99 hold | p99 confirm | server CPU ms / purchase | errors |")
-print("|---|---|---|---|---|---|---|---|---|")
+print("| backend | run | scenario | purchases/s | p99 ms (all requests) | p99 hold | p99 confirm | server CPU ms / purchase | Redis commands / purchase | errors |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for path in runs:
     s = json.loads(path.read_text())
     backend, rnd, scenario = path.parent.name.split("-", 2)
@@ -93,7 +94,12 @@ for path in runs:
     cpu = s["cpu"]["server_secs"]
     n = purchases * s["client"]["seconds"]
     per = f"{cpu / n * 1000:.2f}" if cpu is not None and n else "n/a"
-    print(f'| {backend} | {rnd} | {scenario} | {purchases:.1f} | {s["client"]["p99_ms"]:.1f} | {p99("hold")} | {p99("confirm")} | {per} | {s["client"]["error_answers"]} |')
+    # Redis's own count (total_commands_processed) per request, times the
+    # requests a purchase takes (hold-confirm: hold, then confirm or release).
+    rpr = s["server"].get("redis_commands_per_request")
+    requests = sum(r["rps"] for r in s["requests"])
+    rcmd = f"{rpr * requests / purchases:.2f}" if rpr is not None and purchases else "n/a"
+    print(f'| {backend} | {rnd} | {scenario} | {purchases:.1f} | {s["client"]["p99_ms"]:.1f} | {p99("hold")} | {p99("confirm")} | {per} | {rcmd} | {s["client"]["error_answers"]} |')
 print()
 for backend, sc in by.items():
     a, b = sc.get("confirm", []), sc.get("hold-confirm", [])

@@ -18,21 +18,20 @@
 
 use time::{Date, Duration, OffsetDateTime};
 
-use super::claims::new_owner;
+use super::claimed_write::{purchase_key, Bound, ClaimedWrite, Step};
 use super::context::{Ops, PurchaseSettings};
 use super::error::EngineError;
 use super::kept::{Kept, Stored};
-use super::purchases::purchase_key;
-use super::support::{bonus_entry, not_found_card, replay, MAX_ATTEMPTS};
+use super::support::{bonus_entry, not_found_card, MAX_ATTEMPTS};
 use super::types::{ConfirmRequest, Held, HoldRequest, Released};
 use crate::domain::history::note_debt;
 use crate::domain::hold::{self, Hold};
 use crate::domain::purchase::{self, BonusRules, PurchaseRecord};
 use crate::domain::{
-    Actor, Amount, BonusMovement, Card, CardNumber, ErrorKey, HistoryEntry, Operation, RuleError,
+    Actor, Amount, BonusMovement, Card, CardNumber, ErrorKey, Operation, RuleError,
 };
 use crate::metrics as m;
-use crate::store::{CardRecordWrite, Cas, PurchaseCommit, PurchaseWrite, Versioned};
+use crate::store::{CardRecordWrite, Cas, RecordRead, Versioned};
 
 pub(crate) fn hold_key(purchase_id: &str) -> String {
     format!("hold:{purchase_id}")
@@ -49,6 +48,54 @@ pub(crate) fn claim_of<'a>(card: &'a Card, purchase_id: &str) -> Option<&'a str>
         .iter()
         .find(|h| h.purchase_id == purchase_id)
         .map(|h| h.owner.as_str())
+}
+
+/// Who keeps a PurchaseId's claim that a request took over and was then
+/// refused (`Ops::release_purchase`): the claim must stay bound to the card
+/// while the card keeps anything of that PurchaseId, else another card
+/// could take it.
+#[derive(Debug)]
+pub(crate) enum ClaimKeeper<'a> {
+    /// The card's open hold of it: back to the token the hold keeps, which
+    /// its confirm expects.
+    Hold(&'a str),
+    /// A hold of it that is over (released, expired, ended by a block)
+    /// left its answers on the card (`hold:<id>`, `release:<id>`): a
+    /// release's retry finds the card through the claim, and a hold or
+    /// confirm of the id on another card must stay an
+    /// `IdempotencyConflict`. The refused request's token is the card's
+    /// too, so the claim stays as it is.
+    Card,
+    /// Nothing of it on the card: free, as a refused request stores
+    /// nothing (docs/api-decisions.md).
+    Nobody,
+}
+
+impl Ops {
+    /// Who keeps `purchase_id`'s claim after a refusal on `card` (read at
+    /// the version the refusal was decided on, and fenced at it: a hold
+    /// landing later takes the claim over by compare-and-swap first).
+    pub(crate) async fn claim_keeper<'a>(
+        &self,
+        card: &'a Card,
+        purchase_id: &str,
+    ) -> Result<ClaimKeeper<'a>, EngineError> {
+        if let Some(token) = claim_of(card, purchase_id) {
+            return Ok(ClaimKeeper::Hold(token));
+        }
+        // A hold's answer is kept for the retention with the card; its
+        // absence means no hold of this id ever landed on the card (or
+        // its records and so its claim are past their life).
+        let kept = self
+            .store
+            .get_card_record(&card.number, &hold_key(purchase_id))
+            .await?;
+        Ok(if kept.is_some() {
+            ClaimKeeper::Card
+        } else {
+            ClaimKeeper::Nobody
+        })
+    }
 }
 
 /// What a confirm did to holds, counted once its write landed.
@@ -110,22 +157,53 @@ pub(crate) fn confirm_on(
     Ok((record, effect))
 }
 
-/// A hold's write, decided on one version of the card.
-struct Prepared {
-    next: Card,
-    entry: HistoryEntry,
-    stored: Stored<Held>,
-    expired: usize,
-}
+/// A hold as the write loop runs it (`claimed_write.rs`).
+impl ClaimedWrite for HoldRequest {
+    type Outcome = Held;
+    /// The holds it found expired and freed (counted once it lands).
+    type Effect = usize;
+    /// Kept under `hold:<id>`, beside the purchase's record.
+    const READS_APART: bool = true;
 
-impl Prepared {
-    fn landed(self) -> Held {
+    /// A hold takes a free PurchaseId (or its own attempt's claim).
+    fn takes_over<'c>(&self, _card: &'c Card) -> Option<&'c str> {
+        None
+    }
+
+    /// The hold keeps `owner`, the token its claim is taken under.
+    fn prepare(
+        &self,
+        ops: &Ops,
+        card: &Card,
+        fingerprint: &str,
+        owner: &str,
+    ) -> Result<Step<Held, usize>, RuleError> {
+        ops.hold_on(self, card, fingerprint, owner)
+    }
+
+    fn landed(step: Step<Held, usize>) -> Held {
         m::hold("opened");
-        m::bonus_amount("held", self.stored.outcome.bonus_to_pay);
-        for _ in 0..self.expired {
+        m::bonus_amount("held", step.stored.outcome.bonus_to_pay);
+        for _ in 0..step.effect {
             m::hold("expired");
         }
-        self.stored.outcome
+        step.stored.outcome
+    }
+
+    /// Its own outcome first (a replay answers as the first time did,
+    /// even once the hold was confirmed); then a confirmed purchase
+    /// refuses it.
+    fn kept(
+        &self,
+        _key: &str,
+        purchase: Option<RecordRead>,
+        apart: Option<Stored<Held>>,
+    ) -> Result<Option<Stored<Held>>, EngineError> {
+        match (apart, purchase) {
+            (Some(stored), _) => Ok(Some(stored)),
+            (None, Some(_)) => Err(already_confirmed(&self.purchase_id)),
+            (None, None) => Ok(None),
+        }
     }
 }
 
@@ -160,62 +238,17 @@ pub fn hold_secs(settings: &PurchaseSettings, asked: Option<u64>) -> u64 {
 
 impl Ops {
     pub(crate) async fn hold(&self, r: &HoldRequest) -> Result<Held, EngineError> {
-        let key = hold_key(&r.purchase_id);
-        let fingerprint = fingerprint(r);
         // As confirm: one write on the card as this instance last saw it;
         // the store checks that no hold outcome is stored, that the
         // PurchaseId is free and that the card is still at that version.
-        let mut base = self.write_base(&r.number).await?;
-        let mine = new_owner(self.instance, r.number.as_str());
-        let mut held: Option<String> = None;
-        for _ in 0..MAX_ATTEMPTS {
-            let Some(card) = base.take() else { break };
-            if card.value.unfinished_replacement().is_some() {
-                break;
-            }
-            let Ok(p) = self.hold_on(r, &card.value, &fingerprint, &mine) else {
-                break;
-            };
-            let outcome = CardRecordWrite::outcome(key.clone(), Held::encode(&p.stored));
-            let write = PurchaseWrite {
-                card: &p.next,
-                expected_version: card.version,
-                entry: &p.entry,
-                outcome: &outcome,
-                ttl_secs: self.settings.purchases.retention_secs,
-                purchase_id: &r.purchase_id,
-                claim_expected: held.as_deref(),
-                owner: &mine,
-            };
-            let since = self.store.continuity();
-            match self.store.commit_purchase(&write).await? {
-                PurchaseCommit::Applied => {
-                    self.last_seen
-                        .wrote(&p.next, card.version, &[(&key, &outcome.value)], since);
-                    return Ok(p.landed());
-                }
-                PurchaseCommit::Stored(stored) => {
-                    let stored = Held::decode(&key, &stored.value)?;
-                    return replay(stored, &fingerprint, "PurchaseId");
-                }
-                // The PurchaseId is claimed (by a confirm, or another
-                // attempt): judged on the read below.
-                PurchaseCommit::Claimed(_) => break,
-                PurchaseCommit::Conflict {
-                    current,
-                    claim_held,
-                } => {
-                    if claim_held {
-                        held = Some(mine.clone());
-                    }
-                    if let Some(current) = &current {
-                        self.last_seen.saw(current, since);
-                    }
-                    base = current.map(|c| *c);
-                }
-            }
-        }
-        self.hold_on_read(r, &key, &fingerprint, held).await
+        let bound = Bound {
+            number: &r.number,
+            purchase_id: &r.purchase_id,
+            actor: &r.actor,
+            key: hold_key(&r.purchase_id),
+            fingerprint: fingerprint(r),
+        };
+        self.claimed_write(r, &bound).await
     }
 
     /// What a hold does to `card`: the next card, its entry, the outcome.
@@ -226,7 +259,7 @@ impl Ops {
         card: &Card,
         fingerprint: &str,
         owner: &str,
-    ) -> Result<Prepared, RuleError> {
+    ) -> Result<Step<Held, usize>, RuleError> {
         let rules = &self.settings.purchases.rules;
         let now = self.clock.now();
         let today = now.date();
@@ -287,7 +320,7 @@ impl Ops {
         };
         let mut entry = bonus_entry(now, &next, &r.actor, Operation::Hold, movement);
         note_debt(&mut entry, card, &next);
-        Ok(Prepared {
+        Ok(Step {
             next,
             entry,
             stored: Stored {
@@ -296,91 +329,8 @@ impl Ops {
                 purchase: None,
                 reversals: Vec::new(),
             },
-            expired,
+            effect: expired,
         })
-    }
-
-    /// A hold on a fresh read of the card with its confirmed purchase (if
-    /// any: one read, so the absence goes with the card's version), the
-    /// hold's stored outcome and the PurchaseId's claim.
-    async fn hold_on_read(
-        &self,
-        r: &HoldRequest,
-        key: &str,
-        fingerprint: &str,
-        mut owner: Option<String>,
-    ) -> Result<Held, EngineError> {
-        let purchase = purchase_key(&r.purchase_id);
-        for _ in 0..MAX_ATTEMPTS {
-            let since = self.store.continuity();
-            let (read, stored, claim) = futures_util::join!(
-                self.store.get_card_with_record(&r.number, &purchase),
-                self.stored::<Held>(&r.number, key),
-                self.purchase_claim(&r.purchase_id, owner.is_some()),
-            );
-            let (card, confirmed) = read?;
-            if let Some(stored) = stored? {
-                return self
-                    .replicated(&r.number, replay(stored, fingerprint, "PurchaseId"))
-                    .await;
-            }
-            if confirmed.is_some() {
-                return Err(already_confirmed(&r.purchase_id));
-            }
-            if let Some(claim) = claim? {
-                self.judge_purchase_claim(&claim, &r.number)?;
-            }
-            let card = card.ok_or_else(|| not_found_card(&r.number))?;
-            self.last_seen.saw(&card, since);
-            if self.finish_replacement(&card.value, &r.actor).await? {
-                continue;
-            }
-            let mine = owner
-                .clone()
-                .unwrap_or_else(|| new_owner(self.instance, r.number.as_str()));
-            let p = match self.hold_on(r, &card.value, fingerprint, &mine) {
-                Ok(p) => p,
-                Err(refusal) if owner.is_some() => {
-                    let held = owner.as_deref().unwrap_or_default();
-                    if self.release_purchase(&r.purchase_id, held, &card).await? {
-                        return Err(refusal.into());
-                    }
-                    continue;
-                }
-                // A twin of this request may have landed after our reads.
-                Err(refusal) => {
-                    return match self.stored::<Held>(&r.number, key).await? {
-                        Some(stored) => {
-                            self.replicated(&r.number, replay(stored, fingerprint, "PurchaseId"))
-                                .await
-                        }
-                        None => Err(refusal.into()),
-                    }
-                }
-            };
-            // Under the token the hold keeps (a claim of another attempt
-            // on this card is taken over by compare-and-swap).
-            owner = Some(
-                self.claim_purchase(&r.purchase_id, &r.number, Some(&mine))
-                    .await?,
-            );
-            if self
-                .commit(
-                    &p.next,
-                    card.version,
-                    Some(&p.entry),
-                    vec![CardRecordWrite::outcome(
-                        key.to_owned(),
-                        Held::encode(&p.stored),
-                    )],
-                )
-                .await?
-                == Cas::Applied
-            {
-                return Ok(p.landed());
-            }
-        }
-        Err(EngineError::Contention(format!("card {}", r.number)))
     }
 
     /// Frees the open hold of `purchase_id` on `number` (the card its

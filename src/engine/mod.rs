@@ -15,6 +15,7 @@
 
 // The shared layer: the types the API speaks, the narrow context, what the
 // families share. No module below imports a family.
+mod claimed_write;
 mod claims;
 pub mod clock;
 pub mod context;

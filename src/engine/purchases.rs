@@ -5,11 +5,13 @@
 //! instead of applying twice. Cancel and refund follow the purchase along
 //! card replacements to the card that holds its bonuses now.
 
+use super::claimed_write::{purchase_key, Bound, ClaimedWrite, Step};
 use super::claims::{new_owner, record_of};
 use super::context::Ops;
 use super::error::EngineError;
+use super::holds::{claim_of, ClaimKeeper, HoldEffect};
 use super::kept::{purchase_fingerprint, Kept, ReversalOutcome, Stored};
-use super::support::{bonus_entry, conflict, not_found_card, replay, MAX_ATTEMPTS};
+use super::support::{bonus_entry, conflict, MAX_ATTEMPTS};
 use super::types::{Calculated, ConfirmRequest, Confirmed, Reversed};
 use crate::domain::history::note_debt;
 use crate::domain::purchase::{self, Reversal};
@@ -17,7 +19,7 @@ use crate::domain::{
     Actor, Amount, BonusMovement, Card, CardNumber, ErrorKey, HistoryEntry, Operation, RuleError,
 };
 use crate::metrics as m;
-use crate::store::{CardRecordWrite, Cas, Claim, Index, PurchaseCommit, PurchaseWrite, Versioned};
+use crate::store::{CardRecordWrite, Cas, Claim, Index, RecordRead, Versioned};
 
 /// Which reversal of a purchase.
 #[derive(Debug, Clone, Copy)]
@@ -26,13 +28,45 @@ enum Reversing<'a> {
     Refund { refund_id: &'a str, amount: Amount },
 }
 
-/// A confirm's write, decided on one version of the card.
-struct Prepared {
-    next: Card,
-    entry: HistoryEntry,
-    stored: Stored<Confirmed>,
+/// A confirm as the write loop runs it (`claimed_write.rs`).
+impl ClaimedWrite for ConfirmRequest {
+    type Outcome = Confirmed;
     /// What the confirm did to holds (counted once it lands).
-    holds: super::holds::HoldEffect,
+    type Effect = HoldEffect;
+    /// Its outcome is the purchase's record.
+    const READS_APART: bool = false;
+
+    /// A hold of this PurchaseId took its claim under the token it keeps:
+    /// the confirm takes it over in its write.
+    fn takes_over<'c>(&self, card: &'c Card) -> Option<&'c str> {
+        claim_of(card, &self.purchase_id)
+    }
+
+    fn prepare(
+        &self,
+        ops: &Ops,
+        card: &Card,
+        fingerprint: &str,
+        _owner: &str,
+    ) -> Result<Step<Confirmed, HoldEffect>, RuleError> {
+        ops.purchase_on(self, card, fingerprint)
+    }
+
+    fn landed(step: Step<Confirmed, HoldEffect>) -> Confirmed {
+        step.effect.count();
+        confirmed(step.stored.outcome)
+    }
+
+    fn kept(
+        &self,
+        key: &str,
+        purchase: Option<RecordRead>,
+        _apart: Option<Stored<Confirmed>>,
+    ) -> Result<Option<Stored<Confirmed>>, EngineError> {
+        purchase
+            .map(|r| Confirmed::decode(key, &r.value))
+            .transpose()
+    }
 }
 
 /// A cancel or refund of one purchase, as its outcome is kept.
@@ -70,10 +104,6 @@ fn confirmed(outcome: Confirmed) -> Confirmed {
     m::bonus_amount("accrual", outcome.accrual);
     m::bonus_amount("write_off", outcome.bonus_to_pay);
     outcome
-}
-
-pub(crate) fn purchase_key(purchase_id: &str) -> String {
-    format!("purchase:{purchase_id}")
 }
 
 fn purchase_not_found(purchase_id: &str) -> EngineError {
@@ -131,7 +161,9 @@ impl Ops {
     /// Gives back the claim `owner` holds on a PurchaseId when the confirm
     /// that took it is refused on a later read (a lost race left too
     /// little): a refused request stores nothing (docs/api-decisions.md),
-    /// so the id stays free for another card. The card is first rewritten
+    /// so the id stays free for another card — unless the card keeps
+    /// something of it, a hold open or over (`claim_keeper`): then it
+    /// stays bound to the card. The card is first rewritten
     /// unchanged at the version the refusal was decided on (a fence): a
     /// twin attempt that decided on that version or an older one can no
     /// longer write, and one that reads after the fence claims again after
@@ -151,20 +183,23 @@ impl Ops {
         {
             return Ok(false);
         }
-        match super::holds::claim_of(&card.value, purchase_id) {
+        match self.claim_keeper(&card.value, purchase_id).await? {
             // A hold of this PurchaseId on the card bound it before this
             // request took the claim over (on a cluster the claim is taken
             // before the card's compare-and-set fails): the claim goes back
             // to the hold's token, as its confirm expects it, never free —
             // freed, another card could take the held PurchaseId. A claim a
             // twin took over meanwhile stays: bound to this card all along.
-            Some(hold_owner) => {
+            ClaimKeeper::Hold(hold_owner) => {
                 let _bound_still = self
                     .store
                     .index_claim(Index::Purchase, purchase_id, Some(owner), hold_owner)
                     .await?;
             }
-            None => {
+            // A hold of it that is over left its answers on the card: the
+            // claim stays bound, under this request's token (the card's).
+            ClaimKeeper::Card => {}
+            ClaimKeeper::Nobody => {
                 self.store
                     .index_release(Index::Purchase, purchase_id, owner)
                     .await?;
@@ -240,78 +275,20 @@ impl Ops {
     }
 
     pub(crate) async fn confirm(&self, r: &ConfirmRequest) -> Result<Confirmed, EngineError> {
-        let key = purchase_key(&r.purchase_id);
         let fingerprint = purchase_fingerprint(
             &r.number,
             r.amount,
             r.bonus_to_pay,
             &r.date.map(|d| d.to_string()).unwrap_or_default(),
         );
-        // One write on the card as this instance last saw it (or as the
-        // store's cache has it): the store checks, in the same step, that
-        // no outcome is stored, that the PurchaseId is free and that the
-        // card is still at that version. A lost compare-and-set hands back
-        // the card as it is now, to decide again on.
-        let mut base = self.write_base(&r.number).await?;
-        let mine = new_owner(self.instance, r.number.as_str());
-        // The claim this request holds (a cluster claims before the card's
-        // write, which may then lose its compare-and-set).
-        let mut held: Option<String> = None;
-        for _ in 0..MAX_ATTEMPTS {
-            // Gone, mid-replacement or refused: those answers are decided on
-            // a fresh read, with the stored outcome and the claim beside it.
-            let Some(card) = base.take() else { break };
-            if card.value.unfinished_replacement().is_some() {
-                break;
-            }
-            let Ok(p) = self.purchase_on(r, &card.value, &fingerprint) else {
-                break;
-            };
-            let outcome = CardRecordWrite::outcome(key.clone(), Confirmed::encode(&p.stored));
-            let write = PurchaseWrite {
-                card: &p.next,
-                expected_version: card.version,
-                entry: &p.entry,
-                outcome: &outcome,
-                ttl_secs: self.settings.purchases.retention_secs,
-                purchase_id: &r.purchase_id,
-                // A hold of this PurchaseId took its claim under the
-                // token it keeps: the confirm takes it over in its write.
-                claim_expected: held
-                    .as_deref()
-                    .or_else(|| super::holds::claim_of(&card.value, &r.purchase_id)),
-                owner: &mine,
-            };
-            let since = self.store.continuity();
-            match self.store.commit_purchase(&write).await? {
-                PurchaseCommit::Applied => {
-                    self.last_seen
-                        .wrote(&p.next, card.version, &[(&key, &outcome.value)], since);
-                    p.holds.count();
-                    return Ok(confirmed(p.stored.outcome));
-                }
-                PurchaseCommit::Stored(stored) => {
-                    let stored = Confirmed::decode(&key, &stored.value)?;
-                    return replay(stored, &fingerprint, "PurchaseId");
-                }
-                // Another attempt's claim (or another card's): judged on
-                // the read below.
-                PurchaseCommit::Claimed(_) => break,
-                PurchaseCommit::Conflict {
-                    current,
-                    claim_held,
-                } => {
-                    if claim_held {
-                        held = Some(mine.clone());
-                    }
-                    if let Some(current) = &current {
-                        self.last_seen.saw(current, since);
-                    }
-                    base = current.map(|c| *c);
-                }
-            }
-        }
-        self.confirm_on_read(r, &key, &fingerprint, held).await
+        let bound = Bound {
+            number: &r.number,
+            purchase_id: &r.purchase_id,
+            actor: &r.actor,
+            key: purchase_key(&r.purchase_id),
+            fingerprint,
+        };
+        self.claimed_write(r, &bound).await
     }
 
     /// What a confirm does to `card` if the rules accept it: the next card,
@@ -321,7 +298,7 @@ impl Ops {
         r: &ConfirmRequest,
         card: &Card,
         fingerprint: &str,
-    ) -> Result<Prepared, RuleError> {
+    ) -> Result<Step<Confirmed, HoldEffect>, RuleError> {
         let rules = &self.settings.purchases.rules;
         let now = self.clock.now();
         let today = now.date();
@@ -356,7 +333,7 @@ impl Ops {
         };
         let mut entry = bonus_entry(now, &next, &r.actor, Operation::Purchase, movement);
         note_debt(&mut entry, card, &next);
-        Ok(Prepared {
+        Ok(Step {
             next,
             entry,
             stored: Stored {
@@ -365,99 +342,8 @@ impl Ops {
                 purchase: Some(record),
                 reversals: Vec::new(),
             },
-            holds,
+            effect: holds,
         })
-    }
-
-    /// Confirm on a fresh read of the card, its stored outcome and the
-    /// PurchaseId's claim (the rare paths: a card not seen before whose
-    /// store cache missed, a refusal, another attempt's claim, a
-    /// replacement to finish). `owner`: the claim this request holds
-    /// already, if any.
-    async fn confirm_on_read(
-        &self,
-        r: &ConfirmRequest,
-        key: &str,
-        fingerprint: &str,
-        mut owner: Option<String>,
-    ) -> Result<Confirmed, EngineError> {
-        // The PurchaseId is bound to the card only once the rules accepted
-        // the purchase: a refused confirm leaves it free for another card.
-        for _ in 0..MAX_ATTEMPTS {
-            // Independent reads: sent together, they share a round trip.
-            // The card and its stored outcome come in one read, so that the
-            // outcome is the one that goes with the card's version.
-            let since = self.store.continuity();
-            let (read, claim) = futures_util::join!(
-                self.store.get_card_with_record(&r.number, key),
-                self.purchase_claim(&r.purchase_id, owner.is_some()),
-            );
-            let (card, stored) = read?;
-            // The idempotency check comes first, before any lookup or rule
-            // (docs/api.md §7): a replay answers as the first time did, and a
-            // PurchaseId taken by another card is a conflict whatever this
-            // card's state.
-            if let Some(stored) = stored {
-                let stored = Confirmed::decode(key, &stored.value)?;
-                return self
-                    .replicated(&r.number, replay(stored, fingerprint, "PurchaseId"))
-                    .await;
-            }
-            if let Some(claim) = claim? {
-                self.judge_purchase_claim(&claim, &r.number)?;
-            }
-            let card = card.ok_or_else(|| not_found_card(&r.number))?;
-            self.last_seen.saw(&card, since);
-            if self.finish_replacement(&card.value, &r.actor).await? {
-                continue;
-            }
-            let p = match self.purchase_on(r, &card.value, fingerprint) {
-                Ok(p) => p,
-                // Refused on a read after this request claimed the id (its
-                // first write lost a race): give the claim back.
-                Err(refusal) if owner.is_some() => {
-                    let held = owner.as_deref().unwrap_or_default();
-                    if self.release_purchase(&r.purchase_id, held, &card).await? {
-                        return Err(refusal.into());
-                    }
-                    continue;
-                }
-                // The card we read may already carry this very purchase,
-                // applied by a twin of this request after our outcome read
-                // (its write-off then leaves too little for ours): answer
-                // what the twin answered, not a refusal.
-                Err(refusal) => {
-                    return match self.stored::<Confirmed>(&r.number, key).await? {
-                        Some(stored) => {
-                            self.replicated(&r.number, replay(stored, fingerprint, "PurchaseId"))
-                                .await
-                        }
-                        None => Err(refusal.into()),
-                    }
-                }
-            };
-            owner = Some(
-                self.claim_purchase(&r.purchase_id, &r.number, owner.as_deref())
-                    .await?,
-            );
-            if self
-                .commit(
-                    &p.next,
-                    card.version,
-                    Some(&p.entry),
-                    vec![CardRecordWrite::outcome(
-                        key.to_owned(),
-                        Confirmed::encode(&p.stored),
-                    )],
-                )
-                .await?
-                == Cas::Applied
-            {
-                p.holds.count();
-                return Ok(confirmed(p.stored.outcome));
-            }
-        }
-        Err(EngineError::Contention(format!("card {}", r.number)))
     }
 
     /// Cancels the whole purchase; a second cancel answers like the first.

@@ -26,10 +26,10 @@ use time::OffsetDateTime;
 use crate::engine_settings::{admin, ops_settings as settings};
 use crate::redis_server::{free_port, RedisServer};
 
-type Action = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+pub(crate) type Action = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
 
 #[derive(Debug, Clone, PartialEq)]
-enum At {
+pub(crate) enum At {
     GetCard(String),
     IndexGet(Index, String),
     IndexClaim(Index, String),
@@ -42,20 +42,20 @@ struct Hook {
     action: Option<Action>,
 }
 
-struct HookStore {
+pub(crate) struct HookStore {
     inner: Arc<dyn Store>,
     hooks: Mutex<Vec<Hook>>,
 }
 
 impl HookStore {
-    fn new(inner: Arc<dyn Store>) -> HookStore {
+    pub(crate) fn new(inner: Arc<dyn Store>) -> HookStore {
         HookStore {
             inner,
             hooks: Mutex::new(Vec::new()),
         }
     }
 
-    fn on(&self, at: At, skip: usize, action: Action) {
+    pub(crate) fn on(&self, at: At, skip: usize, action: Action) {
         self.hooks.lock().unwrap().push(Hook {
             at,
             skip,
@@ -236,11 +236,11 @@ fn operator() -> Actor {
     }
 }
 
-fn card(n: &str) -> CardNumber {
+pub(crate) fn card(n: &str) -> CardNumber {
     CardNumber::from_trusted(n.to_owned())
 }
 
-fn money(h: i64) -> Amount {
+pub(crate) fn money(h: i64) -> Amount {
     Amount::from_hundredths(h).unwrap()
 }
 
@@ -591,9 +591,14 @@ async fn a_manual_bonus_retried_on_the_replacing_card_is_not_applied_again() {
 }
 
 async fn redis_store(server: &RedisServer) -> Arc<dyn Store> {
+    store_at(vec![server.url()]).await
+}
+
+/// A store on the Redis server(s) at `urls` (a cluster's nodes: a cluster).
+pub(crate) async fn store_at(urls: Vec<String>) -> Arc<dyn Store> {
     Arc::new(
         RedisStore::connect(RedisSettings {
-            urls: vec![server.url()],
+            urls,
             key_prefix: "P".into(),
             pool_size: 2,
             connect_timeout: Duration::from_secs(2),
@@ -612,7 +617,7 @@ async fn redis_store(server: &RedisServer) -> Arc<dyn Store> {
 }
 
 /// An Active card holding `bonuses` hundredths of Active cash bonuses.
-async fn active_card_with(
+pub(crate) async fn active_card_with(
     store: &dyn Store,
     ops: &Ops,
     n: &str,
@@ -649,7 +654,7 @@ async fn active_card_with(
     x
 }
 
-fn confirm_of(number: &CardNumber, id: &str, amount: i64, pay: i64) -> Command {
+pub(crate) fn confirm_of(number: &CardNumber, id: &str, amount: i64, pay: i64) -> Command {
     Command::Confirm(ConfirmRequest {
         actor: admin(),
         number: number.clone(),

@@ -20,6 +20,7 @@ mod archive;
 mod archive_crash;
 mod cache_faults;
 mod durability;
+mod ended_hold_claims;
 mod engine_settings;
 mod events;
 mod faults;
