@@ -207,10 +207,10 @@ impl Ops {
                 claim_expected: held.as_deref(),
                 owner: &mine,
             };
-            let since = self.store.continuity();
+            let since = self.continuity();
             match self.store.commit_purchase(&write).await? {
                 PurchaseCommit::Applied => {
-                    self.last_seen
+                    self.owned
                         .wrote(&p.next, card.version, &[(&key, &outcome.value)], since);
                     return Ok(p.landed());
                 }
@@ -229,7 +229,7 @@ impl Ops {
                         held = Some(mine.clone());
                     }
                     if let Some(current) = &current {
-                        self.last_seen.saw(current, since);
+                        self.owned.saw(current, since);
                     }
                     base = current.map(|c| *c);
                 }
@@ -332,7 +332,7 @@ impl Ops {
     ) -> Result<Held, EngineError> {
         let purchase = purchase_key(&r.purchase_id);
         for _ in 0..MAX_ATTEMPTS {
-            let since = self.store.continuity();
+            let since = self.continuity();
             let (read, stored, claim) = futures_util::join!(
                 self.store.get_card_with_record(&r.number, &purchase),
                 self.stored::<Held>(&r.number, key),
@@ -351,7 +351,7 @@ impl Ops {
                 self.judge_purchase_claim(&claim, &r.number)?;
             }
             let card = card.ok_or_else(|| not_found_card(&r.number))?;
-            self.last_seen.saw(&card, since);
+            self.owned.saw(&card, since);
             if self.finish_replacement(&card.value, &r.actor).await? {
                 continue;
             }
@@ -419,7 +419,7 @@ impl Ops {
         for _ in 0..MAX_ATTEMPTS {
             // The confirmed purchase is read with the card: its absence
             // goes with the version the release writes on.
-            let since = self.store.continuity();
+            let since = self.continuity();
             let (read, stored) = futures_util::join!(
                 self.store.get_card_with_record(number, &purchase),
                 self.stored::<Released>(number, &key),
@@ -438,7 +438,7 @@ impl Ops {
                 return self.replicated(number, Ok(stored.outcome)).await;
             }
             let card: Versioned<Card> = card.ok_or_else(|| not_found_card(number))?;
-            self.last_seen.saw(&card, since);
+            self.owned.saw(&card, since);
             let now = self.clock.now();
             let Some(hold) = card.value.open_hold(purchase_id, now) else {
                 // Expired or released: nothing left to free.

@@ -282,10 +282,10 @@ impl Ops {
                     .or_else(|| super::holds::claim_of(&card.value, &r.purchase_id)),
                 owner: &mine,
             };
-            let since = self.store.continuity();
+            let since = self.continuity();
             match self.store.commit_purchase(&write).await? {
                 PurchaseCommit::Applied => {
-                    self.last_seen
+                    self.owned
                         .wrote(&p.next, card.version, &[(&key, &outcome.value)], since);
                     p.holds.count();
                     return Ok(confirmed(p.stored.outcome));
@@ -305,7 +305,7 @@ impl Ops {
                         held = Some(mine.clone());
                     }
                     if let Some(current) = &current {
-                        self.last_seen.saw(current, since);
+                        self.owned.saw(current, since);
                     }
                     base = current.map(|c| *c);
                 }
@@ -387,7 +387,7 @@ impl Ops {
             // Independent reads: sent together, they share a round trip.
             // The card and its stored outcome come in one read, so that the
             // outcome is the one that goes with the card's version.
-            let since = self.store.continuity();
+            let since = self.continuity();
             let (read, claim) = futures_util::join!(
                 self.store.get_card_with_record(&r.number, key),
                 self.purchase_claim(&r.purchase_id, owner.is_some()),
@@ -407,7 +407,7 @@ impl Ops {
                 self.judge_purchase_claim(&claim, &r.number)?;
             }
             let card = card.ok_or_else(|| not_found_card(&r.number))?;
-            self.last_seen.saw(&card, since);
+            self.owned.saw(&card, since);
             if self.finish_replacement(&card.value, &r.actor).await? {
                 continue;
             }
@@ -517,10 +517,7 @@ impl Ops {
         // with the purchase as that write left it (one round trip). A
         // replay, a refusal, a replaced card or a lost race are decided on
         // the reads below.
-        if let Some((card, raw)) = self
-            .last_seen
-            .get_with(number, &key, self.store.continuity())
-        {
+        if let Some((card, raw)) = self.owned.get_with(number, &key, self.continuity()) {
             let settled =
                 card.value.replaced_by.is_none() && card.value.unfinished_replacement().is_none();
             if let (true, Ok(stored)) = (settled, Confirmed::decode(&key, &raw)) {

@@ -87,16 +87,6 @@ impl HookStore {
 
 #[async_trait]
 impl CardStore for HookStore {
-    /// Hooked as the read it stands in for: an interleaving chosen at a
-    /// card read happens there whether the engine reads through the cache
-    /// or not.
-    async fn get_card_cached(
-        &self,
-        number: &CardNumber,
-    ) -> Result<Option<Versioned<Card>>, StoreError> {
-        self.fire(At::GetCard(number.as_str().to_owned())).await;
-        self.inner.get_card_cached(number).await
-    }
     async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError> {
         self.fire(At::GetCard(number.as_str().to_owned())).await;
         self.inner.get_card(number).await
