@@ -475,4 +475,55 @@ mod tests {
         assert_eq!(none.answer(&first.value.number, &feed), None);
         assert_eq!(none.sizes(), vec![(0, 0); 4]);
     }
+
+    /// The bytes one owned card holds, as the gauge reports them, for a
+    /// till's typical card: bound to a contact, two lots, the last
+    /// purchase's outcome kept with it (the number in ADR 0001).
+    #[test]
+    fn bytes_per_owned_card() {
+        use crate::domain::ledger::{Lot, LotSource};
+        use crate::domain::{Amount, BonusType, ContactCode};
+        let feed = serving();
+        const N: u64 = 10_000;
+        // Room to spare: the shards do not fill evenly.
+        let owned = Owned::new(2 * N as usize, 16);
+        let day = time::Date::from_calendar_date(2026, time::Month::December, 7).expect("a date");
+        let lot = Lot {
+            bonus_type: BonusType::ALL[0],
+            amount: Amount::from_hundredths(1_000).expect("an amount"),
+            active_from: day,
+            expires: Some(day),
+            source: LotSource::Purchase,
+        };
+        for n in 0..N {
+            let mut c = card(n, 5);
+            c.value.contact = Some(ContactCode::from_trusted(format!("C-{n:08}")));
+            c.value.ledger.lots = vec![lot.clone(), lot.clone()];
+            let outcome = format!("{{\"p\":\"P-{n:012}\",\"a\":1000,\"b\":0,\"t\":1765000000000}}");
+            owned.wrote(
+                &c.value,
+                4,
+                &[(&format!("purchase:P-{n:012}"), &outcome)],
+                feed.continuity(),
+            );
+        }
+        let (entries, bytes) = owned
+            .sizes()
+            .iter()
+            .fold((0, 0), |(n, b), (sn, sb)| (n + sn, b + sb));
+        assert_eq!(entries, N as usize);
+        let per = bytes / entries;
+        println!("owned cards: {entries}, estimated heap: {bytes} B, {per} B per card");
+        assert!((200..2_000).contains(&per), "{per} B per card");
+        // The same cards read for a balance only: no record kept.
+        let read = Owned::new(2 * N as usize, 16);
+        for n in 0..N {
+            let mut c = card(n, 5);
+            c.value.contact = Some(ContactCode::from_trusted(format!("C-{n:08}")));
+            c.value.ledger.lots = vec![lot.clone(), lot.clone()];
+            read.filled(&c, feed.stamp(c.value.number.as_str()), Some(&feed));
+        }
+        let bytes: usize = read.sizes().iter().map(|(_, b)| b).sum();
+        println!("read for a balance only: {} B per card", bytes / N as usize);
+    }
 }
