@@ -1,5 +1,7 @@
-//! The engine: routes each command to the shard that orders its card's
-//! commands, bounds every shard's queue, and answers `Overloaded` at once
+//! The engine: routes each command to the shard that owns its card — the
+//! card's order of commands (`shard.rs`) and its decoded, versioned state
+//! (`owned.rs`, one bounded map per shard, coherent through the store's
+//! feed) — bounds every shard's queue, and answers `Overloaded` at once
 //! when a queue is full. The API sees only [`Engine`] and the plain data of
 //! `types.rs`; actix stays inside `shard.rs`.
 //!
@@ -191,7 +193,7 @@ impl Engine {
         }
     }
 
-    /// The card as the store holds it now — never the record cache — with
+    /// The card as the store holds it now — never the owned state — with
     /// a replacement whose last steps were cut short finished first: for a
     /// caller that decides what to write on it (docs/redis.md, "Only
     /// answers read from it"). Outside the card's turn: the commands it

@@ -175,7 +175,9 @@ impl ContactStore for HookStore {
     ) -> Result<Option<Versioned<Contact>>, StoreError> {
         self.inner.get_contact_cached(code).await
     }
-    /// Hooked as the index read it stands in for (see `get_card_cached`).
+    /// Hooked as the index read it stands in for: an interleaving chosen
+    /// at an index read happens there whether the engine reads through the
+    /// cache or not.
     async fn index_get_cached(&self, index: Index, key: &str) -> Result<Option<Claim>, StoreError> {
         self.fire(At::IndexGet(index, key.to_owned())).await;
         self.inner.index_get_cached(index, key).await

@@ -1,4 +1,6 @@
-//! The invalidation channel of the record cache (`cache.rs`): Redis
+//! The invalidation channel that drives the coherence feed
+//! (`store/coherence.rs`: a card's own key is reported to the shards that
+//! own the cards) and the lookup cache (`cache.rs`): Redis
 //! server-assisted client-side caching in broadcast mode. One RESP3
 //! connection per master (one on a single node) runs
 //! `CLIENT TRACKING ON BCAST PREFIX <our prefix>:card: PREFIX ...` (the key
