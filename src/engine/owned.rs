@@ -186,10 +186,15 @@ impl Owned {
             return;
         };
         let holds = coherence.holds(&stamp);
+        // A read whose stamp no longer holds began before a change: it
+        // does not replace an entry that still answers, nor a later
+        // version known within the same continuity (in which versions
+        // only grow), such as our own write that raced it.
         if !holds
-            && shard
-                .get(number)
-                .is_some_and(|e| e.answer.is_some_and(|s| coherence.holds(&s)))
+            && shard.get(number).is_some_and(|e| {
+                e.answer.is_some_and(|s| coherence.holds(&s))
+                    || (e.continuity == stamp.continuity() && e.card.version > card.version)
+            })
         {
             return;
         }
@@ -440,12 +445,16 @@ mod tests {
         assert_eq!(owned.answer(&number, &feed), None);
         assert_eq!(owned.get(&number, feed.continuity()), Some(new.clone()));
         // Our own write leaves a base and no answer.
+        let racing = feed.stamp(number.as_str());
         owned.wrote(&new.value, 2, &[], feed.continuity());
+        feed.card_changed(number.as_str());
         assert_eq!(owned.answer(&number, &feed), None);
-        assert_eq!(
-            owned.get(&number, feed.continuity()).map(|c| c.version),
-            Some(3)
-        );
+        let version = |o: &Owned| o.get(&number, feed.continuity()).map(|c| c.version);
+        assert_eq!(version(&owned), Some(3));
+        // A read that began before it and comes back after it keeps the
+        // newer base.
+        owned.filled(&new, racing, Some(&feed));
+        assert_eq!(version(&owned), Some(3));
         // A flush ends both.
         feed.flush(true, "test");
         assert_eq!(owned.get(&number, feed.continuity()), None);
