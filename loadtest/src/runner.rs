@@ -607,6 +607,11 @@ pub async fn run(mut args: RunArgs) -> anyhow::Result<bool> {
             let mut cfg = args.goose.clone();
             cfg.host = Some(host.clone());
             cfg.output_dir = None;
+            // The notes are this tool's (summary.json keeps them); goose
+            // refuses --notes when it writes no report of its own.
+            if cfg.report_file.is_empty() {
+                cfg.notes = None;
+            }
             // goose's --test-plan shapes users and time itself.
             let test_plan = std::env::args().any(|a| a.starts_with("--test-plan"));
             if !test_plan {

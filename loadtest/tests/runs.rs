@@ -330,10 +330,15 @@ fn a_goose_threshold_that_fails_fails_the_run_and_capacity_finds_a_rate() {
             "--threshold",
             "rps>=1000000",
             "--no-threshold-abort",
+            // Ours, kept in summary.json: goose itself refuses --notes
+            // when it writes no report of its own.
+            "--notes",
+            "closed baseline",
         ],
     );
     assert_eq!(code, 1, "{text}");
     assert_eq!(s["settings"]["model"], "closed");
+    assert_eq!(s["notes"], "closed baseline", "{text}");
     let goose = s["thresholds"]
         .as_array()
         .unwrap()

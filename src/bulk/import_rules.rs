@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use time::OffsetDateTime;
 
 use crate::domain::{Actor, Card, CardNumber, CardNumberFormat, HistoryEntry, Operation};
-use crate::engine::check_record;
+use crate::store::records::check_record;
 
 pub struct ImportRules {
     pub card_format: CardNumberFormat,

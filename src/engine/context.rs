@@ -2,7 +2,7 @@
 //! settings, this instance's identity and clock, and the cards' decoded
 //! state the shards own (`owned.rs`: answers and write bases), with the primitive reads and the conditional writes
 //! (with their retry on a lost race) that the families build on. The families (`cards`, `contacts`,
-//! `binding`, `purchases`, `manual_bonus`, `replacement`) each add their
+//! `purchases`, `manual_bonus`, `replacement`) each add their
 //! commands to [`Ops`] in their own file and import only this module,
 //! `support` and `types`: never each other.
 

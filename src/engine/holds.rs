@@ -21,7 +21,7 @@ use time::{Date, Duration, OffsetDateTime};
 use super::claims::new_owner;
 use super::context::{Ops, PurchaseSettings};
 use super::error::EngineError;
-use super::kept::{from_json, to_json, Kept, Stored};
+use super::kept::{Kept, Stored};
 use super::purchases::purchase_key;
 use super::support::{bonus_entry, not_found_card, replay, MAX_ATTEMPTS};
 use super::types::{ConfirmRequest, Held, HoldRequest, Released};
@@ -33,26 +33,6 @@ use crate::domain::{
 };
 use crate::metrics as m;
 use crate::store::{CardRecordWrite, Cas, PurchaseCommit, PurchaseWrite, Versioned};
-
-impl Kept for Held {
-    fn encode(stored: &Stored<Self>) -> String {
-        to_json(stored)
-    }
-
-    fn decode(key: &str, raw: &str) -> Result<Stored<Self>, EngineError> {
-        from_json(key, raw)
-    }
-}
-
-impl Kept for Released {
-    fn encode(stored: &Stored<Self>) -> String {
-        to_json(stored)
-    }
-
-    fn decode(key: &str, raw: &str) -> Result<Stored<Self>, EngineError> {
-        from_json(key, raw)
-    }
-}
 
 pub(crate) fn hold_key(purchase_id: &str) -> String {
     format!("hold:{purchase_id}")

@@ -1,185 +1,185 @@
-//! What is kept under an idempotency key (`purchase:<PurchaseId>`,
-//! `bonus:<OperationId>`) and how it is written. Every purchase keeps one
-//! for the whole retention, so its size is Redis RAM per purchase: the JSON
-//! uses one- and two-letter names, leaves zeros out, and a purchase writes
-//! its amounts and dates once (the answer to a replay is rebuilt from the
-//! purchase's record).
-
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+//! What the engine keeps under an idempotency key (`purchase:<PurchaseId>`,
+//! `bonus:<OperationId>`, `hold:…`, `release:…`), in its own terms: the
+//! request's fingerprint and the reply to give a replay. The stored form
+//! is the store's (`store/records.rs` owns the compact JSON); this module
+//! converts between the two, on the engine's side because the store
+//! imports no engine module.
 
 use super::error::EngineError;
-use super::types::{is_zero_bp, Accrued, Confirmed, Reversed};
+use super::types::{Accrued, Confirmed, Held, Released, Reversed};
 use crate::domain::purchase::PurchaseRecord;
-use crate::domain::{Amount, CardNumber};
-use crate::store::StoreError;
+use crate::store::records::{
+    AccruedRecord, ConfirmedRecord, HeldRecord, OutcomeRecord, RecordFormat, ReleasedRecord,
+    ReversalRecord, ReversedRecord,
+};
+
+// The confirm's fingerprint is part of the stored format (its written-once
+// form rebuilds it): the store owns it, the purchase family computes it.
+pub(crate) use crate::store::records::purchase_fingerprint;
 
 /// An operation's stored outcome, as the engine uses it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub(crate) struct Stored<T> {
     /// The request's meaningful fields: a replay must match them.
-    #[serde(rename = "f")]
     pub fingerprint: String,
-    #[serde(rename = "o")]
     pub outcome: T,
-    #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
     pub purchase: Option<PurchaseRecord>,
     /// A purchase's refunds and cancel, each with its request's
-    /// fingerprint and its answer. They live in the purchase's record, so
-    /// that they share its one life (and its copies onto replacement
-    /// cards): no reversal's outcome can expire while the purchase it
-    /// reversed can still be reversed again.
-    #[serde(rename = "r", default, skip_serializing_if = "Vec::is_empty")]
+    /// fingerprint and its answer (stored in the purchase's record: see
+    /// `OutcomeRecord::reversals`).
     pub reversals: Vec<ReversalOutcome>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub(crate) struct ReversalOutcome {
-    #[serde(rename = "k")]
     pub key: String,
-    #[serde(rename = "f")]
     pub fingerprint: String,
-    #[serde(rename = "o")]
     pub outcome: Reversed,
 }
 
-/// An outcome type and the way its records are written.
-pub(crate) trait Kept: Sized {
-    fn encode(stored: &Stored<Self>) -> String;
-    /// `key` is the record's (`purchase:<PurchaseId>`, ...).
-    fn decode(key: &str, raw: &str) -> Result<Stored<Self>, EngineError>;
-}
+/// A reply that is kept, and the store's record it is kept as.
+pub(crate) trait Kept: Sized + Clone {
+    type Record: RecordFormat + From<Self> + Into<Self>;
 
-impl Kept for Accrued {
     fn encode(stored: &Stored<Self>) -> String {
-        to_json(stored)
+        Self::Record::encode(OutcomeRecord::from(stored.clone()))
     }
 
+    /// `key` is the record's (`purchase:<PurchaseId>`, ...).
     fn decode(key: &str, raw: &str) -> Result<Stored<Self>, EngineError> {
-        from_json(key, raw)
+        Ok(Self::Record::decode(key, raw)?.into())
     }
-}
-
-/// A confirmed purchase as written: the card it was confirmed on, the
-/// request's `Date` (the rest of the request's fingerprint is the
-/// purchase's amounts), the discount, the purchase record and its
-/// reversals. The PurchaseId is the record's key.
-#[derive(Debug, Serialize, Deserialize)]
-struct KeptPurchase {
-    n: CardNumber,
-    /// The request's `Date` as sent ("" without one).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    t: String,
-    #[serde(default, skip_serializing_if = "is_zero_bp")]
-    dp: i64,
-    p: PurchaseRecord,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    r: Vec<ReversalOutcome>,
-}
-
-/// What a confirm's fingerprint is made of (`Confirmed`'s request).
-pub(crate) fn purchase_fingerprint(
-    number: &CardNumber,
-    amount: Amount,
-    bonus_to_pay: Amount,
-    date: &str,
-) -> String {
-    format!("{number}|{amount}|{bonus_to_pay}|{date}")
 }
 
 impl Kept for Confirmed {
-    fn encode(stored: &Stored<Self>) -> String {
-        let o = &stored.outcome;
-        let compact = stored.purchase.as_ref().and_then(|p| {
-            let date = stored.fingerprint.strip_prefix(&purchase_fingerprint(
-                &o.number,
-                o.amount,
-                o.bonus_to_pay,
-                "",
-            ))?;
-            // Written once only when the answer is exactly what the record
-            // rebuilds; anything else keeps the full form.
-            let kept = KeptPurchase {
-                n: o.number.clone(),
-                t: date.to_owned(),
-                dp: o.discount_bp,
-                p: p.clone(),
-                r: stored.reversals.clone(),
-            };
-            (rebuild(&o.purchase_id, &kept) == *o).then_some(kept)
-        });
-        match compact {
-            Some(kept) => to_json(&kept),
-            None => to_json(stored),
+    type Record = ConfirmedRecord;
+}
+
+impl Kept for Accrued {
+    type Record = AccruedRecord;
+}
+
+impl Kept for Held {
+    type Record = HeldRecord;
+}
+
+impl Kept for Released {
+    type Record = ReleasedRecord;
+}
+
+impl<T: Kept> From<Stored<T>> for OutcomeRecord<T::Record> {
+    fn from(s: Stored<T>) -> Self {
+        OutcomeRecord {
+            fingerprint: s.fingerprint,
+            outcome: s.outcome.into(),
+            purchase: s.purchase,
+            reversals: s.reversals.into_iter().map(Into::into).collect(),
         }
     }
+}
 
-    fn decode(key: &str, raw: &str) -> Result<Stored<Self>, EngineError> {
-        let Ok(kept) = serde_json::from_str::<KeptPurchase>(raw) else {
-            return from_json(key, raw);
-        };
-        let purchase_id = key.strip_prefix("purchase:").unwrap_or(key);
-        let outcome = rebuild(purchase_id, &kept);
-        Ok(Stored {
-            fingerprint: purchase_fingerprint(&kept.n, kept.p.amount, kept.p.bonus_paid, &kept.t),
-            outcome,
-            purchase: Some(kept.p),
-            reversals: kept.r,
-        })
+impl<T: Kept> From<OutcomeRecord<T::Record>> for Stored<T> {
+    fn from(r: OutcomeRecord<T::Record>) -> Self {
+        Stored {
+            fingerprint: r.fingerprint,
+            outcome: r.outcome.into(),
+            purchase: r.purchase,
+            reversals: r.reversals.into_iter().map(Into::into).collect(),
+        }
     }
 }
 
-/// The answer of a confirm, from what the record keeps.
-fn rebuild(purchase_id: &str, kept: &KeptPurchase) -> Confirmed {
-    let (active_from, expires) = kept.p.accrual_dates;
-    Confirmed {
-        number: kept.n.clone(),
-        purchase_id: purchase_id.to_owned(),
-        amount: kept.p.amount,
-        bonus_to_pay: kept.p.bonus_paid,
-        accrual: kept.p.accrual,
-        accrual_active_from: active_from,
-        accrual_expire_date: expires,
-        discount_bp: kept.dp,
+impl From<ReversalOutcome> for ReversalRecord {
+    fn from(r: ReversalOutcome) -> Self {
+        ReversalRecord {
+            key: r.key,
+            fingerprint: r.fingerprint,
+            outcome: r.outcome.into(),
+        }
     }
 }
 
-/// Whether `raw` reads as the record the engine keeps under `key`: an
-/// import writes no record the engine could not read back.
-pub fn check_record(key: &str, raw: &str) -> Result<(), String> {
-    let read = if key.starts_with("purchase:") {
-        Confirmed::decode(key, raw).map(drop)
-    } else if key.starts_with("bonus:") {
-        Accrued::decode(key, raw).map(drop)
-    } else if key.starts_with("hold:") {
-        super::types::Held::decode(key, raw).map(drop)
-    } else if key.starts_with("release:") {
-        super::types::Released::decode(key, raw).map(drop)
-    } else {
-        return Err(format!(
-            "{key:?} is not a record key (purchase:…, bonus:…, hold:… or release:…)"
-        ));
+impl From<ReversalRecord> for ReversalOutcome {
+    fn from(r: ReversalRecord) -> Self {
+        ReversalOutcome {
+            key: r.key,
+            fingerprint: r.fingerprint,
+            outcome: r.outcome.into(),
+        }
+    }
+}
+
+/// A field-for-field conversion between a reply and its record, both ways:
+/// the two lists of fields are one, so neither side can gain a field the
+/// other misses (a struct literal names every field).
+macro_rules! same_fields {
+    ($reply:ident <=> $record:ident { $($field:ident),* $(,)? }) => {
+        impl From<$reply> for $record {
+            fn from(v: $reply) -> Self {
+                $record { $($field: v.$field),* }
+            }
+        }
+
+        impl From<$record> for $reply {
+            fn from(v: $record) -> Self {
+                $reply { $($field: v.$field),* }
+            }
+        }
     };
-    read.map_err(|e| format!("the record {key:?} does not read: {e}"))
 }
 
-pub(crate) fn to_json<T: Serialize>(value: &T) -> String {
-    serde_json::to_string(value).expect("plain data (strings, integers, dates) always serializes")
-}
+same_fields!(Confirmed <=> ConfirmedRecord {
+    number,
+    purchase_id,
+    amount,
+    bonus_to_pay,
+    accrual,
+    accrual_active_from,
+    accrual_expire_date,
+    discount_bp,
+});
 
-pub(crate) fn from_json<T: DeserializeOwned>(key: &str, raw: &str) -> Result<T, EngineError> {
-    serde_json::from_str(raw).map_err(|e| corrupt(key, e.to_string()))
-}
+same_fields!(Reversed <=> ReversedRecord {
+    number,
+    purchase_id,
+    refund_id,
+    amount,
+    accrual_reversed,
+    bonus_returned,
+    uncovered,
+    refunded_total,
+});
 
-fn corrupt(key: &str, reason: String) -> EngineError {
-    EngineError::from(StoreError::Corrupt {
-        key: key.to_owned(),
-        reason,
-    })
-}
+same_fields!(Accrued <=> AccruedRecord {
+    number,
+    operation_id,
+    amount,
+    bonus_type,
+    active_from,
+    expire_date,
+});
+
+same_fields!(Held <=> HeldRecord {
+    number,
+    purchase_id,
+    amount,
+    bonus_to_pay,
+    accrual,
+    max_bonus_to_pay,
+    discount_bp,
+    held_until,
+});
+
+same_fields!(Released <=> ReleasedRecord {
+    number,
+    purchase_id,
+    released,
+});
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{Amount, CardNumber};
     use time::macros::date;
 
     fn amt(h: i64) -> Amount {
@@ -232,6 +232,97 @@ mod tests {
             assert!(raw.len() < 120, "{} bytes: {raw}", raw.len());
             same(&Confirmed::decode("purchase:P:1", &raw).unwrap(), &s);
         }
+    }
+
+    /// `stored` is written as `json` (the store's compact form, pinned in
+    /// `store::records::tests`) and reads back as the same reply.
+    fn round_trip<T: Kept + PartialEq + std::fmt::Debug>(key: &str, stored: Stored<T>, json: &str) {
+        let raw = T::encode(&stored);
+        assert_eq!(raw, json);
+        let back = T::decode(key, &raw).unwrap();
+        assert_eq!(back.fingerprint, stored.fingerprint);
+        assert_eq!(back.outcome, stored.outcome);
+        assert_eq!(back.purchase, stored.purchase);
+        let outcomes = |s: &Stored<T>| -> Vec<(String, String, Reversed)> {
+            s.reversals
+                .iter()
+                .map(|r| (r.key.clone(), r.fingerprint.clone(), r.outcome.clone()))
+                .collect()
+        };
+        assert_eq!(outcomes(&back), outcomes(&stored));
+    }
+
+    fn plain<T>(outcome: T) -> Stored<T> {
+        Stored {
+            fingerprint: "fp".into(),
+            outcome,
+            purchase: None,
+            reversals: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn every_kept_reply_round_trips_through_its_compact_record() {
+        let number = CardNumber::from_trusted("4000000000001".into());
+        let mut purchase = stored("2026-11-29");
+        purchase.reversals.push(ReversalOutcome {
+            key: "cancel:P:1".into(),
+            fingerprint: String::new(),
+            outcome: Reversed {
+                number: number.clone(),
+                purchase_id: "P:1".into(),
+                refund_id: None,
+                amount: amt(10_000),
+                accrual_reversed: amt(450),
+                bonus_returned: amt(1_000),
+                uncovered: Amount::ZERO,
+                refunded_total: amt(10_000),
+            },
+        });
+        round_trip(
+            "purchase:P:1",
+            purchase,
+            concat!(
+                r#"{"n":"4000000000001","t":"2026-11-29","dp":300,"#,
+                r#""p":{"m":10000,"b":1000,"a":450,"d":[[2026,347],[2027,347]]},"#,
+                r#""r":[{"k":"cancel:P:1","f":"","o":{"n":"4000000000001","i":"P:1","m":10000,"ar":450,"br":1000,"rt":10000}}]}"#,
+            ),
+        );
+        round_trip(
+            "bonus:B:1",
+            plain(Accrued {
+                number: number.clone(),
+                operation_id: "B:1".into(),
+                amount: amt(1_000),
+                bonus_type: crate::domain::BonusType::Cash,
+                active_from: date!(2026 - 01 - 01),
+                expire_date: None,
+            }),
+            r#"{"f":"fp","o":{"n":"4000000000001","i":"B:1","m":1000,"t":"Cash","af":[2026,1],"ae":null}}"#,
+        );
+        round_trip(
+            "hold:P:2",
+            plain(Held {
+                number: number.clone(),
+                purchase_id: "P:2".into(),
+                amount: amt(10_000),
+                bonus_to_pay: Amount::ZERO,
+                accrual: amt(450),
+                max_bonus_to_pay: amt(3_000),
+                discount_bp: 0,
+                held_until: time::macros::datetime!(2026-12-13 10:00:00.5 UTC),
+            }),
+            r#"{"f":"fp","o":{"n":"4000000000001","i":"P:2","m":10000,"a":450,"x":3000,"u":"2026-12-13T10:00:00.5Z"}}"#,
+        );
+        round_trip(
+            "release:P:2",
+            plain(Released {
+                number,
+                purchase_id: "P:2".into(),
+                released: amt(1_000),
+            }),
+            r#"{"f":"fp","o":{"n":"4000000000001","i":"P:2","r":1000}}"#,
+        );
     }
 
     #[test]

@@ -7,12 +7,13 @@
 //!
 //! Imports run one way (`crate::module_graph` fails on a cycle): `types`,
 //! `error`, `clock`, `claims`, `owned` import no engine module; `kept`
-//! and `support` only those; `context` (the narrow context, [`Ops`]) those;
-//! each command family (`cards`, `contacts`, `binding`, `purchases`,
-//! `manual_bonus`, with `replacement` and `lookups`) adds its commands to
-//! `Ops` in its own file and imports only the shared layer, never another
-//! family; `execute` hands a command to its family; `shard` runs it in its
-//! card's turn; this file imports the rest.
+//! (the replies kept per idempotency key, as the store's records of
+//! `store/records.rs`) and `support` only those; `context` (the narrow
+//! context, [`Ops`]) those; each command family (`cards`, `contacts` with
+//! binding, `purchases`, `manual_bonus`, with `replacement` and `lookups`)
+//! adds its commands to `Ops` in its own file and imports only the shared
+//! layer, never another family; `execute` hands a command to its family;
+//! `shard` runs it in its card's turn; this file imports the rest.
 
 // The shared layer: the types the API speaks, the narrow context, what the
 // families share. No module below imports a family.
@@ -26,8 +27,8 @@ mod owned;
 mod support;
 pub mod types;
 // One module per command family, each adding its commands to `Ops`.
-mod binding;
 mod cards;
+// Contacts and binding: one family (the cross-record index protocols).
 mod contacts;
 mod lookups;
 mod manual_bonus;
@@ -46,7 +47,6 @@ use actix::{Actor, Addr, Arbiter};
 pub use clock::Clock;
 pub use context::{Ops, OpsSettings, PurchaseSettings};
 pub use error::EngineError;
-pub use kept::check_record;
 pub use support::now_ms;
 pub use types::{
     Accrued, BalanceView, Calculated, Command, ConfirmRequest, Confirmed, ContactView, Held,

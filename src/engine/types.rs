@@ -1,9 +1,11 @@
 //! What the API hands the engine and what it gets back: the commands, the
 //! requests of the exactly-once operations, and the replies. Plain data,
 //! no behaviour beyond naming: every other engine module may import this
-//! one, and it imports none of them.
+//! one, and it imports none of them. The replies carry no stored names:
+//! the store keeps those that outlive a request as records of its own
+//! (`store/records.rs`, converted in `kept.rs`), and the API writes each
+//! reply's JSON answer field by field (`api/purchase.rs`).
 
-use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
 
 use crate::domain::{
@@ -213,65 +215,39 @@ pub struct Calculated {
     pub refusal: Option<RuleError>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Confirmed {
-    #[serde(rename = "n")]
     pub number: CardNumber,
-    #[serde(rename = "i")]
     pub purchase_id: String,
-    #[serde(rename = "m")]
     pub amount: Amount,
-    #[serde(rename = "b", default, skip_serializing_if = "Amount::is_zero")]
     pub bonus_to_pay: Amount,
-    #[serde(rename = "a", default, skip_serializing_if = "Amount::is_zero")]
     pub accrual: Amount,
-    #[serde(rename = "af")]
     pub accrual_active_from: Date,
-    #[serde(rename = "ae")]
     pub accrual_expire_date: Date,
-    #[serde(rename = "dp", default, skip_serializing_if = "is_zero_bp")]
     pub discount_bp: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reversed {
-    #[serde(rename = "n")]
     pub number: CardNumber,
-    #[serde(rename = "i")]
     pub purchase_id: String,
-    #[serde(rename = "ri", default, skip_serializing_if = "Option::is_none")]
     pub refund_id: Option<String>,
     /// Money refunded by this operation (the whole purchase for a cancel).
-    #[serde(rename = "m")]
     pub amount: Amount,
-    #[serde(rename = "ar", default, skip_serializing_if = "Amount::is_zero")]
     pub accrual_reversed: Amount,
-    #[serde(rename = "br", default, skip_serializing_if = "Amount::is_zero")]
     pub bonus_returned: Amount,
-    #[serde(rename = "u", default, skip_serializing_if = "Amount::is_zero")]
     pub uncovered: Amount,
-    #[serde(rename = "rt")]
     pub refunded_total: Amount,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accrued {
-    #[serde(rename = "n")]
     pub number: CardNumber,
-    #[serde(rename = "i")]
     pub operation_id: String,
-    #[serde(rename = "m")]
     pub amount: Amount,
-    #[serde(rename = "t")]
     pub bonus_type: BonusType,
-    #[serde(rename = "af")]
     pub active_from: Date,
-    #[serde(rename = "ae", default)]
     pub expire_date: Option<Date>,
-}
-
-pub(crate) fn is_zero_bp(bp: &i64) -> bool {
-    *bp == 0
 }
 
 #[derive(Debug, Clone)]
@@ -287,35 +263,24 @@ pub struct HoldRequest {
 }
 
 /// A hold's answer: calculate's fields and when the hold ends.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Held {
-    #[serde(rename = "n")]
     pub number: CardNumber,
-    #[serde(rename = "i")]
     pub purchase_id: String,
-    #[serde(rename = "m")]
     pub amount: Amount,
-    #[serde(rename = "b", default, skip_serializing_if = "Amount::is_zero")]
     pub bonus_to_pay: Amount,
-    #[serde(rename = "a", default, skip_serializing_if = "Amount::is_zero")]
     pub accrual: Amount,
-    #[serde(rename = "x", default, skip_serializing_if = "Amount::is_zero")]
     pub max_bonus_to_pay: Amount,
-    #[serde(rename = "dp", default, skip_serializing_if = "is_zero_bp")]
     pub discount_bp: i64,
-    #[serde(rename = "u", with = "time::serde::rfc3339")]
     pub held_until: OffsetDateTime,
 }
 
 /// A release's answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Released {
-    #[serde(rename = "n")]
     pub number: CardNumber,
-    #[serde(rename = "i")]
     pub purchase_id: String,
     /// Bonuses this release gave back (0: the hold had expired, or was
     /// released before).
-    #[serde(rename = "r", default, skip_serializing_if = "Amount::is_zero")]
     pub released: Amount,
 }

@@ -12,6 +12,7 @@ pub mod forward;
 pub mod instrumented;
 mod interface;
 pub mod memory;
+pub mod records;
 pub mod redis;
 
 use crate::domain::{Card, HistoryEntry};

@@ -8,10 +8,11 @@
 -- Every check comes before the first write (Redis does not roll back a
 -- script), in the order the engine answers them: a stored outcome first
 -- (a replay answers as the first time did, docs/api.md §7), then the
--- PurchaseId's claim, then the card's version. Before all of them, the
--- type of every key: a key of another type (an operator's mistake, a
--- foreign writer) is refused with CORRUPT naming it, before any read of it
--- could fail half-way with a bare WRONGTYPE (issue 26).
+-- PurchaseId's claim, then the card's version. Every key is read before
+-- the first write (the event's XADD, itself the first write, excepted),
+-- and a key of another type (an operator's mistake, a foreign writer) fails
+-- that read and is refused with CORRUPT naming it (`records_read`, issue
+-- 26): no TYPE command per key.
 -- KEYS[1] card hash, KEYS[2] its history list, KEYS[3] the change stream
 --   of its slot, KEYS[4] its record set; KEYS[5] (one node only) the
 --   PurchaseId's index entry (hash: owner, since)
@@ -43,21 +44,6 @@ local events = tonumber(ARGV[5])
 if not events or events < 0 then
   return redis.error_reply('confirm_purchase: events length not a number')
 end
--- Each key absent or of the type this script reads and writes it as.
-local function refuse_type(key, what, want)
-  local kind = redis.call('TYPE', key)['ok']
-  if kind ~= 'none' and kind ~= want then
-    return redis.error_reply('CORRUPT ' .. what .. ' ' .. key .. ' is a ' .. kind .. ', not a ' .. want)
-  end
-end
-local refused = refuse_type(card, 'card', 'hash')
-  or refuse_type(history, 'history', 'list')
-  or (events > 0 and refuse_type(stream, 'change stream', 'stream'))
-  or refuse_type(set, 'record set', 'hash')
-  or (claiming and refuse_type(KEYS[5], 'PurchaseId index entry', 'hash'))
-if refused then
-  return refused
-end
 local now, chance = records_now()
 local stored, left = records_get(set, ARGV[8], now)
 if stored then
@@ -65,7 +51,7 @@ if stored then
 end
 local claim_ttl
 if claiming then
-  local cur = redis.call('HMGET', KEYS[5], 'owner', 'since')
+  local cur = records_read('PurchaseId index entry', KEYS[5], 'HMGET', KEYS[5], 'owner', 'since')
   local owner = cur[1]
   local matches
   if ARGV[10] == '0' then
@@ -84,7 +70,7 @@ if claiming then
     return redis.error_reply('confirm_purchase: claim TTL not a whole number of ms from 1 to 1e15')
   end
 end
-local current = redis.call('HMGET', card, 'v', 'd')
+local current = records_read('card', card, 'HMGET', card, 'v', 'd', 'hb')
 local v = current[1]
 if not v or v ~= ARGV[1] then
   return {0, current[1], current[2]}
@@ -94,12 +80,13 @@ if not n then
   return redis.error_reply('CORRUPT version field of ' .. card)
 end
 -- The entry's sequence number, as update_card.lua numbers it.
-local base = tonumber(redis.call('HGET', card, 'hb') or '0') or 0
-local seq = string.format('%d', base + redis.call('LLEN', history))
+local base = tonumber(current[3] or '0') or 0
+local seq = string.format('%d', base + records_read('history', history, 'LLEN', history))
 -- The writes. The event first: XADD is the one write that can still fail
--- on a key of the right type, and failing first it leaves nothing written.
+-- (on a stream of another type, or one whose last ID is the largest there
+-- is), and failing first it leaves nothing written.
 if events > 0 then
-  redis.call('XADD', stream, 'MAXLEN', '~', ARGV[5], '*',
+  records_read('change stream', stream, 'XADD', stream, 'MAXLEN', '~', ARGV[5], '*',
     'v', '1', 'id', ARGV[6] .. ':' .. seq, 'card', ARGV[6],
     'kind', 'history', 'seq', seq, 'e', ARGV[7])
 end

@@ -14,6 +14,22 @@ local function records_now()
   return tonumber(t[1]) * 1000 + math.floor(us / 1000), us
 end
 
+-- A read of a key that the script may write later: a key of another type
+-- (an operator's mistake, a foreign writer) fails this read, before any
+-- write, and is refused with CORRUPT naming it (issue 26) — the read
+-- itself is the type check, so a write costs no TYPE command per key.
+-- Other errors go up as they are.
+local function records_read(what, key, ...)
+  local reply = redis.pcall(...)
+  if type(reply) == 'table' and reply.err then
+    if string.sub(reply.err, 1, 9) == 'WRONGTYPE' then
+      error({err = 'CORRUPT ' .. what .. ' ' .. key .. ' is of another type'})
+    end
+    error(reply)
+  end
+  return reply
+end
+
 -- The expiry and the record of a field's value; nil when malformed (only
 -- digits before the ':': tonumber would also take 'inf' or '0x1p4').
 local function records_split(raw)
@@ -28,7 +44,7 @@ end
 -- if needed); false when absent or expired (false, not nil: a nil would
 -- end the array a script returns).
 local function records_get(set, field, now)
-  local raw = redis.call('HGET', set, field)
+  local raw = records_read('record set', set, 'HGET', set, field)
   if raw then
     local at, value = records_split(raw)
     if not at then

@@ -4,10 +4,12 @@
 -- purchases). Every check comes before the first write: Redis does not roll
 -- back a script, so a command that failed after the card was written would
 -- leave the new balance without its outcome, and a retry would apply it
--- again (issue 26). That includes the type of every key written: a key of
--- another type (an operator's mistake, a foreign writer) is refused with
--- CORRUPT before anything is written. Records are fields of the card's
--- record set (records.lua).
+-- again (issue 26). That includes the type of every key written: each is
+-- read before the first write (the event's XADD is that first write), and
+-- a key of another type (an operator's mistake, a foreign writer) fails
+-- its read and is refused with CORRUPT naming it (`records_read`), before
+-- anything is written. Records are fields of the card's record set
+-- (records.lua).
 -- KEYS[1] card hash, KEYS[2] its history list, KEYS[3] the change stream
 --   of the card's slot (docs/events.md), with records: KEYS[4] the card's
 --   record set (all in the card's slot)
@@ -25,7 +27,8 @@
 --   then per record: its name, its value, and its ms (for 'F'; '' otherwise)
 -- Returns 1 if applied, 0 on a version conflict (or a missing card, an
 -- outcome that exists already, or a record to keep that has expired).
-local v = redis.call('HGET', KEYS[1], 'v')
+local current = records_read('card', KEYS[1], 'HMGET', KEYS[1], 'v', 'hb')
+local v = current[1]
 if not v or v ~= ARGV[1] then
   return 0
 end
@@ -48,28 +51,6 @@ end
 local events = tonumber(ARGV[7])
 if not events or events < 0 then
   return redis.error_reply('update_card: events length not a number')
-end
--- The keys this call writes besides the card (whose HGET above already
--- failed with WRONGTYPE if it is not a hash): each must be absent or of
--- the type its write needs.
-local function refuse_type(key, what, want)
-  local kind = redis.call('TYPE', key)['ok']
-  if kind ~= 'none' and kind ~= want then
-    return redis.error_reply('CORRUPT ' .. what .. ' ' .. key .. ' is a ' .. kind .. ', not a ' .. want)
-  end
-end
-local refused
-if ARGV[3] ~= '' then
-  refused = refuse_type(KEYS[2], 'history', 'list')
-  if not refused and events > 0 then
-    refused = refuse_type(KEYS[3], 'change stream', 'stream')
-  end
-end
-if not refused and records > 0 then
-  refused = refuse_type(set, 'record set', 'hash')
-end
-if refused then
-  return refused
 end
 -- Each record's expiry (ms since the epoch, 0: never), settled before
 -- any write.
@@ -101,14 +82,14 @@ end
 -- docs/redis.md).
 local seq
 if ARGV[3] ~= '' then
-  local base = tonumber(redis.call('HGET', KEYS[1], 'hb') or '0') or 0
-  seq = string.format('%d', base + redis.call('LLEN', KEYS[2]))
+  local base = tonumber(current[2] or '0') or 0
+  seq = string.format('%d', base + records_read('history', KEYS[2], 'LLEN', KEYS[2]))
 end
 -- The writes. The event goes first: XADD is the one write that can still
 -- fail on a key of the right type (a stream whose last ID is the largest
 -- there is), and failing first it leaves nothing written.
 if seq and events > 0 then
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*',
+  records_read('change stream', KEYS[3], 'XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*',
     'v', '1', 'id', ARGV[8] .. ':' .. seq, 'card', ARGV[8],
     'kind', 'history', 'seq', seq, 'e', ARGV[9])
 end
