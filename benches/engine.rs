@@ -116,6 +116,7 @@ fn engine(c: &mut Criterion) {
                 shards: 8,
                 threads: 2,
                 shard_queue_capacity: 4096,
+                cache_capacity: 1_000_000,
                 ops: OpsSettings {
                     required_fields: vec![ContactField::Name, ContactField::BirthDate],
                     claim_lease_ms: 30_000,

@@ -410,9 +410,10 @@ pub struct EngineConfig {
     pub shard_queue_capacity: usize,
     pub claim_lease_ms: i64,
     pub overload_retry_after_secs: u64,
-    /// Decoded cards, contacts and index entries kept in memory in front of
-    /// Redis (0: none; the memory store needs none). Coherent across
-    /// instances through Redis' client-side-caching invalidations.
+    /// Cards whose decoded state the shards own, in all (split over the
+    /// shards: `engine/owned.rs`); on Redis also the contacts and index
+    /// entries of the store's lookup cache. Coherent across instances
+    /// through Redis' client-side-caching invalidations. 0: none.
     #[serde(default = "default_cache_capacity")]
     pub cache_capacity: usize,
 }

@@ -55,8 +55,8 @@ pub const STORE_WAIT_POOL_CONNECTIONS: &str = "loyalty_store_wait_pool_connectio
 /// Writes that fewer replicas than `store.min_replicas_acked` acknowledged
 /// in time (answered 503, outcome unknown).
 pub const STORE_REPLICA_ACKS_SHORT: &str = "loyalty_store_replica_acks_short_total";
-/// The Redis store's cache of decoded records (src/store/redis/cache.rs).
-/// `result`: hit | miss.
+/// The Redis store's lookup cache of decoded contacts and index entries
+/// (src/store/redis/cache.rs). `result`: hit | miss.
 pub const CACHE_LOOKUPS: &str = "loyalty_cache_lookups_total";
 /// Keys Redis told us changed (client-side-caching invalidations).
 pub const CACHE_INVALIDATIONS: &str = "loyalty_cache_invalidations_received_total";
@@ -67,6 +67,13 @@ pub const CACHE_ENTRIES: &str = "loyalty_cache_entries";
 pub const CACHE_BYTES: &str = "loyalty_cache_bytes";
 /// 1 while the cache serves (invalidations flowing from every node), else 0.
 pub const CACHE_SERVING: &str = "loyalty_cache_serving";
+/// Reads of a card answered from the state its shard owns
+/// (src/engine/owned.rs). `result`: hit | miss.
+pub const OWNED_LOOKUPS: &str = "loyalty_owned_lookups_total";
+/// Cards whose decoded state a shard owns, per `shard`.
+pub const OWNED_CARDS: &str = "loyalty_owned_cards";
+/// An estimate of the heap those cards hold, per `shard`.
+pub const OWNED_CARD_BYTES: &str = "loyalty_owned_card_bytes";
 pub const CARDS_LOADED: &str = "loyalty_cards_loaded_total";
 /// Lines of bulk loads, imports and exports, by `kind` (cards, contacts,
 /// import, export) and `outcome` (created, updated, existing, rejected,
@@ -273,6 +280,25 @@ pub fn cache_lookup(hit: bool) {
         )
     });
     if hit { hits } else { misses }.increment(1);
+}
+
+/// Registered once: a lookup happens on every card read.
+pub fn owned_lookup(hit: bool) {
+    static HANDLES: OnceLock<(Counter, Counter)> = OnceLock::new();
+    let (hits, misses) = HANDLES.get_or_init(|| {
+        (
+            counter!(OWNED_LOOKUPS, "result" => "hit"),
+            counter!(OWNED_LOOKUPS, "result" => "miss"),
+        )
+    });
+    if hit { hits } else { misses }.increment(1);
+}
+
+/// One shard's owned cards and their bytes (sampled when scraped).
+pub fn owned_size(shard: usize, cards: usize, bytes: usize) {
+    let label = shard.to_string();
+    gauge!(OWNED_CARDS, "shard" => label.clone()).set(cards as f64);
+    gauge!(OWNED_CARD_BYTES, "shard" => label).set(bytes as f64);
 }
 
 pub fn cache_invalidations(keys: u64) {

@@ -105,6 +105,7 @@ impl Application {
                     settings.engine.threads
                 },
                 shard_queue_capacity: settings.engine.shard_queue_capacity,
+                cache_capacity: settings.engine.cache_capacity,
                 ops: OpsSettings {
                     required_fields,
                     claim_lease_ms: settings.engine.claim_lease_ms,

@@ -37,6 +37,9 @@ pub async fn metrics(state: &AppState) -> HttpResponse {
     for (shard, depth) in state.engine.queue_depths().into_iter().enumerate() {
         m::shard_queue_depth(shard, depth);
     }
+    for (shard, (cards, bytes)) in state.engine.owned_sizes().into_iter().enumerate() {
+        m::owned_size(shard, cards, bytes);
+    }
     HttpResponse::Ok()
         .content_type(ContentType(
             "text/plain; version=0.0.4; charset=utf-8"

@@ -111,13 +111,6 @@ impl CardStore for WithArchive {
         self.inner.get_card(number).await
     }
 
-    async fn get_card_cached(
-        &self,
-        number: &CardNumber,
-    ) -> Result<Option<Versioned<Card>>, StoreError> {
-        self.inner.get_card_cached(number).await
-    }
-
     async fn update_card(
         &self,
         card: &Card,

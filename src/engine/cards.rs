@@ -112,7 +112,7 @@ impl Ops {
                 Change::Unchanged if fresh => return self.replicated(number, Ok(())).await,
                 Change::Unchanged => continue,
                 Change::Changed { card, entry } => {
-                    let since = self.store.continuity();
+                    let since = self.continuity();
                     if self
                         .store
                         .update_card(&card, current.version, &entry)
@@ -121,7 +121,7 @@ impl Ops {
                     {
                         m::card_transition(entry.operation.as_str(), entry.from, entry.to);
                         count_ended_holds(&current.value, &card, self.clock.now());
-                        self.last_seen.wrote(&card, current.version, &[], since);
+                        self.owned.wrote(&card, current.version, &[], since);
                         return Ok(());
                     }
                 }

@@ -110,10 +110,10 @@ impl Ops {
                 claim_expected: held.as_deref().or_else(|| w.takes_over(&card.value)),
                 owner: &mine,
             };
-            let since = self.store.continuity();
+            let since = self.continuity();
             match self.store.commit_purchase(&write).await? {
                 PurchaseCommit::Applied => {
-                    self.last_seen
+                    self.owned
                         .wrote(&step.next, card.version, &[(key, &outcome.value)], since);
                     return Ok(W::landed(step));
                 }
@@ -132,7 +132,7 @@ impl Ops {
                         held = Some(mine.clone());
                     }
                     if let Some(current) = &current {
-                        self.last_seen.saw(current, since);
+                        self.owned.saw(current, since);
                     }
                     base = current.map(|c| *c);
                 }
@@ -155,7 +155,7 @@ impl Ops {
             // Independent reads: sent together, they share a round trip.
             // The card and the purchase come in one read, so that the
             // purchase's presence goes with the card's version.
-            let since = self.store.continuity();
+            let since = self.continuity();
             let (read, apart, claim) = futures_util::join!(
                 self.store.get_card_with_record(number, &purchase),
                 async {
@@ -181,7 +181,7 @@ impl Ops {
                 self.judge_purchase_claim(&claim, number)?;
             }
             let card = card.ok_or_else(|| not_found_card(number))?;
-            self.last_seen.saw(&card, since);
+            self.owned.saw(&card, since);
             if self.finish_replacement(&card.value, b.actor).await? {
                 continue;
             }

@@ -1,6 +1,6 @@
 //! The narrow context every command family runs on: the store, the
-//! settings, this instance's identity and clock, and the write base
-//! (`last_seen.rs`), with the primitive reads and the conditional writes
+//! settings, this instance's identity and clock, and the cards' decoded
+//! state the shards own (`owned.rs`: answers and write bases), with the primitive reads and the conditional writes
 //! (with their retry on a lost race) that the families build on. The families (`cards`, `contacts`,
 //! `purchases`, `manual_bonus`, `replacement`) each add their
 //! commands to [`Ops`] in their own file and import only this module,
@@ -11,12 +11,16 @@ use std::sync::Arc;
 use super::clock::Clock;
 use super::error::EngineError;
 use super::kept::{Kept, Stored};
-use super::last_seen::LastSeen;
+use super::owned::{Continuity, Owned};
 use super::support::{not_found_card, MAX_ATTEMPTS};
 use crate::domain::purchase::BonusRules;
 use crate::domain::{card::Change, Card, CardNumber, ContactField, HistoryEntry, RuleError};
 use crate::metrics as m;
 use crate::store::{CardRecordWrite, Cas, Store, Versioned};
+
+/// Cards owned by an `Ops` made without the engine (tests, tools): the
+/// engine sizes it from `engine.cache_capacity` and its shards.
+const DEFAULT_OWNED: usize = 32_768;
 
 #[derive(Debug, Clone)]
 pub struct OpsSettings {
@@ -46,8 +50,8 @@ pub struct Ops {
     /// This server instance, as index claims name it (see `claims`).
     pub(crate) instance: u32,
     pub(crate) clock: Clock,
-    /// The base of this instance's writes (`last_seen.rs`).
-    pub(crate) last_seen: LastSeen,
+    /// The cards' decoded state, one map per shard (`owned.rs`).
+    pub(crate) owned: Owned,
 }
 
 impl Ops {
@@ -57,8 +61,26 @@ impl Ops {
             settings,
             instance: rand::random(),
             clock: Clock::system(),
-            last_seen: LastSeen::new(),
+            owned: Owned::new(DEFAULT_OWNED, 1),
         }
+    }
+
+    /// Owns `capacity` cards in all, split over `shards` maps by the
+    /// engine's routing (0: none, every read and write asks the store).
+    pub fn with_owned(mut self, capacity: usize, shards: usize) -> Ops {
+        self.owned = Owned::new(capacity, shards);
+        self
+    }
+
+    /// The store's continuity token now (`owned.rs`): taken before a read
+    /// or write whose result becomes a base.
+    pub(crate) fn continuity(&self) -> Continuity {
+        self.store.coherence().and_then(|c| c.continuity())
+    }
+
+    /// Cards owned and their bytes, per shard.
+    pub(crate) fn owned_sizes(&self) -> Vec<(usize, usize)> {
+        self.owned.sizes()
     }
 
     /// The same instance reading `clock` instead of the system's.
@@ -67,44 +89,62 @@ impl Ops {
         self
     }
 
+    /// The card as the store holds it now, read from the store (never
+    /// answered from owned state): for what a write or a refusal is decided
+    /// on. What it read becomes the card's owned state.
     pub(crate) async fn load_card(
         &self,
         number: &CardNumber,
     ) -> Result<Versioned<Card>, EngineError> {
-        let since = self.store.continuity();
+        let coherence = self.store.coherence();
+        let stamp = coherence.and_then(|c| c.stamp(number.as_str()));
         let card = self
             .store
             .get_card(number)
             .await?
             .ok_or_else(|| not_found_card(number))?;
-        self.last_seen.saw(&card, since);
+        self.owned.filled(&card, stamp, coherence);
         Ok(card)
     }
 
     /// The card for an answer that nothing is written or refused on
-    /// (balance, calculate): may come from the store's cache.
+    /// (balance, calculate): the owned state while it is coherent, else
+    /// read from the store (and owned from then on).
     pub(crate) async fn load_card_cached(
         &self,
         number: &CardNumber,
     ) -> Result<Versioned<Card>, EngineError> {
-        self.store
-            .get_card_cached(number)
+        self.card_cached(number)
             .await?
             .ok_or_else(|| not_found_card(number))
     }
 
+    /// As `load_card_cached`, with a missing card as `None`.
+    pub(crate) async fn card_cached(
+        &self,
+        number: &CardNumber,
+    ) -> Result<Option<Versioned<Card>>, EngineError> {
+        let coherence = self.store.coherence();
+        if let Some(card) = coherence.and_then(|c| self.owned.answer(number, c)) {
+            return Ok(Some(card));
+        }
+        let stamp = coherence.and_then(|c| c.stamp(number.as_str()));
+        let card = self.store.get_card(number).await?;
+        if let Some(card) = &card {
+            self.owned.filled(card, stamp, coherence);
+        }
+        Ok(card)
+    }
+
     /// The card a write is computed on before any read: as this instance
-    /// last saw it, else as the store's cache has it (`None`: read it).
-    /// Possibly behind: only for a write that names its version, never
-    /// for an answer or a refusal (`last_seen.rs`).
+    /// last saw it (`None`: read it). Possibly behind: only for a write
+    /// that names its version, never for an answer or a refusal
+    /// (`owned.rs`).
     pub(crate) async fn write_base(
         &self,
         number: &CardNumber,
     ) -> Result<Option<Versioned<Card>>, EngineError> {
-        match self.last_seen.get(number, self.store.continuity()) {
-            Some(card) => Ok(Some(card)),
-            None => Ok(self.store.get_card_cached(number).await?),
-        }
+        Ok(self.owned.get(number, self.continuity()))
     }
 
     pub(crate) async fn stored<T: Kept>(
@@ -144,7 +184,7 @@ impl Ops {
         entry: Option<&HistoryEntry>,
         records: Vec<CardRecordWrite>,
     ) -> Result<Cas, EngineError> {
-        let since = self.store.continuity();
+        let since = self.continuity();
         let cas = self
             .store
             .update_card_with(
@@ -160,7 +200,7 @@ impl Ops {
                 .iter()
                 .map(|r| (r.key.as_str(), r.value.as_str()))
                 .collect();
-            self.last_seen.wrote(next, version, &written, since);
+            self.owned.wrote(next, version, &written, since);
         }
         Ok(cas)
     }
@@ -195,7 +235,7 @@ impl Ops {
             match decide(&current.value, sufficient)? {
                 Change::Unchanged => return Ok(()),
                 Change::Changed { card, entry } => {
-                    let since = self.store.continuity();
+                    let since = self.continuity();
                     if self
                         .store
                         .update_card(&card, current.version, &entry)
@@ -203,7 +243,7 @@ impl Ops {
                         == Cas::Applied
                     {
                         m::card_transition(entry.operation.as_str(), entry.from, entry.to);
-                        self.last_seen.wrote(&card, current.version, &[], since);
+                        self.owned.wrote(&card, current.version, &[], since);
                         return Ok(());
                     }
                 }

@@ -349,7 +349,7 @@ impl Ops {
         for _ in 0..MAX_ATTEMPTS {
             // The confirmed purchase is read with the card: its absence
             // goes with the version the release writes on.
-            let since = self.store.continuity();
+            let since = self.continuity();
             let (read, stored) = futures_util::join!(
                 self.store.get_card_with_record(number, &purchase),
                 self.stored::<Released>(number, &key),
@@ -368,7 +368,7 @@ impl Ops {
                 return self.replicated(number, Ok(stored.outcome)).await;
             }
             let card: Versioned<Card> = card.ok_or_else(|| not_found_card(number))?;
-            self.last_seen.saw(&card, since);
+            self.owned.saw(&card, since);
             let now = self.clock.now();
             let Some(hold) = card.value.open_hold(purchase_id, now) else {
                 // Expired or released: nothing left to free.

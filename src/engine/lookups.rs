@@ -88,7 +88,7 @@ impl Ops {
         };
         let number = CardNumber::from_trusted(record_of(&claim.owner).to_owned());
         let card = if cached {
-            self.store.get_card_cached(&number).await?
+            self.card_cached(&number).await?
         } else {
             self.store.get_card(&number).await?
         };

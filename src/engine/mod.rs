@@ -1,10 +1,12 @@
-//! The engine: routes each command to the shard that orders its card's
-//! commands, bounds every shard's queue, and answers `Overloaded` at once
+//! The engine: routes each command to the shard that owns its card — the
+//! card's order of commands (`shard.rs`) and its decoded, versioned state
+//! (`owned.rs`, one bounded map per shard, coherent through the store's
+//! feed) — bounds every shard's queue, and answers `Overloaded` at once
 //! when a queue is full. The API sees only [`Engine`] and the plain data of
 //! `types.rs`; actix stays inside `shard.rs`.
 //!
 //! Imports run one way (`crate::module_graph` fails on a cycle): `types`,
-//! `error`, `clock`, `claims`, `last_seen` import no engine module; `kept`
+//! `error`, `clock`, `claims`, `owned` import no engine module; `kept`
 //! (the replies kept per idempotency key, as the store's records of
 //! `store/records.rs`) and `support` only those; `context` (the narrow
 //! context, [`Ops`]) those; each command family (`cards`, `contacts` with
@@ -22,7 +24,7 @@ pub mod context;
 mod error;
 mod holds;
 mod kept;
-mod last_seen;
+mod owned;
 mod support;
 pub mod types;
 // One module per command family, each adding its commands to `Ops`.
@@ -38,7 +40,6 @@ mod replicated;
 mod execute;
 mod shard;
 
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -65,6 +66,9 @@ pub struct EngineSettings {
     pub threads: usize,
     /// Commands a shard accepts (queued plus running) before it refuses.
     pub shard_queue_capacity: usize,
+    /// Cards whose decoded state the shards own, in all (split evenly over
+    /// the shards; `engine.cache_capacity`): 0 owns none.
+    pub cache_capacity: usize,
     pub ops: OpsSettings,
 }
 
@@ -85,12 +89,15 @@ pub struct Engine {
 impl Engine {
     /// Starts the shard actors. Must run inside an actix system.
     pub fn start(store: Arc<dyn Store>, settings: EngineSettings) -> Engine {
-        let ops = Arc::new(Ops::new(store, settings.ops.clone()));
+        let shard_count = settings.shards.max(1);
+        let ops = Arc::new(
+            Ops::new(store, settings.ops.clone()).with_owned(settings.cache_capacity, shard_count),
+        );
         let arbiters: Vec<Arbiter> = (0..settings.threads.max(1))
             .map(|_| Arbiter::new())
             .collect();
         let capacity = settings.shard_queue_capacity.max(1);
-        let shards = (0..settings.shards.max(1))
+        let shards = (0..shard_count)
             .map(|id| {
                 let ops = ops.clone();
                 let turns = Arc::new(Turns::default());
@@ -120,12 +127,10 @@ impl Engine {
         self.shards.len()
     }
 
+    /// The shard of a command's ordering key: the one whose map owns the
+    /// card's state (`owned.rs` splits its maps with the same function).
     fn shard_of(&self, key: &str) -> usize {
-        // DefaultHasher::new() has fixed keys: the same card always lands on
-        // the same shard, across restarts too.
-        let mut h = DefaultHasher::new();
-        key.hash(&mut h);
-        (h.finish() % self.shards.len() as u64) as usize
+        owned::shard_index(key, self.shards.len())
     }
 
     /// Runs a command in its card's turn, or refuses at once when its shard
@@ -176,6 +181,12 @@ impl Engine {
             .collect()
     }
 
+    /// Cards each shard owns and an estimate of the bytes they hold, for
+    /// the gauges (sampled when scraped).
+    pub fn owned_sizes(&self) -> Vec<(usize, usize)> {
+        self.ops.owned_sizes()
+    }
+
     pub async fn balance(&self, number: CardNumber) -> Result<BalanceView, EngineError> {
         match self.execute(Command::Balance { number }).await? {
             Reply::Balance(view) => Ok(view),
@@ -183,7 +194,7 @@ impl Engine {
         }
     }
 
-    /// The card as the store holds it now — never the record cache — with
+    /// The card as the store holds it now — never the owned state — with
     /// a replacement whose last steps were cut short finished first: for a
     /// caller that decides what to write on it (docs/redis.md, "Only
     /// answers read from it"). Outside the card's turn: the commands it

@@ -403,10 +403,7 @@ impl Ops {
         // with the purchase as that write left it (one round trip). A
         // replay, a refusal, a replaced card or a lost race are decided on
         // the reads below.
-        if let Some((card, raw)) = self
-            .last_seen
-            .get_with(number, &key, self.store.continuity())
-        {
+        if let Some((card, raw)) = self.owned.get_with(number, &key, self.continuity()) {
             let settled =
                 card.value.replaced_by.is_none() && card.value.unfinished_replacement().is_none();
             if let (true, Ok(stored)) = (settled, Confirmed::decode(&key, &raw)) {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::CardNumber;
-use crate::store::{HealthStore, Store, StoreError};
+use crate::store::{Coherence, HealthStore, Store, StoreError};
 
 #[derive(Default)]
 pub struct DeferredStore {
@@ -64,8 +64,9 @@ impl HealthStore for DeferredStore {
         self.store()?.ping().await
     }
 
-    fn continuity(&self) -> Option<u64> {
-        self.store().ok().and_then(|s| s.continuity())
+    /// None until connected; then the connected store's.
+    fn coherence(&self) -> Option<&Coherence> {
+        self.store().ok().and_then(|s| s.coherence())
     }
 
     async fn replicated(&self, number: &CardNumber) -> Result<(), StoreError> {

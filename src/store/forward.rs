@@ -38,9 +38,9 @@ macro_rules! forward_health {
                 let $s = self;
                 $wrap("replicated", $inner.replicated(number)).await
             }
-            fn continuity(&self) -> ::std::option::Option<u64> {
+            fn coherence(&self) -> ::std::option::Option<&$crate::store::Coherence> {
                 let $s = self;
-                $inner.continuity()
+                $inner.coherence()
             }
         }
     };
@@ -64,16 +64,6 @@ macro_rules! forward_cards {
             > {
                 let $s = self;
                 $wrap("get_card", $inner.get_card(number)).await
-            }
-            async fn get_card_cached(
-                &self,
-                number: &$crate::domain::CardNumber,
-            ) -> ::std::result::Result<
-                ::std::option::Option<$crate::store::Versioned<$crate::domain::Card>>,
-                $crate::store::StoreError,
-            > {
-                let $s = self;
-                $wrap("get_card_cached", $inner.get_card_cached(number)).await
             }
             async fn update_card(
                 &self,

@@ -22,8 +22,8 @@
 //!     async fn ping(&self) -> Result<(), StoreError> {
 //!         self.0.ping().await
 //!     }
-//!     fn continuity(&self) -> Option<u64> {
-//!         self.0.continuity()
+//!     fn coherence(&self) -> Option<&loyalty::store::Coherence> {
+//!         self.0.coherence()
 //!     }
 //! }
 //! ```
@@ -32,7 +32,7 @@ use async_trait::async_trait;
 use futures_util::future::try_join_all;
 
 use super::{
-    CardLoad, CardRecordWrite, Cas, Claim, DumpPage, HistoryPage, Index, PurchaseCommit,
+    CardLoad, CardRecordWrite, Cas, Claim, Coherence, DumpPage, HistoryPage, Index, PurchaseCommit,
     PurchaseWrite, RecordRead, StoreError, Versioned,
 };
 use crate::domain::{Card, CardNumber, CardStatus, Contact, ContactCode, HistoryEntry};
@@ -56,32 +56,21 @@ pub trait HealthStore: Send + Sync + 'static {
     /// still lose. A store without replicas answers `Ok` at once.
     async fn replicated(&self, number: &CardNumber) -> Result<(), StoreError>;
 
-    /// A token that stays the same for as long as the store vouches that
-    /// it has lost nothing: no version it holds went back meanwhile (a
-    /// restart from a snapshot, a failover to a replica that missed the
-    /// latest writes, a flush). `None`: it cannot vouch for now. What a
-    /// version check cannot tell apart — a card written back up to a
-    /// version remembered from before the loss — the engine tells apart by
-    /// this token (`engine/last_seen.rs`). A wrapper forwards its store's,
-    /// never vouches for it.
-    fn continuity(&self) -> Option<u64>;
+    /// The coherence feed the owners of decoded cards read
+    /// (`coherence.rs`): which cards changed since a read began, whether
+    /// everything before was lost (a restart from a snapshot, a failover to
+    /// a replica that missed the latest writes, a flush: its continuity
+    /// token changes), whether the store vouches now. The store itself
+    /// keeps no decoded card. `None`: it has no feed and vouches for
+    /// nothing (every read goes to it, every write reads first). A wrapper
+    /// forwards its store's, never one of its own.
+    fn coherence(&self) -> Option<&Coherence>;
 }
 
 /// Cards: their versioned state, conditional writes and history.
 #[async_trait]
 pub trait CardStore: Send + Sync + 'static {
     async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError>;
-
-    /// A read that may be answered from a cache that can lag another
-    /// instance's acknowledged write by milliseconds (the Redis store's
-    /// record cache; docs/redis.md). Only for answers that nothing is
-    /// written or refused on — balances, views, calculate. Every read that
-    /// gates a write or a refusal uses `get_card`, which always asks the
-    /// store. A store without a cache answers as `get_card` does.
-    async fn get_card_cached(
-        &self,
-        number: &CardNumber,
-    ) -> Result<Option<Versioned<Card>>, StoreError>;
 
     /// Writes `card` and appends `entry` to its history, atomically, if the
     /// stored version is still `expected_version`.
@@ -157,8 +146,10 @@ pub trait ContactStore: Send + Sync + 'static {
         code: &ContactCode,
     ) -> Result<Option<Versioned<Contact>>, StoreError>;
 
-    /// As `get_contact`, for an answer only: may come from a cache (see
-    /// `CardStore::get_card_cached`).
+    /// As `get_contact`, for an answer only: may come from the Redis
+    /// store's lookup cache, which can lag another instance's acknowledged
+    /// write by milliseconds (docs/redis.md). Every read that gates a write
+    /// or a refusal uses `get_contact`.
     async fn get_contact_cached(
         &self,
         code: &ContactCode,
@@ -193,7 +184,7 @@ pub trait ContactStore: Send + Sync + 'static {
     async fn index_get(&self, index: Index, key: &str) -> Result<Option<Claim>, StoreError>;
 
     /// As `index_get`, for an answer only: may come from a cache (see
-    /// `CardStore::get_card_cached`).
+    /// `get_contact_cached`).
     async fn index_get_cached(&self, index: Index, key: &str) -> Result<Option<Claim>, StoreError>;
 
     /// Sets `key` to `owner`, stamped with the store's clock, if its current

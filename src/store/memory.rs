@@ -14,7 +14,9 @@ use parking_lot::RwLock;
 
 use super::dump::{cursor, split_cursor, PHASES};
 use super::events::{ChangeEvent, EventLog};
-use super::{contact_of_slot, BulkStore, CardStore, ContactStore, HealthStore, RecordStore};
+use super::{
+    contact_of_slot, BulkStore, CardStore, Coherence, ContactStore, HealthStore, RecordStore,
+};
 use super::{
     CardLoad, CardRecordWrite, Cas, Claim, DumpItem, DumpPage, Expiry, HistoryPage, Index,
     PurchaseCommit, PurchaseWrite, RecordRead, StoreError, Versioned,
@@ -48,6 +50,20 @@ pub struct MemoryStore {
     /// is expiry order): dropped as they expire, so that the map does not
     /// keep every PurchaseId ever seen.
     expiring: parking_lot::Mutex<VecDeque<(Instant, String)>>,
+    /// The feed the engine's owners of decoded cards read: this store sees
+    /// every write itself, so it is always on, and each change of a card
+    /// is reported while the cards' lock is held (a read that began before
+    /// it can no longer answer). The same owner code runs on memory as on
+    /// Redis, with the same invalidation protocol.
+    coherence: Feed,
+}
+
+struct Feed(Coherence);
+
+impl Default for Feed {
+    fn default() -> Feed {
+        Feed(Coherence::always())
+    }
 }
 
 impl CardRecord {
@@ -161,6 +177,7 @@ impl MemoryStore {
         }
         record.card = card.clone();
         record.version += 1;
+        self.coherence.0.card_changed(card.number.as_str());
         let retention = later(now, Duration::from_secs(ttl_secs));
         for w in records {
             let until = match w.expiry {
@@ -332,22 +349,15 @@ impl HealthStore for MemoryStore {
         Ok(())
     }
 
-    /// This process's memory loses nothing while the process lives.
-    fn continuity(&self) -> Option<u64> {
-        Some(0)
+    /// This process's memory loses nothing while the process lives: its
+    /// continuity never changes.
+    fn coherence(&self) -> Option<&Coherence> {
+        Some(&self.coherence.0)
     }
 }
 
 #[async_trait]
 impl CardStore for MemoryStore {
-    /// No cache: the cached read is the read.
-    async fn get_card_cached(
-        &self,
-        number: &CardNumber,
-    ) -> Result<Option<Versioned<Card>>, StoreError> {
-        self.get_card(number).await
-    }
-
     async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError> {
         Ok(self.cards.read().get(number).map(|r| Versioned {
             value: r.card.clone(),
@@ -639,6 +649,7 @@ impl BulkStore for MemoryStore {
                         Ok(ChangeEvent::loaded(card.number.as_str(), json(card)?))
                     })?;
                     map.insert(card.number.clone(), CardRecord::new(card.clone()));
+                    self.coherence.0.card_changed(card.number.as_str());
                     CardLoad::Created
                 }
                 Some(r)
@@ -653,6 +664,7 @@ impl BulkStore for MemoryStore {
                     r.card.category = card.category;
                     r.card.card_type = card.card_type;
                     r.version += 1;
+                    self.coherence.0.card_changed(card.number.as_str());
                     CardLoad::Updated
                 }
                 Some(_) => CardLoad::Existing,
@@ -710,6 +722,7 @@ impl BulkStore for MemoryStore {
         let mut record = CardRecord::new(card.clone());
         record.history = history.to_vec();
         map.insert(card.number.clone(), record);
+        self.coherence.0.card_changed(card.number.as_str());
         Ok(true)
     }
 
@@ -736,6 +749,7 @@ impl BulkStore for MemoryStore {
         record
             .records
             .insert(key.to_owned(), (value.to_owned(), until));
+        self.coherence.0.card_changed(number.as_str());
         Ok(true)
     }
 
@@ -750,6 +764,7 @@ impl BulkStore for MemoryStore {
             let number = card.number.as_str();
             self.append_event(|| Ok(ChangeEvent::loaded(number, json(card)?)))?;
             map.insert(card.number.clone(), CardRecord::new(card.clone()));
+            self.coherence.0.card_changed(number);
             created.push(true);
         }
         Ok(created)

@@ -5,6 +5,7 @@
 //! several server instances on one store.
 
 pub mod codec;
+pub mod coherence;
 pub mod dump;
 pub mod events;
 pub mod forward;
@@ -15,6 +16,7 @@ pub mod records;
 pub mod redis;
 
 use crate::domain::{Card, HistoryEntry};
+pub use coherence::{Coherence, Stamp};
 pub use dump::{CardLoad, DumpItem, DumpPage};
 pub use interface::{
     contact_of_slot, load_by_insert, BulkStore, CardStore, ContactStore, HealthStore, RecordStore,

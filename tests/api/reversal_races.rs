@@ -1,6 +1,6 @@
 //! Refunds, cancels and confirms of one purchase racing over two server
 //! instances on one store, since writes go first on the card as each
-//! instance last saw it (issue 20 item 2, `engine/last_seen.rs`): every
+//! instance last saw it (issue 20 item 2, `engine/owned.rs`): every
 //! reversal is computed on a base the other instance may have moved, and
 //! only the store's compare-and-set keeps the money exact. Whatever the
 //! interleaving, the refunds never exceed the purchase, what is reversed

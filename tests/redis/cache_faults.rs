@@ -68,9 +68,9 @@ async fn assert_cached(http: &Http, card: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         http.balance(card).await.ok();
-        let before = metric(http, "loyalty_cache_lookups_total{result=\"hit\"}").await;
+        let before = metric(http, "loyalty_owned_lookups_total{result=\"hit\"}").await;
         http.balance(card).await.ok();
-        let after = metric(http, "loyalty_cache_lookups_total{result=\"hit\"}").await;
+        let after = metric(http, "loyalty_owned_lookups_total{result=\"hit\"}").await;
         if after > before {
             return;
         }

@@ -87,16 +87,6 @@ impl HookStore {
 
 #[async_trait]
 impl CardStore for HookStore {
-    /// Hooked as the read it stands in for: an interleaving chosen at a
-    /// card read happens there whether the engine reads through the cache
-    /// or not.
-    async fn get_card_cached(
-        &self,
-        number: &CardNumber,
-    ) -> Result<Option<Versioned<Card>>, StoreError> {
-        self.fire(At::GetCard(number.as_str().to_owned())).await;
-        self.inner.get_card_cached(number).await
-    }
     async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError> {
         self.fire(At::GetCard(number.as_str().to_owned())).await;
         self.inner.get_card(number).await
@@ -185,7 +175,9 @@ impl ContactStore for HookStore {
     ) -> Result<Option<Versioned<Contact>>, StoreError> {
         self.inner.get_contact_cached(code).await
     }
-    /// Hooked as the index read it stands in for (see `get_card_cached`).
+    /// Hooked as the index read it stands in for: an interleaving chosen
+    /// at an index read happens there whether the engine reads through the
+    /// cache or not.
     async fn index_get_cached(&self, index: Index, key: &str) -> Result<Option<Claim>, StoreError> {
         self.fire(At::IndexGet(index, key.to_owned())).await;
         self.inner.index_get_cached(index, key).await

@@ -73,12 +73,6 @@ impl HookStore {
 
 #[async_trait]
 impl CardStore for HookStore {
-    async fn get_card_cached(
-        &self,
-        number: &CardNumber,
-    ) -> Result<Option<Versioned<Card>>, StoreError> {
-        self.inner.get_card_cached(number).await
-    }
     async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError> {
         self.inner.get_card(number).await
     }

@@ -81,7 +81,7 @@ async fn hits(http: &Http) -> f64 {
         .await
         .expect("a body");
     text.lines()
-        .filter(|l| l.starts_with("loyalty_cache_lookups_total{result=\"hit\"}"))
+        .filter(|l| l.starts_with("loyalty_owned_lookups_total{result=\"hit\"}"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }

@@ -1,4 +1,5 @@
-//! The write base (`engine/last_seen.rs`, issue 20 item 2) across a Redis
+//! The write base (the shard's owned state, `engine/owned.rs`; issue 20
+//! items 1 and 2) across a Redis
 //! that lost its latest writes: restarted from its last snapshot (no AOF),
 //! the same as a failover to a replica that had not received them.
 //! Versions then start again from the snapshot's, and one write by

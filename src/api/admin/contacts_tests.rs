@@ -1,101 +1,51 @@
 //! The bulk contact loader decides on the card as the store holds it, not
-//! on a cached read (issue 26, item 4): a cache that has not heard yet of
-//! another instance's write must not change what a line does or reports.
-//! The cache's lag is made exact by a store whose cached card read answers
-//! from a snapshot (the Redis store's cache, before the invalidation came),
-//! around the real memory store.
+//! on an answer from owned state (issue 26, item 4): a shard that has not
+//! heard yet of another instance's write must not change what a line does
+//! or reports. The lag is made exact by a store whose coherence feed never
+//! reports a change (as Redis' tracking before the invalidation came),
+//! around the real memory store, which another engine — another instance
+//! — writes through.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-use async_trait::async_trait;
+use std::sync::Arc;
 
 use super::*;
 use crate::domain::purchase::BonusRules;
-use crate::domain::{Card, CardType, Category, HistoryEntry, MobileNumber, Role};
+use crate::domain::{Card, CardType, Category, MobileNumber, Role};
 use crate::engine::{EngineSettings, OpsSettings, PurchaseSettings};
 use crate::store::memory::MemoryStore;
-use crate::store::{
-    CardRecordWrite, CardStore, Cas, HistoryPage, PurchaseCommit, PurchaseWrite, StoreError,
-    Versioned,
-};
+use crate::store::{Coherence, HealthStore, StoreError};
 
-/// The memory store, with a cache that still holds the cards frozen in it.
+/// The memory store, behind a feed that never reports a change: what a
+/// shard owns from a read through it answers for good.
 struct Lagging {
-    inner: MemoryStore,
-    frozen: Mutex<HashMap<CardNumber, Option<Versioned<Card>>>>,
+    inner: Arc<MemoryStore>,
+    deaf: Coherence,
 }
 
-impl Lagging {
-    /// The cached read of `number` answers what the store holds now, from
-    /// now on.
-    async fn freeze(&self, number: &CardNumber) {
-        let now = self.inner.get_card(number).await.expect("a read");
-        self.frozen.lock().unwrap().insert(number.clone(), now);
+#[async_trait::async_trait]
+impl HealthStore for Lagging {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
     }
-}
-
-#[async_trait]
-impl CardStore for Lagging {
-    async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError> {
-        self.inner.get_card(number).await
+    async fn replicated(&self, number: &CardNumber) -> Result<(), StoreError> {
+        self.inner.replicated(number).await
     }
-
-    async fn get_card_cached(
-        &self,
-        number: &CardNumber,
-    ) -> Result<Option<Versioned<Card>>, StoreError> {
-        let frozen = self.frozen.lock().unwrap().get(number).cloned();
-        match frozen {
-            Some(card) => Ok(card),
-            None => self.inner.get_card(number).await,
-        }
-    }
-
-    async fn update_card(
-        &self,
-        card: &Card,
-        expected_version: u64,
-        entry: &HistoryEntry,
-    ) -> Result<Cas, StoreError> {
-        self.inner.update_card(card, expected_version, entry).await
-    }
-
-    async fn update_card_with(
-        &self,
-        card: &Card,
-        expected_version: u64,
-        entry: Option<&HistoryEntry>,
-        records: &[CardRecordWrite],
-        ttl_secs: u64,
-    ) -> Result<Cas, StoreError> {
-        self.inner
-            .update_card_with(card, expected_version, entry, records, ttl_secs)
-            .await
-    }
-
-    async fn commit_purchase(
-        &self,
-        write: &PurchaseWrite<'_>,
-    ) -> Result<PurchaseCommit, StoreError> {
-        self.inner.commit_purchase(write).await
-    }
-
-    async fn card_history(
-        &self,
-        number: &CardNumber,
-        before: Option<u64>,
-        limit: usize,
-    ) -> Result<HistoryPage, StoreError> {
-        self.inner.card_history(number, before, limit).await
+    fn coherence(&self) -> Option<&Coherence> {
+        Some(&self.deaf)
     }
 }
 
-// Only the cached card read lags; the rest is the memory store's.
-crate::forward_health!(Lagging, |s| s.inner);
+// Only the feed lags; the rest is the memory store's.
+crate::forward_cards!(Lagging, |s| s.inner);
 crate::forward_records!(Lagging, |s| s.inner);
 crate::forward_contacts!(Lagging, |s| s.inner);
 crate::forward_bulk!(Lagging, |s| s.inner);
+
+/// The card's balance read by `engine`: its shard owns the card as it is
+/// now, and (the feed being deaf) answers with it from then on.
+async fn freeze(engine: &Engine, number: &CardNumber) {
+    engine.balance(number.clone()).await.expect("a balance");
+}
 
 fn admin() -> Actor {
     Actor {
@@ -104,13 +54,14 @@ fn admin() -> Actor {
     }
 }
 
-fn engine(store: Arc<Lagging>) -> Engine {
+fn engine(store: Arc<dyn crate::store::Store>) -> Engine {
     Engine::start(
         store,
         EngineSettings {
             shards: 2,
             threads: 1,
             shard_queue_capacity: 64,
+            cache_capacity: 1_000,
             ops: OpsSettings {
                 required_fields: vec![],
                 claim_lease_ms: 30_000,
@@ -183,18 +134,20 @@ fn activate(number: &CardNumber) -> Command {
 #[test]
 fn a_line_decides_on_the_card_as_stored_not_as_cached() {
     actix_rt::System::new().block_on(async {
+        let inner = Arc::new(MemoryStore::new());
         let store = Arc::new(Lagging {
-            inner: MemoryStore::new(),
-            frozen: Mutex::new(HashMap::new()),
+            inner: inner.clone(),
+            deaf: Coherence::always(),
         });
         let engine = engine(store.clone());
+        let elsewhere = self::engine(inner);
 
         // Blocked elsewhere after the cache read it Active: the line's
         // activation is refused, not reported Existing.
         let (line, number) = bound_card(&engine, 1).await;
         engine.execute(activate(&number)).await.expect("active");
-        store.freeze(&number).await;
-        engine
+        freeze(&engine, &number).await;
+        elsewhere
             .execute(Command::Block {
                 actor: admin(),
                 number: number.clone(),
@@ -213,8 +166,8 @@ fn a_line_decides_on_the_card_as_stored_not_as_cached() {
         // finds it as it says, Existing (not Updated by an activation
         // that changed nothing).
         let (line, number) = bound_card(&engine, 2).await;
-        store.freeze(&number).await;
-        engine.execute(activate(&number)).await.expect("active");
+        freeze(&engine, &number).await;
+        elsewhere.execute(activate(&number)).await.expect("active");
         assert_eq!(
             apply(&engine, &admin(), line).await.expect("applied"),
             Outcome::Existing

@@ -1,41 +1,50 @@
-//! Decoded records kept in the server's memory, in front of Redis: cards,
-//! contacts and index entries, keyed by their Redis key. Redis stays the
-//! system of record — every write still goes to it as a compare-and-set —
-//! and this cache only answers reads while it can prove it is not behind:
+//! Decoded contacts and index entries kept in the server's memory, in
+//! front of Redis, keyed by their Redis key: the lookups that lead a
+//! request to its card (a mobile's contact, a contact's card). Cards are
+//! not here: the engine's shards own their decoded cards
+//! (`engine/owned.rs`), and read the same feed (`store/coherence.rs`).
+//! Redis stays the system of record — every write still goes to it as a
+//! compare-and-set — and this cache only answers reads while it can prove
+//! it is not behind:
 //!
 //! - Redis tells us (client-side-caching invalidations, `tracking.rs`) when
 //!   any key under our prefix changes, whoever changed it; the entry goes.
 //! - While that channel is down, or after it was lost (reconnect, failover,
-//!   Redis restart), the cache is disabled and emptied; it serves again only
-//!   once tracking is re-established on every node.
+//!   Redis restart), the feed is off and the cache emptied; it serves again
+//!   only once tracking is re-established on every node.
 //! - A miss reads Redis and fills the entry only if no invalidation of that
 //!   key (and no flush) arrived while the read was under way: a read that
 //!   raced a write never installs the value the write replaced.
 //! - Each completed heartbeat of the channel vouches for it for a while
-//!   (`tracking.rs`); once that has run out without another, the cache
-//!   neither serves nor fills until one completes — checked on every
-//!   lookup against the clock, so it holds even if the tracking task
-//!   itself is held up.
+//!   (`tracking.rs`, `Coherence::vouch`); once that has run out without
+//!   another, the cache neither serves nor fills until one completes —
+//!   checked on every lookup against the clock.
 //!
 //! The cache is split into segments (one lock each) so that the HTTP
-//! workers reading different cards do not contend on one lock.
+//! workers reading different keys do not contend on one lock.
+//!
+//! Why contacts and index entries stay store-side (ADR 0010): they belong
+//! to no card's shard (a contact's commands are ordered by its code, a
+//! lookup by phone runs before the card is known), nothing is written on
+//! what this cache answers (every write reads them from Redis), and they
+//! are a small share of what a till reads.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use lru::LruCache;
 use parking_lot::Mutex;
 
-use crate::domain::{Card, Contact};
+use crate::domain::Contact;
 use crate::metrics as m;
-use crate::store::Versioned;
+use crate::store::{Coherence, Versioned};
 
 /// What a key holds, decoded.
 #[derive(Clone)]
 pub enum Cached {
-    Card(Option<Versioned<Card>>),
     Contact(Versioned<Option<Contact>>),
     /// An index entry: its owner, its age when read, and when it was read
     /// (its age now is that age plus the time since).
@@ -56,16 +65,8 @@ struct Segment {
 
 pub struct Cache {
     segments: Vec<Mutex<Segment>>,
-    /// False while the invalidation channel is not (yet, or no longer)
-    /// established: nothing is served or filled then.
-    enabled: AtomicBool,
-    /// Until when (ms since `epoch`) the last heartbeat vouches for the
-    /// invalidation channel: past it, nothing is served or filled.
-    vouched_until: AtomicU64,
-    /// Bumped by every flush: one value spans a stretch in which the
-    /// channel was up and Redis lost nothing (`Cache::continuity`).
-    generation: AtomicU64,
-    epoch: Instant,
+    /// Whether anything may be served or filled, and the flushes.
+    coherence: Arc<Coherence>,
     tokens: AtomicU64,
     entries: AtomicUsize,
     bytes: AtomicUsize,
@@ -78,7 +79,7 @@ pub struct Fill {
 }
 
 impl Cache {
-    pub fn new(capacity: usize, segments: usize) -> Cache {
+    pub fn new(capacity: usize, segments: usize, coherence: Arc<Coherence>) -> Cache {
         let segments = segments.clamp(1, capacity.max(1));
         let per_segment = NonZeroUsize::new((capacity / segments).max(1)).expect("at least one");
         Cache {
@@ -90,10 +91,7 @@ impl Cache {
                     })
                 })
                 .collect(),
-            enabled: AtomicBool::new(false),
-            vouched_until: AtomicU64::new(0),
-            generation: AtomicU64::new(0),
-            epoch: Instant::now(),
+            coherence,
             tokens: AtomicU64::new(0),
             entries: AtomicUsize::new(0),
             bytes: AtomicUsize::new(0),
@@ -108,36 +106,18 @@ impl Cache {
 
     /// Serving: enabled, and a heartbeat vouches for the channel now.
     pub fn is_enabled(&self) -> bool {
-        self.enabled.load(Ordering::Acquire) && !self.is_overdue()
+        self.coherence.is_serving()
     }
 
-    /// The generation, while the cache serves: the same value later means
-    /// the channel stayed up and unflushed in between, so Redis restarted,
-    /// failed over or flushed in between would have changed it (the engine's
-    /// write base, `engine/last_seen.rs`, leans on it). `None` while the
-    /// channel is down or overdue. Read twice around the check, so that a
-    /// flush under way between them is not missed.
-    pub fn continuity(&self) -> Option<u64> {
-        let before = self.generation.load(Ordering::SeqCst);
-        if !self.is_enabled() {
-            return None;
-        }
-        (self.generation.load(Ordering::SeqCst) == before).then_some(before)
-    }
-
-    /// Has the last heartbeat's word run out without another?
-    fn is_overdue(&self) -> bool {
-        self.ms(Instant::now()) >= self.vouched_until.load(Ordering::Acquire)
-    }
-
-    fn ms(&self, at: Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
+    /// The feed this cache serves by (the engine's owners read it too).
+    pub fn coherence(&self) -> &Arc<Coherence> {
+        &self.coherence
     }
 
     /// A heartbeat proved the invalidation channel caught up: serve until
     /// `until` unless another heartbeat vouches for it again by then.
     pub fn vouch(&self, until: Instant) {
-        self.vouched_until.store(self.ms(until), Ordering::Release);
+        self.coherence.vouch(until);
     }
 
     /// The cached value, or a ticket to fill it after reading Redis (`None`
@@ -151,7 +131,7 @@ impl Cache {
         // the segments, so a lookup that passed the first check and waited
         // for this lock while the flush cleared it must not leave a ticket
         // (or read an entry) in a cache that is off.
-        if !self.enabled.load(Ordering::Acquire) {
+        if !self.coherence.is_enabled() {
             return Err(None);
         }
         if let Some(Slot::Filled(value, _)) = seg.entries.get(key) {
@@ -175,7 +155,7 @@ impl Cache {
             return;
         }
         let mut seg = self.segment(&fill.key).lock();
-        if !self.enabled.load(Ordering::Acquire) {
+        if !self.coherence.is_enabled() {
             return;
         }
         match seg.entries.peek(&fill.key) {
@@ -202,11 +182,7 @@ impl Cache {
     /// Drops everything; with `enabled == false` also stops serving and
     /// filling until [`Cache::enable`]. `reason` labels the metric.
     pub fn flush(&self, enabled: bool, reason: &'static str) {
-        if !enabled {
-            self.enabled.store(false, Ordering::Release);
-            m::cache_serving(false);
-        }
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.coherence.flush(enabled, reason);
         for seg in &self.segments {
             let mut seg = seg.lock();
             seg.entries.clear();
@@ -214,15 +190,13 @@ impl Cache {
         }
         self.entries.store(0, Ordering::Relaxed);
         self.bytes.store(0, Ordering::Relaxed);
-        m::cache_flushed(reason);
         self.publish();
     }
 
     /// Serves again: the invalidation channel is up on every node, and the
     /// cache was emptied when it was lost.
     pub fn enable(&self) {
-        self.enabled.store(true, Ordering::Release);
-        m::cache_serving(true);
+        self.coherence.enable();
     }
 
     fn account_removed(&self, seg: &mut Segment, old: Option<Slot>) {
@@ -265,22 +239,6 @@ fn weight(value: &Cached) -> usize {
     use std::mem::size_of;
     let slot = size_of::<Slot>() + size_of::<Cached>() + size_of::<String>();
     slot + match value {
-        Cached::Card(None) => 0,
-        Cached::Card(Some(card)) => {
-            let c = &card.value;
-            c.number.as_str().len()
-                + c.contact.as_ref().map_or(0, |k| k.as_str().len())
-                + c.block.as_ref().map_or(0, |b| {
-                    size_of::<crate::domain::BlockInfo>()
-                        + b.login.len()
-                        + b.reason_name.as_ref().map_or(0, String::len)
-                })
-                + c.replaced_by.as_ref().map_or(0, |n| n.as_str().len())
-                + c.replaces.as_ref().map_or(0, |n| n.as_str().len())
-                + lots_weight(&c.ledger.lots)
-                + lots_weight(&c.transfer_out)
-                + c.received_from.len() * size_of::<crate::domain::CardNumber>()
-        }
         Cached::Contact(c) => c.value.as_ref().map_or(0, |c| {
             c.code.as_str().len()
                 + c.name.len()
@@ -293,10 +251,6 @@ fn weight(value: &Cached) -> usize {
         }),
         Cached::Index(owner, _) => owner.as_ref().map_or(0, |(o, _)| o.len()),
     }
-}
-
-fn lots_weight(lots: &[crate::domain::Lot]) -> usize {
-    std::mem::size_of_val(lots)
 }
 
 #[cfg(test)]
@@ -317,32 +271,15 @@ mod tests {
 
     /// A cache whose channel a heartbeat vouches for, for long enough.
     fn serving(capacity: usize, segments: usize) -> Cache {
-        let cache = Cache::new(capacity, segments);
+        let cache = Cache::new(capacity, segments, Arc::new(Coherence::new()));
         cache.vouch(Instant::now() + Duration::from_secs(3600));
         cache.enable();
         cache
     }
 
     #[test]
-    fn continuity_changes_with_every_flush_and_is_none_while_off_or_overdue() {
-        let cache = serving(10, 2);
-        let first = cache.continuity().expect("serving");
-        assert_eq!(cache.continuity(), Some(first), "nothing happened");
-        cache.flush(true, "test");
-        let flushed = cache.continuity().expect("a FLUSHALL leaves it serving");
-        assert_ne!(flushed, first, "a FLUSHALL changes it");
-        cache.flush(false, "test");
-        assert_eq!(cache.continuity(), None, "channel lost");
-        cache.enable();
-        let back = cache.continuity().expect("serving again");
-        assert_ne!(back, flushed, "a lost channel changes it");
-        cache.vouch(Instant::now());
-        assert_eq!(cache.continuity(), None, "no heartbeat vouches for it");
-    }
-
-    #[test]
     fn disabled_cache_neither_serves_nor_fills() {
-        let cache = Cache::new(10, 2);
+        let cache = Cache::new(10, 2, Arc::new(Coherence::new()));
         assert!(matches!(cache.lookup("k"), Err(None)));
         cache.vouch(Instant::now() + Duration::from_secs(3600));
         cache.enable();

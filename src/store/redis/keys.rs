@@ -27,6 +27,15 @@ impl Keys {
         format!("{}:card:{{{number}}}", self.prefix)
     }
 
+    /// The card number of a card's own key (`card`), `None` for any other
+    /// key (its history, its records, anything else): what the tracking
+    /// channel reports to the owners of decoded cards.
+    pub fn card_of<'k>(&self, key: &'k str) -> Option<&'k str> {
+        let rest = key.strip_prefix(self.prefix.as_str())?;
+        let number = rest.strip_prefix(":card:{")?.strip_suffix('}')?;
+        (!number.contains(['{', '}'])).then_some(number)
+    }
+
     /// List of history entries (src/store/codec.rs), oldest first: the
     /// index is the entry's sequence number.
     pub fn history(&self, number: &str) -> String {
@@ -89,6 +98,11 @@ mod tests {
             "loyalty:card:{4000000000001}:history"
         );
         assert_eq!(tag(&k.card("42")), tag(&k.history("42")));
+        assert_eq!(k.card_of(&k.card("42")), Some("42"));
+        assert_eq!(k.card_of(&k.history("42")), None);
+        assert_eq!(k.card_of(&k.card_records("42")), None);
+        assert_eq!(k.card_of(&k.contact("42")), None);
+        assert_eq!(Keys::new("loyalty2").card_of(&k.card("42")), None);
         assert_eq!(tag(&k.card("42")), tag(&k.card_records("42")));
         assert_eq!(
             k.index(Index::Mobile, "79001234567"),

@@ -42,8 +42,8 @@ use serde::de::DeserializeOwned;
 use super::codec;
 use super::events::EventLog;
 use super::{
-    contact_of_slot, load_by_insert, BulkStore, CardLoad, CardStore, ContactStore, HealthStore,
-    RecordStore,
+    contact_of_slot, load_by_insert, BulkStore, CardLoad, CardStore, Coherence, ContactStore,
+    HealthStore, RecordStore,
 };
 use super::{
     CardRecordWrite, Cas, Claim, DumpPage, Expiry, HistoryPage, Index, PurchaseCommit,
@@ -347,7 +347,11 @@ impl RedisStore {
         let (cache, tracker) = if settings.cache_capacity == 0 {
             (None, None)
         } else {
-            let cache = Arc::new(Cache::new(settings.cache_capacity, settings.cache_segments));
+            let cache = Arc::new(Cache::new(
+                settings.cache_capacity,
+                settings.cache_segments,
+                Arc::new(Coherence::new()),
+            ));
             let cluster = match conns.first() {
                 Some(Conn::Cluster(c)) => Some(c.clone()),
                 _ => None,
@@ -449,10 +453,14 @@ impl RedisStore {
     }
 
     /// Our own write (or write attempt) to a cached key: drop it now rather
-    /// than wait for its invalidation to come round.
+    /// than wait for its invalidation to come round (a card's own key:
+    /// tell its owner through the coherence feed).
     fn forget(&self, key: &str) {
         if let Some(cache) = &self.cache {
-            cache.invalidate(key);
+            match self.keys.card_of(key) {
+                Some(number) => cache.coherence().card_changed(number),
+                None => cache.invalidate(key),
+            }
         }
     }
 
@@ -762,12 +770,12 @@ fn flag(key: &str, reply: &Value) -> Result<bool, StoreError> {
 
 #[async_trait]
 impl HealthStore for RedisStore {
-    /// The record cache's generation while its invalidation channel is up
-    /// (`Cache::continuity`): every loss of the channel — a restart, a
-    /// failover, a lost connection — and every `FLUSHALL` changes it.
-    /// Without the cache there is no channel, and nothing to vouch with.
-    fn continuity(&self) -> Option<u64> {
-        self.cache.as_ref().and_then(|c| c.continuity())
+    /// The feed the tracking channel drives (`tracking.rs`): every loss of
+    /// the channel — a restart, a failover, a lost connection — and every
+    /// `FLUSHALL` changes its continuity. With `engine.cache_capacity = 0`
+    /// there is no channel, and nothing to vouch with.
+    fn coherence(&self) -> Option<&Coherence> {
+        self.cache.as_ref().map(|c| &**c.coherence())
     }
 
     /// The fence write and `WAIT` on a pooled connection to the master
@@ -849,23 +857,6 @@ impl CardStore for RedisStore {
     async fn get_card(&self, number: &CardNumber) -> Result<Option<Versioned<Card>>, StoreError> {
         let key = self.keys.card(number.as_str());
         self.get_versioned("get_card", &key).await
-    }
-
-    async fn get_card_cached(
-        &self,
-        number: &CardNumber,
-    ) -> Result<Option<Versioned<Card>>, StoreError> {
-        let key = self.keys.card(number.as_str());
-        self.cached(
-            &key,
-            self.get_versioned("get_card", &key),
-            Cached::Card,
-            |c| match c {
-                Cached::Card(card) => Some(card),
-                _ => None,
-            },
-        )
-        .await
     }
 
     async fn update_card(

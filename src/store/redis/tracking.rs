@@ -1,4 +1,6 @@
-//! The invalidation channel of the record cache (`cache.rs`): Redis
+//! The invalidation channel that drives the coherence feed
+//! (`store/coherence.rs`: a card's own key is reported to the shards that
+//! own the cards) and the lookup cache (`cache.rs`): Redis
 //! server-assisted client-side caching in broadcast mode. One RESP3
 //! connection per master (one on a single node) runs
 //! `CLIENT TRACKING ON BCAST PREFIX <our prefix>:card: PREFIX ...` (the key
@@ -40,6 +42,7 @@ use tokio::sync::mpsc;
 use tokio::time::{timeout, timeout_at, Instant};
 
 use super::cache::Cache;
+use super::keys::Keys;
 use super::sentinel::MasterAddr;
 use crate::metrics as m;
 
@@ -128,6 +131,7 @@ async fn track(
             .map(Some)
             .collect(),
     };
+    let keys = Keys::new(&settings.key_prefix);
     let (tx, mut rx) = mpsc::unbounded_channel::<PushInfo>();
     let mut conns: Vec<MultiplexedConnection> = Vec::with_capacity(nodes.len());
     for node in &nodes {
@@ -162,7 +166,7 @@ async fn track(
     loop {
         tokio::select! {
             push = rx.recv() => {
-                if let Some(lost) = forward(cache, push) {
+                if let Some(lost) = forward(cache, &keys, push) {
                     return Ok(lost);
                 }
             }
@@ -174,7 +178,7 @@ async fn track(
                 // What the masters sent before their answers is queued by
                 // now: apply it before vouching for the channel.
                 while let Ok(push) = rx.try_recv() {
-                    if let Some(lost) = forward(cache, Some(push)) {
+                    if let Some(lost) = forward(cache, &keys, Some(push)) {
                         return Ok(lost);
                     }
                 }
@@ -201,10 +205,10 @@ async fn track(
 
 /// One push from the channel (`None`: every connection is gone). Answers
 /// `Some` when the channel is lost.
-fn forward(cache: &Cache, push: Option<PushInfo>) -> Option<&'static str> {
+fn forward(cache: &Cache, keys: &Keys, push: Option<PushInfo>) -> Option<&'static str> {
     let push = push?;
     match push.kind {
-        PushKind::Invalidate => invalidate(cache, &push.data),
+        PushKind::Invalidate => invalidate(cache, keys, &push.data),
         PushKind::Disconnection => {
             tracing::warn!(
                 "cache invalidation channel lost: the cache is emptied and off until it is back"
@@ -271,9 +275,15 @@ async fn heartbeat(
     Ok(started)
 }
 
-/// Drops the keys one push names; a null (`FLUSHALL`, `FLUSHDB`) drops
-/// everything. Answers `Some` when the cache must be rebuilt instead.
-fn invalidate(cache: &Cache, data: &[Value]) -> Option<&'static str> {
+/// Drops the keys one push names (a card's own key is reported to the
+/// owners of decoded cards through the coherence feed; the others are
+/// the lookup cache's); a null (`FLUSHALL`, `FLUSHDB`) drops everything.
+/// Answers `Some` when the cache must be rebuilt instead.
+fn invalidate(cache: &Cache, keys: &Keys, data: &[Value]) -> Option<&'static str> {
+    let drop_key = |k: &str| match keys.card_of(k) {
+        Some(number) => cache.coherence().card_changed(number),
+        None => cache.invalidate(k),
+    };
     match data.first() {
         Some(Value::Array(keys)) | Some(Value::Set(keys)) => {
             m::cache_invalidations(keys.len() as u64);
@@ -284,10 +294,10 @@ fn invalidate(cache: &Cache, data: &[Value]) -> Option<&'static str> {
                     // ours) and cannot be in the cache.
                     Value::BulkString(k) => {
                         if let Ok(k) = std::str::from_utf8(k) {
-                            cache.invalidate(k)
+                            drop_key(k)
                         }
                     }
-                    Value::SimpleString(k) => cache.invalidate(k),
+                    Value::SimpleString(k) => drop_key(k),
                     _ => return Some("unreadable"),
                 }
             }
