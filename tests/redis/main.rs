@@ -25,6 +25,7 @@ mod engine_settings;
 mod events;
 mod faults;
 mod interleavings;
+mod owned_review;
 mod port_races;
 mod purchase_record_life;
 mod record_sets;
