@@ -213,7 +213,9 @@ async fn a_card_deleted_and_loaded_again_takes_no_write_on_a_base_remembered_bef
     b.issue(&number).await.ok();
     // A new contact: the old one's index still names the card.
     let phone = mobile(912);
-    b.create_contact(&format!("OD2-{prefix}"), &phone).await.ok();
+    b.create_contact(&format!("OD2-{prefix}"), &phone)
+        .await
+        .ok();
     b.bindto(&number, &phone).await.ok();
     b.active(&number).await.ok();
     assert!(version(&redis, &prefix, &number) < remembered);
@@ -232,6 +234,87 @@ async fn a_card_deleted_and_loaded_again_takes_no_write_on_a_base_remembered_bef
         kept + 100,
         "the first instance wrote on the card it remembered from before the deletion"
     );
+    first.stop();
+    second.stop();
+}
+
+/// Two instances granting manual bonuses on the same cards at once, each
+/// operation sent to one instance and then replayed on the other: every
+/// write of one instance leaves the other's owned state (answer and base)
+/// behind, so the lost compare-and-sets, the refreshes (`saw`, `filled`)
+/// and the replays run through the owned maps on both. Every card must end
+/// with exactly the bonuses acknowledged, once each, on both instances.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs redis-server (scripts/test.sh runs it: --include-ignored)"]
+async fn two_owners_granting_and_replaying_at_once_count_every_bonus_once() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let redis = RedisServer::start(&dir.path().join("redis"), free_port(false), &[], None);
+    let prefix = format!("ownc{}", std::process::id());
+    let (first, a) = start(settings(vec![redis.url()], &prefix)).await;
+    let (second, b) = start(settings(vec![redis.url()], &prefix)).await;
+    let cards: Vec<String> = (0..6).map(|i| card_number(930 + i)).collect();
+    for (i, number) in cards.iter().enumerate() {
+        let phone = mobile(930 + i as u64);
+        a.load_cards(std::slice::from_ref(number)).await;
+        a.issue(number).await.ok();
+        a.create_contact(&format!("OC{i}-{prefix}"), &phone)
+            .await
+            .ok();
+        a.bindto(number, &phone).await.ok();
+        a.active(number).await.ok();
+        // Both instances own the card before the race.
+        assert_eq!(bonuses(&a, number).await, 0);
+        assert_eq!(bonuses(&b, number).await, 0);
+    }
+    let instances = [&a, &b];
+    let ops: Vec<(usize, usize, i64)> = (0..240)
+        .map(|n| (n % cards.len(), n % 2, (n % 5 + 1) as i64))
+        .collect();
+    let results =
+        futures_util::future::join_all(ops.iter().enumerate().map(|(n, &(c, i, amount))| {
+            let cards = &cards;
+            async move {
+                let number = &cards[c];
+                let id = format!("race{n}");
+                let body =
+                    json!({"Number": number, "OperationId": id, "Amount": amount, "TypeCode": 0});
+                let mut answers = Vec::new();
+                // Sent to one instance, then replayed on the other.
+                for http in [instances[i], instances[1 - i]] {
+                    let mut tries = 0;
+                    loop {
+                        let r = http.post("marketer", "/api/card/bonus", body.clone()).await;
+                        if r.status == 503 && tries < 200 {
+                            tries += 1;
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                            continue;
+                        }
+                        answers.push((r.status, r.body.to_string()));
+                        break;
+                    }
+                }
+                (c, amount, answers)
+            }
+        }))
+        .await;
+    let mut want = vec![0i64; cards.len()];
+    for (c, amount, answers) in &results {
+        assert!(
+            answers.iter().all(|(s, _)| *s == 200),
+            "card {}: {answers:?}",
+            cards[*c]
+        );
+        assert_eq!(
+            answers[0].1, answers[1].1,
+            "the replay answers as the first time"
+        );
+        want[*c] += amount * 100;
+    }
+    for (c, number) in cards.iter().enumerate() {
+        assert_eq!(bonuses(&b, number).await, want[c], "card {number} on B");
+        until_answers(&a, number, want[c], "A").await;
+        until_answers(&b, number, want[c], "B").await;
+    }
     first.stop();
     second.stop();
 }
