@@ -318,3 +318,239 @@ async fn two_owners_granting_and_replaying_at_once_count_every_bonus_once() {
     first.stop();
     second.stop();
 }
+
+/// The first instance's view of one store: every call goes to the shared
+/// store (the "Redis" both instances write), but the coherence feed is
+/// this instance's own, told of another instance's write only when the
+/// test says its invalidation arrived (a tracking channel's lag, made
+/// long). The first `get_card` of a card can be held after it read, as a
+/// slow reply is.
+struct LaggingFeed {
+    inner: std::sync::Arc<dyn loyalty::store::Store>,
+    feed: loyalty::store::Coherence,
+    /// Taken by the first read: (it read, let it return).
+    hold: std::sync::Mutex<
+        Option<(
+            tokio::sync::oneshot::Sender<()>,
+            tokio::sync::oneshot::Receiver<()>,
+        )>,
+    >,
+}
+
+#[async_trait::async_trait]
+impl loyalty::store::HealthStore for LaggingFeed {
+    async fn ping(&self) -> Result<(), loyalty::store::StoreError> {
+        self.inner.ping().await
+    }
+    async fn replicated(
+        &self,
+        number: &loyalty::domain::CardNumber,
+    ) -> Result<(), loyalty::store::StoreError> {
+        self.inner.replicated(number).await
+    }
+    fn coherence(&self) -> Option<&loyalty::store::Coherence> {
+        Some(&self.feed)
+    }
+}
+
+#[async_trait::async_trait]
+impl loyalty::store::CardStore for LaggingFeed {
+    async fn get_card(
+        &self,
+        number: &loyalty::domain::CardNumber,
+    ) -> Result<Option<loyalty::store::Versioned<loyalty::domain::Card>>, loyalty::store::StoreError>
+    {
+        let read = self.inner.get_card(number).await;
+        let hold = self.hold.lock().unwrap().take();
+        if let Some((done, resume)) = hold {
+            done.send(()).ok();
+            resume.await.ok();
+        }
+        read
+    }
+    async fn update_card(
+        &self,
+        card: &loyalty::domain::Card,
+        v: u64,
+        entry: &loyalty::domain::HistoryEntry,
+    ) -> Result<loyalty::store::Cas, loyalty::store::StoreError> {
+        let cas = self.inner.update_card(card, v, entry).await;
+        // Our own write: the store drops what it reported (as the Redis
+        // store's `forget` does), whatever the feed says.
+        self.feed.card_changed(card.number.as_str());
+        cas
+    }
+    async fn update_card_with(
+        &self,
+        card: &loyalty::domain::Card,
+        v: u64,
+        entry: Option<&loyalty::domain::HistoryEntry>,
+        records: &[loyalty::store::CardRecordWrite],
+        ttl: u64,
+    ) -> Result<loyalty::store::Cas, loyalty::store::StoreError> {
+        let cas = self
+            .inner
+            .update_card_with(card, v, entry, records, ttl)
+            .await;
+        self.feed.card_changed(card.number.as_str());
+        cas
+    }
+    async fn commit_purchase(
+        &self,
+        write: &loyalty::store::PurchaseWrite<'_>,
+    ) -> Result<loyalty::store::PurchaseCommit, loyalty::store::StoreError> {
+        let done = self.inner.commit_purchase(write).await;
+        self.feed.card_changed(write.card.number.as_str());
+        done
+    }
+    async fn card_history(
+        &self,
+        number: &loyalty::domain::CardNumber,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<loyalty::store::HistoryPage, loyalty::store::StoreError> {
+        self.inner.card_history(number, before, limit).await
+    }
+}
+
+loyalty::forward_records!(LaggingFeed, |s| s.inner);
+loyalty::forward_contacts!(LaggingFeed, |s| s.inner);
+loyalty::forward_bulk!(LaggingFeed, |s| s.inner);
+
+fn manual(
+    number: &loyalty::domain::CardNumber,
+    id: &str,
+    hundredths: i64,
+) -> loyalty::engine::Command {
+    loyalty::engine::Command::ManualBonus(loyalty::engine::ManualBonusRequest {
+        actor: crate::engine_settings::admin(),
+        number: number.clone(),
+        operation_id: id.to_owned(),
+        amount: loyalty::domain::Amount::from_hundredths(hundredths).expect("an amount"),
+        bonus_type: loyalty::domain::BonusType::ALL[0],
+        active_from: None,
+        expire_date: None,
+        comment: None,
+    })
+}
+
+async fn owned_balance(ops: &loyalty::engine::Ops, number: &loyalty::domain::CardNumber) -> i64 {
+    match ops
+        .execute(loyalty::engine::Command::Balance {
+            number: number.clone(),
+        })
+        .await
+        .expect("a balance")
+    {
+        loyalty::engine::Reply::Balance(view) => view
+            .card
+            .ledger
+            .lots
+            .iter()
+            .map(|l| l.amount.hundredths())
+            .sum(),
+        other => panic!("not a balance: {other:?}"),
+    }
+}
+
+/// Two reads of one card on the first instance while another instance's
+/// write is on its way to it (its invalidation not yet arrived): the
+/// first read began before the write and returns last, the second began
+/// after and answered the new balance. The first read's older card must
+/// not replace the newer one as the owned answer: once an instance has
+/// answered a balance, it must not answer an older one (the Redis
+/// store's cache on main kept only the latest miss's fill).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_that_returns_last_does_not_replace_a_newer_owned_answer() {
+    use loyalty::domain::{
+        Card, CardNumber, CardType, Category, ContactCode, ContactPatch, MobileNumber,
+    };
+    use loyalty::engine::{Command, Ops};
+    use loyalty::store::memory::MemoryStore;
+    use loyalty::store::{Coherence, Store};
+    use std::sync::Arc;
+
+    let shared: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let settings = || crate::engine_settings::ops_settings(30_000, 3600);
+    // The other instance, on the shared store.
+    let b = Ops::new(shared.clone(), settings());
+    let number = CardNumber::from_trusted("4100000000951".into());
+    shared
+        .insert_cards(&[Card::new(
+            number.clone(),
+            Category::Plastic,
+            CardType::Bonus,
+        )])
+        .await
+        .expect("inserted");
+    let mobile = MobileNumber::parse("79170000951").expect("a mobile");
+    for step in [
+        Command::Issue {
+            actor: crate::engine_settings::admin(),
+            number: number.clone(),
+        },
+        Command::UpsertContact {
+            code: ContactCode::from_trusted("OW951".into()),
+            patch: ContactPatch {
+                name: Some("n".into()),
+                mobile: Some(mobile.clone()),
+                ..Default::default()
+            },
+        },
+        Command::BindTo {
+            actor: crate::engine_settings::admin(),
+            number: number.clone(),
+            mobile,
+        },
+        Command::Active {
+            actor: crate::engine_settings::admin(),
+            number: number.clone(),
+        },
+    ] {
+        b.execute(step).await.expect("set up");
+    }
+    b.execute(manual(&number, "seed", 10_000))
+        .await
+        .expect("seed");
+
+    let feed = Coherence::new();
+    feed.vouch(std::time::Instant::now() + Duration::from_secs(3600));
+    feed.enable();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let (resume_tx, resume_rx) = tokio::sync::oneshot::channel();
+    let store = Arc::new(LaggingFeed {
+        inner: shared.clone(),
+        feed,
+        hold: std::sync::Mutex::new(Some((done_tx, resume_rx))),
+    });
+    let a = Arc::new(Ops::new(store.clone(), settings()));
+
+    // The first read takes its stamp and reads 100.00, then is held.
+    let early = tokio::spawn({
+        let (a, number) = (a.clone(), number.clone());
+        async move { owned_balance(&a, &number).await }
+    });
+    done_rx.await.expect("the first read read");
+    // The other instance's write; its invalidation has not reached us.
+    b.execute(manual(&number, "on-b", 1_000))
+        .await
+        .expect("B's bonus");
+    // The second read: 110.00, answered.
+    assert_eq!(
+        owned_balance(&a, &number).await,
+        11_000,
+        "a read after B's write"
+    );
+    // The first read returns last (the answer it gives is its own, from
+    // before the write); then a balance again.
+    resume_tx.send(()).expect("resumed");
+    assert_eq!(early.await.expect("joined"), 10_000);
+    let again = owned_balance(&a, &number).await;
+    assert_eq!(
+        again, 11_000,
+        "answered 110.00, then 100.00: an older read replaced the owned answer"
+    );
+    // Once the invalidation arrives, the card is read again.
+    store.feed.card_changed(number.as_str());
+    assert_eq!(owned_balance(&a, &number).await, 11_000);
+}
