@@ -171,8 +171,9 @@ impl Owned {
     /// Owns what a read of the store answered, read under `stamp` (taken
     /// before the read; `None`: the store could not vouch, and the card is
     /// forgotten). An entry that still answers is not replaced by a read
-    /// whose stamp no longer holds: that read began before a change the
-    /// entry has already seen.
+    /// whose stamp no longer holds (that read began before a change the
+    /// entry has already seen), nor by one of a lower version (it read
+    /// before a write whose invalidation is still on its way).
     pub(crate) fn filled(
         &self,
         card: &Versioned<Card>,
@@ -187,15 +188,17 @@ impl Owned {
         };
         let holds = coherence.holds(&stamp);
         // A read whose stamp no longer holds began before a change: it
-        // does not replace an entry that still answers, nor a later
-        // version known within the same continuity (in which versions
-        // only grow), such as our own write that raced it.
-        if !holds
-            && shard.get(number).is_some_and(|e| {
-                e.answer.is_some_and(|s| coherence.holds(&s))
-                    || (e.continuity == stamp.continuity() && e.card.version > card.version)
-            })
-        {
+        // does not replace an entry that still answers. And within one
+        // continuity versions only rise, so a read that returns with a
+        // lower version than the entry's is the older state, whether the
+        // newer one is our own write that raced it or another instance's
+        // write that a later read saw while its invalidation was still on
+        // its way (two stamps that both hold can straddle it): it never
+        // takes the answer or the base back.
+        if shard.get(number).is_some_and(|e| {
+            (!holds && e.answer.is_some_and(|s| coherence.holds(&s)))
+                || (e.continuity == stamp.continuity() && e.card.version > card.version)
+        }) {
             return;
         }
         let old = shard.pop(number);
