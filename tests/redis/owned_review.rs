@@ -249,9 +249,22 @@ async fn a_card_deleted_and_loaded_again_takes_no_write_on_a_base_remembered_bef
 async fn two_owners_granting_and_replaying_at_once_count_every_bonus_once() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let redis = RedisServer::start(&dir.path().join("redis"), free_port(false), &[], None);
-    let prefix = format!("ownc{}", std::process::id());
-    let (first, a) = start(settings(vec![redis.url()], &prefix)).await;
-    let (second, b) = start(settings(vec![redis.url()], &prefix)).await;
+    race_of_two_owners(vec![redis.url()], &format!("ownc{}", std::process::id())).await;
+}
+
+/// The same on the 3-master cluster (a card's write and its PurchaseId's
+/// claim on different masters, one tracking connection per master).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs redis-server (scripts/test.sh runs it: --include-ignored)"]
+async fn two_owners_on_a_cluster_count_every_bonus_once() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let cluster = crate::redis_server::RedisCluster::start(dir.path(), false);
+    race_of_two_owners(cluster.urls(), &format!("owncc{}", std::process::id())).await;
+}
+
+async fn race_of_two_owners(urls: Vec<String>, prefix: &str) {
+    let (first, a) = start(settings(urls.clone(), prefix)).await;
+    let (second, b) = start(settings(urls, prefix)).await;
     let cards: Vec<String> = (0..6).map(|i| card_number(930 + i)).collect();
     for (i, number) in cards.iter().enumerate() {
         let phone = mobile(930 + i as u64);
