@@ -11,77 +11,10 @@
 //! back). The base must not outlive the store's continuity: on one node
 //! and when one master of a cluster restarts from its snapshot.
 
-use std::path::PathBuf;
 use std::time::Duration;
-
-use loyalty::config::Settings;
-use loyalty::RunningApp;
-use serde_json::json;
 
 use crate::redis_server::{free_port, RedisCluster, RedisServer};
 use crate::support::*;
-
-fn settings(urls: Vec<String>, prefix: &str) -> Settings {
-    let mut settings = Settings::defaults();
-    settings.http.bind = "127.0.0.1:0".into();
-    settings.http.workers = 2;
-    settings.engine.threads = 2;
-    settings.engine.shards = 4;
-    settings.engine.cache_capacity = 10_000;
-    settings.auth.users_file =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/demo-users.toml");
-    settings.demo.data_file = String::new();
-    settings.store.backend = loyalty::config::StoreBackend::Redis;
-    settings.store.url = urls;
-    settings.store.key_prefix = prefix.to_owned();
-    settings.store.command_timeout_ms = 500;
-    settings.store.connect_timeout_ms = 200;
-    settings
-}
-
-async fn start(settings: Settings) -> (RunningApp, Http) {
-    let server = tokio::task::spawn_blocking(move || RunningApp::spawn(settings))
-        .await
-        .expect("join")
-        .expect("the server starts");
-    let http = Http::new(server.port);
-    (server, http)
-}
-
-/// The card's Active bonuses of type 0, in hundredths (read again
-/// while the server reconnects).
-async fn bonuses(http: &Http, number: &str) -> i64 {
-    let mut b = http.balance(number).await;
-    for _ in 0..200 {
-        if b.status != 503 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        b = http.balance(number).await;
-    }
-    b.ok();
-    b.body["Bonuses"]
-        .as_array()
-        .expect("Bonuses")
-        .iter()
-        .filter(|l| l["StatusCode"] == "0" && l["TypeCode"] == "0")
-        .map(|l| (l["Amount"].as_f64().expect("a number") * 100.0).round() as i64)
-        .sum()
-}
-
-/// A manual bonus, retried while the server reconnects (503s).
-async fn bonus(http: &Http, number: &str, id: &str, amount: i64) {
-    let body = json!({"Number": number, "OperationId": id, "Amount": amount, "TypeCode": 0});
-    for _ in 0..200 {
-        let a = http.post("marketer", "/api/card/bonus", body.clone()).await;
-        if a.status != 503 {
-            a.ok();
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("bonus {id}: Redis never came back");
-}
 
 /// One inline command to the redis-server on `port`; its raw reply.
 fn command(port: u16, cmd: &str) -> String {
@@ -112,8 +45,8 @@ async fn stale_base_scenario(
     number: &str,
     lose: impl FnOnce(usize),
 ) {
-    let (first, a) = start(settings(urls.clone(), prefix)).await;
-    let (second, b) = start(settings(urls, prefix)).await;
+    let (first, a) = start_app(owning_app_settings(urls.clone(), prefix)).await;
+    let (second, b) = start_app(owning_app_settings(urls, prefix)).await;
 
     // Set up through the first instance, which has seen the card since.
     let phone = mobile(number[number.len() - 3..].parse().expect("digits"));
@@ -122,29 +55,33 @@ async fn stale_base_scenario(
     a.create_contact(&format!("ST-{prefix}"), &phone).await.ok();
     a.bindto(number, &phone).await.ok();
     a.active(number).await.ok();
-    bonus(&a, number, "seed", 10).await;
+    manual_bonus(&a, number, "seed", 10).await;
     let node = owner(ports, &format!("{prefix}:card:{{{number}}}"));
     assert!(command(ports[node], "SAVE").starts_with("+OK"));
 
     // Written after the snapshot: the node loses it.
-    bonus(&a, number, "lost", 100).await;
-    assert_eq!(bonuses(&a, number).await, 11_000);
+    manual_bonus(&a, number, "lost", 100).await;
+    assert_eq!(active_bonuses(&a, number).await, 11_000);
     tokio::task::block_in_place(|| lose(node));
     a.wait_ready().await;
     b.wait_ready().await;
-    assert_eq!(bonuses(&b, number).await, 1_000, "the snapshot's card");
+    assert_eq!(
+        active_bonuses(&b, number).await,
+        1_000,
+        "the snapshot's card"
+    );
 
     // The second instance writes the card back up to the version the
     // first one remembers; then the first writes on what it remembers.
-    bonus(&b, number, "kept", 7).await;
-    bonus(&a, number, "next", 1).await;
+    manual_bonus(&b, number, "kept", 7).await;
+    manual_bonus(&a, number, "next", 1).await;
     let want = 1_000 + 700 + 100;
     assert_eq!(
-        bonuses(&a, number).await,
+        active_bonuses(&a, number).await,
         want,
         "the first instance wrote over the second's bonus, on a card Redis had lost"
     );
-    assert_eq!(bonuses(&b, number).await, want);
+    assert_eq!(active_bonuses(&b, number).await, want);
     first.stop();
     second.stop();
 }
@@ -199,8 +136,8 @@ async fn a_base_remembered_before_a_flushall_never_passes_the_compare_and_set() 
     let dir = tempfile::tempdir().expect("a temp dir");
     let redis = RedisServer::start(&dir.path().join("redis"), free_port(false), &[], None);
     let prefix = format!("stalef{}", std::process::id());
-    let (first, a) = start(settings(vec![redis.url()], &prefix)).await;
-    let (second, b) = start(settings(vec![redis.url()], &prefix)).await;
+    let (first, a) = start_app(owning_app_settings(vec![redis.url()], &prefix)).await;
+    let (second, b) = start_app(owning_app_settings(vec![redis.url()], &prefix)).await;
     let number = card_number(902);
     let phone = mobile(902);
     let version = || {
@@ -209,20 +146,20 @@ async fn a_base_remembered_before_a_flushall_never_passes_the_compare_and_set() 
     };
     let code = format!("SF-{prefix}");
     set_up(&a, &number, &phone, &code).await;
-    bonus(&a, &number, "lost", 100).await;
+    manual_bonus(&a, &number, "lost", 100).await;
     let remembered = version();
 
     redis.command("FLUSHALL");
     set_up(&b, &number, &phone, &code).await;
-    bonus(&b, &number, "kept", 7).await;
+    manual_bonus(&b, &number, "kept", 7).await;
     assert_eq!(
         version(),
         remembered,
         "the card is back at the version remembered"
     );
-    bonus(&a, &number, "next", 1).await;
+    manual_bonus(&a, &number, "next", 1).await;
     assert_eq!(
-        bonuses(&a, &number).await,
+        active_bonuses(&a, &number).await,
         800,
         "the first instance wrote over the second's bonus, on a card Redis had lost"
     );

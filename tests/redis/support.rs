@@ -269,3 +269,70 @@ pub fn dangling_index_entries(url: &str, prefix: &str) -> Vec<String> {
     }
     problems
 }
+
+/// A server on the Redis at `urls` under `prefix`, on port 0, with a
+/// 10,000-card owned state and short store timeouts (tests that restart
+/// or lose Redis under two instances).
+pub fn owning_app_settings(urls: Vec<String>, prefix: &str) -> loyalty::config::Settings {
+    let mut settings = loyalty::config::Settings::defaults();
+    settings.http.bind = "127.0.0.1:0".into();
+    settings.http.workers = 2;
+    settings.engine.threads = 2;
+    settings.engine.shards = 4;
+    settings.engine.cache_capacity = 10_000;
+    settings.auth.users_file =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/demo-users.toml");
+    settings.demo.data_file = String::new();
+    settings.store.backend = loyalty::config::StoreBackend::Redis;
+    settings.store.url = urls;
+    settings.store.key_prefix = prefix.to_owned();
+    settings.store.command_timeout_ms = 500;
+    settings.store.connect_timeout_ms = 200;
+    settings
+}
+
+/// Starts the server; the server and a client of it.
+pub async fn start_app(settings: loyalty::config::Settings) -> (loyalty::RunningApp, Http) {
+    let server = tokio::task::spawn_blocking(move || loyalty::RunningApp::spawn(settings))
+        .await
+        .expect("join")
+        .expect("the server starts");
+    let http = Http::new(server.port);
+    (server, http)
+}
+
+/// The card's Active bonuses of type 0, in hundredths (read again
+/// while the server reconnects).
+pub async fn active_bonuses(http: &Http, number: &str) -> i64 {
+    let mut b = http.balance(number).await;
+    for _ in 0..200 {
+        if b.status != 503 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        b = http.balance(number).await;
+    }
+    b.ok();
+    b.body["Bonuses"]
+        .as_array()
+        .expect("Bonuses")
+        .iter()
+        .filter(|l| l["StatusCode"] == "0" && l["TypeCode"] == "0")
+        .map(|l| (l["Amount"].as_f64().expect("a number") * 100.0).round() as i64)
+        .sum()
+}
+
+/// A manual bonus, retried while the server reconnects (503s).
+pub async fn manual_bonus(http: &Http, number: &str, id: &str, amount: i64) {
+    let body =
+        serde_json::json!({"Number": number, "OperationId": id, "Amount": amount, "TypeCode": 0});
+    for _ in 0..200 {
+        let a = http.post("marketer", "/api/card/bonus", body.clone()).await;
+        if a.status != 503 {
+            a.ok();
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("bonus {id}: Redis never came back");
+}
